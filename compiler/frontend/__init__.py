@@ -1,0 +1,1 @@
+"""Frontends: PyTorch programs to the bnn dialect."""

@@ -1,0 +1,726 @@
+"""The `bnn` dialect: graph-level ops of binary neural networks.
+
+Values are ranked static tensors in PyTorch's NCHW layout (f32 unless said).
+Binary ops carry their weights bit-packed: bit 1 means -1, channels are packed
+little-endian into i64 words along the last axis, and trailing bits are 0.
+
+Semantics every stage agrees on (see ARCHITECTURE.md):
+  binarize(x) = +1 if x >= 0 else -1, so 0 and -0.0 map to +1.
+  A binary conv with `pad_value = 0` adds 0 for padded taps, as PyTorch's
+  conv2d(sign(x), padding=p) does; `pad_value = 1` and `-1` pad the binarized
+  input with +1 or -1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from xdsl.dialects.builtin import (
+    I64,
+    AnyFloat,
+    ArrayAttr,
+    DenseArrayBase,
+    FloatAttr,
+    IntegerAttr,
+    IntegerType,
+    StringAttr,
+    TensorType,
+    f32,
+    i64,
+)
+from xdsl.ir import Attribute, Dialect, Operation, SSAValue
+from xdsl.irdl import (
+    AttrSizedOperandSegments,
+    ParsePropInAttrDict,
+    IRDLOperation,
+    VarConstraint,
+    base,
+    irdl_op_definition,
+    operand_def,
+    opt_operand_def,
+    opt_prop_def,
+    prop_def,
+    result_def,
+    traits_def,
+    var_operand_def,
+)
+from xdsl.traits import Pure
+from xdsl.utils.exceptions import VerifyException
+
+WORD_BITS = 64
+
+
+def words_for(bits: int) -> int:
+    """Number of i64 words that hold `bits` packed channels."""
+    return (bits + WORD_BITS - 1) // WORD_BITS
+
+
+def i64_array(values: Sequence[int]) -> DenseArrayBase:
+    return DenseArrayBase.from_list(i64, list(values))
+
+
+def _shape(value: SSAValue) -> tuple[int, ...]:
+    typ = value.type
+    assert isinstance(typ, TensorType)
+    return tuple(typ.get_shape())
+
+
+def _tensor(value: SSAValue, what: str) -> TensorType:
+    typ = value.type
+    if not isinstance(typ, TensorType):
+        raise VerifyException(f"{what} must be a tensor, got {typ}")
+    if any(d < 0 for d in typ.get_shape()):
+        raise VerifyException(f"{what} must have a static shape, got {typ}")
+    return typ
+
+
+def _check_rank(value: SSAValue, rank: int, what: str) -> tuple[int, ...]:
+    typ = _tensor(value, what)
+    shape = tuple(typ.get_shape())
+    if len(shape) != rank:
+        raise VerifyException(f"{what} must have rank {rank}, got {typ}")
+    return shape
+
+
+def _check_float(value: SSAValue, what: str) -> None:
+    typ = _tensor(value, what)
+    if typ.element_type != f32:
+        raise VerifyException(f"{what} must have element type f32, got {typ}")
+
+
+def _check_channel_vector(value: SSAValue | None, channels: int, what: str) -> None:
+    if value is None:
+        return
+    shape = _check_rank(value, 1, what)
+    _check_float(value, what)
+    if shape[0] != channels:
+        raise VerifyException(f"{what} must have {channels} elements, got {shape[0]}")
+
+
+def _pair(attr: DenseArrayBase, what: str, low: int) -> tuple[int, int]:
+    values = attr.get_values()
+    if len(values) != 2 or any(v < low for v in values):
+        raise VerifyException(f"{what} must be two integers >= {low}, got {list(values)}")
+    return int(values[0]), int(values[1])
+
+
+def conv_output_size(size: int, kernel: int, stride: int, pad: int, dilation: int) -> int:
+    """PyTorch's output size of a convolution or pooling window (floor mode)."""
+    return (size + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
+
+
+class _WindowOp(IRDLOperation):
+    """Shared accessors of ops with 2-D strides, padding and dilations."""
+
+    irdl_options = (ParsePropInAttrDict(),)
+
+    strides = prop_def(DenseArrayBase[I64])
+    padding = prop_def(DenseArrayBase[I64])
+    dilations = prop_def(DenseArrayBase[I64])
+
+    def window(self) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+        return (
+            _pair(self.strides, "strides", 1),
+            _pair(self.padding, "padding", 0),
+            _pair(self.dilations, "dilations", 1),
+        )
+
+    def _verify_output(self, in_hw: Sequence[int], k_hw: Sequence[int], out_hw: Sequence[int]) -> None:
+        (sh, sw), (ph, pw), (dh, dw) = self.window()
+        expect = (
+            conv_output_size(in_hw[0], k_hw[0], sh, ph, dh),
+            conv_output_size(in_hw[1], k_hw[1], sw, pw, dw),
+        )
+        if expect[0] < 1 or expect[1] < 1:
+            raise VerifyException(f"window {tuple(k_hw)} does not fit input {tuple(in_hw)} with this padding")
+        if tuple(out_hw) != expect:
+            raise VerifyException(f"result spatial size must be {expect}, got {tuple(out_hw)}")
+
+
+# ---------------------------------------------------------------- binary ops
+
+
+@irdl_op_definition
+class SignOp(IRDLOperation):
+    """binarize(x): +1.0 where x >= 0 (including -0.0), else -1.0."""
+
+    name = "bnn.sign"
+    T: ClassVar = VarConstraint("T", base(TensorType))
+    input = operand_def(T)
+    result = result_def(T)
+    traits = traits_def(Pure())
+    assembly_format = "$input attr-dict `:` type($result)"
+
+    def __init__(self, input: SSAValue | Operation):
+        input = SSAValue.get(input)
+        super().__init__(operands=[input], result_types=[input.type])
+
+    def verify_(self) -> None:
+        _check_float(self.input, "bnn.sign input")
+
+
+@irdl_op_definition
+class BConv2dOp(_WindowOp):
+    """Binary conv2d: out[n,o,y,x] = multiplier[o] * dot + bias[o].
+
+    dot = sum over taps of binarize(input) * w, where w is +-1 from the packed
+    `weight` (Cout x KH x KW x words(Cin/groups) i64, bit 1 = -1) and padded taps
+    contribute `pad_value` (0 = PyTorch zero padding, or +1 / -1) times w.
+    `in_channels` is the number of meaningful bits per weight row.
+    """
+
+    name = "bnn.bconv2d"
+    input = operand_def(TensorType)
+    weight = operand_def(TensorType)
+    multiplier = opt_operand_def(TensorType)
+    bias = opt_operand_def(TensorType)
+    result = result_def(TensorType)
+    groups = prop_def(IntegerAttr[I64])
+    pad_value = prop_def(IntegerAttr[I64])
+    irdl_options = (AttrSizedOperandSegments(as_property=True), ParsePropInAttrDict())
+    traits = traits_def(Pure())
+    assembly_format = (
+        "$input `,` $weight (`multiplier` $multiplier^ `:` type($multiplier))? "
+        "(`bias` $bias^ `:` type($bias))? attr-dict `:` type($input) `,` type($weight) `->` type($result)"
+    )
+
+    def __init__(
+        self,
+        input: SSAValue,
+        weight: SSAValue,
+        result_type: Attribute,
+        *,
+        strides: Sequence[int],
+        padding: Sequence[int],
+        dilations: Sequence[int],
+        groups: int = 1,
+        pad_value: int = 0,
+        multiplier: SSAValue | None = None,
+        bias: SSAValue | None = None,
+    ):
+        super().__init__(
+            operands=[input, weight, multiplier, bias],
+            result_types=[result_type],
+            properties={
+                "strides": i64_array(strides),
+                "padding": i64_array(padding),
+                "dilations": i64_array(dilations),
+                "groups": IntegerAttr(groups, i64),
+                "pad_value": IntegerAttr(pad_value, i64),
+            },
+        )
+
+    @property
+    def in_channels(self) -> int:
+        return _shape(self.input)[1]
+
+    @property
+    def kernel_size(self) -> tuple[int, int]:
+        shape = _shape(self.weight)
+        return shape[1], shape[2]
+
+    def verify_(self) -> None:
+        n, c, h, w = _check_rank(self.input, 4, "bnn.bconv2d input")
+        _check_float(self.input, "bnn.bconv2d input")
+        co, kh, kw, words = _check_rank(self.weight, 4, "bnn.bconv2d weight")
+        if _tensor(self.weight, "weight").element_type != i64:
+            raise VerifyException("bnn.bconv2d weight must be packed i64 words")
+        on, oc, oh, ow = _check_rank(self.result, 4, "bnn.bconv2d result")
+        groups = self.groups.value.data
+        if groups < 1 or c % groups or co % groups:
+            raise VerifyException(f"groups={groups} must divide in_channels={c} and out_channels={co}")
+        if words != words_for(c // groups):
+            raise VerifyException(
+                f"weight must pack {c // groups} channels per group into {words_for(c // groups)} words, got {words}"
+            )
+        if self.pad_value.value.data not in (-1, 0, 1):
+            raise VerifyException(f"pad_value must be -1, 0 or 1, got {self.pad_value.value.data}")
+        if (on, oc) != (n, co):
+            raise VerifyException(f"result must have batch {n} and {co} channels, got {on}x{oc}")
+        self._verify_output((h, w), (kh, kw), (oh, ow))
+        _check_channel_vector(self.multiplier, co, "bnn.bconv2d multiplier")
+        _check_channel_vector(self.bias, co, "bnn.bconv2d bias")
+
+
+@irdl_op_definition
+class BDenseOp(IRDLOperation):
+    """Binary dense: out[n,o] = multiplier[o] * sum_k binarize(input[n,k]) * w[o,k] + bias[o]."""
+
+    name = "bnn.bdense"
+    input = operand_def(TensorType)
+    weight = operand_def(TensorType)
+    multiplier = opt_operand_def(TensorType)
+    bias = opt_operand_def(TensorType)
+    result = result_def(TensorType)
+    irdl_options = (AttrSizedOperandSegments(as_property=True), ParsePropInAttrDict())
+    traits = traits_def(Pure())
+    assembly_format = (
+        "$input `,` $weight (`multiplier` $multiplier^ `:` type($multiplier))? "
+        "(`bias` $bias^ `:` type($bias))? attr-dict `:` type($input) `,` type($weight) `->` type($result)"
+    )
+
+    def __init__(
+        self,
+        input: SSAValue,
+        weight: SSAValue,
+        result_type: Attribute,
+        *,
+        multiplier: SSAValue | None = None,
+        bias: SSAValue | None = None,
+    ):
+        super().__init__(operands=[input, weight, multiplier, bias], result_types=[result_type])
+
+    def verify_(self) -> None:
+        n, k = _check_rank(self.input, 2, "bnn.bdense input")
+        _check_float(self.input, "bnn.bdense input")
+        m, words = _check_rank(self.weight, 2, "bnn.bdense weight")
+        if _tensor(self.weight, "weight").element_type != i64:
+            raise VerifyException("bnn.bdense weight must be packed i64 words")
+        if words != words_for(k):
+            raise VerifyException(f"weight must pack {k} features into {words_for(k)} words, got {words}")
+        if _check_rank(self.result, 2, "bnn.bdense result") != (n, m):
+            raise VerifyException(f"result must be {n}x{m}")
+        _check_channel_vector(self.multiplier, m, "bnn.bdense multiplier")
+        _check_channel_vector(self.bias, m, "bnn.bdense bias")
+
+
+# ----------------------------------------------------------------- float ops
+
+
+@irdl_op_definition
+class Conv2dOp(_WindowOp):
+    """Float conv2d with PyTorch's semantics (zero padding, groups)."""
+
+    name = "bnn.conv2d"
+    input = operand_def(TensorType)
+    weight = operand_def(TensorType)
+    bias = opt_operand_def(TensorType)
+    result = result_def(TensorType)
+    groups = prop_def(IntegerAttr[I64])
+    traits = traits_def(Pure())
+    assembly_format = (
+        "$input `,` $weight (`bias` $bias^ `:` type($bias))? attr-dict "
+        "`:` type($input) `,` type($weight) `->` type($result)"
+    )
+
+    def __init__(
+        self,
+        input: SSAValue,
+        weight: SSAValue,
+        result_type: Attribute,
+        *,
+        strides: Sequence[int],
+        padding: Sequence[int],
+        dilations: Sequence[int],
+        groups: int = 1,
+        bias: SSAValue | None = None,
+    ):
+        super().__init__(
+            operands=[input, weight, bias],
+            result_types=[result_type],
+            properties={
+                "strides": i64_array(strides),
+                "padding": i64_array(padding),
+                "dilations": i64_array(dilations),
+                "groups": IntegerAttr(groups, i64),
+            },
+        )
+
+    def verify_(self) -> None:
+        n, c, h, w = _check_rank(self.input, 4, "bnn.conv2d input")
+        co, ci, kh, kw = _check_rank(self.weight, 4, "bnn.conv2d weight")
+        on, oc, oh, ow = _check_rank(self.result, 4, "bnn.conv2d result")
+        for v, what in ((self.input, "input"), (self.weight, "weight"), (self.result, "result")):
+            _check_float(v, f"bnn.conv2d {what}")
+        groups = self.groups.value.data
+        if groups < 1 or c % groups or co % groups or ci != c // groups:
+            raise VerifyException(f"weight {co}x{ci}x{kh}x{kw} does not match {c} input channels in {groups} groups")
+        if (on, oc) != (n, co):
+            raise VerifyException(f"result must have batch {n} and {co} channels, got {on}x{oc}")
+        self._verify_output((h, w), (kh, kw), (oh, ow))
+        _check_channel_vector(self.bias, co, "bnn.conv2d bias")
+
+
+@irdl_op_definition
+class LinearOp(IRDLOperation):
+    """out = input @ weight^T + bias (PyTorch's nn.Linear)."""
+
+    name = "bnn.linear"
+    input = operand_def(TensorType)
+    weight = operand_def(TensorType)
+    bias = opt_operand_def(TensorType)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = (
+        "$input `,` $weight (`bias` $bias^ `:` type($bias))? attr-dict "
+        "`:` type($input) `,` type($weight) `->` type($result)"
+    )
+
+    def __init__(self, input: SSAValue, weight: SSAValue, result_type: Attribute, bias: SSAValue | None = None):
+        super().__init__(operands=[input, weight, bias], result_types=[result_type])
+
+    def verify_(self) -> None:
+        n, k = _check_rank(self.input, 2, "bnn.linear input")
+        m, k2 = _check_rank(self.weight, 2, "bnn.linear weight")
+        if k != k2:
+            raise VerifyException(f"weight has {k2} input features, input has {k}")
+        if _check_rank(self.result, 2, "bnn.linear result") != (n, m):
+            raise VerifyException(f"result must be {n}x{m}")
+        _check_channel_vector(self.bias, m, "bnn.linear bias")
+
+
+@irdl_op_definition
+class BatchNormOp(IRDLOperation):
+    """Inference batch norm over axis 1: (x - mean) / sqrt(var + eps) * gamma + beta."""
+
+    name = "bnn.batch_norm"
+    T: ClassVar = VarConstraint("T", base(TensorType))
+    input = operand_def(T)
+    mean = operand_def(TensorType)
+    var = operand_def(TensorType)
+    gamma = operand_def(TensorType)
+    beta = operand_def(TensorType)
+    result = result_def(T)
+    epsilon = prop_def(FloatAttr[AnyFloat])
+    irdl_options = (ParsePropInAttrDict(),)
+    traits = traits_def(Pure())
+    assembly_format = "$input `,` $mean `,` $var `,` $gamma `,` $beta attr-dict `:` functional-type(operands, results)"
+
+    def __init__(self, input: SSAValue, mean: SSAValue, var: SSAValue, gamma: SSAValue, beta: SSAValue, eps: float):
+        super().__init__(
+            operands=[input, mean, var, gamma, beta],
+            result_types=[input.type],
+            properties={"epsilon": FloatAttr(eps, f32)},
+        )
+
+    def verify_(self) -> None:
+        shape = _shape(self.input)
+        if len(shape) < 2:
+            raise VerifyException("bnn.batch_norm input must have a channel axis")
+        for v, what in ((self.mean, "mean"), (self.var, "var"), (self.gamma, "gamma"), (self.beta, "beta")):
+            _check_channel_vector(v, shape[1], f"bnn.batch_norm {what}")
+
+
+class _UnaryOp(IRDLOperation):
+    T: ClassVar = VarConstraint("T", base(TensorType))
+    input = operand_def(T)
+    result = result_def(T)
+    traits = traits_def(Pure())
+    assembly_format = "$input attr-dict `:` type($result)"
+
+    def __init__(self, input: SSAValue | Operation, properties: dict[str, Attribute] | None = None):
+        input = SSAValue.get(input)
+        super().__init__(operands=[input], result_types=[input.type], properties=properties or {})
+
+    def verify_(self) -> None:
+        _check_float(self.input, f"{self.name} input")
+
+
+@irdl_op_definition
+class ReluOp(_UnaryOp):
+    name = "bnn.relu"
+
+
+@irdl_op_definition
+class AbsOp(_UnaryOp):
+    name = "bnn.abs"
+
+
+@irdl_op_definition
+class HardtanhOp(_UnaryOp):
+    """clamp(x, min_val, max_val); also torch.clamp with both bounds."""
+
+    name = "bnn.hardtanh"
+    min_val = prop_def(FloatAttr[AnyFloat])
+    max_val = prop_def(FloatAttr[AnyFloat])
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$input attr-dict `:` type($result)"
+
+    def __init__(self, input: SSAValue | Operation, min_val: float = -1.0, max_val: float = 1.0):
+        super().__init__(input, {"min_val": FloatAttr(min_val, f32), "max_val": FloatAttr(max_val, f32)})
+
+    def verify_(self) -> None:
+        super().verify_()
+        if self.min_val.value.data > self.max_val.value.data:
+            raise VerifyException("bnn.hardtanh min_val must not exceed max_val")
+
+
+@irdl_op_definition
+class PReluOp(IRDLOperation):
+    """x if x >= 0 else slope[c] * x, with one slope per channel (axis 1) or one in all."""
+
+    name = "bnn.prelu"
+    T: ClassVar = VarConstraint("T", base(TensorType))
+    input = operand_def(T)
+    slope = operand_def(TensorType)
+    result = result_def(T)
+    traits = traits_def(Pure())
+    assembly_format = "$input `,` $slope attr-dict `:` functional-type(operands, results)"
+
+    def __init__(self, input: SSAValue, slope: SSAValue):
+        super().__init__(operands=[input, slope], result_types=[input.type])
+
+    def verify_(self) -> None:
+        shape = _shape(self.input)
+        (k,) = _check_rank(self.slope, 1, "bnn.prelu slope")
+        if k != 1 and (len(shape) < 2 or shape[1] != k):
+            raise VerifyException(f"bnn.prelu slope must have 1 or {shape[1] if len(shape) > 1 else 1} elements, got {k}")
+
+
+def broadcast_shape(a: Sequence[int], b: Sequence[int]) -> tuple[int, ...] | None:
+    """NumPy broadcasting of two static shapes, or None if they do not broadcast."""
+    rank = max(len(a), len(b))
+    a = (1,) * (rank - len(a)) + tuple(a)
+    b = (1,) * (rank - len(b)) + tuple(b)
+    out = []
+    for x, y in zip(a, b):
+        if x != y and 1 not in (x, y):
+            return None
+        out.append(max(x, y))
+    return tuple(out)
+
+
+class _BinaryOp(IRDLOperation):
+    """Elementwise f32 op with NumPy broadcasting of static shapes."""
+
+    lhs = operand_def(TensorType)
+    rhs = operand_def(TensorType)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)"
+
+    def __init__(self, lhs: SSAValue, rhs: SSAValue, result_type: Attribute):
+        super().__init__(operands=[lhs, rhs], result_types=[result_type])
+
+    def verify_(self) -> None:
+        for v, what in ((self.lhs, "lhs"), (self.rhs, "rhs"), (self.result, "result")):
+            _check_float(v, f"{self.name} {what}")
+        expect = broadcast_shape(_shape(self.lhs), _shape(self.rhs))
+        if expect is None:
+            raise VerifyException(f"{self.name} operand shapes {_shape(self.lhs)} and {_shape(self.rhs)} do not broadcast")
+        if _shape(self.result) != expect:
+            raise VerifyException(f"{self.name} result shape must be {expect}, got {_shape(self.result)}")
+
+
+@irdl_op_definition
+class AddOp(_BinaryOp):
+    name = "bnn.add"
+
+
+@irdl_op_definition
+class SubOp(_BinaryOp):
+    name = "bnn.sub"
+
+
+@irdl_op_definition
+class MulOp(_BinaryOp):
+    name = "bnn.mul"
+
+
+@irdl_op_definition
+class DivOp(_BinaryOp):
+    name = "bnn.div"
+
+
+@irdl_op_definition
+class CatOp(IRDLOperation):
+    """Concatenation along `axis`."""
+
+    name = "bnn.cat"
+    inputs = var_operand_def(TensorType)
+    result = result_def(TensorType)
+    axis = prop_def(IntegerAttr[I64])
+    irdl_options = (ParsePropInAttrDict(),)
+    traits = traits_def(Pure())
+    assembly_format = "$inputs attr-dict `:` functional-type(operands, results)"
+
+    def __init__(self, inputs: Sequence[SSAValue], axis: int, result_type: Attribute):
+        super().__init__(operands=[inputs], result_types=[result_type], properties={"axis": IntegerAttr(axis, i64)})
+
+    def verify_(self) -> None:
+        if not self.inputs:
+            raise VerifyException("bnn.cat needs at least one input")
+        out = _shape(self.result)
+        axis = self.axis.value.data
+        if not 0 <= axis < len(out):
+            raise VerifyException(f"bnn.cat axis {axis} out of range for rank {len(out)}")
+        total = 0
+        for v in self.inputs:
+            s = _shape(v)
+            if len(s) != len(out) or any(s[i] != out[i] for i in range(len(out)) if i != axis):
+                raise VerifyException(f"bnn.cat input {s} does not match result {out} off axis {axis}")
+            total += s[axis]
+        if total != out[axis]:
+            raise VerifyException(f"bnn.cat result axis {axis} must be {total}, got {out[axis]}")
+
+
+class _PoolOp(_WindowOp):
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    kernel = prop_def(DenseArrayBase[I64])
+    traits = traits_def(Pure())
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+
+    def _verify_pool(self) -> None:
+        n, c, h, w = _check_rank(self.input, 4, f"{self.name} input")
+        on, oc, oh, ow = _check_rank(self.result, 4, f"{self.name} result")
+        if (on, oc) != (n, c):
+            raise VerifyException(f"{self.name} result must keep batch and channels {n}x{c}")
+        kh, kw = _pair(self.kernel, "kernel", 1)
+        (_, _), (ph, pw), (_, _) = self.window()
+        if ph * 2 > kh or pw * 2 > kw:
+            raise VerifyException("pad should be at most half of the kernel size")
+        self._verify_output((h, w), (kh, kw), (oh, ow))
+
+
+@irdl_op_definition
+class MaxPool2dOp(_PoolOp):
+    """Max pooling; padded taps are -inf (PyTorch), floor mode."""
+
+    name = "bnn.max_pool2d"
+
+    def __init__(self, input: SSAValue, result_type: Attribute, *, kernel, strides, padding, dilations=(1, 1)):
+        super().__init__(
+            operands=[input],
+            result_types=[result_type],
+            properties={
+                "kernel": i64_array(kernel),
+                "strides": i64_array(strides),
+                "padding": i64_array(padding),
+                "dilations": i64_array(dilations),
+            },
+        )
+
+    def verify_(self) -> None:
+        self._verify_pool()
+
+
+@irdl_op_definition
+class AvgPool2dOp(_PoolOp):
+    """Average pooling, floor mode; `count_include_pad` as in PyTorch."""
+
+    name = "bnn.avg_pool2d"
+    count_include_pad = prop_def(IntegerAttr[IntegerType])
+    divisor_override = opt_prop_def(IntegerAttr[I64])
+
+    def __init__(
+        self,
+        input: SSAValue,
+        result_type: Attribute,
+        *,
+        kernel,
+        strides,
+        padding,
+        count_include_pad: bool = True,
+        divisor_override: int | None = None,
+    ):
+        props: dict[str, Attribute] = {
+            "kernel": i64_array(kernel),
+            "strides": i64_array(strides),
+            "padding": i64_array(padding),
+            "dilations": i64_array((1, 1)),
+            "count_include_pad": IntegerAttr(int(count_include_pad), IntegerType(1)),
+        }
+        if divisor_override is not None:
+            props["divisor_override"] = IntegerAttr(divisor_override, i64)
+        super().__init__(operands=[input], result_types=[result_type], properties=props)
+
+    def verify_(self) -> None:
+        self._verify_pool()
+        if self.dilations.get_values() != (1, 1):
+            raise VerifyException("bnn.avg_pool2d has no dilation")
+
+
+@irdl_op_definition
+class AdaptiveAvgPool2dOp(IRDLOperation):
+    """PyTorch's adaptive average pooling to the result's spatial size."""
+
+    name = "bnn.adaptive_avg_pool2d"
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+
+    def __init__(self, input: SSAValue, result_type: Attribute):
+        super().__init__(operands=[input], result_types=[result_type])
+
+    def verify_(self) -> None:
+        n, c, _, _ = _check_rank(self.input, 4, "bnn.adaptive_avg_pool2d input")
+        on, oc, oh, ow = _check_rank(self.result, 4, "bnn.adaptive_avg_pool2d result")
+        if (on, oc) != (n, c) or oh < 1 or ow < 1:
+            raise VerifyException("bnn.adaptive_avg_pool2d result must keep batch and channels")
+
+
+@irdl_op_definition
+class MeanOp(IRDLOperation):
+    """Mean over `dims`, keeping them as size-1 axes (reshape to drop them)."""
+
+    name = "bnn.mean"
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    dims = prop_def(DenseArrayBase[I64])
+    irdl_options = (ParsePropInAttrDict(),)
+    traits = traits_def(Pure())
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+
+    def __init__(self, input: SSAValue, dims: Sequence[int], result_type: Attribute):
+        super().__init__(operands=[input], result_types=[result_type], properties={"dims": i64_array(dims)})
+
+    def verify_(self) -> None:
+        shape = _shape(self.input)
+        dims = self.dims.get_values()
+        if any(not 0 <= d < len(shape) for d in dims):
+            raise VerifyException(f"bnn.mean dims {list(dims)} out of range for rank {len(shape)}")
+        expect = tuple(1 if i in dims else s for i, s in enumerate(shape))
+        if _shape(self.result) != expect:
+            raise VerifyException(f"bnn.mean result must be {expect}, got {_shape(self.result)}")
+
+
+@irdl_op_definition
+class ReshapeOp(IRDLOperation):
+    """Row-major reshape (flatten, view) to the result type."""
+
+    name = "bnn.reshape"
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+
+    def __init__(self, input: SSAValue, result_type: Attribute):
+        super().__init__(operands=[input], result_types=[result_type])
+
+    def verify_(self) -> None:
+        import math
+
+        a, b = _shape(self.input), _shape(self.result)
+        if math.prod(a) != math.prod(b):
+            raise VerifyException(f"bnn.reshape cannot turn {a} ({math.prod(a)} elements) into {b}")
+
+
+BNN = Dialect(
+    "bnn",
+    [
+        SignOp,
+        BConv2dOp,
+        BDenseOp,
+        Conv2dOp,
+        LinearOp,
+        BatchNormOp,
+        ReluOp,
+        AbsOp,
+        HardtanhOp,
+        PReluOp,
+        AddOp,
+        SubOp,
+        MulOp,
+        DivOp,
+        CatOp,
+        MaxPool2dOp,
+        AvgPool2dOp,
+        AdaptiveAvgPool2dOp,
+        MeanOp,
+        ReshapeOp,
+    ],
+    [],
+)

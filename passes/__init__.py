@@ -1,0 +1,1 @@
+"""bnnc passes: one pass per file, the file named after the flag."""

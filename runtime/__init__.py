@@ -1,0 +1,1 @@
+"""bnnc runtime: JIT/AOT loading, input checking, framework integration."""
