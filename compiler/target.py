@@ -1,0 +1,242 @@
+"""Code-generation targets as data: a triple, a CPU name, an LLVM feature
+string, and what follows from them (vector width, popcount instructions).
+
+`resolve_target` is the one place a user-supplied target name / CPU /
+feature string is checked; everything downstream trusts a `Target`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from bnnc.errors import TargetError
+
+KNOWN_TARGETS: tuple[str, ...] = ("host", "x86_64", "aarch64")
+
+_DEFAULTS: dict[str, tuple[str, str, str]] = {
+    # name: (triple, default cpu, default features)
+    "x86_64": ("x86_64-unknown-linux-gnu", "x86-64-v3", ""),
+    "aarch64": ("aarch64-unknown-linux-gnu", "generic", "+neon"),
+}
+
+# One LLVM feature: "+name" or "-name", names like avx512vpopcntdq, prefer-256-bit, v8.2a, sse4.1.
+_FEATURE_RE = re.compile(r"^[+-][A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    triple: str
+    cpu: str
+    features: str
+
+    def _enabled(self) -> dict[str, bool]:
+        state: dict[str, bool] = {}
+        for f in self.features.split(","):
+            f = f.strip()
+            if f:
+                state[f[1:]] = f[0] == "+"
+        return state
+
+    def _has(self, feature: str) -> bool:
+        """Whether `feature` is on: explicit feature string first, then what LLVM
+        enables for the CPU by default."""
+        explicit = self._enabled()
+        if feature in explicit:
+            return explicit[feature]
+        return feature in _cpu_default_features(self.triple, self.cpu)
+
+    @property
+    def arch(self) -> str:
+        return self.triple.split("-", 1)[0]
+
+    @property
+    def is_x86(self) -> bool:
+        return self.arch in ("x86_64", "amd64")
+
+    @property
+    def is_aarch64(self) -> bool:
+        return self.arch in ("aarch64", "arm64")
+
+    @property
+    def has_avx2(self) -> bool:
+        return self.is_x86 and self._has("avx2")
+
+    @property
+    def has_avx512f(self) -> bool:
+        return self.is_x86 and self._has("avx512f")
+
+    @property
+    def has_vpopcntdq(self) -> bool:
+        return self.is_x86 and self._has("avx512vpopcntdq")
+
+    @property
+    def vector_bits(self) -> int:
+        """Widest vector register the generated code should use."""
+        if self.is_x86:
+            if self.has_avx512f and not self._has("prefer-256-bit"):
+                return 512
+            if self.has_avx2 or self.has_avx512f:
+                return 256
+            return 128
+        if self.is_aarch64:
+            return 128  # NEON (SVE is not targeted)
+        return 128
+
+    @property
+    def is_host(self) -> bool:
+        import llvmlite.binding as llvm
+
+        _init_llvm()
+        return self.triple == llvm.get_process_triple() and self.cpu == llvm.get_host_cpu_name()
+
+
+_initialised = False
+
+
+def _init_llvm() -> None:
+    """Initialise llvmlite's targets once (never `llvm.initialize()`: deprecated)."""
+    global _initialised
+    if _initialised:
+        return
+    import llvmlite.binding as llvm
+
+    llvm.initialize_all_targets()
+    llvm.initialize_all_asmprinters()
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    _initialised = True
+
+
+@lru_cache(maxsize=None)
+def _cpu_default_features(triple: str, cpu: str) -> frozenset[str]:
+    """Features LLVM turns on by default for `cpu` (only knowable for the host CPU
+    through llvmlite; for named CPUs we use a small table of x86-64 levels)."""
+    import llvmlite.binding as llvm
+
+    _init_llvm()
+    if cpu == llvm.get_host_cpu_name() and triple.split("-")[0] == llvm.get_process_triple().split("-")[0]:
+        host = llvm.get_host_cpu_features()
+        return frozenset(k for k, v in host.items() if v)
+    levels = {
+        "x86-64-v2": {"sse4.2", "popcnt"},
+        "x86-64-v3": {"sse4.2", "popcnt", "avx", "avx2", "fma", "bmi2"},
+        "x86-64-v4": {"sse4.2", "popcnt", "avx", "avx2", "fma", "bmi2", "avx512f", "avx512bw", "avx512vl"},
+        "icelake-server": {"avx2", "avx512f", "avx512vpopcntdq", "avx512bw", "avx512vl", "popcnt"},
+        "sapphirerapids": {"avx2", "avx512f", "avx512vpopcntdq", "avx512bw", "avx512vl", "popcnt"},
+        "znver4": {"avx2", "avx512f", "avx512vpopcntdq", "avx512bw", "avx512vl", "popcnt"},
+        "haswell": {"avx2", "popcnt", "fma"},
+        "skylake": {"avx2", "popcnt", "fma"},
+        "znver2": {"avx2", "popcnt", "fma"},
+        "znver3": {"avx2", "popcnt", "fma"},
+        "skylake-avx512": {"avx2", "avx512f", "avx512bw", "avx512vl", "popcnt"},
+    }
+    return frozenset(levels.get(cpu, set()))
+
+
+def _check_features(features: str) -> None:
+    for f in features.split(","):
+        f = f.strip()
+        if f and not _FEATURE_RE.match(f):
+            raise TargetError(
+                f"malformed feature '{f}' in '{features}': expected a comma-separated list of "
+                "'+feature' / '-feature' (e.g. '+avx2,-prefer-256-bit' or '+neon')"
+            )
+
+
+def _known_cpus(triple: str) -> set[str] | None:
+    """CPU names LLVM accepts for `triple`, or None if we cannot ask."""
+    import llvmlite.binding as llvm
+
+    _init_llvm()
+    for getter in ("get_cpu_names",):  # not in every llvmlite version
+        fn = getattr(llvm.Target.from_triple(triple), getter, None)
+        if fn is not None:
+            return set(fn())
+    return None
+
+
+def _check_cpu(triple: str, cpu: str) -> None:
+    """LLVM only warns (on stderr) about an unknown CPU, so check explicitly:
+    an unknown CPU makes the subtarget fall back to a feature-less generic model,
+    which shows up as an empty CPU-specific feature set in the assembly header.
+    We compare what LLVM schedules for the CPU against "generic"."""
+    import llvmlite.binding as llvm
+
+    _init_llvm()
+    known = _known_cpus(triple)
+    if known is not None:
+        if cpu not in known:
+            raise TargetError(f"unknown cpu '{cpu}' for {triple}; accepted: {', '.join(sorted(known))}")
+        return
+    if cpu in ("generic", "native", ""):
+        return
+    if not _cpu_is_known(triple, cpu):
+        raise TargetError(
+            f"unknown cpu '{cpu}' for {triple}; accepted: an LLVM CPU name for this "
+            "architecture (e.g. 'x86-64-v3', 'skylake', 'znver3' for x86_64; 'generic', "
+            "'cortex-a72', 'neoverse-n1', 'apple-m1' for aarch64), or 'generic'"
+        )
+
+
+@lru_cache(maxsize=None)
+def _cpu_is_known(triple: str, cpu: str) -> bool:
+    """LLVM prints "'x' is not a recognized processor for this target" on stderr
+    for an unknown CPU and carries on. Capture fd 2 while creating a target
+    machine to see whether it complained. (Do not emit code with such a
+    machine: LLVM then aborts the process.)"""
+    import os
+    import tempfile
+
+    import llvmlite.binding as llvm
+
+    _init_llvm()
+    with tempfile.TemporaryFile() as tmp:
+        saved = os.dup(2)
+        try:
+            os.dup2(tmp.fileno(), 2)
+            tm = llvm.Target.from_triple(triple).create_target_machine(cpu=cpu, features="", opt=0)
+            del tm
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        tmp.seek(0)
+        err = tmp.read().decode(errors="replace")
+    return "not a recognized processor" not in err
+
+
+def resolve_target(name: str, cpu: str | None = None, features: str | None = None) -> Target:
+    """Check a target name / CPU / feature string and return the `Target`.
+
+    - "host": llvmlite's process triple, the host CPU name and its full feature
+      list; on x86 "-prefer-256-bit" is appended so LLVM uses 512-bit registers
+      where the CPU has them.
+    - "x86_64": x86_64-unknown-linux-gnu, default cpu x86-64-v3.
+    - "aarch64": aarch64-unknown-linux-gnu, default cpu "generic", features "+neon".
+    `features` replaces the default feature string (for "host" it is appended).
+    """
+    import llvmlite.binding as llvm
+
+    _init_llvm()
+    if name not in KNOWN_TARGETS:
+        raise TargetError(f"unknown target '{name}'; accepted: {', '.join(KNOWN_TARGETS)}")
+    if features is not None:
+        _check_features(features)
+    if name == "host":
+        triple = llvm.get_process_triple()
+        host_cpu = llvm.get_host_cpu_name()
+        feats = llvm.get_host_cpu_features().flatten()
+        if triple.startswith(("x86_64", "i686", "i386")):
+            feats = ",".join(f for f in [feats, "-prefer-256-bit"] if f)
+        if features:
+            feats = ",".join(f for f in [feats, features] if f)
+        chosen_cpu = cpu or host_cpu
+        if cpu is not None:
+            _check_cpu(triple, cpu)
+        return Target("host", triple, chosen_cpu, feats)
+    triple, default_cpu, default_features = _DEFAULTS[name]
+    chosen_cpu = cpu if cpu is not None else default_cpu
+    _check_cpu(triple, chosen_cpu)
+    return Target(name, triple, chosen_cpu, features if features is not None else default_features)
