@@ -1,0 +1,174 @@
+"""convert-arith-to-llvm: arith ops (scalar and 1-D vector) -> llvm dialect.
+
+Why it exists: xDSL 0.74 has no arith-to-llvm lowering (upstream's JIT shells
+out to mlir-opt), and bnnc's kernels are arith/scf/memref/vector until the
+end. Semantics and names follow MLIR's ArithToLLVM.
+
+Conventions (shared with the other convert-*-to-llvm passes through
+`bnnc.codegen.llvm_type`): `index` is i64. Operands whose type changes are
+bridged with `builtin.unrealized_conversion_cast`, which
+`reconcile-unrealized-casts` removes once every pass has run.
+
+Constants are converted first, in their own walk: xDSL's recursive
+TypeConversionPattern loops on `arith.constant 0 : index`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects import arith
+from xdsl.dialects import llvm as L
+from xdsl.dialects.builtin import (
+    DenseIntOrFPElementsAttr,
+    FloatAttr,
+    IndexType,
+    IntegerAttr,
+    IntegerType,
+    ModuleOp,
+    VectorType,
+)
+from xdsl.ir import Attribute, Operation, SSAValue
+from xdsl.passes import ModulePass
+from xdsl.pattern_rewriter import (
+    GreedyRewritePatternApplier,
+    PatternRewriter,
+    PatternRewriteWalker,
+    RewritePattern,
+)
+from xdsl.utils.exceptions import PassFailedException
+
+from bnnc.codegen import FPToSIOp, FPToUIOp, UIToFPOp, cast_all, intrinsic_suffix, llvm_type, replace_with_llvm
+
+# arith binop -> llvm binop class
+_BINOPS: dict[type[Operation], type[Operation]] = {
+    arith.AddiOp: L.AddOp,
+    arith.SubiOp: L.SubOp,
+    arith.MuliOp: L.MulOp,
+    arith.DivSIOp: L.SDivOp,
+    arith.DivUIOp: L.UDivOp,
+    arith.RemSIOp: L.SRemOp,
+    arith.RemUIOp: L.URemOp,
+    arith.AndIOp: L.AndOp,
+    arith.OrIOp: L.OrOp,
+    arith.XOrIOp: L.XOrOp,
+    arith.ShLIOp: L.ShlOp,
+    arith.ShRSIOp: L.AShrOp,
+    arith.ShRUIOp: L.LShrOp,
+    arith.AddfOp: L.FAddOp,
+    arith.SubfOp: L.FSubOp,
+    arith.MulfOp: L.FMulOp,
+    arith.DivfOp: L.FDivOp,
+}
+if hasattr(arith, "RemFOp"):
+    _BINOPS[arith.RemFOp] = L.FRemOp
+
+# arith binop -> overloaded LLVM intrinsic (called through llvm.call_intrinsic)
+_INTRINSIC_BINOPS: dict[type[Operation], str] = {
+    arith.MinSIOp: "llvm.smin",
+    arith.MaxSIOp: "llvm.smax",
+    arith.MinUIOp: "llvm.umin",
+    arith.MaxUIOp: "llvm.umax",
+    arith.MinimumfOp: "llvm.minimum",
+    arith.MaximumfOp: "llvm.maximum",
+    arith.MinnumfOp: "llvm.minnum",
+    arith.MaxnumfOp: "llvm.maxnum",
+}
+
+# arith cast -> llvm cast class (index is i64, so index_cast picks by width below)
+_CASTS: dict[type[Operation], Callable[[SSAValue, Attribute], Operation]] = {
+    arith.ExtSIOp: lambda v, t: L.SExtOp(v, t),
+    arith.ExtUIOp: lambda v, t: L.ZExtOp(v, t),
+    arith.TruncIOp: lambda v, t: L.TruncOp(v, t),
+    arith.SIToFPOp: lambda v, t: L.SIToFPOp(v, t),
+    arith.UIToFPOp: lambda v, t: UIToFPOp(v, t),
+    arith.FPToSIOp: lambda v, t: FPToSIOp(v, t),
+    arith.FPToUIOp: lambda v, t: FPToUIOp(v, t),
+    arith.ExtFOp: lambda v, t: L.FPExtOp(v, t),
+    arith.TruncFOp: lambda v, t: L.FPTruncOp(v, t),
+    arith.BitcastOp: lambda v, t: L.BitcastOp(v, t),
+}
+
+
+def _bitwidth(t: Attribute) -> int:
+    t = llvm_type(t)
+    if isinstance(t, VectorType):
+        t = t.element_type
+    assert isinstance(t, IntegerType), t
+    return t.width.data
+
+
+class ConstantToLLVM(RewritePattern):
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if not isinstance(op, arith.ConstantOp):
+            return
+        value = op.value
+        res_type = llvm_type(op.result.type)
+        if isinstance(value, IntegerAttr):
+            value = IntegerAttr(value.value.data, res_type)
+        elif isinstance(value, FloatAttr):
+            pass
+        elif isinstance(value, DenseIntOrFPElementsAttr):
+            if value.type != res_type:  # vector<..xindex>
+                value = DenseIntOrFPElementsAttr.from_list(res_type, value.get_values())
+        else:
+            raise PassFailedException(f"convert-arith-to-llvm: unsupported constant {value}")
+        replace_with_llvm(rewriter, op, [L.ConstantOp(value, res_type)])
+
+
+class ArithToLLVM(RewritePattern):
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        kind = type(op)
+        if kind in _BINOPS:
+            lhs, rhs = cast_all(rewriter, op.operands)
+            replace_with_llvm(rewriter, op, [_BINOPS[kind](lhs, rhs)])
+        elif kind in _INTRINSIC_BINOPS:
+            lhs, rhs = cast_all(rewriter, op.operands)
+            t = llvm_type(op.results[0].type)
+            name = f"{_INTRINSIC_BINOPS[kind]}.{intrinsic_suffix(t)}"
+            replace_with_llvm(rewriter, op, [L.CallIntrinsicOp(name, [lhs, rhs], [t])])
+        elif kind in _CASTS:
+            (arg,) = cast_all(rewriter, op.operands)
+            replace_with_llvm(rewriter, op, [_CASTS[kind](arg, llvm_type(op.results[0].type))])
+        elif isinstance(op, arith.IndexCastOp) or op.name == "arith.index_castui":
+            (arg,) = cast_all(rewriter, op.operands)
+            res_t = llvm_type(op.results[0].type)
+            src_w, dst_w = _bitwidth(arg.type), _bitwidth(res_t)
+            unsigned = op.name == "arith.index_castui"
+            if src_w == dst_w:
+                replace_with_llvm(rewriter, op, [], [arg])
+            elif src_w > dst_w:
+                replace_with_llvm(rewriter, op, [L.TruncOp(arg, res_t)])
+            else:
+                ext = L.ZExtOp(arg, res_t) if unsigned else L.SExtOp(arg, res_t)
+                replace_with_llvm(rewriter, op, [ext])
+        elif isinstance(op, arith.CmpiOp):
+            lhs, rhs = cast_all(rewriter, op.operands)
+            # arith.cmpi and llvm.icmp number their predicates identically (eq..uge)
+            pred = IntegerAttr(op.predicate.value.data, 64)
+            replace_with_llvm(rewriter, op, [L.ICmpOp(lhs, rhs, pred)])
+        elif isinstance(op, arith.CmpfOp):
+            lhs, rhs = cast_all(rewriter, op.operands)
+            # arith.cmpf and llvm.fcmp number their predicates identically (false..true)
+            flag = list(L.FCmpPredicateFlag)[op.predicate.value.data]
+            replace_with_llvm(rewriter, op, [L.FCmpOp(lhs, rhs, flag.value)])
+        elif isinstance(op, arith.SelectOp):
+            cond, a, b = cast_all(rewriter, op.operands)
+            replace_with_llvm(rewriter, op, [L.SelectOp(cond, a, b)])
+        elif isinstance(op, arith.NegfOp):
+            (arg,) = cast_all(rewriter, op.operands)
+            replace_with_llvm(rewriter, op, [L.FNegOp(arg)])
+
+
+@dataclass(frozen=True)
+class ConvertArithToLLVMPass(ModulePass):
+    name = "convert-arith-to-llvm"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        PatternRewriteWalker(ConstantToLLVM(), apply_recursively=False).rewrite_module(op)
+        PatternRewriteWalker(GreedyRewritePatternApplier([ArithToLLVM()]), apply_recursively=False).rewrite_module(op)
+        leftover = [o.name for o in op.walk() if o.dialect_name() == "arith"]
+        if leftover:
+            raise PassFailedException(f"convert-arith-to-llvm: cannot lower {sorted(set(leftover))}")

@@ -1,0 +1,65 @@
+"""convert-cf-to-llvm: cf.br / cf.cond_br -> llvm.br / llvm.cond_br.
+
+Why it exists: xDSL 0.74 has convert-scf-to-cf but no cf-to-llvm, so the loops
+of every bnnc kernel would stop at the cf dialect. Run it after
+convert-scf-to-cf. Block arguments of the branch targets get their llvm types
+(index -> i64, memref -> !llvm.ptr) here, as MLIR's conversion does; entry
+blocks are left to convert-func-to-llvm. cf.switch and cf.assert are not
+lowered (xDSL's LLVM translation has no switch); the pass fails on them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects import cf
+from xdsl.dialects import llvm as L
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Block, Operation
+from xdsl.passes import ModulePass
+from xdsl.pattern_rewriter import (
+    GreedyRewritePatternApplier,
+    PatternRewriter,
+    PatternRewriteWalker,
+    RewritePattern,
+)
+from xdsl.utils.exceptions import PassFailedException
+
+from bnnc.codegen import cast_to_llvm, convert_block_args
+
+
+class CfToLLVM(RewritePattern):
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if isinstance(op, cf.BranchOp):
+            args = [cast_to_llvm(rewriter, v, want=a.type) for v, a in zip(op.arguments, op.successor.args, strict=True)]
+            rewriter.replace(op, [L.BrOp(op.successor, *args)], [])
+        elif isinstance(op, cf.ConditionalBranchOp):
+            then_b, else_b = op.then_block, op.else_block
+            targs = [cast_to_llvm(rewriter, v, want=a.type) for v, a in zip(op.then_arguments, then_b.args, strict=True)]
+            eargs = [cast_to_llvm(rewriter, v, want=a.type) for v, a in zip(op.else_arguments, else_b.args, strict=True)]
+            cond = cast_to_llvm(rewriter, op.cond)
+            rewriter.replace(op, [L.CondBrOp(cond, then_b, targs, else_b, eargs)], [])
+
+
+def _branch_targets(module: ModuleOp) -> list[Block]:
+    seen: dict[int, Block] = {}
+    for op in module.walk():
+        if isinstance(op, cf.BranchOp | cf.ConditionalBranchOp):
+            for b in op.successors:
+                seen.setdefault(id(b), b)
+    return list(seen.values())
+
+
+@dataclass(frozen=True)
+class ConvertCfToLLVMPass(ModulePass):
+    name = "convert-cf-to-llvm"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        for block in _branch_targets(op):
+            if block.parent is not None and block is not block.parent.blocks[0]:
+                convert_block_args(block)
+        PatternRewriteWalker(GreedyRewritePatternApplier([CfToLLVM()]), apply_recursively=False).rewrite_module(op)
+        leftover = sorted({o.name for o in op.walk() if o.dialect_name() == "cf"})
+        if leftover:
+            raise PassFailedException(f"convert-cf-to-llvm: cannot lower {leftover}; supported: cf.br, cf.cond_br")

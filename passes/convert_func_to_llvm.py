@@ -1,0 +1,74 @@
+"""convert-func-to-llvm: func.func / func.return / func.call -> llvm.func /
+llvm.return / llvm.call.
+
+Why it exists: xDSL 0.74 has no func-to-llvm lowering. It is the last
+op-lowering pass of the chain because it fixes the signatures: with bnnc's
+bare-pointer convention a memref argument or result becomes `!llvm.ptr` and
+`index` becomes i64 (`bnnc.codegen.llvm_type`), so a compiled kernel is called
+from C / ctypes with plain data pointers.
+
+Linkage: public functions and external declarations (malloc, free, ...) are
+`external`; `private` functions with a body become `internal` so LLVM may
+inline and drop them. Functions with several results are refused (MLIR packs
+them in a struct; bnnc's kernels return through memrefs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects import llvm as L
+from xdsl.dialects.builtin import FunctionType, ModuleOp
+from xdsl.ir import Operation, Region
+from xdsl.passes import ModulePass
+from xdsl.pattern_rewriter import (
+    GreedyRewritePatternApplier,
+    PatternRewriter,
+    PatternRewriteWalker,
+    RewritePattern,
+)
+from xdsl.utils.exceptions import PassFailedException
+
+from bnnc.codegen import cast_all, convert_block_args, llvm_type, replace_with_llvm
+
+
+def llvm_function_type(ft: FunctionType, what: str) -> L.LLVMFunctionType:
+    outs = list(ft.outputs.data)
+    if len(outs) > 1:
+        raise PassFailedException(f"convert-func-to-llvm: {what} returns {len(outs)} values; at most one is supported")
+    return L.LLVMFunctionType([llvm_type(t) for t in ft.inputs.data], llvm_type(outs[0]) if outs else None)
+
+
+class FuncToLLVM(RewritePattern):
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if isinstance(op, func.FuncOp):
+            fty = llvm_function_type(op.function_type, f"@{op.sym_name.data}")
+            is_decl = not op.body.blocks
+            private = op.sym_visibility is not None and op.sym_visibility.data == "private"
+            linkage = "internal" if private and not is_decl else "external"
+            body = Region()
+            if not is_decl:
+                convert_block_args(op.body.blocks[0])
+                op.body.move_blocks(body)
+            new = L.FuncOp(op.sym_name.data, fty, linkage=L.LinkageAttr(linkage), body=body)
+            rewriter.replace(op, [new], [])
+        elif isinstance(op, func.ReturnOp):
+            args = cast_all(rewriter, op.operands)
+            rewriter.replace(op, [L.ReturnOp(args[0] if args else None)], [])
+        elif isinstance(op, func.CallOp):
+            args = cast_all(rewriter, op.arguments)
+            outs = [llvm_type(r.type) for r in op.results]
+            if len(outs) > 1:
+                raise PassFailedException("convert-func-to-llvm: calls with several results are not supported")
+            call = L.CallOp(op.callee, *args, return_type=outs[0] if outs else None)
+            replace_with_llvm(rewriter, op, [call], list(call.results))
+
+
+@dataclass(frozen=True)
+class ConvertFuncToLLVMPass(ModulePass):
+    name = "convert-func-to-llvm"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        PatternRewriteWalker(GreedyRewritePatternApplier([FuncToLLVM()]), apply_recursively=False).rewrite_module(op)
