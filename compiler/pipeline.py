@@ -1,0 +1,150 @@
+"""Named pass pipelines and the pass manager that runs them.
+
+A pipeline is a list of stages; each stage is a comma-separated xDSL pass
+spec and ends at an IR level the user can stop at and print with `--emit`:
+  bnn   graph-level bnn dialect (after the graph passes)
+  loops scf/memref/arith/math (after bufferization and lowering)
+  llvm  the llvm dialect (ready for llvmlite)
+The IR is verified after every pass; a pass that breaks it is reported by name.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.passes import ModulePass, PassPipeline
+from xdsl.printer import Printer
+from xdsl.utils.exceptions import DiagnosticException, PassFailedException, VerifyException
+
+from bnnc.errors import PassError
+from bnnc.passes.registry import all_passes
+
+STAGES = ("bnn", "loops", "llvm")
+
+# Graph-level passes run on the imported bnn dialect ("The middle end" adds here).
+GRAPH_PASSES = ["canonicalize", "dce"]
+# Bufferize and lower bnn to loops over memrefs.
+LOOP_PASSES = ["convert-bnn-to-loops", "canonicalize", "cse"]
+# Loops to the llvm dialect; MLIR's pass names and order.
+LLVM_PASSES = [
+    "convert-scf-to-cf",
+    "convert-memref-to-llvm",
+    "convert-vector-to-llvm",
+    "convert-math-to-llvm",
+    "convert-arith-to-llvm",
+    "convert-cf-to-llvm",
+    "convert-func-to-llvm",
+    "reconcile-unrealized-casts",
+]
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The pass spec of each stage, in order."""
+
+    stages: dict[str, str]
+
+    def spec(self, stop_after: str = "llvm") -> str:
+        specs = []
+        for stage in STAGES:
+            if self.stages.get(stage):
+                specs.append(self.stages[stage])
+            if stage == stop_after:
+                break
+        return ",".join(specs)
+
+    def describe(self) -> str:
+        return "\n".join(f"{stage}: {self.stages.get(stage, '')}" for stage in STAGES)
+
+
+def default_pipeline(target_name: str = "host") -> Pipeline:
+    """What `bnnc compile` runs; the same loop IR serves every target, the
+    target-specific part is LLVM's code generation."""
+    return Pipeline({"bnn": ",".join(GRAPH_PASSES), "loops": ",".join(LOOP_PASSES), "llvm": ",".join(LLVM_PASSES)})
+
+
+NAMED_PIPELINES: dict[str, Callable[[str], Pipeline]] = {"default": default_pipeline}
+
+
+def parse_pipeline(text: str | None, target_name: str = "host") -> Pipeline:
+    """A named pipeline, or `bnn=a,b;loops=c;llvm=d` overriding stages of the default."""
+    if text is None or text == "":
+        return default_pipeline(target_name)
+    if text in NAMED_PIPELINES:
+        return NAMED_PIPELINES[text](target_name)
+    stages = dict(default_pipeline(target_name).stages)
+    for part in text.split(";"):
+        stage, sep, spec = part.partition("=")
+        if not sep or stage.strip() not in STAGES:
+            raise PassError(
+                f"cannot read pipeline '{text}': expected a name ({', '.join(NAMED_PIPELINES)}) "
+                f"or 'stage=pass,pass;...' with stages {', '.join(STAGES)}"
+            )
+        stages[stage.strip()] = spec.strip()
+    return Pipeline(stages)
+
+
+@dataclass
+class Instrumentation:
+    """What to print or time while passes run (MLIR's --print-ir-* / --timing)."""
+
+    print_after_all: bool = False
+    print_after: set[str] = field(default_factory=set)
+    print_before: set[str] = field(default_factory=set)
+    timing: bool = False
+    stream: TextIO = field(default_factory=lambda: sys.stderr)
+    times: list[tuple[str, float]] = field(default_factory=list)
+
+    def dump(self, when: str, name: str, module: ModuleOp) -> None:
+        self.stream.write(f"// -----// IR Dump {when} {name} //----- //\n")
+        Printer(stream=self.stream).print_op(module)
+        self.stream.write("\n\n")
+
+    def report(self) -> str:
+        total = sum(t for _, t in self.times)
+        lines = ["===-------------------------------------------------------------------------===",
+                 "                         ... Pass execution timing report ...",
+                 "===-------------------------------------------------------------------------===",
+                 f"  Total Execution Time: {total:.4f} seconds", "",
+                 "  ----Wall Time----  ----Name----"]
+        for name, t in self.times:
+            pct = 100.0 * t / total if total else 0.0
+            lines.append(f"  {t:8.4f} ({pct:5.1f}%)  {name}")
+        lines.append(f"  {total:8.4f} (100.0%)  Total")
+        return "\n".join(lines)
+
+
+def _passes_of(spec: str) -> list[ModulePass]:
+    if not spec:
+        return []
+    try:
+        return list(PassPipeline.parse_spec(all_passes(), spec).passes)
+    except Exception as e:  # xDSL raises several kinds for a bad spec
+        known = ", ".join(sorted(all_passes()))
+        raise PassError(f"cannot build pass pipeline '{spec}': {e}\nknown passes: {known}") from None
+
+
+def run_passes(module: ModuleOp, spec: str, ctx: Context, instrument: Instrumentation | None = None) -> None:
+    """Apply `spec` to `module`, verifying after each pass."""
+    inst = instrument or Instrumentation()
+    for p in _passes_of(spec):
+        if p.name in inst.print_before:
+            inst.dump("Before", p.name, module)
+        start = time.perf_counter()
+        try:
+            p.apply(ctx, module)
+        except PassFailedException as e:
+            raise PassError(f"pass '{p.name}' failed: {e}") from None
+        inst.times.append((p.name, time.perf_counter() - start))
+        try:
+            module.verify()
+        except (VerifyException, DiagnosticException) as e:
+            raise PassError(f"pass '{p.name}' produced invalid IR: {e}") from None
+        if inst.print_after_all or p.name in inst.print_after:
+            inst.dump("After", p.name, module)

@@ -1,0 +1,251 @@
+"""A small builder for scf loop nests over static memrefs.
+
+The bnn lowerings describe kernels as loop nests; this keeps them readable
+(`with lb.loops(ubs) as ivs:`) while emitting plain scf/memref/arith/math IR.
+Constants are created once per function at its entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from xdsl.builder import Builder
+from xdsl.dialects import arith, math, memref, scf
+from xdsl.dialects.builtin import (
+    FloatAttr,
+    IndexType,
+    IntegerAttr,
+    IntegerType,
+    MemRefType,
+    f32,
+    i64,
+)
+from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
+from xdsl.rewriter import InsertPoint
+
+Value = SSAValue
+IndexLike = int | SSAValue
+
+
+@dataclass
+class Loop:
+    """An scf.for being built: its induction variable, carried values, and
+    the values its body yields (set `next` before the `with` block ends)."""
+
+    op: scf.ForOp
+    iv: SSAValue
+    carried: list[SSAValue]
+    next: list[SSAValue] = field(default_factory=list)
+
+    @property
+    def results(self) -> list[SSAValue]:
+        return list(self.op.results)
+
+
+class LoopBuilder:
+    def __init__(self, entry: Block):
+        self.entry = entry
+        self.builder = Builder(InsertPoint.at_end(entry))
+        self._constants: dict[tuple[int | str, Attribute], SSAValue] = {}
+
+    # ----------------------------------------------------------- plumbing
+    def insert(self, op: Operation) -> Operation:
+        self.builder.insert(op)
+        return op
+
+    def emit(self, op: Operation) -> SSAValue:
+        self.builder.insert(op)
+        return op.results[0]
+
+    def constant(self, value: int | float, typ: Attribute) -> SSAValue:
+        key = (repr(float(value)) if typ == f32 else int(value), typ)
+        if key not in self._constants:
+            attr = FloatAttr(float(value), typ) if typ == f32 else IntegerAttr(int(value), typ)
+            op = arith.ConstantOp(attr, typ)
+            self.builder.insert(op, InsertPoint.at_start(self.entry))
+            self._constants[key] = op.result
+        return self._constants[key]
+
+    def index(self, v: IndexLike) -> SSAValue:
+        return self.constant(v, IndexType()) if isinstance(v, int) else v
+
+    def i64(self, v: int) -> SSAValue:
+        return self.constant(v, i64)
+
+    def f32(self, v: float) -> SSAValue:
+        return self.constant(v, f32)
+
+    # -------------------------------------------------------------- loops
+    @contextmanager
+    def loop(self, ub: IndexLike, lb: IndexLike = 0, step: IndexLike = 1, carried: Sequence[SSAValue] = ()) -> Iterator[Loop]:
+        block = Block(arg_types=[IndexType(), *[v.type for v in carried]])
+        op = scf.ForOp(self.index(lb), self.index(ub), self.index(step), list(carried), Region(block))
+        self.builder.insert(op)
+        saved = self.builder.insertion_point
+        self.builder.insertion_point = InsertPoint.at_end(block)
+        loop = Loop(op, block.args[0], list(block.args[1:]))
+        try:
+            yield loop
+            if len(loop.next) != len(carried):
+                raise AssertionError("loop body must yield one value per carried value")
+            self.builder.insert(scf.YieldOp(*loop.next))
+        finally:
+            self.builder.insertion_point = saved
+
+    @contextmanager
+    def loops(self, ubs: Sequence[IndexLike]) -> Iterator[list[SSAValue]]:
+        """A perfect nest of loops from 0 to each bound, outermost first."""
+        with _nest(self, list(ubs), []) as ivs:
+            yield ivs
+
+    @contextmanager
+    def reduction(self, ubs: Sequence[IndexLike], init: Sequence[SSAValue]) -> Iterator[_Reduction]:
+        """A nest carrying `init` through every level; set `red.next` in the
+        innermost body; `red.results` hold the final values afterwards."""
+        red = _Reduction(list(init))
+        with _reduction_nest(self, list(ubs), red, []):
+            yield red
+
+    # ------------------------------------------------------------- memory
+    def alloc(self, shape: Sequence[int], element_type: Attribute) -> SSAValue:
+        return self.emit(memref.AllocOp.get(element_type, 64, list(shape)))
+
+    def dealloc(self, buffer: SSAValue) -> None:
+        self.insert(memref.DeallocOp.get(buffer))
+
+    def load(self, buffer: SSAValue, indices: Sequence[IndexLike]) -> SSAValue:
+        return self.emit(memref.LoadOp.get(buffer, [self.index(i) for i in indices]))
+
+    def store(self, value: SSAValue, buffer: SSAValue, indices: Sequence[IndexLike]) -> None:
+        self.insert(memref.StoreOp.get(value, buffer, [self.index(i) for i in indices]))
+
+    # --------------------------------------------------------- arithmetic
+    def addi(self, a: IndexLike, b: IndexLike) -> SSAValue:
+        if isinstance(b, int) and b == 0:
+            return self.index(a)
+        return self.emit(arith.AddiOp(self.index(a), self.index(b)))
+
+    def subi(self, a: SSAValue, b: SSAValue) -> SSAValue:
+        return self.emit(arith.SubiOp(a, b))
+
+    def muli(self, a: IndexLike, b: IndexLike) -> SSAValue:
+        if isinstance(b, int) and b == 1:
+            return self.index(a)
+        return self.emit(arith.MuliOp(self.index(a), self.index(b)))
+
+    def divui(self, a: IndexLike, b: IndexLike) -> SSAValue:
+        return self.emit(arith.DivUIOp(self.index(a), self.index(b)))
+
+    def remui(self, a: IndexLike, b: IndexLike) -> SSAValue:
+        return self.emit(arith.RemUIOp(self.index(a), self.index(b)))
+
+    def affine(self, terms: Sequence[tuple[IndexLike, int]], offset: int = 0) -> SSAValue:
+        """sum(v * c for v, c in terms) + offset, on index values."""
+        acc: SSAValue | None = None
+        for v, c in terms:
+            if c == 0:
+                continue
+            t = self.muli(v, c)
+            acc = t if acc is None else self.addi(acc, t)
+        if acc is None:
+            return self.index(offset)
+        return self.addi(acc, offset) if offset else acc
+
+    def cmpi(self, a: SSAValue, b: IndexLike, pred: str) -> SSAValue:
+        if isinstance(b, int):
+            b = self.constant(b, a.type)
+        return self.emit(arith.CmpiOp(a, b, pred))
+
+    def and_(self, a: SSAValue, b: SSAValue) -> SSAValue:
+        return self.emit(arith.AndIOp(a, b))
+
+    def select(self, cond: SSAValue, a: SSAValue, b: SSAValue) -> SSAValue:
+        return self.emit(arith.SelectOp(cond, a, b))
+
+    def clamp_index(self, v: SSAValue, hi: int) -> SSAValue:
+        """min(max(v, 0), hi) on index values, for loads guarded by a select."""
+        v = self.emit(arith.MaxSIOp(v, self.index(0)))
+        return self.emit(arith.MinSIOp(v, self.index(hi)))
+
+    def in_range(self, v: SSAValue, size: int) -> SSAValue:
+        """0 <= v < size."""
+        return self.and_(self.cmpi(v, 0, "sge"), self.cmpi(v, size, "slt"))
+
+    def addf(self, a: SSAValue, b: SSAValue) -> SSAValue:
+        return self.emit(arith.AddfOp(a, b))
+
+    def subf(self, a: SSAValue, b: SSAValue) -> SSAValue:
+        return self.emit(arith.SubfOp(a, b))
+
+    def mulf(self, a: SSAValue, b: SSAValue) -> SSAValue:
+        return self.emit(arith.MulfOp(a, b))
+
+    def divf(self, a: SSAValue, b: SSAValue) -> SSAValue:
+        return self.emit(arith.DivfOp(a, b))
+
+    def cmpf(self, a: SSAValue, b: SSAValue | float, pred: str) -> SSAValue:
+        if isinstance(b, float | int):
+            b = self.f32(float(b))
+        return self.emit(arith.CmpfOp(a, b, pred))
+
+    def absf(self, a: SSAValue) -> SSAValue:
+        return self.emit(math.AbsFOp(a))
+
+    def ctpop(self, a: SSAValue) -> SSAValue:
+        return self.emit(math.CtPopOp(a))
+
+    def sitofp(self, a: SSAValue) -> SSAValue:
+        return self.emit(arith.SIToFPOp(a, f32))
+
+    def index_to_i64(self, a: SSAValue) -> SSAValue:
+        return self.emit(arith.IndexCastOp(a, i64))
+
+    def bool_to_i64(self, a: SSAValue) -> SSAValue:
+        return self.emit(arith.ExtUIOp(a, i64))
+
+
+@dataclass
+class _Reduction:
+    carried: list[SSAValue]
+    next: list[SSAValue] = field(default_factory=list)
+    results: list[SSAValue] = field(default_factory=list)
+    ivs: list[SSAValue] = field(default_factory=list)
+
+
+@contextmanager
+def _nest(lb: LoopBuilder, ubs: list[IndexLike], ivs: list[SSAValue]) -> Iterator[list[SSAValue]]:
+    if not ubs:
+        yield ivs
+        return
+    with lb.loop(ubs[0]) as loop:
+        with _nest(lb, ubs[1:], ivs + [loop.iv]) as inner:
+            yield inner
+
+
+@contextmanager
+def _reduction_nest(lb: LoopBuilder, ubs: list[IndexLike], red: _Reduction, ivs: list[SSAValue]) -> Iterator[None]:
+    if not ubs:
+        red.ivs = ivs
+        yield
+        return
+    init = red.carried
+    with lb.loop(ubs[0], carried=init) as loop:
+        red.carried = loop.carried
+        with _reduction_nest(lb, ubs[1:], red, ivs + [loop.iv]):
+            yield
+        loop.next = red.next
+    red.next = loop.results
+    red.results = loop.results
+    red.carried = init
+
+
+def memref_shape(value: SSAValue) -> tuple[int, ...]:
+    typ = value.type
+    assert isinstance(typ, MemRefType)
+    return tuple(typ.get_shape())
+
+
+def is_index(typ: Attribute) -> bool:
+    return isinstance(typ, IndexType | IntegerType)
