@@ -226,7 +226,7 @@ class BinarizeMatcher:
         if not (
             isinstance(f, Node)
             and f.op == "call_function"
-            and f.target in (aten._to_copy.default, aten.convert_element_type.default)
+            and f.target in (aten._to_copy.default, torch.ops.prims.convert_element_type.default)
         ):
             return None
         val = f.meta.get("val")
