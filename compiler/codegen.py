@@ -24,6 +24,7 @@ import llvmlite.ir as ir
 from xdsl.backend.llvm import convert as _xconv
 from xdsl.backend.llvm.convert_op import convert_op as _upstream_convert_op
 from xdsl.backend.llvm.convert_op import create_constant
+from xdsl.backend.llvm.convert_op import declare_intrinsic as _xdeclare_intrinsic
 from xdsl.backend.llvm.convert_type import convert_type
 from xdsl.dialects import llvm as xllvm
 from xdsl.dialects.builtin import (
@@ -196,6 +197,14 @@ def _convert_op(op: Operation, builder: ir.IRBuilder, val_map: dict[SSAValue, ir
             op.result.type, xllvm.LLVMArrayType
         ):
             val_map[op.result] = ir.Constant(convert_type(op.result.type), op.value.get_values())
+        case xllvm.VectorReduceFAddOp() | xllvm.VectorReduceFMulOp() if op.fastmathFlags is not None and op.fastmathFlags.data:
+            # upstream drops the fast-math flags (so `reassoc` is lost and the
+            # reduction stays sequential); keep them on the call.
+            start, vec = val_map[op.operands[0]], val_map[op.operands[1]]
+            kind = "fadd" if isinstance(op, xllvm.VectorReduceFAddOp) else "fmul"
+            fnty = ir.FunctionType(start.type, [start.type, vec.type])
+            fn = _xdeclare_intrinsic(builder.module, f"llvm.vector.reduce.{kind}", vec.type, fnty)
+            val_map[op.results[0]] = builder.call(fn, [start, vec], fastmath=[f.value for f in op.fastmathFlags.data])
         case _:
             _upstream_convert_op(op, builder, val_map, block_map)
 
@@ -307,8 +316,7 @@ def optimize(ir_text: str, target: Target, *, opt_level: int = 3) -> llvm.Module
     mod.triple = target.triple
     mod.data_layout = str(tm.target_data)
     if opt_level > 0:
-        pto = llvm.create_pipeline_tuning_options(speed_level=opt_level, size_level=0) \
-            if hasattr(llvm, "create_pipeline_tuning_options") else llvm.PipelineTuningOptions(speed_level=opt_level)
+        pto = llvm.PipelineTuningOptions(speed_level=min(opt_level, 3))
         pb = llvm.create_pass_builder(tm, pto)
         pb.getModulePassManager().run(mod, pb)
     mod.verify()
@@ -338,7 +346,6 @@ class JitModule:
             target = resolve_target("host")
         if target.triple != llvm.get_process_triple():
             raise TargetError(f"cannot JIT for '{target.triple}' on a '{llvm.get_process_triple()}' host")
-        llvm.load_library_permanently(None)  # make the process's libc symbols visible
         self.target = target
         self._tm = _target_machine(target, jit=True)
         self._engine = llvm.create_mcjit_compiler(mod, self._tm)
