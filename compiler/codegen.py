@@ -118,7 +118,7 @@ def cast_to_llvm(rewriter: PatternRewriter | None, value: SSAValue, before: Oper
         return owner.inputs[0]
     cast = UnrealizedConversionCastOp.get([value], [want])
     if rewriter is not None and before is None:
-        rewriter.insert_op(cast)
+        rewriter.insert(cast)
     else:
         assert before is not None
         Rewriter.insert_op(cast, InsertPoint.before(before))

@@ -127,17 +127,17 @@ def element_pointer(rewriter: PatternRewriter, base: SSAValue, mtype: MemRefType
         if s != 1:
             c = _const(s)
             mul = L.MulOp(i, c.result)
-            rewriter.insert_op([c, mul])
+            rewriter.insert([c, mul])
             term = mul.res
         if linear is None:
             linear = term
         else:
             add = L.AddOp(linear, term)
-            rewriter.insert_op(add)
+            rewriter.insert(add)
             linear = add.res
     assert linear is not None
     gep = L.GEPOp(ptr, [L.GEP_USE_SSA_VAL], llvm_type(mtype.element_type), ssa_indices=[linear], inbounds=True)
-    rewriter.insert_op(gep)
+    rewriter.insert(gep)
     return gep.result
 
 

@@ -93,7 +93,7 @@ def _position(rewriter: PatternRewriter, op: Operation, static: DenseArrayBase, 
         (d,) = dynamic
         return cast_to_llvm(rewriter, d)
     c = L.ConstantOp(IntegerAttr(values[0], 64), I64)
-    rewriter.insert_op(c)
+    rewriter.insert(c)
     return c.result
 
 
