@@ -1,0 +1,37 @@
+"""bnnc's Python API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bnnc.driver import CompileOptions, build, jit
+
+
+def compile(
+    model: Any,
+    example_inputs: Any = None,
+    *,
+    target: str = "host",
+    cpu: str | None = None,
+    features: str | None = None,
+    pipeline: str | None = None,
+    trust: bool = False,
+) -> Any:
+    """Compile a PyTorch BNN to native code for this machine and return a callable.
+
+    `model`: a torch.nn.Module (with `example_inputs`, a tensor or tuple of
+    tensors fixing the input shapes), a torch.export.ExportedProgram, or the
+    path of a `.pt2` / TorchScript `.pt` file. The callable takes torch tensors
+    (→ torch tensors) or numpy arrays (→ numpy arrays) of exactly the example
+    shapes, float32. Raises a `bnnc.errors.BnncError` subclass on anything it
+    cannot compile exactly.
+    """
+    if target != "host":
+        from bnnc.errors import TargetError
+
+        raise TargetError(
+            f"bnnc.compile returns code that runs in this process, so target must be 'host', not '{target}'; "
+            "use `bnnc compile MODEL -target=... --emit=obj` for other targets"
+        )
+    options = CompileOptions(target=target, cpu=cpu, features=features, pipeline=pipeline)
+    return jit(build(model, example_inputs, options, trust=trust))

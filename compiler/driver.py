@@ -1,0 +1,127 @@
+"""The compile driver: model → bnn IR → loops → llvm dialect → LLVM IR →
+machine code. The API, the CLI and the torch.compile backend all go through it,
+so every entry point compiles the same way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from xdsl.dialects.builtin import ModuleOp
+
+from bnnc.context import make_context
+from bnnc.errors import BnncError, UnsupportedError
+from bnnc.pipeline import STAGES, Instrumentation, Pipeline, parse_pipeline, run_passes
+from bnnc.runtime.signature import Signature, signature_of
+from bnnc.target import Target, resolve_target
+
+# Stages after the IR ones, in order: LLVM IR text, assembly, object, shared library.
+EMIT_KINDS = (*STAGES, "ll", "asm", "obj", "so")
+SIGNATURE_SUFFIX = "_bnnc_signature"
+
+
+@dataclass
+class CompileOptions:
+    target: str = "host"
+    cpu: str | None = None
+    features: str | None = None
+    pipeline: str | None = None
+    name: str = "forward"
+    opt_level: int = 3
+    instrument: Instrumentation = field(default_factory=Instrumentation)
+
+    def resolved_target(self) -> Target:
+        return resolve_target(self.target, self.cpu, self.features)
+
+    def resolved_pipeline(self) -> Pipeline:
+        return parse_pipeline(self.pipeline, self.target)
+
+
+def import_model(
+    model: Any,
+    example_inputs: tuple | None = None,
+    *,
+    name: str = "forward",
+    trust: bool = False,
+) -> ModuleOp:
+    """An nn.Module (with example inputs), an ExportedProgram, or a model file
+    path → the bnn dialect, verified."""
+    import torch
+
+    from bnnc.frontend.loaders import load_model_file
+    from bnnc.frontend.torch_import import export_module, import_program
+
+    if isinstance(model, str | bytes) or hasattr(model, "__fspath__"):
+        ep = load_model_file(str(model), trust=trust, example_inputs=example_inputs)
+    elif isinstance(model, torch.export.ExportedProgram):
+        ep = model
+    elif isinstance(model, torch.nn.Module):
+        if example_inputs is None:
+            raise UnsupportedError("compiling an nn.Module needs example_inputs (a tuple of tensors of the input shapes)")
+        if isinstance(example_inputs, torch.Tensor):
+            example_inputs = (example_inputs,)
+        ep = export_module(model, tuple(example_inputs))
+    else:
+        raise UnsupportedError(
+            f"cannot compile a {type(model).__name__}: pass a torch.nn.Module, a torch.export.ExportedProgram "
+            "or the path of a .pt2 / TorchScript .pt file"
+        )
+    module = import_program(ep, func_name=name)
+    module.verify()
+    return module
+
+
+def lower(module: ModuleOp, options: CompileOptions, stop_after: str = "llvm") -> ModuleOp:
+    """Run the pipeline on `module` in place up to the end of `stop_after`."""
+    if stop_after not in STAGES:
+        raise BnncError(f"unknown IR stage '{stop_after}'; stages are {', '.join(STAGES)}")
+    spec = options.resolved_pipeline().spec(stop_after)
+    run_passes(module, spec, make_context(), options.instrument)
+    return module
+
+
+def llvm_ir(module: ModuleOp, signature: Signature) -> str:
+    """LLVM IR text of an llvm-dialect module, with the signature embedded as a
+    JSON string so artifacts describe themselves (`bnnc run` reads it)."""
+    from bnnc.codegen import to_llvmlite_ir
+
+    text = to_llvmlite_ir(module)
+    data = signature.to_json().encode()
+    escaped = "".join(chr(b) if 32 <= b < 127 and b not in (34, 92) else f"\\{b:02X}" for b in data + b"\0")
+    symbol = f"{signature.name}{SIGNATURE_SUFFIX}"
+    return f'{text}\n@"{symbol}" = constant [{len(data) + 1} x i8] c"{escaped}"\n'
+
+
+@dataclass
+class Build:
+    """A model compiled to an optimised LLVM module for one target."""
+
+    signature: Signature
+    target: Target
+    llvm_module: Any  # llvmlite.binding.ModuleRef
+
+
+def build(model: Any, example_inputs: tuple | None = None, options: CompileOptions | None = None, *, trust: bool = False) -> Build:
+    from bnnc.codegen import optimize
+
+    options = options or CompileOptions()
+    target = options.resolved_target()
+    module = model if isinstance(model, ModuleOp) else import_model(model, example_inputs, name=options.name, trust=trust)
+    signature = signature_of(module, options.name)
+    lower(module, options, "llvm")
+    text = llvm_ir(module, signature)
+    return Build(signature, target, optimize(text, target, opt_level=options.opt_level))
+
+
+def jit(built: Build) -> Any:
+    """Load a host build into this process and return a callable CompiledModel."""
+    from bnnc.codegen import JitModule
+    from bnnc.runtime.compiled_model import CompiledModel
+
+    if not built.target.is_host:
+        raise BnncError(
+            f"a model built for target '{built.target.name}' cannot run in this process; "
+            "write an artifact with `bnnc compile --emit=obj|so` instead"
+        )
+    engine = JitModule(built.llvm_module, built.target)
+    return CompiledModel(engine.address_of(built.signature.name), built.signature, engine)

@@ -1,0 +1,77 @@
+"""A compiled model you can call: checks inputs, allocates outputs, calls the
+native entry point through ctypes (which releases the GIL during the call)."""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from bnnc.errors import InputError
+from bnnc.runtime.signature import Signature, TensorSpec
+
+
+def _as_array(value: Any, spec: TensorSpec, position: int) -> tuple[np.ndarray, bool]:
+    """A C-contiguous float32 array for `value`, and whether it came from torch."""
+    is_torch = type(value).__module__.startswith("torch")
+    if is_torch:
+        import torch
+
+        if not isinstance(value, torch.Tensor):
+            raise InputError(f"input {position}: expected a tensor, got {type(value).__name__}")
+        if value.dtype != torch.float32:
+            raise InputError(f"input {position}: expected dtype float32 ({spec.describe()}), got {value.dtype}")
+        if value.device.type != "cpu":
+            raise InputError(f"input {position}: expected a CPU tensor, got one on {value.device}")
+        array = value.detach().contiguous().numpy()
+    elif isinstance(value, np.ndarray):
+        if value.dtype != np.float32:
+            raise InputError(f"input {position}: expected dtype float32 ({spec.describe()}), got {value.dtype}")
+        array = np.ascontiguousarray(value)
+    else:
+        raise InputError(f"input {position}: expected a torch.Tensor or numpy.ndarray, got {type(value).__name__}")
+    if tuple(array.shape) != spec.shape:
+        raise InputError(
+            f"input {position}: expected shape {list(spec.shape)}, got {list(array.shape)} "
+            f"(the model was compiled for {spec.describe()}; recompile for other shapes)"
+        )
+    return array, is_torch
+
+
+class CompiledModel:
+    """Calls native code compiled by bnnc with the model's signature.
+
+    `owner` keeps the code alive (a JIT engine or a loaded library)."""
+
+    def __init__(self, address: int, signature: Signature, owner: object, *, single_output: bool = True):
+        self.signature = signature
+        self._owner = owner
+        self._single = single_output and len(signature.outputs) == 1
+        n = len(signature.inputs) + len(signature.outputs)
+        self._fn = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * n))(address)
+
+    def run_numpy(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+        outputs = [np.empty(s.shape, dtype=np.float32) for s in self.signature.outputs]
+        pointers = [a.ctypes.data for a in (*arrays, *outputs)]
+        self._fn(*pointers)
+        return outputs
+
+    def __call__(self, *inputs: Any) -> Any:
+        if len(inputs) != len(self.signature.inputs):
+            expected = ", ".join(s.describe() for s in self.signature.inputs)
+            raise InputError(f"expected {len(self.signature.inputs)} input(s) ({expected}), got {len(inputs)}")
+        checked = [_as_array(v, s, i) for i, (v, s) in enumerate(zip(inputs, self.signature.inputs))]
+        arrays = [a for a, _ in checked]
+        outputs: list[Any] = self.run_numpy(arrays)
+        if any(is_torch for _, is_torch in checked):
+            import torch
+
+            outputs = [torch.from_numpy(o) for o in outputs]
+        return outputs[0] if self._single else tuple(outputs)
+
+    def __repr__(self) -> str:
+        ins = ", ".join(s.describe() for s in self.signature.inputs)
+        outs = ", ".join(s.describe() for s in self.signature.outputs)
+        return f"<bnnc.CompiledModel {self.signature.name}({ins}) -> ({outs})>"
