@@ -1,0 +1,395 @@
+"""Differential comparison of a compiled model's outputs against PyTorch eager.
+
+``assert_matches_torch(model, inputs, compiled_outputs)`` passes when
+
+1. every compiled output has the eager output's shape and dtype, and
+2. it equals the eager output: exactly when the eager output is an
+   integer-valued binary accumulator (or ``exact=True``), otherwise within
+   ``|got - ref| <= atol + rtol * |ref|`` with ``atol = rtol_scale * max|ref|``.
+
+When the outputs differ, a mismatch is accepted ONLY if it is explained by a
+binarizer whose PyTorch pre-sign value is within float rounding of 0 (there
+the compiled model may legitimately decide the other sign). To find those, the
+eager run is traced with a ``TorchFunctionMode`` that records the input of
+every binarizer (``sign`` and comparisons of a tensor against 0: ``ge``,
+``gt``, ``le``, ``lt``) applied to an activation (weights, i.e. tensors that
+share storage with a parameter or buffer, are exact constants and ignored).
+A pre-sign element is *ambiguous* when
+
+* the tensor is float-computed and ``|x| <= presign_rtol * max|x of its channel|``,
+* or a float64 re-run of the model gives it the other sign,
+* or the tensor is an exact integer accumulator and ``x == 0`` under
+  ``torch.sign`` (PyTorch says 0, a binary result cannot).
+
+If there are no ambiguous elements the mismatch is a failure. Otherwise the
+mismatch must be *reproduced*: the compiled output has to match the float64
+run, or an eager float32 run in which some of the ambiguous binarizer outputs
+are forced to the other sign (searched exhaustively for few ambiguous
+elements, by growing subset size otherwise). If none reproduces it, the
+assertion fails and reports the near-zero values it tried.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.overrides import TorchFunctionMode
+
+_SIGN_NAMES = {"sign", "sgn"}
+_CMP_NAMES = {
+    "ge": "ge", "__ge__": "ge", "greater_equal": "ge",
+    "gt": "gt", "__gt__": "gt", "greater": "gt",
+    "le": "le", "__le__": "le", "less_equal": "le",
+    "lt": "lt", "__lt__": "lt", "less": "lt",
+    # reflected forms: 0 <= x arrives as x.__ge__(0), but be safe
+    "__rge__": "le", "__rle__": "ge", "__rgt__": "lt", "__rlt__": "gt",
+}
+
+MAX_SEARCH_RUNS = 400
+
+
+def _is_zero_scalar(v) -> bool:
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, (int, float)):
+        return v == 0
+    if isinstance(v, torch.Tensor) and v.numel() == 1:
+        return bool(v.item() == 0)
+    return False
+
+
+def _classify(func, args, kwargs):
+    """Return (kind, pre_sign_tensor) when func is a binarizer, else None."""
+    name = getattr(func, "__name__", "")
+    if name in _SIGN_NAMES and args and isinstance(args[0], torch.Tensor):
+        return "sign", args[0]
+    if name in _CMP_NAMES and len(args) >= 2:
+        a, b = args[0], args[1]
+        if isinstance(a, torch.Tensor) and a.is_floating_point() and _is_zero_scalar(b):
+            return _CMP_NAMES[name], a
+        if isinstance(b, torch.Tensor) and b.is_floating_point() and _is_zero_scalar(a):
+            # torch.ge(0, x) == x <= 0
+            flipped = {"ge": "le", "le": "ge", "gt": "lt", "lt": "gt"}[_CMP_NAMES[name]]
+            return flipped, b
+    return None
+
+
+@dataclass
+class _Record:
+    kind: str
+    group: int  # index of the first record binarizing the same tensor
+    tensor: torch.Tensor  # keeps the pre-sign tensor alive (stable identity)
+    values: torch.Tensor  # float64 copy of the pre-sign values
+
+
+class _Tracer(TorchFunctionMode):
+    """Records binarizer inputs; optionally forces binarizer outputs; in
+    float64 mode promotes every float32 result to float64."""
+
+    def __init__(self, weight_storages, overrides=None, promote64=False):
+        super().__init__()
+        self.weight_storages = weight_storages
+        self.records: list[_Record] = []
+        self.overrides = overrides or {}  # group -> {flat index: +1/-1}
+        self.promote64 = promote64
+
+    def _group_of(self, t):
+        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()), t.dtype)
+        for r in self.records:
+            u = r.tensor
+            if (u.untyped_storage().data_ptr(), u.storage_offset(), tuple(u.shape), tuple(u.stride()), u.dtype) == key:
+                return r.group
+        return len(self.records)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if self.promote64:
+            out = _promote(out)
+        cls = _classify(func, args, kwargs)
+        if cls is None:
+            return out
+        kind, x = cls
+        if x.untyped_storage().data_ptr() in self.weight_storages:
+            return out  # weight binarisation: exact, not a rounding question
+        group = self._group_of(x)
+        self.records.append(_Record(kind, group, x, x.detach().to(torch.float64).clone()))
+        forced = self.overrides.get(group)
+        if forced and isinstance(out, torch.Tensor) and out.shape == x.shape:
+            out = out.contiguous().clone()
+            flat = out.view(-1)
+            for idx, choice in forced.items():
+                if kind == "sign":
+                    flat[idx] = choice
+                elif kind in ("ge", "gt"):
+                    flat[idx] = choice > 0
+                else:
+                    flat[idx] = choice < 0
+        return out
+
+
+def _promote(out):
+    if isinstance(out, torch.Tensor) and out.dtype == torch.float32:
+        return out.to(torch.float64)
+    if isinstance(out, (tuple, list)):
+        return type(out)(_promote(o) for o in out)
+    return out
+
+
+def _weight_storages(model):
+    s = set()
+    for t in itertools.chain(model.parameters(), model.buffers()):
+        s.add(t.untyped_storage().data_ptr())
+    return s
+
+
+def _as_tuple(out):
+    if isinstance(out, (tuple, list)):
+        return tuple(out)
+    return (out,)
+
+
+def _to_torch(o):
+    if isinstance(o, np.ndarray):
+        return torch.from_numpy(o)
+    if isinstance(o, np.generic):
+        return torch.as_tensor(o)
+    if isinstance(o, torch.Tensor):
+        return o.detach()
+    return o
+
+
+def _run(model, inputs, overrides=None, float64=False):
+    if float64:
+        model = copy.deepcopy(model).double()
+        inputs = tuple(i.double() if isinstance(i, torch.Tensor) and i.dtype == torch.float32 else i for i in inputs)
+    tracer = _Tracer(_weight_storages(model), overrides, promote64=float64)
+    old = torch.get_default_dtype()
+    try:
+        if float64:
+            torch.set_default_dtype(torch.float64)
+        with torch.no_grad(), tracer:
+            out = model(*inputs)
+    finally:
+        torch.set_default_dtype(old)
+    outs = tuple(o.detach().clone() for o in _as_tuple(out))
+    return outs, tracer.records
+
+
+def _integer_valued(t: torch.Tensor) -> bool:
+    if not t.is_floating_point():
+        return True
+    if t.numel() == 0:
+        return True
+    return bool(torch.isfinite(t).all() and (t == t.round()).all() and t.abs().max() < 2**24)
+
+
+def _channel_scale(x: torch.Tensor) -> torch.Tensor:
+    """max |x| per channel (dim 1), broadcastable to x; whole tensor for ndim < 2."""
+    a = x.abs()
+    if x.ndim >= 2:
+        dims = [d for d in range(x.ndim) if d != 1]
+        return a.amax(dim=dims, keepdim=True)
+    return a.max() if a.numel() else torch.tensor(0.0, dtype=x.dtype)
+
+
+@dataclass
+class _Ambiguous:
+    group: int
+    record: int
+    kind: str
+    index: int
+    value32: float
+    value64: float | None
+    scale: float
+
+
+def _find_ambiguous(rec32, rec64, presign_rtol):
+    amb: list[_Ambiguous] = []
+    seen = set()
+    use64 = rec64 is not None and len(rec64) == len(rec32) and all(
+        a.values.shape == b.values.shape for a, b in zip(rec32, rec64)
+    )
+    for i, r in enumerate(rec32):
+        x = r.values
+        if x.numel() == 0:
+            continue
+        if _integer_valued(x):
+            mask = (x == 0) if r.kind == "sign" else torch.zeros_like(x, dtype=torch.bool)
+            scale = torch.zeros_like(x)
+        else:
+            scale = _channel_scale(x).expand_as(x)
+            mask = x.abs() <= presign_rtol * scale
+        x64 = rec64[i].values if use64 else None
+        if x64 is not None:
+            mask = mask | (torch.sign(x) != torch.sign(x64))
+        for idx in torch.nonzero(mask.reshape(-1)).flatten().tolist():
+            key = (r.group, idx)
+            if key in seen:
+                continue
+            seen.add(key)
+            amb.append(
+                _Ambiguous(
+                    r.group, i, r.kind, idx, float(x.reshape(-1)[idx]),
+                    None if x64 is None else float(x64.reshape(-1)[idx]),
+                    float(scale.reshape(-1)[idx]),
+                )
+            )
+    return amb
+
+
+@dataclass
+class _Cmp:
+    ok: bool
+    lines: list[str] = field(default_factory=list)
+
+
+def _compare(refs, gots, exact, rtol, atol) -> _Cmp:
+    lines = []
+    ok = True
+    for k, (ref, got) in enumerate(zip(refs, gots)):
+        ref32 = ref
+        if got.dtype != ref.dtype:
+            ref = ref.to(got.dtype)
+        is_exact = exact if exact is not None else _integer_valued(ref32)
+        if is_exact:
+            bad = got != ref
+            tol_desc = "exact"
+        else:
+            scale = float(ref.abs().max()) if ref.numel() else 0.0
+            a = atol if atol is not None else rtol * scale
+            diff = (got.double() - ref.double()).abs()
+            bad = ~(diff <= a + rtol * ref.double().abs())  # NaN counts as bad
+            tol_desc = f"atol={a:.3g} rtol={rtol:.1g}"
+        nbad = int(bad.sum())
+        if nbad:
+            ok = False
+            diff = (got.double() - ref.double()).abs()
+            diff = torch.where(torch.isnan(diff), torch.full_like(diff, float("inf")), diff)
+            flat = int(diff.reshape(-1).argmax())
+            pos = tuple(int(i) for i in np.unravel_index(flat, tuple(ref.shape))) if ref.ndim else ()
+            lines.append(
+                f"  output[{k}] shape {tuple(ref.shape)}: {nbad}/{ref.numel()} elements differ ({tol_desc}); "
+                f"max |diff| {float(diff.max()):.6g} at {pos}: torch {float(ref.reshape(-1)[flat]):.8g} "
+                f"vs compiled {float(got.reshape(-1)[flat]):.8g}; max |torch| {float(ref.abs().max()) if ref.numel() else 0:.6g}"
+            )
+    return _Cmp(ok, lines)
+
+
+def assert_matches_torch(
+    model: torch.nn.Module,
+    inputs,
+    compiled_outputs,
+    *,
+    exact: bool | None = None,
+    rtol: float = 1e-4,
+    atol: float | None = None,
+    accum_size: int | None = None,
+    presign_rtol: float = 1e-5,
+):
+    """Assert that ``compiled_outputs`` are what ``model(*inputs)`` computes.
+
+    exact: None = exact iff the eager output is integer-valued; True/False force.
+    rtol/atol: float closeness; atol defaults to rtol * max|eager output|, widened
+      to 8 * accum_size * eps32 * max|eager output| when ``accum_size`` (the
+      length of the longest float accumulation feeding the output) is given.
+    presign_rtol: |pre-sign| below this times its channel's max |x| counts as
+      "within float rounding of 0".
+    Returns a short string describing how the comparison passed.
+    """
+    inputs = tuple(_to_torch(i) for i in _as_tuple(inputs))
+    gots = tuple(_to_torch(o) for o in _as_tuple(compiled_outputs))
+    refs, rec32 = _run(model, inputs)
+
+    header = f"{type(model).__name__} on inputs {[tuple(i.shape) for i in inputs if isinstance(i, torch.Tensor)]}"
+    assert len(gots) == len(refs), f"{header}: compiled returned {len(gots)} outputs, torch {len(refs)}"
+    for k, (r, g) in enumerate(zip(refs, gots)):
+        assert isinstance(g, torch.Tensor), f"{header}: output[{k}] is {type(g).__name__}, not a tensor"
+        assert tuple(g.shape) == tuple(r.shape), f"{header}: output[{k}] shape {tuple(g.shape)} != torch {tuple(r.shape)}"
+        assert g.dtype == r.dtype, f"{header}: output[{k}] dtype {g.dtype} != torch {r.dtype}"
+    if exact:
+        for k, r in enumerate(refs):
+            assert _integer_valued(r), f"{header}: exact comparison requested but torch output[{k}] is not integer-valued"
+
+    if atol is None and accum_size is not None:
+        scale = max((float(r.abs().max()) for r in refs if r.numel()), default=0.0)
+        atol = max(rtol, 8 * accum_size * float(torch.finfo(torch.float32).eps)) * scale
+
+    first = _compare(refs, gots, exact, rtol, atol)
+    if first.ok:
+        return "matches eager float32"
+
+    try:
+        refs64, rec64 = _run(model, inputs, float64=True)
+    except Exception as e:  # the model may not run in float64; the search below still works
+        refs64, rec64 = None, None
+        f64_note = f"(float64 re-run failed: {type(e).__name__}: {e})"
+    else:
+        f64_note = ""
+    amb = _find_ambiguous(rec32, rec64, presign_rtol)
+
+    report = [f"{header}: compiled output differs from PyTorch eager", *first.lines]
+    report.append(f"  binarizer calls on activations traced: {len(rec32)} {f64_note}")
+    if not amb:
+        report.append(
+            "  no binarizer pre-sign value is within float rounding of 0 "
+            f"(|x| <= {presign_rtol:g} * channel max, or float32/float64 sign disagreement): "
+            "the mismatch is NOT explained -> compiler bug"
+        )
+        raise AssertionError("\n".join(report))
+
+    report.append(f"  {len(amb)} ambiguous pre-sign value(s):")
+    for a in amb[:12]:
+        report.append(
+            f"    binarizer #{a.record} ({a.kind}) flat index {a.index}: x32={a.value32:.6g} "
+            f"x64={a.value64 if a.value64 is None else f'{a.value64:.6g}'} channel scale {a.scale:.4g}"
+        )
+
+    if refs64 is not None:
+        refs64_cast = tuple(r.to(r32.dtype) for r, r32 in zip(refs64, refs))
+        if _compare(refs64_cast, gots, exact if exact is not None else None, rtol, atol).ok:
+            return f"explained: matches the float64 reference ({len(amb)} near-zero pre-sign values)"
+
+    # Search over forced sign choices at the ambiguous positions.
+    base = {}
+    for a in amb:
+        r = rec32[a.record]
+        v = a.value32
+        if r.kind == "sign" or r.kind in ("ge", "lt"):
+            base[(a.group, a.index)] = 1.0 if v >= 0 else -1.0
+        else:  # gt / le: eager treats 0 as "not positive"
+            base[(a.group, a.index)] = 1.0 if v > 0 else -1.0
+        if r.kind == "sign" and v == 0:
+            base[(a.group, a.index)] = 1.0  # bnnc's choice for an exact 0
+    keys = list(base)
+    runs = 0
+    exhaustive = len(keys) <= 8
+    for size in range(0, len(keys) + 1):
+        for subset in itertools.combinations(range(len(keys)), size):
+            if runs >= MAX_SEARCH_RUNS:
+                break
+            choice = dict(base)
+            for j in subset:
+                choice[keys[j]] = -choice[keys[j]]
+            overrides: dict[int, dict[int, float]] = {}
+            for (g, idx), c in choice.items():
+                overrides.setdefault(g, {})[idx] = c
+            runs += 1
+            outs, _ = _run(model, inputs, overrides=overrides)
+            if _compare(outs, gots, exact, rtol, atol).ok:
+                flipped = [keys[j] for j in subset]
+                return (
+                    f"explained: matches eager with {len(flipped)} near-zero binarizer decision(s) "
+                    f"taken the other way {flipped} (after {runs} tries)"
+                )
+        if runs >= MAX_SEARCH_RUNS:
+            break
+    report.append(
+        f"  no choice of signs at the ambiguous positions reproduces the compiled output "
+        f"({runs} tries, {'exhaustive' if exhaustive and runs < MAX_SEARCH_RUNS else 'partial search'}): NOT explained"
+    )
+    raise AssertionError("\n".join(report))
