@@ -150,7 +150,7 @@ def _check_cpu(triple: str, cpu: str) -> None:
     """LLVM only warns (on stderr) about an unknown CPU, so check explicitly:
     an unknown CPU makes the subtarget fall back to a feature-less generic model,
     (llvmlite 0.50 exposes no CPU list to check against)."""
-    if cpu in ("generic", "native", ""):
+    if cpu in ("generic", ""):
         return
     if not _cpu_is_known(triple, cpu):
         raise TargetError(
