@@ -15,4 +15,9 @@ def make_context() -> Context:
         if name != BNN.name:
             ctx.register_dialect(name, factory)
     ctx.load_dialect(BNN)
+    # llvm ops upstream xDSL lacks, which bnnc's convert-*-to-llvm passes emit.
+    from bnnc.codegen import EXTRA_LLVM_OPS
+
+    for op in EXTRA_LLVM_OPS:
+        ctx.load_op(op)
     return ctx

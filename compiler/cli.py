@@ -1,0 +1,297 @@
+"""The `bnnc` command line: compile, run, opt.
+
+Errors a user can fix (bad model, bad input, unknown target or pass) print one
+`bnnc: error: ...` message and exit with code 2; set BNNC_TRACEBACK=1 to see
+the Python traceback of an internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+
+_EMIT_HELP = (
+    "what to write: bnn (graph IR), loops (scf/memref IR), llvm (llvm dialect), "
+    "ll (LLVM IR), asm, obj (ELF object + C header), so (shared library); default obj"
+)
+
+
+def _add_target_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", default="host", help="host (default), x86_64 or aarch64; LLVM style -target=aarch64 works too")
+    p.add_argument("--cpu", default=None, help="LLVM CPU name, e.g. cortex-a72, x86-64-v3, sapphirerapids")
+    p.add_argument("--features", default=None, help="LLVM feature string, e.g. +dotprod or +avx512vpopcntdq")
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--input-shape",
+        action="append",
+        default=None,
+        metavar="SHAPE",
+        help="shape of an input, e.g. 1,3,224,224 (repeat per input); needed for TorchScript .pt files",
+    )
+    p.add_argument(
+        "--trust",
+        action="store_true",
+        help="allow loading a pickled nn.Module (torch.save); unpickling can run arbitrary code",
+    )
+    p.add_argument("--name", default=None, help="entry point symbol (default: from the model file name)")
+
+
+def _add_pipeline_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pipeline", default=None, help="named pipeline or 'bnn=...;loops=...;llvm=...' (see --print-pipeline)")
+    p.add_argument("--print-pipeline", action="store_true", help="print the pass pipeline and exit")
+    p.add_argument("--print-ir-after-all", action="store_true", help="print the IR after every pass (to stderr)")
+    p.add_argument("--print-ir-after", action="append", default=[], metavar="PASS", help="print the IR after PASS")
+    p.add_argument("--print-ir-before", action="append", default=[], metavar="PASS", help="print the IR before PASS")
+    p.add_argument("--timing", action="store_true", help="report the wall time of every pass (to stderr)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bnnc", description="bnnc: compile PyTorch binary neural networks to native code")
+    parser.add_argument("--version", action="version", version=f"bnnc {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    c = sub.add_parser("compile", help="compile a model (.pt2, TorchScript .pt, or bnn .mlir) to IR, assembly or an artifact")
+    c.add_argument("model", help="a .pt2 from torch.export.save, a TorchScript .pt, or a .mlir file of bnn IR")
+    c.add_argument("-o", "--output", default=None, help="output file (default: stdout for text, MODEL stem + suffix otherwise)")
+    c.add_argument("--emit", default="obj", choices=["bnn", "loops", "llvm", "ll", "asm", "obj", "so"], help=_EMIT_HELP)
+    _add_target_args(c)
+    _add_model_args(c)
+    _add_pipeline_args(c)
+
+    r = sub.add_parser("run", help="run a model or a compiled host artifact (.so) on .npy inputs")
+    r.add_argument("model", help="a .pt2 / TorchScript .pt / .mlir model (compiled on the fly), or a .so from bnnc compile")
+    r.add_argument("--input", action="append", required=True, metavar="X.npy", help="input array (repeat per input)")
+    r.add_argument("--output", action="append", required=True, metavar="Y.npy", help="where to write each output")
+    _add_model_args(r)
+
+    o = sub.add_parser("opt", help="run passes on textual IR (the lit tests' driver)", add_help=False)
+    o.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the opt driver; see `bnnc opt --help`")
+    return parser
+
+
+def _version() -> str:
+    from bnnc import __version__
+
+    return __version__
+
+
+def normalize_llvm_style(argv: Sequence[str], long_options: set[str]) -> list[str]:
+    """Accept LLVM's single-dash long options (-target=aarch64, -emit obj)."""
+    out = []
+    for arg in argv:
+        m = re.match(r"^-([A-Za-z][A-Za-z0-9-]+)(=.*)?$", arg)
+        if m and f"--{m.group(1)}" in long_options:
+            arg = f"-{arg}"
+        out.append(arg)
+    return out
+
+
+def _long_options(parser: argparse.ArgumentParser) -> set[str]:
+    found: set[str] = set()
+    stack = [parser]
+    while stack:
+        p = stack.pop()
+        for action in p._actions:
+            found.update(s for s in action.option_strings if s.startswith("--"))
+            if isinstance(action, argparse._SubParsersAction):
+                stack.extend(action.choices.values())
+    return found
+
+
+def _default_name(model: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_]", "_", Path(model).stem) or "model"
+    return stem if not stem[0].isdigit() else f"m_{stem}"
+
+
+def _shapes(args: argparse.Namespace) -> tuple | None:
+    from bnnc.errors import BnncError
+
+    if not args.input_shape:
+        return None
+    import torch
+
+    inputs = []
+    for text in args.input_shape:
+        try:
+            shape = [int(d) for d in text.replace("x", ",").split(",") if d.strip()]
+        except ValueError:
+            raise BnncError(f"cannot read --input-shape '{text}': write it like 1,3,224,224") from None
+        inputs.append(torch.zeros(shape))
+    return tuple(inputs)
+
+
+def _load_ir(path: str):
+    from xdsl.parser import Parser
+    from xdsl.utils.exceptions import ParseError
+
+    from bnnc.context import make_context
+    from bnnc.errors import IRError, ModelLoadError
+
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise ModelLoadError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        module = Parser(make_context(), text, path).parse_module()
+        module.verify()
+    except ParseError as e:
+        raise IRError(f"malformed IR in {path}:\n{e}") from None
+    except Exception as e:
+        raise IRError(f"invalid IR in {path}: {e}") from None
+    return module
+
+
+def _import(args: argparse.Namespace, example_inputs: tuple | None = None):
+    from bnnc.driver import import_model
+
+    if args.model.endswith(".mlir"):
+        return _load_ir(args.model)
+    return import_model(args.model, example_inputs or _shapes(args), name=args.name, trust=args.trust)
+
+
+def _instrumentation(args: argparse.Namespace):
+    from bnnc.pipeline import Instrumentation
+
+    return Instrumentation(
+        print_after_all=args.print_ir_after_all,
+        print_after=set(args.print_ir_after),
+        print_before=set(args.print_ir_before),
+        timing=args.timing,
+    )
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from xdsl.printer import Printer
+
+    from bnnc import artifacts
+    from bnnc.driver import STAGES, CompileOptions, llvm_ir, lower
+    from bnnc.runtime.signature import signature_of
+
+    args.name = args.name or _default_name(args.model)
+    options = CompileOptions(
+        target=args.target,
+        cpu=args.cpu,
+        features=args.features,
+        pipeline=args.pipeline,
+        name=args.name,
+        instrument=_instrumentation(args),
+    )
+    target = options.resolved_target()
+    pipeline = options.resolved_pipeline()
+    if args.print_pipeline:
+        print(pipeline.describe())
+        return 0
+    module = _import(args)
+    signature = signature_of(module, args.name)
+    stage = args.emit if args.emit in STAGES else "llvm"
+    lower(module, options, stage)
+    if options.instrument.timing:
+        print(options.instrument.report(), file=sys.stderr)
+    if args.emit in STAGES:
+        text = _print(module, Printer)
+        return _write_text(text, args.output)
+    ir_text = llvm_ir(module, signature)
+    from bnnc.codegen import emit_assembly, optimize
+
+    mod = optimize(ir_text, target, opt_level=options.opt_level)
+    if args.emit == "ll":
+        return _write_text(str(mod), args.output)
+    if args.emit == "asm":
+        return _write_text(emit_assembly(mod, target), args.output)
+    out = args.output or f"{Path(args.model).stem}.{'o' if args.emit == 'obj' else 'so'}"
+    written = artifacts.write_artifact(mod, target, signature, out, kind=args.emit)
+    for path in written:
+        print(f"bnnc: wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _print(module, printer_cls) -> str:
+    import io
+
+    stream = io.StringIO()
+    printer_cls(stream=stream).print_op(module)
+    return stream.getvalue() + "\n"
+
+
+def _write_text(text: str, output: str | None) -> int:
+    if output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        Path(output).write_text(text)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from bnnc.errors import InputError, ModelLoadError
+
+    inputs = []
+    for path in args.input:
+        try:
+            inputs.append(np.load(path, allow_pickle=False))
+        except (OSError, ValueError) as e:
+            raise InputError(f"cannot read input {path} as a .npy array: {e}") from None
+    if args.model.endswith((".so", ".o")):
+        from bnnc.runtime.artifact_loader import load_artifact
+
+        model = load_artifact(args.model, args.name or _default_name(args.model))
+    else:
+        from bnnc.driver import CompileOptions, build, jit
+
+        import torch
+
+        args.name = args.name or "forward"
+        examples = _shapes(args) or tuple(torch.from_numpy(np.asarray(x)) for x in inputs)
+        model = jit(build(_import(args, examples), None, CompileOptions(name=args.name)))
+    outputs = model(*inputs)
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    if len(outputs) != len(args.output):
+        raise ModelLoadError(f"the model has {len(outputs)} output(s) but {len(args.output)} --output path(s) were given")
+    for path, value in zip(args.output, outputs):
+        np.save(path, value)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from bnnc.errors import BnncError
+
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "opt":
+        return _run_opt(argv[1:])
+    args = parser.parse_args(normalize_llvm_style(argv, _long_options(parser)))
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return {"compile": cmd_compile, "run": cmd_run}[args.command](args)
+    except BnncError as e:
+        print(f"bnnc: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # an internal error: a short message, the traceback on request
+        if os.environ.get("BNNC_TRACEBACK"):
+            raise
+        print(f"bnnc: internal error: {type(e).__name__}: {e}\n(set BNNC_TRACEBACK=1 for the traceback and please report it)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _run_opt(argv: list[str]) -> int:
+    from bnnc.opt import opt_main
+
+    return opt_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
