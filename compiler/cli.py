@@ -11,6 +11,7 @@ import argparse
 import os
 import re
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,6 +53,13 @@ def _add_pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--print-ir-after", action="append", default=[], metavar="PASS", help="print the IR after PASS")
     p.add_argument("--print-ir-before", action="append", default=[], metavar="PASS", help="print the IR before PASS")
     p.add_argument("--timing", action="store_true", help="report the wall time of every pass (to stderr)")
+    p.add_argument(
+        "--load-pass-plugin",
+        action="append",
+        default=[],
+        metavar="FILE.py",
+        help="load the ModulePass classes in FILE.py so --pipeline can name them",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -183,6 +191,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         features=args.features,
         pipeline=args.pipeline,
         name=args.name,
+        plugins=tuple(args.load_pass_plugin),
         instrument=_instrumentation(args),
     )
     target = options.resolved_target()
@@ -195,7 +204,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     stage = args.emit if args.emit in STAGES else "llvm"
     lower(module, options, stage)
     if options.instrument.timing:
-        print(options.instrument.report(), file=sys.stderr)
+        sys.stderr.write(options.instrument.report())
     if args.emit in STAGES:
         text = _print(module, Printer)
         return _write_text(text, args.output)
@@ -265,6 +274,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     from bnnc.errors import BnncError
 
+    # torch.export's deprecation chatter is not the user's concern at the CLI.
+    warnings.filterwarnings("ignore", category=FutureWarning)
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "opt":

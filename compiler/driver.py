@@ -28,6 +28,7 @@ class CompileOptions:
     pipeline: str | None = None
     name: str = "forward"
     opt_level: int = 3
+    plugins: tuple[str, ...] = ()
     instrument: Instrumentation = field(default_factory=Instrumentation)
 
     def resolved_target(self) -> Target:
@@ -76,7 +77,7 @@ def lower(module: ModuleOp, options: CompileOptions, stop_after: str = "llvm") -
     if stop_after not in STAGES:
         raise BnncError(f"unknown IR stage '{stop_after}'; stages are {', '.join(STAGES)}")
     spec = options.resolved_pipeline().spec(stop_after)
-    run_passes(module, spec, make_context(), options.instrument)
+    run_passes(module, spec, make_context(), options.instrument, options.plugins)
     return module
 
 

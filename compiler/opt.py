@@ -1,27 +1,116 @@
-"""`bnnc opt`: xDSL's opt driver with the bnn dialect and every bnnc pass."""
+"""`bnnc opt`: xDSL's opt driver with the bnn dialect and every bnnc pass,
+plus MLIR-style instrumentation (--print-ir-after-all, --print-ir-after=PASS,
+--print-ir-before=PASS, --timing) and one-line errors with exit code 2."""
 
 from __future__ import annotations
 
+import argparse
 import sys
+import time
 from collections.abc import Sequence
 
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.passes import ModulePass, PassPipeline
+from xdsl.utils.exceptions import DiagnosticException, ParseError, PassFailedException, VerifyException
 from xdsl.xdsl_opt_main import xDSLOptMain
 
 from bnnc.context import make_context
+from bnnc.errors import BnncError, PassError
 from bnnc.passes.registry import all_passes
+from bnnc.pipeline import Instrumentation
 
 
 class BnncOptMain(xDSLOptMain):
+    instrument: Instrumentation
+    plugin_paths: Sequence[str] = ()
+
     def register_all_dialects(self) -> None:
         self.ctx = make_context()
 
     def register_all_passes(self) -> None:
+        from bnnc.plugins import load_plugins
+
         for name, factory in all_passes().items():
             self.register_pass(name, factory)
+        for name, factory in load_plugins(self.plugin_paths).items():
+            self.register_pass(name, factory)
+
+    def register_all_arguments(self, arg_parser: argparse.ArgumentParser) -> None:
+        super().register_all_arguments(arg_parser)
+        arg_parser.add_argument("--print-ir-after-all", action="store_true", help="print the IR after every pass")
+        arg_parser.add_argument("--print-ir-after", action="append", default=[], metavar="PASS", help="print the IR after PASS")
+        arg_parser.add_argument("--print-ir-before", action="append", default=[], metavar="PASS", help="print the IR before PASS")
+        arg_parser.add_argument("--timing", action="store_true", help="report wall time per pass on stderr")
+
+    def setup_pipeline(self) -> None:
+        args = self.args
+        self.instrument = Instrumentation(
+            print_after_all=args.print_ir_after_all,
+            print_after=set(args.print_ir_after),
+            print_before=set(args.print_ir_before),
+            timing=args.timing,
+        )
+        inst = self.instrument
+        started = [0.0]
+
+        def callback(previous: ModulePass | None, module: ModuleOp, next_pass: ModulePass | None) -> None:
+            if previous is not None:
+                inst.times.append((previous.name, time.perf_counter() - started[0]))
+                if not args.disable_verify:
+                    try:
+                        module.verify()
+                    except (VerifyException, DiagnosticException) as e:
+                        raise PassError(f"pass '{previous.name}' produced invalid IR: {e}") from None
+                if inst.print_after_all or previous.name in inst.print_after:
+                    inst.dump("After", previous.name, module)
+            if next_pass is not None:
+                if next_pass.name in inst.print_before:
+                    inst.dump("Before", next_pass.name, module)
+                started[0] = time.perf_counter()
+
+        try:
+            self.pipeline = PassPipeline.parse_spec(self.available_passes, args.passes, callback)
+        except Exception as e:
+            raise PassError(f"cannot build pass pipeline '{args.passes}': {e}") from None
+
+
+def split_plugin_args(args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Take --load-pass-plugin=FILE (or --load-pass-plugin FILE) out of args:
+    plugins must be registered before the pass pipeline is parsed."""
+    rest: list[str] = []
+    plugins: list[str] = []
+    it = iter(args)
+    for arg in it:
+        if arg.startswith(("--load-pass-plugin=", "-load-pass-plugin=")):
+            plugins.append(arg.split("=", 1)[1])
+        elif arg in ("--load-pass-plugin", "-load-pass-plugin"):
+            plugins.append(next(it, ""))
+        else:
+            rest.append(arg)
+    return rest, plugins
 
 
 def opt_main(args: Sequence[str] | None = None) -> int:
-    BnncOptMain(description="bnnc opt: run passes on textual IR", args=args).run()
+    args = list(sys.argv[1:] if args is None else args)
+    args, plugins = split_plugin_args(args)
+    try:
+        BnncOptMain.plugin_paths = plugins
+        main = BnncOptMain(description="bnnc opt: run passes on textual IR (--load-pass-plugin=FILE adds passes)", args=args)
+        main.run()
+        if main.instrument.timing:
+            sys.stderr.write(main.instrument.report())
+    except ParseError as e:
+        print(f"bnnc: error: malformed IR: {e}", file=sys.stderr)
+        return 2
+    except (VerifyException, DiagnosticException) as e:
+        print(f"bnnc: error: invalid IR: {e}", file=sys.stderr)
+        return 2
+    except PassFailedException as e:
+        print(f"bnnc: error: a pass failed: {e}", file=sys.stderr)
+        return 2
+    except BnncError as e:
+        print(f"bnnc: error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -117,23 +117,33 @@ class Instrumentation:
             pct = 100.0 * t / total if total else 0.0
             lines.append(f"  {t:8.4f} ({pct:5.1f}%)  {name}")
         lines.append(f"  {total:8.4f} (100.0%)  Total")
-        return "\n".join(lines)
+        return "\n".join(lines) + "\n"
 
 
-def _passes_of(spec: str) -> list[ModulePass]:
+def _passes_of(spec: str, plugins: Sequence[str] = ()) -> list[ModulePass]:
     if not spec:
         return []
+    from bnnc.plugins import load_plugins
+
+    available = {**all_passes(), **load_plugins(plugins)}
     try:
-        return list(PassPipeline.parse_spec(all_passes(), spec).passes)
+        return list(PassPipeline.parse_spec(available, spec).passes)
     except Exception as e:  # xDSL raises several kinds for a bad spec
         known = ", ".join(sorted(all_passes()))
         raise PassError(f"cannot build pass pipeline '{spec}': {e}\nknown passes: {known}") from None
 
 
-def run_passes(module: ModuleOp, spec: str, ctx: Context, instrument: Instrumentation | None = None) -> None:
-    """Apply `spec` to `module`, verifying after each pass."""
+def run_passes(
+    module: ModuleOp,
+    spec: str,
+    ctx: Context,
+    instrument: Instrumentation | None = None,
+    plugins: Sequence[str] = (),
+) -> None:
+    """Apply `spec` to `module`, verifying after each pass; `plugins` are pass
+    plugin files whose passes the spec may name."""
     inst = instrument or Instrumentation()
-    for p in _passes_of(spec):
+    for p in _passes_of(spec, plugins):
         if p.name in inst.print_before:
             inst.dump("Before", p.name, module)
         start = time.perf_counter()

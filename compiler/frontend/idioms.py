@@ -23,7 +23,7 @@ whose elements all hold that value):
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -50,6 +50,7 @@ class Binarized:
     src: Node
     flip: bool = False
     torch_sign: bool = False
+    at: Node | None = field(default=None, compare=False)  # the outermost node of the idiom
 
 
 def strip(node: Any) -> Any:
@@ -150,7 +151,8 @@ class BinarizeMatcher:
             return None
         if node not in self.memo:
             self.memo[node] = None  # guards against cycles through malformed graphs
-            self.memo[node] = self._match(node)
+            b = self._match(node)
+            self.memo[node] = replace(b, at=node) if b is not None else None
         return self.memo[node]
 
     def _match(self, node: Node) -> Binarized | None:

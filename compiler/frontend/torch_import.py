@@ -97,8 +97,13 @@ def node_source(node: Node) -> tuple[str, int] | None:
     frames = re.findall(r'File "([^"]+)", line (\d+)', trace)
     if not frames:
         return None
-    file, line = frames[-1]
+    # the user's frame: the last one outside torch's own sources (nn.functional etc.)
+    user = [f for f in frames if not f[0].startswith(_TORCH_DIR)]
+    file, line = (user or frames)[-1]
     return file, int(line)
+
+
+_TORCH_DIR = __import__("os").path.dirname(torch.__file__)
 
 
 def node_location(node: Node) -> Attribute:
@@ -151,6 +156,15 @@ def _arg(node: Node, i: int, name: str, default: Any = None) -> Any:
     if len(node.args) > i:
         return node.args[i]
     return node.kwargs.get(name, default)
+
+
+# x-like factories are constants (only x's shape matters): target -> fill value, or
+# the index of the argument holding it.
+_LIKE_FILL: dict[Any, Any] = {
+    aten.ones_like.default: 1.0,
+    aten.zeros_like.default: 0.0,
+    aten.full_like.default: 1,
+}
 
 
 @dataclass
@@ -235,6 +249,14 @@ class _Importer:
                         continue
                 if "assert" in str(node.target):
                     continue
+                like = _LIKE_FILL.get(node.target)
+                if like is not None:
+                    val = node.meta.get("val")
+                    if isinstance(val, torch.Tensor) and all(isinstance(d, int) for d in val.shape):
+                        fill = like if not isinstance(like, int) else node.args[like]
+                        if not isinstance(fill, Node):
+                            self.consts[node] = torch.full(tuple(val.shape), fill, dtype=val.dtype)
+                    continue
                 inputs = node.all_input_nodes
                 if not all(n in self.consts for n in inputs):
                     continue
@@ -318,18 +340,24 @@ class _Importer:
             raise unsupported(node, f"{op_name(node)} returns several values", "use element 0 only")
         return v
 
-    def sign(self, src: Node, flip: bool) -> SSAValue:
-        """bnn.sign(src) (flip=False) or bnn.sign(-src) (flip=True), shared per source."""
+    def sign(self, src: Node, flip: bool, at: Node | None = None) -> SSAValue:
+        """bnn.sign(src) (flip=False) or bnn.sign(-src) (flip=True), shared per source.
+
+        `at` is the node that binarises (its location goes on the sign)."""
         key = (src, flip)
         if key not in self.sign_cache:
+            saved = self.loc
+            if at is not None:
+                self.loc = node_location(at)
             x = self.value(src)
             if flip:
                 x = self.add(bnn.MulOp(x, self.const_float(src, -1.0, len(x.type.get_shape())), x.type)).result
             self.sign_cache[key] = self.add(bnn.SignOp(x)).result
+            self.loc = saved
         return self.sign_cache[key]
 
     def binarized_value(self, b: Binarized) -> SSAValue:
-        s = self.sign(b.src, b.flip)
+        s = self.sign(b.src, b.flip, b.at)
         if b.flip:
             s = self.add(bnn.MulOp(s, self.const_float(b.src, -1.0, len(s.type.get_shape())), s.type)).result
         return s
@@ -828,7 +856,7 @@ def _binary_input(imp: _Importer, conv: Node, inp: Node) -> _BinInput | None:
     if isinstance(src, Node) and src.op == "call_function" and src.target is aten.constant_pad_nd.default:
         value = float(_arg(src, 2, "value", 0.0))
         inner = imp.match(n)  # same semantics, applied to the unpadded source
-        b2 = Binarized(src.args[0], flip=inner.flip, torch_sign=inner.torch_sign)
+        b2 = Binarized(src.args[0], flip=inner.flip, torch_sign=inner.torch_sign, at=inner.at)
         # the padded constant itself is fine even for torch.sign: its value is known
         imp.check_sign_zero(conv, b2)
         return _BinInput(b2, _pad_amounts(src, src.args[1]), _binarize_scalar(b, value))
@@ -874,7 +902,7 @@ def _convolution(imp: _Importer, node: Node) -> _Plan:
             packed = weights.pack_conv_weight(negative)
 
             def emit():
-                x = imp.sign(bi.bin.src, bi.bin.flip)
+                x = imp.sign(bi.bin.src, bi.bin.flip, bi.bin.at)
                 mult = None if bw.unit_scale else imp.const_tensor(bw.alpha)
                 b = imp.const_tensor(bias_t) if bias_t is not None else None
                 return imp.add(
@@ -959,7 +987,7 @@ def _dense_plan(imp: _Importer, node: Node, inp: Node, W: torch.Tensor, bias_t: 
             def emit():
                 return imp.add(
                     bnn.BDenseOp(
-                        imp.sign(bi.src, bi.flip),
+                        imp.sign(bi.src, bi.flip, bi.at),
                         imp.const_tensor(packed, "i64"),
                         typ,
                         multiplier=None if bw.unit_scale else imp.const_tensor(bw.alpha),
