@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import ctypes
 import platform
+import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 from bnnc.errors import ModelLoadError
@@ -29,15 +31,110 @@ def elf_machine(path: str) -> str:
     return ELF_MACHINES.get(machine, f"machine {machine}")
 
 
-def load_artifact(path: str, name: str) -> CompiledModel:
+@dataclass(frozen=True)
+class ElfSymbol:
+    name: str
+    defined: bool
+    binding: int  # 0 local, 1 global, 2 weak
+    section: int
+    value: int
+    size: int
+
+
+def _sections(data: bytes) -> tuple[str, list[tuple[int, int, int, int, int, int]]]:
+    """(byte-order prefix, [(type, addr, offset, size, link, entsize)]) of a 64-bit ELF."""
+    if data[:4] != b"\x7fELF" or data[4] != 2:
+        raise ModelLoadError("not a 64-bit ELF file")
+    e = "<" if data[5] == 1 else ">"
+    shoff, = struct.unpack_from(e + "Q", data, 0x28)
+    shentsize, shnum = struct.unpack_from(e + "HH", data, 0x3A)
+    out = []
+    for i in range(shnum):
+        _name, typ, _flags, addr, off, size, link, _info, _align, entsize = struct.unpack_from(
+            e + "IIQQQQIIQQ", data, shoff + i * shentsize
+        )
+        out.append((typ, addr, off, size, link, entsize))
+    return e, out
+
+
+def elf_symbols(path: str) -> list[ElfSymbol]:
+    """The symbols of a 64-bit ELF object or shared library (.symtab, else .dynsym)."""
+    data = Path(path).read_bytes()
+    e, sections = _sections(data)
+    tables = [s for s in sections if s[0] == 2] or [s for s in sections if s[0] == 11]  # SYMTAB, DYNSYM
+    symbols = []
+    for _typ, _addr, off, size, link, entsize in tables:
+        str_off = sections[link][2]
+        for k in range(1, size // (entsize or 24)):
+            st_name, st_info, _other, shndx, value, sz = struct.unpack_from(e + "IBBHQQ", data, off + k * 24)
+            end = data.index(b"\0", str_off + st_name)
+            name = data[str_off + st_name : end].decode(errors="replace")
+            if name:
+                symbols.append(ElfSymbol(name, shndx != 0, st_info >> 4, shndx, value, sz))
+    return symbols
+
+
+def undefined_symbols(path: str) -> list[str]:
+    """What the artifact needs from elsewhere (for a bnnc artifact: libc), like `nm -u`,
+    leaving out the weak hooks every linked shared library carries."""
+    return sorted({s.name for s in elf_symbols(path) if not s.defined and s.binding != 2})
+
+
+def signature_names(path: str) -> list[str]:
+    """Entry points of the bnnc models in an artifact (from `<name>_bnnc_signature`)."""
+    from bnnc.driver import SIGNATURE_SUFFIX
+
+    return sorted(
+        s.name[: -len(SIGNATURE_SUFFIX)] for s in elf_symbols(path) if s.defined and s.name.endswith(SIGNATURE_SUFFIX)
+    )
+
+
+def read_signature(path: str, name: str | None = None) -> Signature:
+    """The signature embedded in an artifact, read from the file without loading
+    it (works for any architecture). `name` defaults to the only model in it."""
+    from bnnc.driver import SIGNATURE_SUFFIX
+
+    name = name or entry_name(path)
+    data = Path(path).read_bytes()
+    _e, sections = _sections(data)
+    for sym in elf_symbols(path):
+        if sym.defined and sym.name == f"{name}{SIGNATURE_SUFFIX}" and sym.section < len(sections):
+            _typ, addr, off, _size, _link, _ent = sections[sym.section]
+            # .o: value is the offset in its section (addr 0); .so: a virtual address.
+            start = off + (sym.value - addr)
+            raw = data[start : start + sym.size].split(b"\0", 1)[0]
+            return Signature.from_json(raw.decode())
+    raise ModelLoadError(f"{path} has no bnnc model named '{name}' (models in it: {', '.join(signature_names(path)) or 'none'})")
+
+
+def entry_name(path: str, name: str | None = None) -> str:
+    """`name` if given, else the one model entry point in the artifact."""
+    names = signature_names(path)
+    if name is not None:
+        if names and name not in names:
+            raise ModelLoadError(f"{path} has no bnnc model named '{name}'; it has: {', '.join(names)}")
+        return name
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise ModelLoadError(f"{path} has no `<name>_bnnc_signature` symbol: it was not written by `bnnc compile`")
+    raise ModelLoadError(f"{path} holds several models ({', '.join(names)}); pass --name")
+
+
+def host_arch() -> str:
+    return platform.machine().replace("arm64", "aarch64").replace("AMD64", "x86_64")
+
+
+def load_artifact(path: str, name: str | None = None) -> CompiledModel:
     arch = elf_machine(path)
-    host = platform.machine().replace("arm64", "aarch64")
+    host = host_arch()
     if arch != host:
         raise ModelLoadError(
-            f"{path} is built for {arch} and this machine is {host}: it cannot be loaded here. "
+            f"{path} is built for {arch} and this machine is {host}: it cannot be loaded into this process. "
             f"Run it on a {arch} machine, or under emulation through the C example "
-            f"(see examples/c: qemu-{arch} -L /usr/{arch}-linux-gnu ./run_model ...)"
+            f"(`bnnc run` does this when qemu-{arch} and {arch}-linux-gnu-gcc are installed; see docs/deploying.md)"
         )
+    name = entry_name(path, name)
     if path.endswith(".o"):
         raise ModelLoadError(f"{path} is an object file; link it into a program or use --emit=so to get a loadable library")
     try:
