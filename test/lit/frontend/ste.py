@@ -1,0 +1,68 @@
+# RUN: %python %s | filecheck %s
+# Straight-through-estimator spellings: the forward value is the sign, and the
+# STE's add/sub/alias helpers disappear.
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from bnnc.frontend.torch_import import export_module, import_program
+
+
+class SignSTE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return torch.where(x >= 0, 1.0, -1.0)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+class Net(nn.Module):
+    def __init__(self, binarize):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(4, 8, 3, padding=1, bias=False)
+        self.binarize = binarize
+
+    def forward(self, x):
+        return F.conv2d(self.binarize(x), torch.sign(self.conv.weight), padding=1)
+
+
+def show(title, binarize):
+    print(f"// ----- {title}")
+    print(import_program(export_module(Net(binarize), (torch.randn(1, 4, 6, 6),))))
+
+
+# CHECK-LABEL: ----- detach STE
+# CHECK: %[[S:.*]] = bnn.sign %x
+# CHECK-NOT: bnn.add
+# CHECK-NOT: bnn.sub
+# CHECK: bnn.bconv2d %[[S]]
+show("detach STE", lambda x: x + (torch.sign(x) - x).detach())
+
+# CHECK-LABEL: ----- detach STE reversed
+# CHECK: %[[S:.*]] = bnn.sign %x
+# CHECK-NOT: bnn.add
+# CHECK: bnn.bconv2d %[[S]]
+show("detach STE reversed", lambda x: (torch.sign(x) - x).detach() + x)
+
+# The clipped input of the hardtanh STE is only used by the dead helper ops.
+# CHECK-LABEL: ----- hardtanh STE
+# CHECK: %[[H:.*]] = bnn.hardtanh %x
+# CHECK: %[[S:.*]] = bnn.sign %[[H]]
+# CHECK-NOT: bnn.add
+# CHECK-NOT: bnn.sub
+# CHECK: bnn.bconv2d %[[S]]
+def hardtanh_ste(x):
+    h = F.hardtanh(x)
+    return h + (torch.sign(h) - h).detach()
+
+
+show("hardtanh STE", hardtanh_ste)
+
+# CHECK-LABEL: ----- autograd.Function
+# CHECK: %[[S:.*]] = bnn.sign %x
+# CHECK-NOT: bnn.{{(add|sub|mul|div|where|sign|hardtanh)}}
+# CHECK: bnn.bconv2d %[[S]]
+show("autograd.Function", SignSTE.apply)
