@@ -209,6 +209,34 @@ def _convert_op(op: Operation, builder: ir.IRBuilder, val_map: dict[SSAValue, ir
             _upstream_convert_op(op, builder, val_map, block_map)
 
 
+class _BytesConstant(ir.Constant):
+    """An i8-array constant printed straight from raw bytes (llvmlite formats
+    constants element by element, which takes seconds for megabytes of weights)."""
+
+    _ESCAPES = [chr(b) if 32 <= b < 127 and b not in (34, 92) else f"\\{b:02X}" for b in range(256)]
+
+    def __init__(self, data: bytes):
+        super().__init__(ir.ArrayType(ir.IntType(8), len(data)), None)
+        self._data = data
+
+    def get_reference(self) -> str:
+        return f'c"{"".join(map(self._ESCAPES.__getitem__, self._data))}"'
+
+
+def _set_bytes_initializer(gvar: ir.GlobalVariable, op: xllvm.GlobalOp) -> None:
+    """A dense array global holds the attribute's little-endian bytes; with opaque
+    pointers every access names its element type, so an i8 array of the same
+    size and alignment is equivalent. Splats are expanded."""
+    value = op.value
+    assert isinstance(value, DenseIntOrFPElementsAttr)
+    data = value.data.data
+    n = op.global_type.size.data
+    if len(value) == 1 and n != 1:
+        data = data * n
+    gvar.value_type = ir.ArrayType(ir.IntType(8), len(data))
+    gvar.initializer = _BytesConstant(bytes(data))
+
+
 def _convert_global(op: xllvm.GlobalOp, module: ir.Module) -> None:
     gvar = ir.GlobalVariable(module, convert_type(op.global_type), name=op.sym_name.data,
                              addrspace=op.addr_space.value.data)
@@ -224,11 +252,7 @@ def _convert_global(op: xllvm.GlobalOp, module: ir.Module) -> None:
         raw = op.value.data.encode("utf-8")
         gvar.initializer = ir.Constant(ir.ArrayType(ir.IntType(8), len(raw)), bytearray(raw))
     elif isinstance(op.value, DenseIntOrFPElementsAttr) and isinstance(op.global_type, xllvm.LLVMArrayType):
-        values = op.value.get_values()
-        n = op.global_type.size.data
-        if len(values) == 1 and n != 1:  # splat
-            values = list(values) * n
-        gvar.initializer = ir.Constant(gvar.value_type, list(values))
+        _set_bytes_initializer(gvar, op)
     else:
         gvar.initializer = create_constant(op.global_type, op.value)
 

@@ -469,6 +469,23 @@ def _last_uses(ops: list[Operation]) -> dict[Operation, list[SSAValue]]:
     return result
 
 
+def _kernel(L: _Lowerer, op: Operation, fn_name: str, args: list[SSAValue], out: SSAValue) -> None:
+    """Lower `op` into its own private function and call it: functions keep
+    each CFG small (cheap to verify and to optimise) and name the layer."""
+    arg_types = [a.type for a in args] + [out.type]
+    block = Block(arg_types=arg_types)
+    saved, L.lb = L.lb, LoopBuilder(block)
+    try:
+        LOWERINGS[type(op)](L, op, list(block.args[: len(args)]), block.args[-1])
+        L.lb.insert(func.ReturnOp())
+    finally:
+        L.lb = saved
+    kernel = func.FuncOp(fn_name, FunctionType.from_lists(arg_types, []), Region(block), visibility="private")
+    kernel.location = op.location
+    L.module.body.block.add_op(kernel)
+    L.lb.insert(func.CallOp(fn_name, [*args, out], []))
+
+
 def _lower_function(module: ModuleOp, fn: func.FuncOp, counter: list[int]) -> None:
     ftype = fn.function_type
     in_types = [_memref_of(t) for t in ftype.inputs.data]
@@ -493,26 +510,27 @@ def _lower_function(module: ModuleOp, fn: func.FuncOp, counter: list[int]) -> No
     body_ops = [op for op in old_block.ops if op is not ret]
     last_uses = _last_uses(body_ops)
     owned: set[SSAValue] = set()
-    for op in body_ops:
+    for index, op in enumerate(body_ops):
         if isinstance(op, arith.ConstantOp):
             value = op.value
-            assert isinstance(value, DenseIntOrFPElementsAttr), "only dense tensor constants are supported"
+            if not isinstance(value, DenseIntOrFPElementsAttr):
+                raise PassFailedException(f"convert-bnn-to-loops: only dense tensor constants are supported, got {value}")
             array = to_numpy(value)
             L.constants[op.result] = array
             L.buffers[op.result] = L.global_buffer(array)
             continue
-        lowering = LOWERINGS.get(type(op))
-        if lowering is None:
+        if type(op) not in LOWERINGS:
             raise PassFailedException(f"convert-bnn-to-loops: no lowering for {op.name}")
         result = op.results[0]
         out = dest.get(result)
         if out is None:
             out = lb.alloc(result.type.get_shape(), result.type.element_type)
             owned.add(result)
-        lowering(L, op, [L.buffers[v] for v in op.operands], out)
-        L.buffers[result] = out
         if result.name_hint:
             out.name_hint = result.name_hint
+        kernel_name = f"{fn.sym_name.data}_{index}_{op.name.split('.')[-1]}"
+        _kernel(L, op, kernel_name, [L.buffers[v] for v in op.operands], out)
+        L.buffers[result] = out
         for dead in last_uses.get(op, []):
             if dead in owned and dead not in ret.arguments:
                 lb.dealloc(L.buffers[dead])
@@ -522,8 +540,9 @@ def _lower_function(module: ModuleOp, fn: func.FuncOp, counter: list[int]) -> No
             src = L.buffers[value]
             with lb.loops(memref_shape(out)) as ivs:
                 lb.store(lb.load(src, ivs), out, ivs)
+    used = last_uses_values(last_uses)
     for value in owned:
-        if value in ret.arguments or value not in last_uses_values(last_uses):
+        if value in ret.arguments or value not in used:
             lb.dealloc(L.buffers[value])
     lb.insert(func.ReturnOp())
 
