@@ -146,7 +146,7 @@ def c_header(signature: Signature, target: Target, facts: ArtifactFacts | None =
         "/* The model generic code runs when it includes this header (override with -DBNNC_MODEL=name). */",
         "#ifndef BNNC_MODEL",
         f"#define BNNC_MODEL {name}",
-        f"        "#endif",
+        "#endif",
         "",
         "#ifdef __cplusplus",
         "}",
@@ -167,9 +167,9 @@ def find_linker(target: Target) -> list[str]:
         candidates = ["cc", "gcc", *candidates]
     for tool in candidates:
         if (path := shutil.which(tool)) is not None:
-            return [path, "-shared"]
+            return [path, "-shared", "-Wl,-z,noexecstack"]
     if (ld := shutil.which(f"{arch}-linux-gnu-ld")) is not None:  # binutils alone is enough
-        return [ld, "-shared"]
+        return [ld, "-shared", "-z", "noexecstack"]
     provider = _PROVIDERS.get(arch, f"a {arch}-linux-gnu cross toolchain")
     raise TargetError(
         f"linking a shared library for {arch} needs a linker ({', '.join(candidates)} or {arch}-linux-gnu-ld), "
@@ -197,7 +197,9 @@ def write_artifact(mod: Any, target: Target, signature: Signature, output: str, 
         if kind == "so":
             cmd = find_linker(target)
             built = Path(tmp) / f"lib{signature.name}.so"
-            result = subprocess.run([*cmd, "-o", str(built), str(obj)], capture_output=True, text=True)
+            # The soname is the file name, so programs linked against it find it by name.
+            soname = [f"-Wl,-soname,{out.name}"] if not cmd[0].endswith("-ld") else ["-soname", out.name]
+            result = subprocess.run([*cmd, *soname, "-o", str(built), str(obj)], capture_output=True, text=True)
             if result.returncode != 0:
                 raise TargetError(f"{cmd[0]} failed to link {out}:\n{result.stderr.strip()}")
         facts = measure(mod)

@@ -75,8 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(c)
     _add_pipeline_args(c)
 
-    r = sub.add_parser("run", help="run a model or a compiled host artifact (.so) on .npy inputs")
-    r.add_argument("model", help="a .pt2 / TorchScript .pt / .mlir model (compiled on the fly), or a .so from bnnc compile")
+    r = sub.add_parser(
+        "run",
+        help="run a model or a compiled artifact (.so/.o; a foreign-architecture one under qemu-<arch>) on .npy inputs",
+    )
+    r.add_argument(
+        "model",
+        help="a .pt2 / TorchScript .pt / .mlir model (compiled on the fly), or a .so/.o from bnnc compile: a host .so "
+        "is loaded in process; a host .o, or an aarch64 artifact, is built into examples/c/run_model and run "
+        "(under qemu-aarch64 -L /usr/aarch64-linux-gnu for aarch64)",
+    )
     r.add_argument("--input", action="append", required=True, metavar="X.npy", help="input array (repeat per input)")
     r.add_argument("--output", action="append", required=True, metavar="Y.npy", help="where to write each output")
     _add_model_args(r)
@@ -251,9 +259,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as e:
             raise InputError(f"cannot read input {path} as a .npy array: {e}") from None
     if args.model.endswith((".so", ".o")):
-        from bnnc.runtime.artifact_loader import load_artifact
+        from bnnc.runtime.artifact_loader import elf_machine, host_arch, load_artifact
 
-        model = load_artifact(args.model, args.name or _default_name(args.model))
+        if elf_machine(args.model) == host_arch() and args.model.endswith(".so"):
+            model = load_artifact(args.model, args.name)  # in process
+        else:  # a foreign artifact (under qemu) or an object file: through the C example
+            from bnnc.runtime.emulated_run import run_artifact
+
+            model = lambda *xs: tuple(run_artifact(args.model, xs, args.name))  # noqa: E731
     else:
         from bnnc.driver import CompileOptions, build, jit
 

@@ -1,0 +1,169 @@
+"""Run a bnnc artifact (.o or .so) out of process, through the C example.
+
+This is how `bnnc run` runs what it cannot load into Python: an artifact for
+another architecture (under `qemu-<arch>`), or a host object file. Steps, in a
+temporary directory:
+
+1. read the signature embedded in the artifact (`<name>_bnnc_signature`, read
+   from the ELF file, so no loading is needed) and write a C header from it;
+2. build examples/c/run_model.c against the artifact with `<arch>-linux-gnu-gcc`
+   (the host `cc` for host artifacts);
+3. write the inputs as raw float32, run
+   `qemu-<arch> -L /usr/<arch>-linux-gnu ./run_model in0.bin ... out0.bin ...`
+   (without qemu for host artifacts), and read the outputs back.
+
+Tools are looked up on PATH. BNNC_QEMU=/path/to/emulator chooses the emulator;
+BNNC_QEMU=none turns emulation off (a foreign artifact is then refused).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from bnnc.errors import InputError, ModelLoadError, TargetError
+from bnnc.runtime.artifact_loader import elf_machine, entry_name, host_arch, read_signature
+from bnnc.runtime.signature import Signature
+
+# examples/c/run_model.c in the source tree (bnnc is installed editable).
+EXAMPLE_SOURCE = Path(__file__).resolve().parent.parent / "examples" / "c" / "run_model.c"
+
+# Debian packages that provide the tools, per architecture.
+QEMU_PACKAGE = "qemu-user"
+CROSS_PACKAGES = {"aarch64": "gcc-aarch64-linux-gnu libc6-dev-arm64-cross", "x86_64": "gcc-x86-64-linux-gnu"}
+RUN_TIMEOUT = 900  # seconds; a big model under qemu takes a while
+
+
+def sysroot(arch: str) -> str:
+    """Where Debian's cross libc for `arch` lives (qemu's -L)."""
+    return f"/usr/{arch}-linux-gnu"
+
+
+def find_emulator(arch: str) -> str | None:
+    """The user-mode emulator for `arch`, or None (BNNC_QEMU overrides PATH)."""
+    chosen = os.environ.get("BNNC_QEMU")
+    if chosen is not None:
+        if chosen.lower() in ("", "none", "0", "off"):
+            return None
+        return shutil.which(chosen)
+    return shutil.which(f"qemu-{arch}")
+
+
+def find_compiler(arch: str) -> str | None:
+    candidates = [f"{arch}-linux-gnu-gcc"]
+    if arch == host_arch():
+        candidates = ["cc", "gcc", *candidates]
+    for tool in candidates:
+        if (path := shutil.which(tool)) is not None:
+            return path
+    return None
+
+
+def how_to_run(path: str, arch: str) -> str:
+    """The manual recipe, for error messages."""
+    stem = Path(path).with_suffix("")
+    return (
+        f"to run it by hand: make -C examples/c MODEL={path} CROSS={arch}-linux-gnu- && "
+        f"qemu-{arch} -L {sysroot(arch)} examples/c/run_model in.bin out.bin "
+        f"(raw float32 files; shapes in {stem}.h; see docs/deploying.md)"
+    )
+
+
+def check_tools(path: str, arch: str) -> tuple[str, str | None]:
+    """(compiler, emulator or None for host code), or a clear error saying what to install."""
+    emulator = None
+    if arch != host_arch():
+        emulator = find_emulator(arch)
+        if emulator is None:
+            raise ModelLoadError(
+                f"{path} is built for {arch} and this machine is {host_arch()}; running it needs the "
+                f"emulator qemu-{arch}, which is not installed or disabled (BNNC_QEMU={os.environ.get('BNNC_QEMU')!s}). "
+                f"Install the Debian package {QEMU_PACKAGE} (apt-get install {QEMU_PACKAGE}) and "
+                f"{CROSS_PACKAGES.get(arch, f'a {arch} cross compiler')}, or run it on a {arch} machine; "
+                + how_to_run(path, arch)
+            )
+    compiler = find_compiler(arch)
+    if compiler is None:
+        raise ModelLoadError(
+            f"running {path} ({arch}) builds the C example with {arch}-linux-gnu-gcc, which is not installed: "
+            f"apt-get install {CROSS_PACKAGES.get(arch, 'gcc')}"
+        )
+    if not EXAMPLE_SOURCE.exists():
+        raise ModelLoadError(f"the C example {EXAMPLE_SOURCE} is missing (bnnc run needs a source checkout of bnnc)")
+    return compiler, emulator
+
+
+def _check_inputs(signature: Signature, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    if len(inputs) != len(signature.inputs):
+        raise InputError(f"the model takes {len(signature.inputs)} input(s), {len(inputs)} given")
+    arrays = []
+    for i, (x, spec) in enumerate(zip(inputs, signature.inputs)):
+        x = np.asarray(x)
+        if x.dtype != np.float32:
+            raise InputError(f"input {i}: expected dtype float32 ({spec.describe()}), got {x.dtype}")
+        if tuple(x.shape) != spec.shape:
+            raise InputError(f"input {i}: expected shape {list(spec.shape)}, got {list(x.shape)}")
+        arrays.append(np.ascontiguousarray(x))
+    return arrays
+
+
+def build_runner(path: str, workdir: str, name: str | None = None) -> tuple[Path, Signature, str, str | None]:
+    """Build run_model against the artifact in `workdir`: (program, signature, arch, emulator)."""
+    from bnnc.artifacts import c_header
+    from bnnc.target import Target
+
+    arch = elf_machine(path)
+    name = entry_name(path, name)
+    signature = read_signature(path, name)
+    compiler, emulator = check_tools(path, arch)
+    work = Path(workdir)
+    artifact = work / Path(path).name
+    shutil.copyfile(path, artifact)
+    header = work / f"{name}_abi.h"
+    header.write_text(c_header(signature, Target(arch, f"{arch}-unknown-linux-gnu", "(from the artifact)", "")))
+    program = work / "run_model"
+    cmd = [compiler, "-O2", "-include", str(header), str(EXAMPLE_SOURCE), str(artifact), "-lm", "-o", str(program)]
+    if artifact.suffix == ".so":
+        cmd[-2:-2] = ["-Wl,-rpath,$ORIGIN"]
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=work)
+    if result.returncode != 0:
+        raise ModelLoadError(f"building the C example against {path} failed:\n$ {' '.join(cmd)}\n{result.stderr.strip()}")
+    return program, signature, arch, emulator
+
+
+def run_artifact(path: str, inputs: Sequence[np.ndarray], name: str | None = None) -> list[np.ndarray]:
+    """Run the artifact at `path` on `inputs` (float32 arrays of the signature's
+    shapes) through the C example, under qemu when it is foreign; return the outputs."""
+    with tempfile.TemporaryDirectory(prefix="bnnc-run-") as tmp:
+        program, signature, arch, emulator = build_runner(path, tmp, name)
+        arrays = _check_inputs(signature, inputs)
+        in_files, out_files = [], []
+        for i, x in enumerate(arrays):
+            f = Path(tmp) / f"in{i}.bin"
+            x.astype("<f4" if arch in ("x86_64", "aarch64") else np.float32).tofile(f)
+            in_files.append(str(f))
+        out_files = [str(Path(tmp) / f"out{i}.bin") for i in range(len(signature.outputs))]
+        cmd = [str(program), *in_files, *out_files]
+        if emulator is not None:
+            cmd = [emulator, "-L", sysroot(arch), *cmd]
+        try:
+            result = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp, timeout=RUN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise TargetError(f"running {path} took longer than {RUN_TIMEOUT} s: {' '.join(cmd)}") from None
+        if result.returncode != 0:
+            raise TargetError(
+                f"running {path} failed (exit code {result.returncode}):\n$ {' '.join(cmd)}\n{result.stderr.strip()}"
+            )
+        outputs = []
+        for f, spec in zip(out_files, signature.outputs):
+            data = np.fromfile(f, dtype="<f4")
+            if data.size != spec.numel:
+                raise TargetError(f"{path} wrote {data.size} floats for an output of {spec.numel}")
+            outputs.append(data.astype(np.float32).reshape(spec.shape))
+        return outputs
