@@ -157,6 +157,47 @@ def c_header(signature: Signature, target: Target, facts: ArtifactFacts | None =
     return "\n".join(lines)
 
 
+_FEATURE_EXAMPLES = {
+    "aarch64": "+neon, +dotprod, +fullfp16, +sve, +v8.2a",
+    "x86_64": "+avx2, +avx512f, +avx512vpopcntdq, +popcnt, -prefer-256-bit",
+}
+
+
+def check_features(target: Target) -> None:
+    """LLVM only warns on stderr about an unknown feature ('+x' is not a recognized
+    feature for this target (ignoring feature)) and drops it; make that an error."""
+    import os
+
+    import llvmlite.binding as llvm
+
+    from bnnc.target import _init_llvm
+
+    if not target.features or target.name == "host":
+        return
+    _init_llvm()
+    with tempfile.TemporaryFile() as tmp:
+        saved = os.dup(2)
+        try:
+            os.dup2(tmp.fileno(), 2)
+            tm = llvm.Target.from_triple(target.triple).create_target_machine(
+                cpu=target.cpu, features=target.features, opt=0
+            )
+            # Subtarget features are parsed when code is generated for a function.
+            tm.emit_assembly(llvm.parse_assembly(f'target triple = "{target.triple}"\ndefine void @f() {{ ret void }}'))
+            del tm
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        tmp.seek(0)
+        err = tmp.read().decode(errors="replace")
+    bad = sorted(set(re.findall(r"'([+-]?[^']+)' is not a recognized feature", err)))
+    if bad:
+        raise TargetError(
+            f"unknown feature(s) {', '.join(bad)} for {target.arch}; accepted: LLVM feature names for "
+            f"{target.arch} with + or -, e.g. {_FEATURE_EXAMPLES.get(target.arch, '+feature')}"
+        )
+
+
 def find_linker(target: Target) -> list[str]:
     """The command (a list) that links a shared library for `target`."""
     from bnnc.runtime.artifact_loader import host_arch

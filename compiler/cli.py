@@ -203,6 +203,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         instrument=_instrumentation(args),
     )
     target = options.resolved_target()
+    artifacts.check_features(target)
     pipeline = options.resolved_pipeline()
     if args.print_pipeline:
         print(pipeline.describe())
