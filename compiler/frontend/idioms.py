@@ -23,6 +23,7 @@ whose elements all hold that value):
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -265,15 +266,38 @@ _ZERO_PRESERVING = {
 }
 
 
-def may_be_exact_zero(node: Any, consts: dict[Node, Any], depth: int = 16) -> Node | None:
-    """If `node` is exactly 0 by construction on some inputs (relu, clamp at 0, pools
-    of those, ...), return the node that makes it so; else None."""
+def _integer_accumulator(node: Node, is_binarized: Callable[[Any], bool] | None) -> bool:
+    """A bias-free conv/matmul of binarised activations: a sum of +-w terms that
+    cancels to exactly 0 on many inputs (always possible for binary weights)."""
+    t = node.target
+    if is_binarized is None:
+        return False
+    if t is aten.convolution.default:
+        x, bias = node.args[0], node.args[2]
+        x = strip(x)
+        if isinstance(x, Node) and x.target is aten.constant_pad_nd.default:
+            x = x.args[0]
+        return bias is None and is_binarized(x)
+    if t is aten.mm.default:
+        return is_binarized(node.args[0])
+    return False
+
+
+def may_be_exact_zero(
+    node: Any,
+    consts: dict[Node, Any],
+    depth: int = 16,
+    is_binarized: Callable[[Any], bool] | None = None,
+) -> Node | None:
+    """If `node` is exactly 0 by construction on some inputs (relu, clamp at 0,
+    a bias-free binary conv's accumulator, pools of those, ...), return the node
+    that makes it so; else None. `is_binarized` tells binarised values apart."""
     node = strip(node)
     if not isinstance(node, Node) or node.op != "call_function" or depth == 0:
         return None
     t = node.target
     args = node.args
-    if t is aten.relu.default:
+    if t is aten.relu.default or _integer_accumulator(node, is_binarized):
         return node
     if t in (aten.hardtanh.default, aten.clamp.default, aten.clamp_min.default):
         lo = args[1] if len(args) > 1 else node.kwargs.get("min", -1.0 if t is aten.hardtanh.default else None)
@@ -284,19 +308,19 @@ def may_be_exact_zero(node: Any, consts: dict[Node, Any], depth: int = 16) -> No
         value = args[2] if len(args) > 2 else node.kwargs.get("value", 0.0)
         if float(value) == 0.0 and any(p != 0 for p in args[1]):
             return node
-        return may_be_exact_zero(args[0], consts, depth - 1)
+        return may_be_exact_zero(args[0], consts, depth - 1, is_binarized)
     if t in (aten.mul.Tensor,):
         for a in args[:2]:
-            hit = may_be_exact_zero(a, consts, depth - 1)
+            hit = may_be_exact_zero(a, consts, depth - 1, is_binarized)
             if hit is not None:
                 return hit
         return None
     if t is aten.cat.default:
         for a in args[0]:
-            hit = may_be_exact_zero(a, consts, depth - 1)
+            hit = may_be_exact_zero(a, consts, depth - 1, is_binarized)
             if hit is not None:
                 return hit
         return None
     if t in _ZERO_PRESERVING:
-        return may_be_exact_zero(args[0], consts, depth - 1)
+        return may_be_exact_zero(args[0], consts, depth - 1, is_binarized)
     return None

@@ -367,7 +367,7 @@ class _Importer:
     def check_sign_zero(self, node: Node, b: Binarized) -> None:
         if not b.torch_sign:
             return
-        zero = idioms.may_be_exact_zero(b.src, self.consts)
+        zero = idioms.may_be_exact_zero(b.src, self.consts, is_binarized=lambda n: self.match(n) is not None)
         if zero is not None:
             raise unsupported(
                 node,
