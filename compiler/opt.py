@@ -35,6 +35,13 @@ class BnncOptMain(xDSLOptMain):
         for name, factory in load_plugins(self.plugin_paths).items():
             self.register_pass(name, factory)
 
+    def parse_chunk(self, chunk, file_extension, start_offset=0):  # type: ignore[override]
+        """Parsed IR is verified before any pass runs, as mlir-opt does."""
+        module = super().parse_chunk(chunk, file_extension, start_offset)
+        if module is not None and not self.args.disable_verify:
+            module.verify()
+        return module
+
     def register_all_arguments(self, arg_parser: argparse.ArgumentParser) -> None:
         super().register_all_arguments(arg_parser)
         arg_parser.add_argument("--print-ir-after-all", action="store_true", help="print the IR after every pass")

@@ -1,0 +1,81 @@
+// RUN: %bnnc-opt %s --split-input-file --verify-diagnostics | filecheck %s
+
+// Malformed bnn IR is rejected with a message naming what is wrong.
+
+func.func @wrong_words(%x: tensor<1x100x8x8xf32>, %w: tensor<4x3x3x1xi64>) -> tensor<1x4x8x8xf32> {
+  %y = bnn.bconv2d %x, %w {strides = array<i64: 1, 1>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64, pad_value = 0 : i64} : tensor<1x100x8x8xf32>, tensor<4x3x3x1xi64> -> tensor<1x4x8x8xf32>
+  func.return %y : tensor<1x4x8x8xf32>
+}
+// CHECK: weight must pack 100 channels per group into 2 words, got 1
+
+// -----
+
+func.func @wrong_spatial(%x: tensor<1x3x8x8xf32>, %w: tensor<4x3x3x1xi64>) -> tensor<1x4x8x8xf32> {
+  %y = bnn.bconv2d %x, %w {strides = array<i64: 2, 2>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64, pad_value = 0 : i64} : tensor<1x3x8x8xf32>, tensor<4x3x3x1xi64> -> tensor<1x4x8x8xf32>
+  func.return %y : tensor<1x4x8x8xf32>
+}
+// CHECK: result spatial size must be (4, 4), got (8, 8)
+
+// -----
+
+func.func @bad_pad_value(%x: tensor<1x3x8x8xf32>, %w: tensor<4x3x3x1xi64>) -> tensor<1x4x8x8xf32> {
+  %y = bnn.bconv2d %x, %w {strides = array<i64: 1, 1>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64, pad_value = 2 : i64} : tensor<1x3x8x8xf32>, tensor<4x3x3x1xi64> -> tensor<1x4x8x8xf32>
+  func.return %y : tensor<1x4x8x8xf32>
+}
+// CHECK: pad_value must be -1, 0 or 1, got 2
+
+// -----
+
+func.func @bad_groups(%x: tensor<1x3x8x8xf32>, %w: tensor<4x3x3x1xi64>) -> tensor<1x4x8x8xf32> {
+  %y = bnn.bconv2d %x, %w {strides = array<i64: 1, 1>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 2 : i64, pad_value = 0 : i64} : tensor<1x3x8x8xf32>, tensor<4x3x3x1xi64> -> tensor<1x4x8x8xf32>
+  func.return %y : tensor<1x4x8x8xf32>
+}
+// CHECK: groups=2 must divide in_channels=3 and out_channels=4
+
+// -----
+
+func.func @multiplier_size(%x: tensor<1x3x8x8xf32>, %w: tensor<4x3x3x1xi64>, %m: tensor<3xf32>) -> tensor<1x4x8x8xf32> {
+  %y = bnn.bconv2d %x, %w multiplier %m : tensor<3xf32> {strides = array<i64: 1, 1>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64, pad_value = 0 : i64} : tensor<1x3x8x8xf32>, tensor<4x3x3x1xi64> -> tensor<1x4x8x8xf32>
+  func.return %y : tensor<1x4x8x8xf32>
+}
+// CHECK: bnn.bconv2d multiplier must have 4 elements, got 3
+
+// -----
+
+func.func @no_broadcast(%a: tensor<1x3x8x8xf32>, %b: tensor<1x4x8x8xf32>) -> tensor<1x4x8x8xf32> {
+  %y = bnn.add %a, %b : (tensor<1x3x8x8xf32>, tensor<1x4x8x8xf32>) -> tensor<1x4x8x8xf32>
+  func.return %y : tensor<1x4x8x8xf32>
+}
+// CHECK: bnn.add operand shapes (1, 3, 8, 8) and (1, 4, 8, 8) do not broadcast
+
+// -----
+
+func.func @cat_sizes(%a: tensor<1x3x8x8xf32>) -> tensor<1x7x8x8xf32> {
+  %y = bnn.cat %a, %a {axis = 1 : i64} : (tensor<1x3x8x8xf32>, tensor<1x3x8x8xf32>) -> tensor<1x7x8x8xf32>
+  func.return %y : tensor<1x7x8x8xf32>
+}
+// CHECK: bnn.cat result axis 1 must be 6, got 7
+
+// -----
+
+func.func @reshape_count(%a: tensor<1x3x8x8xf32>) -> tensor<1x100xf32> {
+  %y = bnn.reshape %a : (tensor<1x3x8x8xf32>) -> tensor<1x100xf32>
+  func.return %y : tensor<1x100xf32>
+}
+// CHECK: bnn.reshape cannot turn (1, 3, 8, 8) (192 elements) into (1, 100)
+
+// -----
+
+func.func @dense_words(%x: tensor<2x65xf32>, %w: tensor<10x1xi64>) -> tensor<2x10xf32> {
+  %y = bnn.bdense %x, %w : tensor<2x65xf32>, tensor<10x1xi64> -> tensor<2x10xf32>
+  func.return %y : tensor<2x10xf32>
+}
+// CHECK: weight must pack 65 features into 2 words, got 1
+
+// -----
+
+func.func @sign_int(%x: tensor<4xi32>) -> tensor<4xi32> {
+  %y = bnn.sign %x : tensor<4xi32>
+  func.return %y : tensor<4xi32>
+}
+// CHECK: bnn.sign input must have element type f32

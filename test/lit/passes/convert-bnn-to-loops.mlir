@@ -1,0 +1,52 @@
+// RUN: %bnnc-opt %s -p convert-bnn-to-loops | filecheck %s
+
+// The tensor function becomes destination-passing over memrefs, constants
+// become private globals, and every bnn op becomes a private loop-nest function.
+
+// CHECK-LABEL: func.func @forward(
+// CHECK-SAME: %{{.*}}: memref<1x3x6x6xf32>, %{{.*}}: memref<1x4x6x6xf32>)
+// CHECK-SAME: bnnc.num_inputs = 1
+// CHECK-DAG: memref.get_global @__bnnc_const_0 : memref<4x3x3x1xi64>
+// CHECK-DAG: memref.get_global @__bnnc_const_1 : memref<4xf32>
+// CHECK: %[[S:.*]] = memref.alloc() {alignment = 64 : i64} : memref<1x3x6x6xf32>
+// CHECK: func.call @forward_2_sign(%{{.*}}, %[[S]])
+// The conv writes straight into the output buffer, then the sign buffer is freed.
+// CHECK: func.call @forward_3_bconv2d(%[[S]], %{{.*}}, %{{.*}}, %{{.*}})
+// CHECK-NEXT: memref.dealloc %[[S]]
+// CHECK-NEXT: func.return
+func.func @forward(%x: tensor<1x3x6x6xf32>) -> tensor<1x4x6x6xf32> {
+  %w = arith.constant dense<[[[[1], [2], [4]], [[7], [0], [5]], [[3], [6], [1]]], [[[1], [2], [4]], [[7], [0], [5]], [[3], [6], [1]]], [[[1], [2], [4]], [[7], [0], [5]], [[3], [6], [1]]], [[[1], [2], [4]], [[7], [0], [5]], [[3], [6], [1]]]]> : tensor<4x3x3x1xi64>
+  %m = arith.constant dense<[1.0, 2.0, 3.0, 4.0]> : tensor<4xf32>
+  %s = bnn.sign %x : tensor<1x3x6x6xf32>
+  %y = bnn.bconv2d %s, %w multiplier %m : tensor<4xf32> {strides = array<i64: 1, 1>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64, pad_value = 0 : i64} : tensor<1x3x6x6xf32>, tensor<4x3x3x1xi64> -> tensor<1x4x6x6xf32>
+  func.return %y : tensor<1x4x6x6xf32>
+}
+
+// A function without tensors is left alone.
+// CHECK-LABEL: func.func @scalar(%{{.*}}: i32) -> i32
+// CHECK-NEXT: func.return
+func.func @scalar(%a: i32) -> i32 {
+  func.return %a : i32
+}
+
+// Constants are private, constant, 64-byte aligned globals.
+// CHECK: "memref.global"() <{sym_name = "__bnnc_const_0", type = memref<4x3x3x1xi64>, {{.*}}sym_visibility = "private", constant, alignment = 64 : i64}>
+// CHECK: "memref.global"() <{sym_name = "__bnnc_const_1", type = memref<4xf32>,
+
+// sign: +1 unless x < 0 (ordered compare, so -0.0 and NaN give +1).
+// CHECK-LABEL: func.func private @forward_2_sign(
+// CHECK: arith.cmpf olt, %{{.*}}, %{{.*}} : f32
+// CHECK: arith.select %{{.*}}, %{{.*}}, %{{.*}} : f32
+
+// bconv2d: pack signs into i64 words, then popcount(x xor w) per tap; taps in
+// the zero padding contribute 0; the epilogue scales by the multiplier.
+// CHECK-LABEL: func.func private @forward_3_bconv2d(
+// CHECK: memref.alloc() {alignment = 64 : i64} : memref<1x6x6x1xi64>
+// CHECK: arith.shli
+// CHECK: arith.ori
+// CHECK: %[[X:.*]] = arith.xori
+// CHECK: math.ctpop %[[X]] : i64
+// CHECK: arith.select
+// CHECK: arith.sitofp
+// CHECK: arith.mulf
+// CHECK: memref.dealloc
