@@ -381,10 +381,14 @@ def assert_matches_torch(
             runs += 1
             outs, _ = _run(model, inputs, overrides=overrides)
             if _compare(outs, gots, exact, rtol, atol).ok:
-                flipped = [keys[j] for j in subset]
+                flipped = [amb[j] for j in subset]
+                desc = ", ".join(
+                    f"#{a.record}[{a.index}] x={a.value32:.3g} (|x|/scale {abs(a.value32) / a.scale if a.scale else 0:.2g})"
+                    for a in flipped
+                )
                 return (
                     f"explained: matches eager with {len(flipped)} near-zero binarizer decision(s) "
-                    f"taken the other way {flipped} (after {runs} tries)"
+                    f"taken the other way [{desc}] (after {runs} tries)"
                 )
         if runs >= MAX_SEARCH_RUNS:
             break
