@@ -160,29 +160,84 @@ class SignOp(IRDLOperation):
         _check_float(self.input, "bnn.sign input")
 
 
-@irdl_op_definition
-class BConv2dOp(_WindowOp):
-    """Binary conv2d: out[n,o,y,x] = multiplier[o] * dot + bias[o].
+def packed_words(channels: int, groups: int) -> int:
+    """Words per pixel of a packed tensor: each group starts at a word boundary."""
+    return groups * words_for(channels // groups)
 
-    dot = sum over taps of binarize(input) * w, where w is +-1 from the packed
-    `weight` (Cout x KH x KW x words(Cin/groups) i64, bit 1 = -1) and padded taps
-    contribute `pad_value` (0 = PyTorch zero padding, or +1 / -1) times w.
-    `in_channels` is the number of meaningful bits per weight row.
+
+def _check_packed(value: SSAValue, what: str) -> tuple[int, ...]:
+    shape = _check_rank(value, 4, what)
+    if _tensor(value, what).element_type != i64:
+        raise VerifyException(f"{what} must be packed i64 words (N x words x H x W)")
+    return shape
+
+
+def _opt_float(op: IRDLOperation, name: str) -> float | None:
+    attr = op.properties.get(name)
+    return None if attr is None else attr.value.data  # type: ignore[union-attr]
+
+
+class _OutputTransformOp(IRDLOperation):
+    """A binary accumulator's epilogue, in this order:
+        v = dot * multiplier[o] + bias[o]
+        v = v if v > 0 else slope[o] * v      (PReLU, when `slope` is given)
+        v = min(max(v, clamp_min), clamp_max) (when given)
+    or, when `threshold` is given, a packed bit per output channel:
+        bit[o] = dot[o] < threshold[o]        (bit 1 means -1)
+    which `fuse-bn-sign` derives so the bit equals PyTorch's sign decision."""
+
+    multiplier = opt_operand_def(TensorType)
+    bias = opt_operand_def(TensorType)
+    slope = opt_operand_def(TensorType)
+    threshold = opt_operand_def(TensorType)
+    clamp_min = opt_prop_def(FloatAttr[AnyFloat])
+    clamp_max = opt_prop_def(FloatAttr[AnyFloat])
+
+    def _verify_transform(self, channels: int) -> None:
+        _check_channel_vector(self.multiplier, channels, f"{self.name} multiplier")
+        _check_channel_vector(self.bias, channels, f"{self.name} bias")
+        _check_channel_vector(self.slope, channels, f"{self.name} slope")
+        lo, hi = _opt_float(self, "clamp_min"), _opt_float(self, "clamp_max")
+        if lo is not None and hi is not None and lo > hi:
+            raise VerifyException(f"{self.name} clamp_min {lo} exceeds clamp_max {hi}")
+        if self.threshold is not None:
+            if any(v is not None for v in (self.multiplier, self.bias, self.slope, lo, hi)):
+                raise VerifyException(f"{self.name} with a threshold writes bits: it takes no multiplier, bias, slope or clamp")
+            shape = _check_rank(self.threshold, 1, f"{self.name} threshold")
+            if shape[0] != channels or _tensor(self.threshold, "threshold").element_type != i64:
+                raise VerifyException(f"{self.name} threshold must be tensor<{channels}xi64>")
+
+
+@irdl_op_definition
+class BConv2dOp(_WindowOp, _OutputTransformOp):
+    """Binary conv2d on +-1 values with an output transform (see _OutputTransformOp).
+
+    dot[n,o,y,x] = sum over taps of a * w, where a is binarize(input) (f32 NCHW
+    input) or the packed input's bit (i64 N x words x H x W input, then
+    `in_channels` gives the channel count), and w is +-1 from the packed `weight`
+    (Cout x KH x KW x words(Cin/groups) i64, bit 1 = -1). Padded taps contribute
+    `pad_value` (0 = PyTorch zero padding, or +1 / -1) times w, and then
+    `correction[o,ky,kx]` (i64, Cout x KH x KW) is subtracted for every tap
+    (ky, kx) that falls in the padding. The result is f32 NCHW, or with a
+    `threshold` the packed bits (i64 N x packed_words(Cout, out_groups) x OH x OW).
     """
 
     name = "bnn.bconv2d"
     input = operand_def(TensorType)
     weight = operand_def(TensorType)
-    multiplier = opt_operand_def(TensorType)
-    bias = opt_operand_def(TensorType)
+    correction = opt_operand_def(TensorType)
     result = result_def(TensorType)
     groups = prop_def(IntegerAttr[I64])
     pad_value = prop_def(IntegerAttr[I64])
+    in_channels = opt_prop_def(IntegerAttr[I64])
+    out_groups = opt_prop_def(IntegerAttr[I64])
     irdl_options = (AttrSizedOperandSegments(as_property=True), ParsePropInAttrDict())
     traits = traits_def(Pure())
     assembly_format = (
         "$input `,` $weight (`multiplier` $multiplier^ `:` type($multiplier))? "
-        "(`bias` $bias^ `:` type($bias))? attr-dict `:` type($input) `,` type($weight) `->` type($result)"
+        "(`bias` $bias^ `:` type($bias))? (`slope` $slope^ `:` type($slope))? "
+        "(`threshold` $threshold^ `:` type($threshold))? (`correction` $correction^ `:` type($correction))? "
+        "attr-dict `:` type($input) `,` type($weight) `->` type($result)"
     )
 
     def __init__(
@@ -198,22 +253,47 @@ class BConv2dOp(_WindowOp):
         pad_value: int = 0,
         multiplier: SSAValue | None = None,
         bias: SSAValue | None = None,
+        slope: SSAValue | None = None,
+        threshold: SSAValue | None = None,
+        correction: SSAValue | None = None,
+        clamp_min: float | None = None,
+        clamp_max: float | None = None,
+        in_channels: int | None = None,
+        out_groups: int | None = None,
     ):
+        props: dict[str, Attribute] = {
+            "strides": i64_array(strides),
+            "padding": i64_array(padding),
+            "dilations": i64_array(dilations),
+            "groups": IntegerAttr(groups, i64),
+            "pad_value": IntegerAttr(pad_value, i64),
+        }
+        for name, value in (("clamp_min", clamp_min), ("clamp_max", clamp_max)):
+            if value is not None:
+                props[name] = FloatAttr(value, f32)
+        for name, value in (("in_channels", in_channels), ("out_groups", out_groups)):
+            if value is not None:
+                props[name] = IntegerAttr(value, i64)
         super().__init__(
-            operands=[input, weight, multiplier, bias],
+            operands=[input, weight, correction, multiplier, bias, slope, threshold],  # definition order
             result_types=[result_type],
-            properties={
-                "strides": i64_array(strides),
-                "padding": i64_array(padding),
-                "dilations": i64_array(dilations),
-                "groups": IntegerAttr(groups, i64),
-                "pad_value": IntegerAttr(pad_value, i64),
-            },
+            properties=props,
         )
 
     @property
-    def in_channels(self) -> int:
+    def input_is_packed(self) -> bool:
+        return isinstance(self.input.type, TensorType) and self.input.type.element_type == i64
+
+    @property
+    def channels_in(self) -> int:
+        if self.input_is_packed:
+            assert self.in_channels is not None
+            return self.in_channels.value.data
         return _shape(self.input)[1]
+
+    @property
+    def out_channels(self) -> int:
+        return _shape(self.weight)[0]
 
     @property
     def kernel_size(self) -> tuple[int, int]:
@@ -221,13 +301,23 @@ class BConv2dOp(_WindowOp):
         return shape[1], shape[2]
 
     def verify_(self) -> None:
-        n, c, h, w = _check_rank(self.input, 4, "bnn.bconv2d input")
-        _check_float(self.input, "bnn.bconv2d input")
+        groups = self.groups.value.data
+        if self.input_is_packed:
+            if self.in_channels is None:
+                raise VerifyException("bnn.bconv2d on a packed input needs in_channels")
+            n, words_in, h, w = _check_packed(self.input, "bnn.bconv2d input")
+            c = self.in_channels.value.data
+            if groups < 1 or c % groups or words_in != packed_words(c, groups):
+                raise VerifyException(
+                    f"packed input must hold {c} channels in {groups} group(s) as "
+                    f"{packed_words(c, groups) if groups > 0 and c % groups == 0 else '?'} words, got {words_in}"
+                )
+        else:
+            n, c, h, w = _check_rank(self.input, 4, "bnn.bconv2d input")
+            _check_float(self.input, "bnn.bconv2d input")
         co, kh, kw, words = _check_rank(self.weight, 4, "bnn.bconv2d weight")
         if _tensor(self.weight, "weight").element_type != i64:
             raise VerifyException("bnn.bconv2d weight must be packed i64 words")
-        on, oc, oh, ow = _check_rank(self.result, 4, "bnn.bconv2d result")
-        groups = self.groups.value.data
         if groups < 1 or c % groups or co % groups:
             raise VerifyException(f"groups={groups} must divide in_channels={c} and out_channels={co}")
         if words != words_for(c // groups):
@@ -236,28 +326,45 @@ class BConv2dOp(_WindowOp):
             )
         if self.pad_value.value.data not in (-1, 0, 1):
             raise VerifyException(f"pad_value must be -1, 0 or 1, got {self.pad_value.value.data}")
-        if (on, oc) != (n, co):
-            raise VerifyException(f"result must have batch {n} and {co} channels, got {on}x{oc}")
+        on, oc, oh, ow = _check_rank(self.result, 4, "bnn.bconv2d result")
+        if self.threshold is not None:
+            og = self.out_groups.value.data if self.out_groups is not None else 1
+            if _tensor(self.result, "result").element_type != i64 or og < 1 or co % og or oc != packed_words(co, og):
+                raise VerifyException(
+                    f"bnn.bconv2d with a threshold must produce packed i64 words "
+                    f"({packed_words(co, og) if og >= 1 and co % og == 0 else '?'} per pixel for {co} channels), got {self.result.type}"
+                )
+            if on != n:
+                raise VerifyException(f"result must have batch {n}")
+        else:
+            _check_float(self.result, "bnn.bconv2d result")
+            if (on, oc) != (n, co):
+                raise VerifyException(f"result must have batch {n} and {co} channels, got {on}x{oc}")
         self._verify_output((h, w), (kh, kw), (oh, ow))
-        _check_channel_vector(self.multiplier, co, "bnn.bconv2d multiplier")
-        _check_channel_vector(self.bias, co, "bnn.bconv2d bias")
+        self._verify_transform(co)
+        if self.correction is not None:
+            if _check_rank(self.correction, 3, "bnn.bconv2d correction") != (co, kh, kw):
+                raise VerifyException(f"bnn.bconv2d correction must be {co}x{kh}x{kw}")
+            if _tensor(self.correction, "correction").element_type != i64:
+                raise VerifyException("bnn.bconv2d correction must have element type i64")
 
 
 @irdl_op_definition
-class BDenseOp(IRDLOperation):
-    """Binary dense: out[n,o] = multiplier[o] * sum_k binarize(input[n,k]) * w[o,k] + bias[o]."""
+class BDenseOp(_OutputTransformOp):
+    """Binary dense: dot[n,o] = sum_k binarize(input[n,k]) * w[o,k], then the
+    output transform (see _OutputTransformOp)."""
 
     name = "bnn.bdense"
     input = operand_def(TensorType)
     weight = operand_def(TensorType)
-    multiplier = opt_operand_def(TensorType)
-    bias = opt_operand_def(TensorType)
     result = result_def(TensorType)
     irdl_options = (AttrSizedOperandSegments(as_property=True), ParsePropInAttrDict())
     traits = traits_def(Pure())
     assembly_format = (
         "$input `,` $weight (`multiplier` $multiplier^ `:` type($multiplier))? "
-        "(`bias` $bias^ `:` type($bias))? attr-dict `:` type($input) `,` type($weight) `->` type($result)"
+        "(`bias` $bias^ `:` type($bias))? (`slope` $slope^ `:` type($slope))? "
+        "(`threshold` $threshold^ `:` type($threshold))? "
+        "attr-dict `:` type($input) `,` type($weight) `->` type($result)"
     )
 
     def __init__(
@@ -268,8 +375,15 @@ class BDenseOp(IRDLOperation):
         *,
         multiplier: SSAValue | None = None,
         bias: SSAValue | None = None,
+        slope: SSAValue | None = None,
+        clamp_min: float | None = None,
+        clamp_max: float | None = None,
     ):
-        super().__init__(operands=[input, weight, multiplier, bias], result_types=[result_type])
+        props: dict[str, Attribute] = {}
+        for name, value in (("clamp_min", clamp_min), ("clamp_max", clamp_max)):
+            if value is not None:
+                props[name] = FloatAttr(value, f32)
+        super().__init__(operands=[input, weight, multiplier, bias, slope, None], result_types=[result_type], properties=props)
 
     def verify_(self) -> None:
         n, k = _check_rank(self.input, 2, "bnn.bdense input")
@@ -279,10 +393,104 @@ class BDenseOp(IRDLOperation):
             raise VerifyException("bnn.bdense weight must be packed i64 words")
         if words != words_for(k):
             raise VerifyException(f"weight must pack {k} features into {words_for(k)} words, got {words}")
+        if self.threshold is not None:
+            raise VerifyException("bnn.bdense does not write packed bits")
         if _check_rank(self.result, 2, "bnn.bdense result") != (n, m):
             raise VerifyException(f"result must be {n}x{m}")
-        _check_channel_vector(self.multiplier, m, "bnn.bdense multiplier")
-        _check_channel_vector(self.bias, m, "bnn.bdense bias")
+        self._verify_transform(m)
+
+
+@irdl_op_definition
+class PackOp(IRDLOperation):
+    """binarize and bit-pack along channels: f32 N x C x H x W ->
+    i64 N x packed_words(C, groups) x H x W; bit i of word g*words(C/groups)+j is
+    channel g*C/groups + 64j + i, set when the value is < 0 (binarize = -1)."""
+
+    name = "bnn.pack"
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    groups = prop_def(IntegerAttr[I64])
+    irdl_options = (ParsePropInAttrDict(),)
+    traits = traits_def(Pure())
+    assembly_format = "$input attr-dict `:` type($input) `->` type($result)"
+
+    def __init__(self, input: SSAValue, groups: int = 1):
+        n, c, h, w = _shape(input)
+        result = TensorType(i64, [n, packed_words(c, groups), h, w])
+        super().__init__(operands=[input], result_types=[result], properties={"groups": IntegerAttr(groups, i64)})
+
+    def verify_(self) -> None:
+        n, c, h, w = _check_rank(self.input, 4, "bnn.pack input")
+        _check_float(self.input, "bnn.pack input")
+        groups = self.groups.value.data
+        if groups < 1 or c % groups:
+            raise VerifyException(f"bnn.pack groups={groups} must divide {c} channels")
+        if _check_packed(self.result, "bnn.pack result") != (n, packed_words(c, groups), h, w):
+            raise VerifyException(f"bnn.pack result must be {n}x{packed_words(c, groups)}x{h}x{w}xi64")
+
+
+@irdl_op_definition
+class BMaxPool2dOp(_WindowOp):
+    """Max pooling of packed +-1 values: a bit is -1 (1) only if every tap in the
+    window is -1, so the words are ANDed; padded taps never win (as -inf)."""
+
+    name = "bnn.bmax_pool2d"
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    kernel = prop_def(DenseArrayBase[I64])
+    traits = traits_def(Pure())
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+
+    def __init__(self, input: SSAValue, result_type: Attribute, *, kernel, strides, padding, dilations=(1, 1)):
+        super().__init__(
+            operands=[input],
+            result_types=[result_type],
+            properties={
+                "kernel": i64_array(kernel),
+                "strides": i64_array(strides),
+                "padding": i64_array(padding),
+                "dilations": i64_array(dilations),
+            },
+        )
+
+    def verify_(self) -> None:
+        n, words, h, w = _check_packed(self.input, "bnn.bmax_pool2d input")
+        on, owords, oh, ow = _check_packed(self.result, "bnn.bmax_pool2d result")
+        if (on, owords) != (n, words):
+            raise VerifyException("bnn.bmax_pool2d result must keep batch and words")
+        self._verify_output((h, w), _pair(self.kernel, "kernel", 1), (oh, ow))
+
+
+@irdl_op_definition
+class PadOp(IRDLOperation):
+    """Constant padding of the two spatial axes (PyTorch's F.pad(x, (l, r, t, b), value))."""
+
+    name = "bnn.pad"
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    padding = prop_def(DenseArrayBase[I64])  # left, right, top, bottom
+    value = prop_def(FloatAttr[AnyFloat])
+    irdl_options = (ParsePropInAttrDict(),)
+    traits = traits_def(Pure())
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+
+    def __init__(self, input: SSAValue, padding: Sequence[int], value: float, result_type: Attribute):
+        super().__init__(
+            operands=[input],
+            result_types=[result_type],
+            properties={"padding": i64_array(padding), "value": FloatAttr(value, f32)},
+        )
+
+    def verify_(self) -> None:
+        n, c, h, w = _check_rank(self.input, 4, "bnn.pad input")
+        _check_float(self.input, "bnn.pad input")
+        pads = self.padding.get_values()
+        if len(pads) != 4 or any(p < 0 for p in pads):
+            raise VerifyException(f"bnn.pad padding must be 4 non-negative integers (left, right, top, bottom), got {list(pads)}")
+        left, right, top, bottom = pads
+        expect = (n, c, h + top + bottom, w + left + right)
+        if _check_rank(self.result, 4, "bnn.pad result") != expect:
+            raise VerifyException(f"bnn.pad result must be {expect}, got {_shape(self.result)}")
 
 
 # ----------------------------------------------------------------- float ops
@@ -704,6 +912,9 @@ BNN = Dialect(
         SignOp,
         BConv2dOp,
         BDenseOp,
+        PackOp,
+        BMaxPool2dOp,
+        PadOp,
         Conv2dOp,
         LinearOp,
         BatchNormOp,
