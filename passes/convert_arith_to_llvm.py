@@ -24,7 +24,6 @@ from xdsl.dialects import llvm as L
 from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
     FloatAttr,
-    IndexType,
     IntegerAttr,
     IntegerType,
     ModuleOp,
@@ -40,7 +39,15 @@ from xdsl.pattern_rewriter import (
 )
 from xdsl.utils.exceptions import PassFailedException
 
-from bnnc.codegen import FPToSIOp, FPToUIOp, UIToFPOp, cast_all, intrinsic_suffix, llvm_type, replace_with_llvm
+from bnnc.codegen import (
+    FPToSIOp,
+    FPToUIOp,
+    UIToFPOp,
+    cast_all,
+    intrinsic_suffix,
+    llvm_type,
+    replace_with_llvm,
+)
 
 # arith binop -> llvm binop class
 _BINOPS: dict[type[Operation], type[Operation]] = {

@@ -1,0 +1,252 @@
+"""Lowerings of the float bnn ops (elementwise, batch norm, pooling, float
+convs and linear layers, data movement) to scf loop nests."""
+
+from __future__ import annotations
+
+import math as pymath
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from xdsl.ir import Operation, SSAValue
+
+from bnnc.dialects import bnn
+from bnnc.passes._loop_builder import LoopBuilder, memref_shape
+from bnnc.passes._lowering import (
+    Lowerer,
+    Lowering,
+    channel_view,
+    elementwise,
+    window_taps,
+)
+
+
+def lower_sign(L: Lowerer, op: bnn.SignOp, args: list[SSAValue], out: SSAValue) -> None:
+    def body(lb: LoopBuilder, v: list[SSAValue], _: list[SSAValue]) -> SSAValue:
+        # binarize(x) = +1 unless x < 0 (so -0.0 and NaN give +1)
+        return lb.select(lb.cmpf(v[0], 0.0, "olt"), lb.f32(-1.0), lb.f32(1.0))
+
+    elementwise(L.lb, out, args, body)
+
+
+def lower_relu(L: Lowerer, op: bnn.ReluOp, args: list[SSAValue], out: SSAValue) -> None:
+    # x < 0 ? 0 : x keeps NaN, as torch.relu does
+    elementwise(L.lb, out, args, lambda lb, v, _: lb.select(lb.cmpf(v[0], 0.0, "olt"), lb.f32(0.0), v[0]))
+
+
+def lower_abs(L: Lowerer, op: bnn.AbsOp, args: list[SSAValue], out: SSAValue) -> None:
+    elementwise(L.lb, out, args, lambda lb, v, _: lb.absf(v[0]))
+
+
+def lower_hardtanh(L: Lowerer, op: bnn.HardtanhOp, args: list[SSAValue], out: SSAValue) -> None:
+    lo, hi = op.min_val.value.data, op.max_val.value.data
+
+    def body(lb: LoopBuilder, v: list[SSAValue], _: list[SSAValue]) -> SSAValue:
+        x = v[0]
+        x = lb.select(lb.cmpf(x, lo, "olt"), lb.f32(lo), x)
+        return lb.select(lb.cmpf(x, hi, "ogt"), lb.f32(hi), x)
+
+    elementwise(L.lb, out, args, body)
+
+
+def lower_prelu(L: Lowerer, op: bnn.PReluOp, args: list[SSAValue], out: SSAValue) -> None:
+    x, slope = args
+
+    def body(lb: LoopBuilder, v: list[SSAValue], ivs: list[SSAValue]) -> SSAValue:
+        a = channel_view(lb, slope, len(ivs), ivs)
+        return lb.select(lb.cmpf(v[0], 0.0, "ogt"), v[0], lb.mulf(a, v[0]))
+
+    elementwise(L.lb, out, [x], body)
+
+
+def binary_elementwise(fn: Callable[[LoopBuilder, SSAValue, SSAValue], SSAValue]) -> Lowering:
+    def lower(L: Lowerer, op: Operation, args: list[SSAValue], out: SSAValue) -> None:
+        elementwise(L.lb, out, args, lambda lb, v, _: fn(lb, v[0], v[1]))
+
+    return lower
+
+
+def lower_batch_norm(L: Lowerer, op: bnn.BatchNormOp, args: list[SSAValue], out: SSAValue) -> None:
+    """y = x * scale[c] + shift[c], scale = gamma / sqrt(var + eps), shift =
+    beta - mean * scale, computed in f32 at compile time as PyTorch's CPU kernel does."""
+    x = args[0]
+    mean, var, gamma, beta = (L.constant_value(v, op) for v in op.operands[1:])
+    eps = np.float32(op.epsilon.value.data)
+    invstd = np.float32(1.0) / np.sqrt(var.astype(np.float32) + eps)
+    scale = (invstd * gamma).astype(np.float32)
+    shift = (beta - mean * scale).astype(np.float32)
+    scale_buf, shift_buf = L.global_buffer(scale), L.global_buffer(shift)
+
+    def body(lb: LoopBuilder, v: list[SSAValue], ivs: list[SSAValue]) -> SSAValue:
+        return lb.addf(lb.mulf(v[0], lb.load(scale_buf, [ivs[1]])), lb.load(shift_buf, [ivs[1]]))
+
+    elementwise(L.lb, out, [x], body)
+
+
+# ------------------------------------------------------------- data movement
+
+
+def lower_cat(L: Lowerer, op: bnn.CatOp, args: list[SSAValue], out: SSAValue) -> None:
+    lb, axis, offset = L.lb, op.axis.value.data, 0
+    for src in args:
+        with lb.loops(memref_shape(src)) as ivs:
+            dst = list(ivs)
+            dst[axis] = lb.addi(ivs[axis], offset)
+            lb.store(lb.load(src, ivs), out, dst)
+        offset += memref_shape(src)[axis]
+
+
+def _unravel(lb: LoopBuilder, linear: SSAValue, shape: Sequence[int]) -> list[SSAValue]:
+    indices: list[SSAValue] = []
+    for i, d in enumerate(shape):
+        stride = pymath.prod(shape[i + 1 :])
+        q = lb.divui(linear, stride) if stride != 1 else linear
+        indices.append(lb.remui(q, d) if i else q)
+    return indices
+
+
+def lower_reshape(L: Lowerer, op: bnn.ReshapeOp, args: list[SSAValue], out: SSAValue) -> None:
+    lb, src = L.lb, args[0]
+    with lb.loop(pymath.prod(memref_shape(out))) as loop:
+        value = lb.load(src, _unravel(lb, loop.iv, memref_shape(src)))
+        lb.store(value, out, _unravel(lb, loop.iv, memref_shape(out)))
+
+
+# ------------------------------------------------------------------ pooling
+
+
+def lower_max_pool2d(L: Lowerer, op: bnn.MaxPool2dOp, args: list[SSAValue], out: SSAValue) -> None:
+    lb, x = L.lb, args[0]
+    _, _, h, w = memref_shape(x)
+    kh, kw = op.kernel.get_values()
+    with lb.loops(memref_shape(out)) as (n, c, oy, ox):
+        with lb.reduction([kh, kw], [lb.f32(float("-inf"))]) as red:
+            ky, kx = red.ivs
+            inb, iy, ix = window_taps(lb, oy, ox, ky, kx, op.window(), (h, w))
+            v = lb.load(x, [n, c, iy, ix])
+            take = lb.and_(inb, lb.cmpf(v, red.carried[0], "ugt"))
+            red.next = [lb.select(take, v, red.carried[0])]
+        lb.store(red.results[0], out, [n, c, oy, ox])
+
+
+def _avg_divisors(op: bnn.AvgPool2dOp, h: int, w: int, oh: int, ow: int) -> np.ndarray:
+    """PyTorch's avg_pool2d divisor for every output pixel (floor mode)."""
+    (sh, sw), (ph, pw), _ = op.window()
+    kh, kw = op.kernel.get_values()
+    include_pad = bool(op.count_include_pad.value.data)
+    div = np.empty((oh, ow), np.float32)
+    for y in range(oh):
+        for x in range(ow):
+            y0, x0 = y * sh - ph, x * sw - pw
+            y1, x1 = min(y0 + kh, h + ph), min(x0 + kw, w + pw)
+            size = (y1 - y0) * (x1 - x0)
+            if not include_pad:
+                size = (min(y1, h) - max(y0, 0)) * (min(x1, w) - max(x0, 0))
+            div[y, x] = size
+    if op.divisor_override is not None:
+        div[:] = op.divisor_override.value.data
+    return div
+
+
+def lower_avg_pool2d(L: Lowerer, op: bnn.AvgPool2dOp, args: list[SSAValue], out: SSAValue) -> None:
+    lb, x = L.lb, args[0]
+    _, _, h, w = memref_shape(x)
+    _, _, oh, ow = memref_shape(out)
+    kh, kw = op.kernel.get_values()
+    divisors = L.global_buffer(_avg_divisors(op, h, w, oh, ow))
+    with lb.loops(memref_shape(out)) as (n, c, oy, ox):
+        with lb.reduction([kh, kw], [lb.f32(0.0)]) as red:
+            ky, kx = red.ivs
+            inb, iy, ix = window_taps(lb, oy, ox, ky, kx, op.window(), (h, w))
+            v = lb.select(inb, lb.load(x, [n, c, iy, ix]), lb.f32(0.0))
+            red.next = [lb.addf(red.carried[0], v)]
+        lb.store(lb.divf(red.results[0], lb.load(divisors, [oy, ox])), out, [n, c, oy, ox])
+
+
+def lower_adaptive_avg_pool2d(L: Lowerer, op: bnn.AdaptiveAvgPool2dOp, args: list[SSAValue], out: SSAValue) -> None:
+    """PyTorch's bins: [floor(i*H/OH), ceil((i+1)*H/OH)); one static nest per bin."""
+    lb, x = L.lb, args[0]
+    n_, c_, h, w = memref_shape(x)
+    _, _, oh, ow = memref_shape(out)
+    for y in range(oh):
+        y0, y1 = (y * h) // oh, -((-(y + 1) * h) // oh)
+        for xx in range(ow):
+            x0, x1 = (xx * w) // ow, -((-(xx + 1) * w) // ow)
+            with lb.loops([n_, c_]) as (n, c):
+                with lb.reduction([y1 - y0, x1 - x0], [lb.f32(0.0)]) as red:
+                    iy, ix = lb.addi(red.ivs[0], y0), lb.addi(red.ivs[1], x0)
+                    red.next = [lb.addf(red.carried[0], lb.load(x, [n, c, iy, ix]))]
+                count = lb.f32(float((y1 - y0) * (x1 - x0)))
+                lb.store(lb.divf(red.results[0], count), out, [n, c, y, xx])
+
+
+def lower_mean(L: Lowerer, op: bnn.MeanOp, args: list[SSAValue], out: SSAValue) -> None:
+    lb, x = L.lb, args[0]
+    shape = memref_shape(x)
+    dims = list(op.dims.get_values())
+    count = lb.f32(float(pymath.prod(shape[d] for d in dims)))
+    with lb.loops(memref_shape(out)) as ivs:
+        with lb.reduction([shape[d] for d in dims], [lb.f32(0.0)]) as red:
+            idx = list(ivs)
+            for d, iv in zip(dims, red.ivs):
+                idx[d] = iv
+            red.next = [lb.addf(red.carried[0], lb.load(x, idx))]
+        lb.store(lb.divf(red.results[0], count), out, ivs)
+
+
+# -------------------------------------------------------------- float convs
+
+
+def lower_conv2d(L: Lowerer, op: bnn.Conv2dOp, args: list[SSAValue], out: SSAValue) -> None:
+    lb = L.lb
+    x, w = args[0], args[1]
+    bias = args[2] if op.bias is not None else None
+    _, c, h, wd = memref_shape(x)
+    co, cg, kh, kw = memref_shape(w)
+    cog = co // op.groups.value.data
+    with lb.loops(memref_shape(out)) as (n, oc, oy, ox):
+        g = lb.divui(oc, cog)
+        init = lb.load(bias, [oc]) if bias is not None else lb.f32(0.0)
+        with lb.reduction([cg, kh, kw], [init]) as red:
+            ic, ky, kx = red.ivs
+            inb, iy, ix = window_taps(lb, oy, ox, ky, kx, op.window(), (h, wd))
+            ch = lb.affine([(g, cg), (ic, 1)])
+            v = lb.select(inb, lb.load(x, [n, ch, iy, ix]), lb.f32(0.0))
+            red.next = [lb.addf(red.carried[0], lb.mulf(v, lb.load(w, [oc, ic, ky, kx])))]
+        lb.store(red.results[0], out, [n, oc, oy, ox])
+
+
+def lower_linear(L: Lowerer, op: bnn.LinearOp, args: list[SSAValue], out: SSAValue) -> None:
+    lb = L.lb
+    x, w = args[0], args[1]
+    bias = args[2] if op.bias is not None else None
+    k = memref_shape(x)[1]
+    with lb.loops(memref_shape(out)) as (n, m):
+        with lb.reduction([k], [lb.f32(0.0)]) as red:
+            (i,) = red.ivs
+            red.next = [lb.addf(red.carried[0], lb.mulf(lb.load(x, [n, i]), lb.load(w, [m, i])))]
+        acc = red.results[0]
+        if bias is not None:
+            acc = lb.addf(acc, lb.load(bias, [m]))
+        lb.store(acc, out, [n, m])
+
+
+FLOAT_LOWERINGS: dict[type[Operation], Lowering] = {
+    bnn.SignOp: lower_sign,
+    bnn.ReluOp: lower_relu,
+    bnn.AbsOp: lower_abs,
+    bnn.HardtanhOp: lower_hardtanh,
+    bnn.PReluOp: lower_prelu,
+    bnn.AddOp: binary_elementwise(LoopBuilder.addf),
+    bnn.SubOp: binary_elementwise(LoopBuilder.subf),
+    bnn.MulOp: binary_elementwise(LoopBuilder.mulf),
+    bnn.DivOp: binary_elementwise(LoopBuilder.divf),
+    bnn.BatchNormOp: lower_batch_norm,
+    bnn.CatOp: lower_cat,
+    bnn.ReshapeOp: lower_reshape,
+    bnn.MaxPool2dOp: lower_max_pool2d,
+    bnn.AvgPool2dOp: lower_avg_pool2d,
+    bnn.AdaptiveAvgPool2dOp: lower_adaptive_avg_pool2d,
+    bnn.MeanOp: lower_mean,
+    bnn.Conv2dOp: lower_conv2d,
+    bnn.LinearOp: lower_linear,
+}

@@ -1,0 +1,100 @@
+"""Shared pieces of the bnn lowerings: the per-function lowering state and
+the loop-nest idioms (broadcast elementwise, window taps) every kernel uses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from xdsl.dialects import memref
+from xdsl.dialects.builtin import (
+    MemRefType,
+    ModuleOp,
+    StringAttr,
+    TensorType,
+    UnitAttr,
+    f32,
+    i64,
+)
+from xdsl.ir import Operation, SSAValue
+from xdsl.utils.exceptions import PassFailedException
+
+from bnnc.dense import from_numpy
+from bnnc.passes._loop_builder import LoopBuilder, memref_shape
+
+
+def memref_of(typ: TensorType) -> MemRefType:
+    return MemRefType(typ.element_type, list(typ.get_shape()))
+
+
+Lowering = Callable[["Lowerer", Operation, list[SSAValue], SSAValue], None]
+
+
+@dataclass
+class Lowerer:
+    """Bufferizes one function: maps tensor values to memrefs while lowering."""
+
+    module: ModuleOp
+    lb: LoopBuilder
+    buffers: dict[SSAValue, SSAValue]
+    constants: dict[SSAValue, np.ndarray]
+    globals_made: list[int]
+
+    def constant_value(self, value: SSAValue, user: Operation) -> np.ndarray:
+        if value not in self.constants:
+            raise PassFailedException(f"{user.name}: operand must be a constant tensor for this lowering")
+        return np.asarray(self.constants[value])
+
+    def global_buffer(self, array: np.ndarray) -> SSAValue:
+        element = f32 if array.dtype == np.float32 else i64
+        index = len(self.globals_made)
+        self.globals_made.append(index)
+        name = f"__bnnc_const_{index}"
+        typ = MemRefType(element, list(array.shape))
+        self.module.body.block.add_op(
+            memref.GlobalOp.get(
+                StringAttr(name),
+                typ,
+                from_numpy(array, element, memref=False),
+                constant=UnitAttr(),
+                alignment=64,
+            )
+        )
+        return self.lb.emit(memref.GetGlobalOp(name, typ))
+
+
+# --------------------------------------------------------------- elementwise
+
+
+def broadcast_indices(lb: LoopBuilder, operand: SSAValue, out_ivs: list[SSAValue]) -> list[SSAValue | int]:
+    shape = memref_shape(operand)
+    offset = len(out_ivs) - len(shape)
+    return [0 if d == 1 else out_ivs[offset + i] for i, d in enumerate(shape)]
+
+
+def elementwise(
+    lb: LoopBuilder,
+    out: SSAValue,
+    operands: Sequence[SSAValue],
+    body: Callable[[LoopBuilder, list[SSAValue], list[SSAValue]], SSAValue],
+) -> None:
+    """out[ivs] = body(operands broadcast-loaded at ivs)."""
+    with lb.loops(memref_shape(out)) as ivs:
+        values = [lb.load(v, broadcast_indices(lb, v, ivs)) for v in operands]
+        lb.store(body(lb, values, ivs), out, ivs)
+
+
+def channel_view(lb: LoopBuilder, vector: SSAValue, rank: int, ivs: list[SSAValue]) -> SSAValue:
+    """vector[c] at the channel (axis 1) of ivs; a 1-element vector broadcasts."""
+    return lb.load(vector, [0 if memref_shape(vector)[0] == 1 else ivs[1]])
+
+
+def window_taps(lb: LoopBuilder, oy: SSAValue, ox: SSAValue, ky: SSAValue, kx: SSAValue, window, hw) -> tuple:
+    """Input coordinates of a window tap, whether it is in bounds, and the
+    coordinates clamped into bounds (safe to load; the select discards them)."""
+    (sh, sw), (ph, pw), (dh, dw) = window
+    iy = lb.affine([(oy, sh), (ky, dh)], -ph)
+    ix = lb.affine([(ox, sw), (kx, dw)], -pw)
+    inb = lb.and_(lb.in_range(iy, hw[0]), lb.in_range(ix, hw[1]))
+    return inb, lb.clamp_index(iy, hw[0] - 1), lb.clamp_index(ix, hw[1] - 1)
