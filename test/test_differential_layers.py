@@ -641,3 +641,225 @@ def test_helper_flip_through_model():
     outs, _ = _run(model, (x,), overrides={a.group: {a.index: -base}})
     msg = assert_matches_torch(model, (x,), outs[0])
     assert "explained" in msg
+
+
+# ---------------------------------------------------------------------------
+# Edge cases
+# ---------------------------------------------------------------------------
+
+
+class GeneralConv(nn.Module):
+    """where -> SignConv2d with any nn.Conv2d geometry (tuples, 'same')."""
+
+    def __init__(self, cin, cout, **kw):
+        super().__init__()
+        self.conv = bm.SignConv2d(cin, cout, **kw)
+
+    def forward(self, x):
+        return self.conv(torch.where(x >= 0, 1.0, -1.0))
+
+
+@pytest.mark.parametrize(
+    "cin,cout,kw,hw",
+    [
+        (8, 8, dict(kernel_size=(3, 1), stride=(2, 1), padding=(1, 0)), (9, 7)),
+        (8, 16, dict(kernel_size=(1, 3), stride=(1, 2), padding=(0, 1), dilation=(1, 2)), (6, 11)),
+        (16, 16, dict(kernel_size=3, padding="same", dilation=2), (7, 7)),
+        (16, 8, dict(kernel_size=5, padding=2), (6, 6)),
+        (8, 8, dict(kernel_size=3, padding=1, bias=True), (5, 5)),
+        (63, 63, dict(kernel_size=3, padding=1), (4, 4)),
+        (127, 129, dict(kernel_size=3, padding=1), (4, 4)),
+        (129, 127, dict(kernel_size=1), (3, 5)),
+        (200, 40, dict(kernel_size=3, padding=1, groups=2), (4, 4)),
+        (8, 8, dict(kernel_size=3, padding=1, groups=8), (6, 6)),
+    ],
+    ids=lambda v: str(v).replace(" ", ""),
+)
+def test_binary_conv2d_general_geometry(bnnc_compile, cin, cout, kw, hw):
+    torch.manual_seed(40)
+    model = GeneralConv(cin, cout, **kw)
+    x = torch.randn(1, cin, *hw)
+    with torch.no_grad():
+        integer = bool((model(x) == model(x).round()).all())
+    check(bnnc_compile, model, x, exact=integer)
+
+
+def test_binary_maxpool_then_conv(bnnc_compile):
+    """max-pool of +-1 values (padding pads with -inf, not 0) feeding a binary conv."""
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pool = nn.MaxPool2d(3, 2, 1)
+            self.conv = bm.SignConv2d(16, 8, 3, padding=1)
+
+        def forward(self, x):
+            return self.conv(self.pool(torch.where(x >= 0, 1.0, -1.0)))
+
+    torch.manual_seed(41)
+    check(bnnc_compile, M(), torch.randn(1, 16, 9, 9), exact=True)
+
+
+@pytest.mark.parametrize("ceil_mode", [False, True])
+@pytest.mark.parametrize("pool", ["max", "avg_excl", "avg_incl"])
+def test_pool_ceil_mode(bnnc_compile, pool, ceil_mode):
+    torch.manual_seed(42)
+    if pool == "max":
+        op = nn.MaxPool2d(3, 2, 1, ceil_mode=ceil_mode)
+    else:
+        op = nn.AvgPool2d(3, 2, 1, ceil_mode=ceil_mode, count_include_pad=(pool == "avg_incl"))
+    model = ConvThen(op)
+    if ceil_mode:
+        # ceil_mode may be refused, but only cleanly, naming the op
+        try:
+            check(bnnc_compile, model, torch.randn(1, 8, 8, 8), accum_size=72)
+        except UnsupportedError as e:
+            assert "pool" in str(e) and "ceil_mode" in str(e)
+        return
+    check(bnnc_compile, model, torch.randn(1, 8, 8, 8), accum_size=72)
+
+
+class ExactBNThreshold(nn.Module):
+    """BN parameters for which PyTorch's pre-sign value is computed exactly:
+    (acc - m) * gamma + beta with integer m, gamma = +-1, var = 1, eps = 0.
+    Where acc == m the value is exactly 0 and where(x >= 0) says +1; a fused
+    integer threshold must say the same (no rounding excuse here)."""
+
+    def __init__(self, cin=6, cout=8):
+        super().__init__()
+        self.c1 = bm.SignConv2d(cin, cout, 1)
+        self.bn = nn.BatchNorm2d(cout, eps=0.0)
+        self.c2 = bm.SignConv2d(cout, 4, 1)
+        with torch.no_grad():
+            self.bn.running_mean.copy_(torch.tensor([0.0, 2.0, -2.0, 4.0, 0.0, 2.0, -4.0, 6.0])[:cout])
+            self.bn.running_var.fill_(1.0)
+            self.bn.weight.copy_(torch.tensor([1.0, -1.0, 1.0, -1.0, -1.0, 1.0, -1.0, 1.0])[:cout])
+            self.bn.bias.zero_()
+
+    def forward(self, x):
+        y = self.bn(self.c1(torch.where(x >= 0, 1.0, -1.0)))
+        return self.c2(torch.where(y >= 0, 1.0, -1.0))
+
+
+def test_bn_threshold_exact_boundary(bnnc_compile):
+    torch.manual_seed(43)
+    model = ExactBNThreshold().eval()
+    x = torch.randn(2, 6, 8, 8)
+    with torch.no_grad():
+        acc = model.c1(torch.where(x >= 0, 1.0, -1.0))
+    # the boundary is hit for many elements
+    assert int((acc == model.bn.running_mean.view(1, -1, 1, 1)).sum()) > 20
+    cm = bnnc_compile(model, (x,), target="host")
+    with torch.no_grad():
+        ref = model(x)
+    out = cm(x)
+    assert torch.equal(out, ref), f"{int((out != ref).sum())} elements differ at exactly-representable BN thresholds"
+
+
+def test_bn_zero_gamma_channel(bnnc_compile):
+    """gamma = 0 makes a channel constant (sign of beta) before the binarizer."""
+    torch.manual_seed(44)
+    model = BnBinConv(bm.WhereBinarizer(), 16, 8)
+    with torch.no_grad():
+        model.bn.weight[3] = 0.0
+        model.bn.bias[3] = -0.5
+        model.bn.weight[5] = 0.0
+        model.bn.bias[5] = 0.25
+    check(bnnc_compile, model, torch.randn(1, 16, 6, 6), exact=True)
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1e3])
+def test_input_scale(bnnc_compile, scale):
+    torch.manual_seed(45)
+    model = Residual().eval()
+    x = torch.randn(1, 3, 8, 8) * scale
+    cm = bnnc_compile(model, (x,), target="host")
+    for xi in (x, torch.randn_like(x) * scale):
+        assert_matches_torch(model, (xi,), cm(xi), accum_size=144)
+
+
+def test_binarized_tensor_used_twice(bnnc_compile):
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bn = _rand_bn_(nn.BatchNorm2d(8))
+            self.a = bm.SignConv2d(8, 8, 3, padding=1)
+            self.b = bm.XnorConv2d(8, 8, 1)
+
+        def forward(self, x):
+            xb = torch.sign(self.bn(x))
+            return self.a(xb) + self.b(xb) + xb
+
+    torch.manual_seed(46)
+    check(bnnc_compile, M(), torch.randn(1, 8, 6, 6), accum_size=72)
+
+
+def test_outputs_do_not_alias_between_calls(bnnc_compile):
+    torch.manual_seed(47)
+    model = BinConv(8, 8, 3, 1, 1).eval()
+    x1, x2 = torch.randn(1, 8, 6, 6), torch.randn(1, 8, 6, 6)
+    cm = bnnc_compile(model, (x1,), target="host")
+    out1 = cm(x1)
+    keep = out1.clone()
+    cm(x2)
+    assert torch.equal(out1, keep), "the second call overwrote the first call's output"
+    assert_matches_torch(model, (x1,), out1, exact=True)
+
+
+@pytest.mark.parametrize("layout", ["channels_last", "sliced", "transposed"])
+def test_non_contiguous_inputs(bnnc_compile, layout):
+    torch.manual_seed(48)
+    model = Residual().eval()
+    x = torch.randn(2, 3, 8, 8)
+    cm = bnnc_compile(model, (x,), target="host")
+    if layout == "channels_last":
+        xi = torch.randn(2, 3, 8, 8).contiguous(memory_format=torch.channels_last)
+    elif layout == "sliced":
+        xi = torch.randn(2, 3, 8, 16)[..., ::2]
+    else:
+        xi = torch.randn(2, 3, 8, 8).transpose(2, 3)
+    assert not xi.is_contiguous()
+    assert_matches_torch(model, (xi,), cm(xi), accum_size=144)
+
+
+def test_non_contiguous_numpy_input(bnnc_compile):
+    torch.manual_seed(49)
+    model = BinConv(4, 8, 3, 1, 1).eval()
+    x = torch.randn(1, 4, 6, 6)
+    cm = bnnc_compile(model, (x,), target="host")
+    xn = np.asfortranarray(torch.randn(1, 4, 6, 6).numpy())
+    out = cm(xn)
+    assert isinstance(out, np.ndarray)
+    assert_matches_torch(model, (torch.from_numpy(np.ascontiguousarray(xn)),), out, exact=True)
+
+
+def test_weights_captured_at_compile_time(bnnc_compile):
+    """Changing the module after compiling does not change the compiled model."""
+    torch.manual_seed(50)
+    model = BnBinConv(bm.WhereBinarizer(), 8, 8, bm.XnorConv2d).eval()
+    x = torch.randn(1, 8, 6, 6)
+    cm = bnnc_compile(model, (x,), target="host")
+    import copy
+
+    frozen = copy.deepcopy(model)
+    with torch.no_grad():
+        model.conv.weight.mul_(-1)
+        model.bn.running_mean.add_(1.0)
+    assert_matches_torch(frozen, (x,), cm(x), accum_size=72)
+
+
+def test_two_inputs(bnnc_compile):
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = bm.SignConv2d(8, 8, 3, padding=1)
+            self.bn = _rand_bn_(nn.BatchNorm2d(8))
+
+        def forward(self, x, y):
+            return self.bn(self.conv(torch.where(x >= 0, 1.0, -1.0))) + y
+
+    torch.manual_seed(51)
+    model = M().eval()
+    x, y = torch.randn(1, 8, 5, 5), torch.randn(1, 8, 5, 5)
+    cm = bnnc_compile(model, (x, y), target="host")
+    assert_matches_torch(model, (x, y), cm(x, y), accum_size=72)
