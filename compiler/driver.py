@@ -35,7 +35,7 @@ class CompileOptions:
         return resolve_target(self.target, self.cpu, self.features)
 
     def resolved_pipeline(self) -> Pipeline:
-        return parse_pipeline(self.pipeline, self.target)
+        return parse_pipeline(self.pipeline, self.resolved_target())
 
 
 def import_model(

@@ -24,6 +24,7 @@ from xdsl.utils.exceptions import DiagnosticException, PassFailedException, Veri
 
 from bnnc.errors import PassError
 from bnnc.passes.registry import all_passes
+from bnnc.target import Target
 
 STAGES = ("bnn", "loops", "llvm")
 
@@ -63,22 +64,32 @@ class Pipeline:
         return "\n".join(f"{stage}: {self.stages.get(stage, '')}" for stage in STAGES)
 
 
-def default_pipeline(target_name: str = "host") -> Pipeline:
-    """What `bnnc compile` runs; the same loop IR serves every target, the
-    target-specific part is LLVM's code generation."""
-    return Pipeline({"bnn": ",".join(GRAPH_PASSES), "loops": ",".join(LOOP_PASSES), "llvm": ",".join(LLVM_PASSES)})
+def kernel_options(target: Target | None) -> str:
+    """The binary kernels' register-tile inputs for a target: vector width
+    and vector register count (x86 has 32 zmm with AVX-512, else 16; AArch64 32)."""
+    if target is None:
+        return ""
+    registers = 32 if (target.is_aarch64 or target.has_avx512f) else 16
+    return f"{{vector_bits={target.vector_bits} registers={registers}}}"
 
 
-NAMED_PIPELINES: dict[str, Callable[[str], Pipeline]] = {"default": default_pipeline}
+def default_pipeline(target: Target | None = None) -> Pipeline:
+    """What `bnnc compile` runs; the loop IR is the same for every target except
+    for the register tile, LLVM generates the target's instructions."""
+    loops = [LOOP_PASSES[0] + kernel_options(target), *LOOP_PASSES[1:]]
+    return Pipeline({"bnn": ",".join(GRAPH_PASSES), "loops": ",".join(loops), "llvm": ",".join(LLVM_PASSES)})
 
 
-def parse_pipeline(text: str | None, target_name: str = "host") -> Pipeline:
+NAMED_PIPELINES: dict[str, Callable[[Target | None], Pipeline]] = {"default": default_pipeline}
+
+
+def parse_pipeline(text: str | None, target: Target | None = None) -> Pipeline:
     """A named pipeline, or `bnn=a,b;loops=c;llvm=d` overriding stages of the default."""
     if text is None or text == "":
-        return default_pipeline(target_name)
+        return default_pipeline(target)
     if text in NAMED_PIPELINES:
-        return NAMED_PIPELINES[text](target_name)
-    stages = dict(default_pipeline(target_name).stages)
+        return NAMED_PIPELINES[text](target)
+    stages = dict(default_pipeline(target).stages)
     for part in text.split(";"):
         stage, sep, spec = part.partition("=")
         if not sep or stage.strip() not in STAGES:

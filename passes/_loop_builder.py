@@ -12,13 +12,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from xdsl.builder import Builder
-from xdsl.dialects import arith, math, memref, scf
+from xdsl.dialects import arith, math, memref, scf, vector
 from xdsl.dialects.builtin import (
+    DenseIntOrFPElementsAttr,
     FloatAttr,
     IndexType,
     IntegerAttr,
     IntegerType,
     MemRefType,
+    VectorType,
     f32,
     i64,
 )
@@ -64,6 +66,18 @@ class LoopBuilder:
         if key not in self._constants:
             attr = FloatAttr(float(value), typ) if typ == f32 else IntegerAttr(int(value), typ)
             op = arith.ConstantOp(attr, typ)
+            self.builder.insert(op, InsertPoint.at_start(self.entry))
+            self._constants[key] = op.result
+        return self._constants[key]
+
+    def splat(self, value: int | float, typ: VectorType) -> SSAValue:
+        """A constant vector with every lane `value`."""
+        return self.vector_constant([value] * typ.get_shape()[0], typ)
+
+    def vector_constant(self, values: Sequence[int | float], typ: VectorType) -> SSAValue:
+        key = (repr(tuple(values)), typ)
+        if key not in self._constants:
+            op = arith.ConstantOp(DenseIntOrFPElementsAttr.from_list(typ, list(values)), typ)
             self.builder.insert(op, InsertPoint.at_start(self.entry))
             self._constants[key] = op.result
         return self._constants[key]
@@ -121,6 +135,20 @@ class LoopBuilder:
     def store(self, value: SSAValue, buffer: SSAValue, indices: Sequence[IndexLike]) -> None:
         self.insert(memref.StoreOp.get(value, buffer, [self.index(i) for i in indices]))
 
+    def vload(self, buffer: SSAValue, indices: Sequence[IndexLike], typ: VectorType) -> SSAValue:
+        return self.emit(vector.LoadOp(buffer, [self.index(i) for i in indices], typ))
+
+    def broadcast(self, scalar: SSAValue, typ: VectorType) -> SSAValue:
+        return self.emit(vector.BroadcastOp(scalar, typ))
+
+    def extract(self, vec: SSAValue, lane: int) -> SSAValue:
+        typ = vec.type
+        assert isinstance(typ, VectorType)
+        return self.emit(vector.ExtractOp(vec, [lane], typ.element_type))
+
+    def reduce(self, vec: SSAValue, kind: str) -> SSAValue:
+        return self.emit(vector.ReductionOp(vec, vector.CombiningKindAttr(vector.CombiningKindFlag(kind))))
+
     # --------------------------------------------------------- arithmetic
     def addi(self, a: IndexLike, b: IndexLike) -> SSAValue:
         if isinstance(b, int) and b == 0:
@@ -129,6 +157,19 @@ class LoopBuilder:
 
     def subi(self, a: SSAValue, b: SSAValue) -> SSAValue:
         return self.emit(arith.SubiOp(a, b))
+
+    def iadd(self, a: SSAValue, b: SSAValue) -> SSAValue:
+        """Integer add of same-typed values (scalars or vectors)."""
+        return self.emit(arith.AddiOp(a, b))
+
+    def xor(self, a: SSAValue, b: SSAValue) -> SSAValue:
+        return self.emit(arith.XOrIOp(a, b))
+
+    def or_(self, a: SSAValue, b: SSAValue) -> SSAValue:
+        return self.emit(arith.OrIOp(a, b))
+
+    def shl(self, a: SSAValue, b: SSAValue) -> SSAValue:
+        return self.emit(arith.ShLIOp(a, b))
 
     def muli(self, a: IndexLike, b: IndexLike) -> SSAValue:
         if isinstance(b, int) and b == 1:
@@ -197,7 +238,9 @@ class LoopBuilder:
         return self.emit(math.CtPopOp(a))
 
     def sitofp(self, a: SSAValue) -> SSAValue:
-        return self.emit(arith.SIToFPOp(a, f32))
+        typ = a.type
+        target = VectorType(f32, typ.get_shape()) if isinstance(typ, VectorType) else f32
+        return self.emit(arith.SIToFPOp(a, target))
 
     def index_to_i64(self, a: SSAValue) -> SSAValue:
         return self.emit(arith.IndexCastOp(a, i64))

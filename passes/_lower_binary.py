@@ -1,117 +1,486 @@
-"""Lowerings of the binary bnn ops (bconv2d, bdense) to scf loop nests on
-bit-packed words: pack signs into i64 words along channels (bit 1 = -1), then
-accumulate popcount(x xor w): dot = K - 2 * disagreements."""
+"""Lowerings of the binary bnn ops to register-blocked, vectorised loop nests.
+
+Activations are bit-packed along channels into i64 words, planar per word:
+P[n, word, y, x] (bit 1 = -1), copied once into a padded buffer whose border
+holds the pad word, so the micro-kernel has no bounds checks. Weights are laid
+out K-major at compile time, Wt[g, ky, kx, word, oc], output channels padded to
+the register tile, so one vector load brings `lanes` output channels' words.
+
+The micro-kernel vectorises over output channels (after the hand-written
+kernels in ANCHORS.md): it broadcasts one activation word and XORs it against
+`lanes` output channels' words, accumulating popcounts in a tile of
+`pixels x vectors` vector registers with no horizontal sums in the K loop.
+dot = K - 2 * popcount; zero padding is exact by subtracting, for border pixels
+only, the +1-padded taps' contributions (a compile-time correction table).
+The epilogue applies the output transform while the tile is in registers.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
 from xdsl.dialects import arith
-from xdsl.dialects.builtin import i64
+from xdsl.dialects.builtin import VectorType, i64
 from xdsl.ir import Operation, SSAValue
 
 from bnnc.dialects import bnn
-from bnnc.passes._loop_builder import LoopBuilder, memref_shape
-from bnnc.passes._lowering import Lowerer, Lowering, window_taps
+from bnnc.passes._loop_builder import IndexLike, LoopBuilder, memref_shape
+from bnnc.passes._lowering import Lowerer, Lowering
 
-# ------------------------------------------------------------- binary convs
+WORD = bnn.WORD_BITS
 
 
-def _pack_channels(lb: LoopBuilder, x: SSAValue, groups: int) -> SSAValue:
-    """Sign bits of x (N x C x H x W f32) packed along channels per group:
-    P[n, h, w, g * words + j] bit i = (x[n, g*Cg + 64j + i, h, w] < 0)."""
-    shape = memref_shape(x)
-    n_, c, spatial = shape[0], shape[1], shape[2:]
+@dataclass(frozen=True)
+class RegisterTile:
+    """How many output pixels and channel vectors one micro-kernel call keeps in registers."""
+
+    lanes: int
+    vectors: int
+    pixels: int
+
+    @property
+    def channels(self) -> int:
+        return self.lanes * self.vectors
+
+
+def choose_tile(vector_bits: int, registers: int, channels: int) -> RegisterTile:
+    """A small cost model: fill the register file with accumulators (pixels x
+    vectors), keeping one register per weight vector and two spare."""
+    lanes = max(1, vector_bits // WORD)
+    vectors = max(1, min(4, -(-channels // lanes)))
+    pixels = max(1, min(6, (registers - vectors - 2) // vectors))
+    return RegisterTile(lanes, vectors, pixels)
+
+
+def _ceil_to(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+# ------------------------------------------------------------------ packing
+
+
+def _valid_bits(lb: LoopBuilder, cg: int, j: SSAValue) -> SSAValue:
+    """min(64, Cg - 64 j): the meaningful bits in word j of a group."""
+    left = lb.subi(lb.index(cg), lb.muli(j, WORD))
+    return lb.emit(arith.MinSIOp(left, lb.index(WORD)))
+
+
+def _pack_into(lb: LoopBuilder, x: SSAValue, groups: int, dest: SSAValue, pad: tuple[int, int]) -> None:
+    """Sign bits of x (N x C x H x W f32) into dest[n, g*Wg + j, pad_h + y, pad_w + x].
+    Bits are ORed in channel by channel so the innermost loop runs along x,
+    contiguous in both buffers (LLVM vectorises it)."""
+    n_, c, h, w = memref_shape(x)
     cg = c // groups
     words = bnn.words_for(cg)
-    packed = lb.alloc([n_, *spatial, groups * words], i64)
-    with lb.loops([n_, *spatial, groups, words]) as ivs:
-        n, pos, g, j = ivs[0], ivs[1:-2], ivs[-2], ivs[-1]
-        first = lb.affine([(g, cg), (j, bnn.WORD_BITS)])
-        # bits in this word: min(64, Cg - 64 j)
-        left = lb.subi(lb.index(cg), lb.muli(j, bnn.WORD_BITS))
-        nbits = lb.emit(arith.MinSIOp(left, lb.index(bnn.WORD_BITS)))
-        with lb.loop(nbits, carried=[lb.i64(0)]) as bit:
-            v = lb.load(x, [n, lb.addi(first, bit.iv), *pos])
-            negative = lb.bool_to_i64(lb.cmpf(v, 0.0, "olt"))
-            shifted = lb.emit(arith.ShLIOp(negative, lb.index_to_i64(bit.iv)))
-            bit.next = [lb.emit(arith.OrIOp(bit.carried[0], shifted))]
-        lb.store(bit.results[0], packed, [n, *pos, lb.affine([(g, words), (j, 1)])])
-    return packed
+    with lb.loops([n_, groups, words]) as (n, g, j):
+        word = lb.affine([(g, words), (j, 1)])
+        first = lb.affine([(g, cg), (j, WORD)])
+        with lb.loops([h, w]) as (y, xx):
+            lb.store(lb.i64(0), dest, [n, word, lb.addi(y, pad[0]), lb.addi(xx, pad[1])])
+        with lb.loop(_valid_bits(lb, cg, j)) as bit:
+            shift = lb.index_to_i64(bit.iv)
+            ch = lb.addi(first, bit.iv)
+            with lb.loops([h, w]) as (y, xx):
+                py, px = lb.addi(y, pad[0]), lb.addi(xx, pad[1])
+                negative = lb.bool_to_i64(lb.cmpf(lb.load(x, [n, ch, y, xx]), 0.0, "olt"))
+                old = lb.load(dest, [n, word, py, px])
+                lb.store(lb.or_(old, lb.shl(negative, shift)), dest, [n, word, py, px])
 
 
-def _pad_word(lb: LoopBuilder, pad_value: int, cg: int, j: SSAValue) -> SSAValue:
-    """The packed word of a padded tap: +1 is all zeros, -1 sets the valid bits of word j."""
+def _pad_word_value(pad_value: int, cg: int, j: int) -> int:
+    """The packed word of a padded tap: +1 (and 0, corrected later) is all
+    zeros; -1 sets the valid bits of word j (as a signed i64)."""
     if pad_value >= 0:
-        return lb.i64(0)
-    left = lb.index_to_i64(lb.subi(lb.index(cg), lb.muli(j, bnn.WORD_BITS)))
-    full = lb.cmpi(left, bnn.WORD_BITS, "sge")
-    partial = lb.subi(lb.emit(arith.ShLIOp(lb.i64(1), left)), lb.i64(1))
-    return lb.select(full, lb.i64(-1), partial)
+        return 0
+    bits = min(WORD, cg - WORD * j)
+    word = (1 << bits) - 1
+    return word - (1 << 64) if word >= 1 << 63 else word
 
 
-def _epilogue(lb: LoopBuilder, dot: SSAValue, mult: SSAValue | None, bias: SSAValue | None, ch: SSAValue) -> SSAValue:
+def _fill_border(lb: LoopBuilder, dest: SSAValue, groups: int, cg: int, pad: tuple[int, int], pad_value: int) -> None:
+    n_, total_words, hp, wp = memref_shape(dest)
+    words = bnn.words_for(cg)
+    if pad == (0, 0):
+        return
+    for g in range(groups):
+        for j in range(words):
+            value = lb.i64(_pad_word_value(pad_value, cg, j))
+            word = g * words + j
+            with lb.loops([n_]) as (n,):
+                for y0, y1 in ((0, pad[0]), (hp - pad[0], hp)):
+                    with lb.loops([y1 - y0, wp]) as (y, xx):
+                        lb.store(value, dest, [n, word, lb.addi(y, y0), xx])
+                for x0, x1 in ((0, pad[1]), (wp - pad[1], wp)):
+                    with lb.loops([hp - 2 * pad[0], x1 - x0]) as (y, xx):
+                        lb.store(value, dest, [n, word, lb.addi(y, pad[0]), lb.addi(xx, x0)])
+
+
+def _packed_padded(L: Lowerer, x: SSAValue, op: bnn.BConv2dOp) -> tuple[SSAValue, bool]:
+    """The conv's input as a padded packed buffer, and whether it is a fresh allocation."""
+    lb = L.lb
+    groups = op.groups.value.data
+    (ph, pw) = op.window()[1]
+    cin = op.channels_in
+    cg = cin // groups
+    pad_value = op.pad_value.value.data
+    if op.input_is_packed:
+        n_, words, h, w = memref_shape(x)
+        if (ph, pw) == (0, 0):
+            return x, False
+        dest = lb.alloc([n_, words, h + 2 * ph, w + 2 * pw], i64)
+        _fill_border(lb, dest, groups, cg, (ph, pw), pad_value)
+        with lb.loops([n_, words, h, w]) as (n, k, y, xx):
+            lb.store(lb.load(x, [n, k, y, xx]), dest, [n, k, lb.addi(y, ph), lb.addi(xx, pw)])
+        return dest, True
+    n_, c, h, w = memref_shape(x)
+    dest = lb.alloc([n_, bnn.packed_words(c, groups), h + 2 * ph, w + 2 * pw], i64)
+    _fill_border(lb, dest, groups, cg, (ph, pw), pad_value)
+    _pack_into(lb, x, groups, dest, (ph, pw))
+    return dest, True
+
+
+def lower_pack(L: Lowerer, op: bnn.PackOp, args: list[SSAValue], out: SSAValue) -> None:
+    _pack_into(L.lb, args[0], op.groups.value.data, out, (0, 0))
+
+
+# -------------------------------------------------------- compile-time tables
+
+
+def _operand(op: Operation, args: list[SSAValue], value: SSAValue | None) -> SSAValue | None:
+    if value is None:
+        return None
+    return args[list(op.operands).index(value)]
+
+
+def _channel_table(L: Lowerer, op: Operation, value: SSAValue | None, groups: int, padded: int, fill: float | int, dtype) -> SSAValue | None:
+    """A per-output-channel constant laid out [group, padded channel]."""
+    if value is None:
+        return None
+    data = L.constant_value(value, op).reshape(groups, -1)
+    table = np.full((groups, padded), fill, dtype=dtype)
+    table[:, : data.shape[1]] = data
+    return L.global_buffer(table)
+
+
+def _weights_k_major(weight: np.ndarray, groups: int, padded: int) -> np.ndarray:
+    """Cout x KH x KW x Wg -> G x KH x KW x Wg x padded Cout/G (zero words pad)."""
+    co, kh, kw, words = weight.shape
+    cog = co // groups
+    w = weight.reshape(groups, cog, kh, kw, words).transpose(0, 2, 3, 4, 1)
+    out = np.zeros((groups, kh, kw, words, padded), dtype=np.int64)
+    out[..., :cog] = w
+    return out
+
+
+def _popcount_words(words: np.ndarray) -> np.ndarray:
+    """Popcount of every int64 word, summed over the last axis."""
+    as_bytes = words.astype("<i8").view(np.uint8).reshape(*words.shape, 8)
+    return np.unpackbits(as_bytes, axis=-1).sum(axis=(-1, -2)).astype(np.int64)
+
+
+def _correction_table(L: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], groups: int, padded: int) -> SSAValue | None:
+    """correction[g, ky, kx, oc]: what an out-of-bounds tap wrongly added, for
+    zero padding computed here from the weights (the +1-padded tap's
+    contribution, Cg - 2 popcount(w)), or the op's own `correction` operand."""
+    pad_value = op.pad_value.value.data
+    if op.correction is not None:
+        corr = L.constant_value(op.correction, op)
+    elif pad_value == 0 and any(op.window()[1]):
+        weight = L.constant_value(op.weight, op)
+        cg = op.channels_in // groups
+        corr = cg - 2 * _popcount_words(weight)
+    else:
+        return None
+    co, kh, kw = corr.shape
+    cog = co // groups
+    table = np.zeros((groups, kh, kw, padded), dtype=np.int64)
+    table[..., :cog] = corr.reshape(groups, cog, kh, kw).transpose(0, 2, 3, 1)
+    return L.global_buffer(table)
+
+
+# -------------------------------------------------------------- micro-kernel
+
+
+@dataclass
+class _Epilogue:
+    """Per-channel tables of the output transform, laid out [group, channel]."""
+
+    multiplier: SSAValue | None
+    bias: SSAValue | None
+    slope: SSAValue | None
+    threshold: SSAValue | None
+    clamp_min: float | None
+    clamp_max: float | None
+
+
+def _epilogue_of(L: Lowerer, op: Operation, args: list[SSAValue], groups: int, padded: int) -> _Epilogue:
+    lo = op.clamp_min.value.data if op.clamp_min is not None else None
+    hi = op.clamp_max.value.data if op.clamp_max is not None else None
+    return _Epilogue(
+        _channel_table(L, op, op.multiplier, groups, padded, 1.0, np.float32),
+        _channel_table(L, op, op.bias, groups, padded, 0.0, np.float32),
+        _channel_table(L, op, op.slope, groups, padded, 1.0, np.float32),
+        _channel_table(L, op, op.threshold, groups, padded, np.iinfo(np.int64).min, np.int64),
+        lo,
+        hi,
+    )
+
+
+def _accumulate(
+    lb: LoopBuilder,
+    tile: RegisterTile,
+    pixels: int,
+    vectors: int,
+    k_bounds: Sequence[int],
+    weight_vector: Callable[[list[SSAValue], int], SSAValue],
+    activation_word: Callable[[list[SSAValue], int], SSAValue],
+) -> list[list[SSAValue]]:
+    """acc[t][v] = sum over the K loops of popcount(broadcast(a_t) xor w_v)."""
+    vty = VectorType(i64, [tile.lanes])
+    zero = lb.splat(0, vty)
+    with lb.reduction(list(k_bounds), [zero] * (pixels * vectors)) as red:
+        ks = red.ivs
+        ws = [weight_vector(ks, v) for v in range(vectors)]
+        nxt = []
+        for t in range(pixels):
+            a = lb.broadcast(activation_word(ks, t), vty)
+            for v in range(vectors):
+                nxt.append(lb.iadd(red.carried[t * vectors + v], lb.ctpop(lb.xor(a, ws[v]))))
+        red.next = nxt
+    accs = red.results
+    return [accs[t * vectors : (t + 1) * vectors] for t in range(pixels)]
+
+
+def _dot(lb: LoopBuilder, acc: SSAValue, k_total: int, vty: VectorType) -> SSAValue:
+    return lb.subi(lb.splat(k_total, vty), lb.shl(acc, lb.splat(1, vty)))
+
+
+def _float_transform(lb: LoopBuilder, ep: _Epilogue, dot: SSAValue, g: IndexLike, oc: IndexLike) -> SSAValue:
+    """The output transform of one channel's scalar dot (xDSL's arith casts are
+    scalar-only, and NCHW stores are per element anyway)."""
     value = lb.sitofp(dot)
-    if mult is not None:
-        value = lb.mulf(value, lb.load(mult, [ch]))
-    if bias is not None:
-        value = lb.addf(value, lb.load(bias, [ch]))
+    if ep.multiplier is not None:
+        value = lb.mulf(value, lb.load(ep.multiplier, [g, oc]))
+    if ep.bias is not None:
+        value = lb.addf(value, lb.load(ep.bias, [g, oc]))
+    if ep.slope is not None:
+        value = lb.select(lb.cmpf(value, 0.0, "ogt"), value, lb.mulf(value, lb.load(ep.slope, [g, oc])))
+    if ep.clamp_min is not None:
+        value = lb.select(lb.cmpf(value, ep.clamp_min, "olt"), lb.f32(ep.clamp_min), value)
+    if ep.clamp_max is not None:
+        value = lb.select(lb.cmpf(value, ep.clamp_max, "ogt"), lb.f32(ep.clamp_max), value)
     return value
 
 
-def _optional_operands(op: Operation, args: list[SSAValue]) -> tuple[SSAValue | None, SSAValue | None]:
-    by_value = dict(zip(op.operands, args))
-    mult = by_value[op.multiplier] if op.multiplier is not None else None
-    bias = by_value[op.bias] if op.bias is not None else None
-    return mult, bias
+def _threshold_bits(lb: LoopBuilder, ep: _Epilogue, dot: SSAValue, g: IndexLike, oc: IndexLike, lanes: int) -> SSAValue:
+    """An i64 vector with lane l's output bit (dot < threshold) at bit position l."""
+    vty = VectorType(i64, [lanes])
+    below = lb.emit(arith.CmpiOp(dot, lb.vload(ep.threshold, [g, oc], vty), "slt"))
+    return lb.select(below, lb.vector_constant([1 << lane for lane in range(lanes)], vty), lb.splat(0, vty))
+
+
+# ---------------------------------------------------------------- bconv2d
+
+
+def _store_bits(lb: LoopBuilder, out: SSAValue, positioned: SSAValue, n: SSAValue, channel0: SSAValue, lanes: int,
+                valid: int, cog_out: int, words_out: int, oy: IndexLike, ox: IndexLike) -> None:
+    """OR lane l's bit into the packed output word of channel channel0 + l."""
+    for lane in range(valid):
+        bit = lb.extract(positioned, lane)
+        c = lb.addi(channel0, lane)
+        og, within = lb.divui(c, cog_out), lb.remui(c, cog_out)
+        word = lb.affine([(og, words_out), (lb.divui(within, WORD), 1)])
+        shift = lb.index_to_i64(lb.remui(within, WORD))
+        bit = lb.emit(arith.ShRUIOp(bit, lb.i64(lane)))
+        old = lb.load(out, [n, word, oy, ox])
+        lb.store(lb.or_(old, lb.shl(bit, shift)), out, [n, word, oy, ox])
 
 
 def lower_bconv2d(L: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out: SSAValue) -> None:
     lb = L.lb
-    x, w = args[0], args[1]
-    mult, bias = _optional_operands(op, args)
     groups = op.groups.value.data
-    pad_value = op.pad_value.value.data
-    _, c, h, wd = memref_shape(x)
-    co, kh, kw, words = memref_shape(w)
-    cg, cog = c // groups, co // groups
-    packed = _pack_channels(lb, x, groups)
-    with lb.loops(memref_shape(out)) as (n, oc, oy, ox):
-        g = lb.divui(oc, cog)
-        with lb.reduction([kh, kw], [lb.i64(0)]) as taps:
-            ky, kx = taps.ivs
-            inb, iy, ix = window_taps(lb, oy, ox, ky, kx, op.window(), (h, wd))
-            with lb.reduction([words], [lb.i64(0)]) as red:
-                (j,) = red.ivs
-                xw = lb.load(packed, [n, iy, ix, lb.affine([(g, words), (j, 1)])])
-                if pad_value != 0:
-                    xw = lb.select(inb, xw, _pad_word(lb, pad_value, cg, j))
-                diff = lb.ctpop(lb.emit(arith.XOrIOp(xw, lb.load(w, [oc, ky, kx, j]))))
-                red.next = [lb.emit(arith.AddiOp(red.carried[0], diff))]
-            tap = lb.subi(lb.i64(cg), lb.emit(arith.ShLIOp(red.results[0], lb.i64(1))))
-            if pad_value == 0:
-                tap = lb.select(inb, tap, lb.i64(0))
-            taps.next = [lb.emit(arith.AddiOp(taps.carried[0], tap))]
-        lb.store(_epilogue(lb, taps.results[0], mult, bias, oc), out, [n, oc, oy, ox])
-    lb.dealloc(packed)
+    (sh, sw), (ph, pw), (dh, dw) = op.window()
+    cin = op.channels_in
+    cg = cin // groups
+    co, kh, kw, words = memref_shape(args[1])
+    cog = co // groups
+    n_, _, oh, ow = memref_shape(out)
+    h, w = (memref_shape(args[0])[2], memref_shape(args[0])[3])
+    tile = choose_tile(L.vector_bits, L.registers, cog)
+    padded = _ceil_to(cog, tile.channels)
+    vty = VectorType(i64, [tile.lanes])
+
+    weights = L.global_buffer(_weights_k_major(L.constant_value(op.weight, op), groups, padded))
+    correction = _correction_table(L, op, args, groups, padded)
+    ep = _epilogue_of(L, op, args, groups, padded)
+    source, fresh = _packed_padded(L, args[0], op)
+    k_total = kh * kw * cg
+    threshold_out = op.threshold is not None
+    if threshold_out:
+        out_groups = op.out_groups.value.data if op.out_groups is not None else 1
+        cog_out, words_out = co // out_groups, bnn.words_for(co // out_groups)
+        with lb.loops(memref_shape(out)) as ivs:
+            lb.store(lb.i64(0), out, ivs)
+
+    # Output rows/columns whose window reaches into the padding need the correction.
+    def interior(size: int, stride: int, pad: int, dil: int, k: int, in_size: int, outs: int) -> tuple[int, int]:
+        lo = min(outs, -(-pad // stride))
+        hi = max(lo, min(outs, (in_size - 1 + pad - (k - 1) * dil) // stride + 1))
+        return lo, hi
+
+    y_lo, y_hi = interior(oh, sh, ph, dh, kh, h, oh)
+    x_lo, x_hi = interior(ow, sw, pw, dw, kw, w, ow)
+    needs_correction = correction is not None
+
+    def emit_tile(n, g, oc0: IndexLike, vectors: int, valid: int, oy: IndexLike, ox0: IndexLike, pixels: int, corrected: bool):
+        def weight_vector(ks: list[SSAValue], v: int) -> SSAValue:
+            ky, kx, j = ks
+            return lb.vload(weights, [g, ky, kx, j, lb.addi(oc0, v * tile.lanes)], vty)
+
+        def activation_word(ks: list[SSAValue], t: int) -> SSAValue:
+            ky, kx, j = ks
+            iy = lb.affine([(oy, sh), (ky, dh)])
+            ix = lb.affine([(lb.addi(ox0, t), sw), (kx, dw)])
+            return lb.load(source, [n, lb.affine([(g, words), (j, 1)]), iy, ix])
+
+        accs = _accumulate(lb, tile, pixels, vectors, [kh, kw, words], weight_vector, activation_word)
+        for t in range(pixels):
+            ox = lb.addi(ox0, t)
+            for v in range(vectors):
+                oc = lb.addi(oc0, v * tile.lanes)
+                dot = _dot(lb, accs[t][v], k_total, vty)
+                if corrected:
+                    dot = lb.subi(dot, _border_correction(lb, correction, g, oc, oy, ox, op, (h, w), vty))
+                lanes_valid = min(tile.lanes, valid - v * tile.lanes)
+                channel0 = lb.affine([(g, cog), (oc, 1)])
+                if threshold_out:
+                    bits = _threshold_bits(lb, ep, dot, g, oc, tile.lanes)
+                    _store_bits(lb, out, bits, n, channel0, tile.lanes, lanes_valid, cog_out, words_out, oy, ox)
+                else:
+                    for lane in range(lanes_valid):
+                        value = _float_transform(lb, ep, lb.extract(dot, lane), g, lb.addi(oc, lane))
+                        lb.store(value, out, [n, lb.addi(channel0, lane), oy, ox])
+
+    def emit_row(n, g, oc0, vectors, valid, oy, row_corrected: bool):
+        segments = [(0, x_lo, True), (x_lo, x_hi, False), (x_hi, ow, True)] if not row_corrected else [(0, ow, True)]
+        for x0, x1, col_corrected in segments:
+            corrected = needs_correction and (row_corrected or col_corrected)
+            pixels = tile.pixels if not corrected else 1
+            full = (x1 - x0) // pixels * pixels
+            if full:
+                with lb.loop(x0 + full, lb.index(x0), pixels) as px:
+                    emit_tile(n, g, oc0, vectors, valid, oy, px.iv, pixels, corrected)
+            for x in range(x0 + full, x1):
+                emit_tile(n, g, oc0, vectors, valid, oy, x, 1, corrected)
+
+    def emit_channels(n, g, oc0, vectors, valid):
+        for y0, y1, row_corrected in ((0, y_lo, True), (y_lo, y_hi, False), (y_hi, oh, True)):
+            if y1 > y0:
+                with lb.loop(y1, lb.index(y0)) as row:
+                    emit_row(n, g, oc0, vectors, valid, row.iv, needs_correction and row_corrected)
+
+    full_tiles, rest = divmod(cog, tile.channels)
+    with lb.loops([n_, groups]) as (n, g):
+        if full_tiles:
+            with lb.loop(full_tiles) as octile:
+                emit_channels(n, g, lb.muli(octile.iv, tile.channels), tile.vectors, tile.channels)
+        if rest:
+            emit_channels(n, g, full_tiles * tile.channels, -(-rest // tile.lanes), rest)
+    if fresh:
+        lb.dealloc(source)
+
+
+def _border_correction(lb, correction, g, oc, oy, ox, op: bnn.BConv2dOp, hw, vty) -> SSAValue:
+    """Sum of correction[g, ky, kx, oc..] over the taps of (oy, ox) outside the input."""
+    (sh, sw), (ph, pw), (dh, dw) = op.window()
+    kh, kw = op.kernel_size
+    with lb.reduction([kh, kw], [lb.splat(0, vty)]) as red:
+        ky, kx = red.ivs
+        iy = lb.affine([(oy, sh), (ky, dh)], -ph)
+        ix = lb.affine([(ox, sw), (kx, dw)], -pw)
+        inside = lb.and_(lb.in_range(iy, hw[0]), lb.in_range(ix, hw[1]))
+        c = lb.vload(correction, [g, ky, kx, oc], vty)
+        red.next = [lb.iadd(red.carried[0], lb.select(inside, lb.splat(0, vty), c))]
+    return red.results[0]
+
+
+# ------------------------------------------------------------------ bdense
 
 
 def lower_bdense(L: Lowerer, op: bnn.BDenseOp, args: list[SSAValue], out: SSAValue) -> None:
     lb = L.lb
-    x, w = args[0], args[1]
-    mult, bias = _optional_operands(op, args)
-    k = memref_shape(x)[1]
-    m_, words = memref_shape(w)
-    packed = _pack_channels(lb, x, 1)
-    with lb.loops(memref_shape(out)) as (n, m):
-        with lb.reduction([words], [lb.i64(0)]) as red:
-            (j,) = red.ivs
-            diff = lb.ctpop(lb.emit(arith.XOrIOp(lb.load(packed, [n, j]), lb.load(w, [m, j]))))
-            red.next = [lb.emit(arith.AddiOp(red.carried[0], diff))]
-        dot = lb.subi(lb.i64(k), lb.emit(arith.ShLIOp(red.results[0], lb.i64(1))))
-        lb.store(_epilogue(lb, dot, mult, bias, m), out, [n, m])
+    x = args[0]
+    n_, k = memref_shape(x)
+    m_, words = memref_shape(args[1])
+    tile = choose_tile(L.vector_bits, L.registers, m_)
+    padded = _ceil_to(m_, tile.channels)
+    vty = VectorType(i64, [tile.lanes])
+    weight = L.constant_value(op.weight, op)  # M x W
+    wt = np.zeros((words, padded), dtype=np.int64)
+    wt[:, :m_] = weight.T
+    weights = L.global_buffer(wt)
+    ep = _epilogue_of(L, op, args, 1, padded)
+    packed = lb.alloc([n_, words], i64)
+    with lb.loops([n_, words]) as (n, j):
+        first = lb.muli(j, WORD)
+        with lb.loop(_valid_bits(lb, k, j), carried=[lb.i64(0)]) as bit:
+            negative = lb.bool_to_i64(lb.cmpf(lb.load(x, [n, lb.addi(first, bit.iv)]), 0.0, "olt"))
+            bit.next = [lb.or_(bit.carried[0], lb.shl(negative, lb.index_to_i64(bit.iv)))]
+        lb.store(bit.results[0], packed, [n, j])
+
+    def emit(n: SSAValue, m0: IndexLike, vectors: int, valid: int) -> None:
+        accs = _accumulate(
+            lb,
+            tile,
+            1,
+            vectors,
+            [words],
+            lambda ks, v: lb.vload(weights, [ks[0], lb.addi(m0, v * tile.lanes)], vty),
+            lambda ks, t: lb.load(packed, [n, ks[0]]),
+        )
+        for v in range(vectors):
+            oc = lb.addi(m0, v * tile.lanes)
+            dot = _dot(lb, accs[0][v], k, vty)
+            for lane in range(min(tile.lanes, valid - v * tile.lanes)):
+                channel = lb.addi(oc, lane)
+                lb.store(_float_transform(lb, ep, lb.extract(dot, lane), 0, channel), out, [n, channel])
+
+    full_tiles, rest = divmod(m_, tile.channels)
+    with lb.loops([n_]) as (n,):
+        if full_tiles:
+            with lb.loop(full_tiles) as mt:
+                emit(n, lb.muli(mt.iv, tile.channels), tile.vectors, tile.channels)
+        if rest:
+            emit(n, full_tiles * tile.channels, -(-rest // tile.lanes), rest)
     lb.dealloc(packed)
+
+
+# ---------------------------------------------------------------- bmaxpool
+
+
+def lower_bmax_pool2d(L: Lowerer, op: bnn.BMaxPool2dOp, args: list[SSAValue], out: SSAValue) -> None:
+    """AND of the packed words over the window's in-bounds taps."""
+    lb, x = L.lb, args[0]
+    _, _, h, w = memref_shape(x)
+    (sh, sw), (ph, pw), (dh, dw) = op.window()
+    kh, kw = op.kernel.get_values()
+    with lb.loops(memref_shape(out)) as (n, k, oy, ox):
+        with lb.reduction([kh, kw], [lb.i64(-1)]) as red:
+            ky, kx = red.ivs
+            iy = lb.affine([(oy, sh), (ky, dh)], -ph)
+            ix = lb.affine([(ox, sw), (kx, dw)], -pw)
+            inside = lb.and_(lb.in_range(iy, h), lb.in_range(ix, w))
+            v = lb.load(x, [n, k, lb.clamp_index(iy, h - 1), lb.clamp_index(ix, w - 1)])
+            v = lb.select(inside, v, lb.i64(-1))
+            red.next = [lb.emit(arith.AndIOp(red.carried[0], v))]
+        lb.store(red.results[0], out, [n, k, oy, ox])
 
 
 BINARY_LOWERINGS: dict[type[Operation], Lowering] = {
     bnn.BConv2dOp: lower_bconv2d,
     bnn.BDenseOp: lower_bdense,
+    bnn.PackOp: lower_pack,
+    bnn.BMaxPool2dOp: lower_bmax_pool2d,
 }

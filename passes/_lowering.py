@@ -40,6 +40,8 @@ class Lowerer:
     buffers: dict[SSAValue, SSAValue]
     constants: dict[SSAValue, np.ndarray]
     globals_made: list[int]
+    vector_bits: int = 128
+    registers: int = 16
 
     def constant_value(self, value: SSAValue, user: Operation) -> np.ndarray:
         if value not in self.constants:

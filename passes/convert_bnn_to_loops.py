@@ -15,6 +15,8 @@ later tiling/vectorisation passes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from xdsl.context import Context
 from xdsl.dialects import arith, func
 from xdsl.dialects.builtin import (
@@ -66,7 +68,7 @@ def _kernel(L: Lowerer, op: Operation, fn_name: str, args: list[SSAValue], out: 
     L.lb.insert(func.CallOp(fn_name, [*args, out], []))
 
 
-def _lower_function(module: ModuleOp, fn: func.FuncOp, counter: list[int]) -> None:
+def _lower_function(module: ModuleOp, fn: func.FuncOp, counter: list[int], vector_bits: int, registers: int) -> None:
     ftype = fn.function_type
     in_types = [memref_of(t) for t in ftype.inputs.data]
     out_types = [memref_of(t) for t in ftype.outputs.data]
@@ -76,7 +78,7 @@ def _lower_function(module: ModuleOp, fn: func.FuncOp, counter: list[int]) -> No
     ret = old_block.last_op
     assert isinstance(ret, func.ReturnOp)
     outs = list(block.args[len(in_types) :])
-    L = Lowerer(module, lb, {}, {}, counter)
+    L = Lowerer(module, lb, {}, {}, counter, vector_bits, registers)
     for old, new in zip(old_block.args, block.args):
         L.buffers[old] = new
         new.name_hint = old.name_hint
@@ -141,8 +143,15 @@ def last_uses_values(last_uses: dict[Operation, list[SSAValue]]) -> set[SSAValue
     return {v for values in last_uses.values() for v in values}
 
 
+@dataclass(frozen=True)
 class ConvertBnnToLoopsPass(ModulePass):
+    """Options describe the target's vector unit, from which the binary
+    kernels' register tiles are chosen (see _lower_binary.choose_tile)."""
+
     name = "convert-bnn-to-loops"
+
+    vector_bits: int = 128
+    registers: int = 16
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         counter: list[int] = []
@@ -150,4 +159,4 @@ class ConvertBnnToLoopsPass(ModulePass):
             if isinstance(fn, func.FuncOp) and not fn.is_declaration:
                 types = [*fn.function_type.inputs.data, *fn.function_type.outputs.data]
                 if any(isinstance(t, TensorType) for t in types):
-                    _lower_function(op, fn, counter)
+                    _lower_function(op, fn, counter, self.vector_bits, self.registers)
