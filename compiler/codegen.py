@@ -30,7 +30,6 @@ from xdsl.dialects import llvm as xllvm
 from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
     IndexType,
-    IntegerAttr,
     IntegerType,
     MemRefType,
     ModuleOp,

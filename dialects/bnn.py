@@ -19,12 +19,10 @@ from typing import ClassVar
 from xdsl.dialects.builtin import (
     I64,
     AnyFloat,
-    ArrayAttr,
     DenseArrayBase,
     FloatAttr,
     IntegerAttr,
     IntegerType,
-    StringAttr,
     TensorType,
     f32,
     i64,
