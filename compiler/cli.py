@@ -166,12 +166,75 @@ def _load_ir(path: str):
     return module
 
 
-def _import(args: argparse.Namespace, example_inputs: tuple | None = None):
+def _func_names(module) -> list[str]:
+    from xdsl.dialects import func
+
+    return [op.sym_name.data for op in module.ops if isinstance(op, func.FuncOp)]
+
+
+def _ir_entry(module, path: str, requested: str | None, default: str) -> str:
+    """The function of a .mlir file to compile: --name, else the file's only function."""
+    from bnnc.errors import IRError
+
+    names = _func_names(module)
+    if requested is not None:
+        if requested not in names:
+            raise IRError(f"{path} has no function @{requested}; its functions: {', '.join('@' + n for n in names) or 'none'}")
+        return requested
+    if default in names:
+        return default
+    if len(names) == 1:
+        return names[0]
+    raise IRError(
+        f"{path} has {len(names)} functions ({', '.join('@' + n for n in names) or 'none'}); "
+        "choose the entry point with --name"
+    )
+
+
+def _import(args: argparse.Namespace, example_inputs: tuple | None = None, *, default_name: str = "forward"):
+    """Import the model; sets args.name to the entry point's name."""
     from bnnc.driver import import_model
+    from bnnc.errors import BnncError
 
     if args.model.endswith(".mlir"):
-        return _load_ir(args.model)
-    return import_model(args.model, example_inputs or _shapes(args), name=args.name, trust=args.trust)
+        module = _load_ir(args.model)
+        args.name = _ir_entry(module, args.model, args.name, default_name)
+        _check_input_shapes(args, module)
+        return module
+    explicit = _shapes(args)
+    examples = example_inputs or explicit
+    args.name = args.name or default_name
+    try:
+        module = import_model(args.model, examples, name=args.name, trust=args.trust)
+    except BnncError as e:
+        text = str(e)
+        if examples is not None and ("could not capture" in text or "cannot convert" in text):
+            shapes = ", ".join("x".join(map(str, t.shape)) for t in examples)
+            source = "--input-shape" if explicit is not None else "the --input arrays"
+            raise type(e)(
+                f"{text}\n  hint: the model was traced with input shape(s) {shapes} (from {source}); "
+                "check that each has the rank and sizes the model expects (e.g. 1,3,32,32 for one NCHW image)"
+            ) from None
+        raise
+    _check_input_shapes(args, module)
+    return module
+
+
+def _check_input_shapes(args: argparse.Namespace, module) -> None:
+    """--input-shape must agree with a model whose shapes are fixed (.pt2, .mlir)."""
+    from bnnc.errors import InputError
+    from bnnc.runtime.signature import signature_of
+
+    if not args.input_shape:
+        return
+    wanted = [s.shape for s in signature_of(module, args.name).inputs]
+    given = [tuple(t.shape) for t in _shapes(args)]
+    if given != wanted:
+        fmt = lambda shapes: " ".join(",".join(map(str, s)) for s in shapes)  # noqa: E731
+        raise InputError(
+            f"--input-shape {fmt(given)} does not match the model's input shape(s) {fmt(wanted)} "
+            f"({args.model} was exported for fixed shapes; re-export it for others)"
+        )
 
 
 def _instrumentation(args: argparse.Namespace):
@@ -192,13 +255,12 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from bnnc.driver import STAGES, CompileOptions, llvm_ir, lower
     from bnnc.runtime.signature import signature_of
 
-    args.name = args.name or _default_name(args.model)
     options = CompileOptions(
         target=args.target,
         cpu=args.cpu,
         features=args.features,
         pipeline=args.pipeline,
-        name=args.name,
+        name=args.name or _default_name(args.model),
         plugins=tuple(args.load_pass_plugin),
         instrument=_instrumentation(args),
     )
@@ -208,7 +270,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if args.print_pipeline:
         print(pipeline.describe())
         return 0
-    module = _import(args)
+    module = _import(args, default_name=options.name)
+    options.name = args.name
     signature = signature_of(module, args.name)
     stage = args.emit if args.emit in STAGES else "llvm"
     lower(module, options, stage)
@@ -273,9 +336,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         import torch
 
-        args.name = args.name or "forward"
         examples = _shapes(args) or tuple(torch.from_numpy(np.asarray(x)) for x in inputs)
-        model = jit(build(_import(args, examples), None, CompileOptions(name=args.name)))
+        module = _import(args, examples)
+        model = jit(build(module, None, CompileOptions(name=args.name)))
     outputs = model(*inputs)
     outputs = outputs if isinstance(outputs, tuple) else (outputs,)
     if len(outputs) != len(args.output):

@@ -5,6 +5,7 @@ plus MLIR-style instrumentation (--print-ir-after-all, --print-ir-after=PASS,
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -35,6 +36,17 @@ class BnncOptMain(xDSLOptMain):
         for name, factory in load_plugins(self.plugin_paths).items():
             self.register_pass(name, factory)
 
+    def prepare_input(self):  # type: ignore[override]
+        try:
+            return super().prepare_input()
+        except ValueError as e:
+            if "file extension" not in str(e):
+                raise
+            name = self.args.input_file
+            raise BnncError(
+                f"{name}: {str(e)[0].lower()}{str(e)[1:]}; bnnc opt reads textual IR (.mlir, or -f mlir)"
+            ) from None
+
     def parse_chunk(self, chunk, file_extension, start_offset=0):  # type: ignore[override]
         """Parsed IR is verified before any pass runs, as mlir-opt does."""
         module = super().parse_chunk(chunk, file_extension, start_offset)
@@ -44,6 +56,15 @@ class BnncOptMain(xDSLOptMain):
 
     def register_all_arguments(self, arg_parser: argparse.ArgumentParser) -> None:
         super().register_all_arguments(arg_parser)
+        arg_parser.prog = "bnnc opt"  # not sys.argv[0] (bnnc, or cli.py under python -m)
+        # documented here; opt_main takes it out of the arguments before parsing
+        arg_parser.add_argument(
+            "--load-pass-plugin",
+            action="append",
+            default=[],
+            metavar="FILE.py",
+            help="load the ModulePass classes in FILE.py so -p can name them",
+        )
         arg_parser.add_argument("--print-ir-after-all", action="store_true", help="print the IR after every pass")
         arg_parser.add_argument("--print-ir-after", action="append", default=[], metavar="PASS", help="print the IR after PASS")
         arg_parser.add_argument("--print-ir-before", action="append", default=[], metavar="PASS", help="print the IR before PASS")
@@ -118,6 +139,23 @@ def opt_main(args: Sequence[str] | None = None) -> int:
     except BnncError as e:
         print(f"bnnc: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # the input file is missing, a directory, unreadable
+        name = e.filename if e.filename is not None else "input"
+        print(f"bnnc: error: cannot read {name}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError as e:
+        print(f"bnnc: error: the input is not UTF-8 text IR ({e.reason} at byte {e.start})", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # an internal error: a short message, the traceback on request
+        if os.environ.get("BNNC_TRACEBACK"):
+            raise
+        print(
+            f"bnnc: internal error: {type(e).__name__}: {e}\n(set BNNC_TRACEBACK=1 for the traceback and please report it)",
+            file=sys.stderr,
+        )
+        return 3
     return 0
 
 
