@@ -17,7 +17,6 @@ The epilogue applies the output transform while the tile is in registers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,34 +27,9 @@ from xdsl.ir import Operation, SSAValue
 from bnnc.dialects import bnn
 from bnnc.passes._loop_builder import IndexLike, LoopBuilder, memref_shape
 from bnnc.passes._lowering import Lowerer, Lowering
+from bnnc.passes._microkernel import accumulate, ceil_to, choose_tile, interior_range, tiled_conv_loops
 
 WORD = bnn.WORD_BITS
-
-
-@dataclass(frozen=True)
-class RegisterTile:
-    """How many output pixels and channel vectors one micro-kernel call keeps in registers."""
-
-    lanes: int
-    vectors: int
-    pixels: int
-
-    @property
-    def channels(self) -> int:
-        return self.lanes * self.vectors
-
-
-def choose_tile(vector_bits: int, registers: int, channels: int) -> RegisterTile:
-    """A small cost model: fill the register file with accumulators (pixels x
-    vectors), keeping one register per weight vector and two spare."""
-    lanes = max(1, vector_bits // WORD)
-    vectors = max(1, min(4, -(-channels // lanes)))
-    pixels = max(1, min(6, (registers - vectors - 2) // vectors))
-    return RegisterTile(lanes, vectors, pixels)
-
-
-def _ceil_to(n: int, m: int) -> int:
-    return -(-n // m) * m
 
 
 # ------------------------------------------------------------------ packing
@@ -228,29 +202,8 @@ def _epilogue_of(L: Lowerer, op: Operation, args: list[SSAValue], groups: int, p
     )
 
 
-def _accumulate(
-    lb: LoopBuilder,
-    tile: RegisterTile,
-    pixels: int,
-    vectors: int,
-    k_bounds: Sequence[int],
-    weight_vector: Callable[[list[SSAValue], int], SSAValue],
-    activation_word: Callable[[list[SSAValue], int], SSAValue],
-) -> list[list[SSAValue]]:
-    """acc[t][v] = sum over the K loops of popcount(broadcast(a_t) xor w_v)."""
-    vty = VectorType(i64, [tile.lanes])
-    zero = lb.splat(0, vty)
-    with lb.reduction(list(k_bounds), [zero] * (pixels * vectors)) as red:
-        ks = red.ivs
-        ws = [weight_vector(ks, v) for v in range(vectors)]
-        nxt = []
-        for t in range(pixels):
-            a = lb.broadcast(activation_word(ks, t), vty)
-            for v in range(vectors):
-                nxt.append(lb.iadd(red.carried[t * vectors + v], lb.ctpop(lb.xor(a, ws[v]))))
-        red.next = nxt
-    accs = red.results
-    return [accs[t * vectors : (t + 1) * vectors] for t in range(pixels)]
+def _popcount_xor(lb: LoopBuilder, acc: SSAValue, a: SSAValue, w: SSAValue) -> SSAValue:
+    return lb.iadd(acc, lb.ctpop(lb.xor(a, w)))
 
 
 def _dot(lb: LoopBuilder, acc: SSAValue, k_total: int, vty: VectorType) -> SSAValue:
@@ -308,8 +261,8 @@ def lower_bconv2d(L: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out: SSAV
     cog = co // groups
     n_, _, oh, ow = memref_shape(out)
     h, w = (memref_shape(args[0])[2], memref_shape(args[0])[3])
-    tile = choose_tile(L.vector_bits, L.registers, cog)
-    padded = _ceil_to(cog, tile.channels)
+    tile = choose_tile(L.vector_bits, 64, L.registers, cog)
+    padded = ceil_to(cog, tile.channels)
     vty = VectorType(i64, [tile.lanes])
 
     weights = L.global_buffer(_weights_k_major(L.constant_value(op.weight, op), groups, padded))
@@ -324,16 +277,6 @@ def lower_bconv2d(L: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out: SSAV
         with lb.loops(memref_shape(out)) as ivs:
             lb.store(lb.i64(0), out, ivs)
 
-    # Output rows/columns whose window reaches into the padding need the correction.
-    def interior(size: int, stride: int, pad: int, dil: int, k: int, in_size: int, outs: int) -> tuple[int, int]:
-        lo = min(outs, -(-pad // stride))
-        hi = max(lo, min(outs, (in_size - 1 + pad - (k - 1) * dil) // stride + 1))
-        return lo, hi
-
-    y_lo, y_hi = interior(oh, sh, ph, dh, kh, h, oh)
-    x_lo, x_hi = interior(ow, sw, pw, dw, kw, w, ow)
-    needs_correction = correction is not None
-
     def emit_tile(n, g, oc0: IndexLike, vectors: int, valid: int, oy: IndexLike, ox0: IndexLike, pixels: int, corrected: bool):
         def weight_vector(ks: list[SSAValue], v: int) -> SSAValue:
             ky, kx, j = ks
@@ -345,7 +288,7 @@ def lower_bconv2d(L: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out: SSAV
             ix = lb.affine([(lb.addi(ox0, t), sw), (kx, dw)])
             return lb.load(source, [n, lb.affine([(g, words), (j, 1)]), iy, ix])
 
-        accs = _accumulate(lb, tile, pixels, vectors, [kh, kw, words], weight_vector, activation_word)
+        accs = accumulate(lb, vty, pixels, vectors, [kh, kw, words], weight_vector, activation_word, _popcount_xor)
         for t in range(pixels):
             ox = lb.addi(ox0, t)
             for v in range(vectors):
@@ -363,31 +306,18 @@ def lower_bconv2d(L: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out: SSAV
                         value = _float_transform(lb, ep, lb.extract(dot, lane), g, lb.addi(oc, lane))
                         lb.store(value, out, [n, lb.addi(channel0, lane), oy, ox])
 
-    def emit_row(n, g, oc0, vectors, valid, oy, row_corrected: bool):
-        segments = [(0, x_lo, True), (x_lo, x_hi, False), (x_hi, ow, True)] if not row_corrected else [(0, ow, True)]
-        for x0, x1, col_corrected in segments:
-            corrected = needs_correction and (row_corrected or col_corrected)
-            pixels = tile.pixels if not corrected else 1
-            full = (x1 - x0) // pixels * pixels
-            if full:
-                with lb.loop(x0 + full, lb.index(x0), pixels) as px:
-                    emit_tile(n, g, oc0, vectors, valid, oy, px.iv, pixels, corrected)
-            for x in range(x0 + full, x1):
-                emit_tile(n, g, oc0, vectors, valid, oy, x, 1, corrected)
-
-    def emit_channels(n, g, oc0, vectors, valid):
-        for y0, y1, row_corrected in ((0, y_lo, True), (y_lo, y_hi, False), (y_hi, oh, True)):
-            if y1 > y0:
-                with lb.loop(y1, lb.index(y0)) as row:
-                    emit_row(n, g, oc0, vectors, valid, row.iv, needs_correction and row_corrected)
-
-    full_tiles, rest = divmod(cog, tile.channels)
-    with lb.loops([n_, groups]) as (n, g):
-        if full_tiles:
-            with lb.loop(full_tiles) as octile:
-                emit_channels(n, g, lb.muli(octile.iv, tile.channels), tile.vectors, tile.channels)
-        if rest:
-            emit_channels(n, g, full_tiles * tile.channels, -(-rest // tile.lanes), rest)
+    tiled_conv_loops(
+        lb,
+        tile,
+        batch=n_,
+        groups=groups,
+        channels_per_group=cog,
+        out_hw=(oh, ow),
+        interior_rows=interior_range(oh, sh, ph, dh, kh, h),
+        interior_cols=interior_range(ow, sw, pw, dw, kw, w),
+        split_border=correction is not None,
+        emit=emit_tile,
+    )
     if fresh:
         lb.dealloc(source)
 
@@ -414,8 +344,8 @@ def lower_bdense(L: Lowerer, op: bnn.BDenseOp, args: list[SSAValue], out: SSAVal
     x = args[0]
     n_, k = memref_shape(x)
     m_, words = memref_shape(args[1])
-    tile = choose_tile(L.vector_bits, L.registers, m_)
-    padded = _ceil_to(m_, tile.channels)
+    tile = choose_tile(L.vector_bits, 64, L.registers, m_)
+    padded = ceil_to(m_, tile.channels)
     vty = VectorType(i64, [tile.lanes])
     weight = L.constant_value(op.weight, op)  # M x W
     wt = np.zeros((words, padded), dtype=np.int64)
@@ -431,14 +361,15 @@ def lower_bdense(L: Lowerer, op: bnn.BDenseOp, args: list[SSAValue], out: SSAVal
         lb.store(bit.results[0], packed, [n, j])
 
     def emit(n: SSAValue, m0: IndexLike, vectors: int, valid: int) -> None:
-        accs = _accumulate(
+        accs = accumulate(
             lb,
-            tile,
+            vty,
             1,
             vectors,
             [words],
             lambda ks, v: lb.vload(weights, [ks[0], lb.addi(m0, v * tile.lanes)], vty),
             lambda ks, t: lb.load(packed, [n, ks[0]]),
+            _popcount_xor,
         )
         for v in range(vectors):
             oc = lb.addi(m0, v * tile.lanes)

@@ -34,9 +34,10 @@ from bnnc.dense import to_numpy
 from bnnc.passes._loop_builder import LoopBuilder, memref_shape
 from bnnc.passes._lower_binary import BINARY_LOWERINGS
 from bnnc.passes._lower_float import FLOAT_LOWERINGS
+from bnnc.passes._lower_float_conv import FLOAT_CONV_LOWERINGS
 from bnnc.passes._lowering import Lowerer, Lowering, memref_of
 
-LOWERINGS: dict[type[Operation], Lowering] = {**FLOAT_LOWERINGS, **BINARY_LOWERINGS}
+LOWERINGS: dict[type[Operation], Lowering] = {**FLOAT_LOWERINGS, **FLOAT_CONV_LOWERINGS, **BINARY_LOWERINGS}
 
 
 def _last_uses(ops: list[Operation]) -> dict[Operation, list[SSAValue]]:

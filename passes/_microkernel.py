@@ -1,0 +1,139 @@
+"""The register-blocked micro-kernel shared by binary and float convolutions.
+
+Vectorised over output channels: each step loads `vectors` weight vectors
+(`lanes` output channels each, contiguous in a K-major weight layout),
+broadcasts one input element per output pixel, and combines them into a
+`pixels x vectors` tile of vector accumulators carried in registers through the
+K loops (no horizontal sums). `tiled_conv_loops` walks the output in such
+tiles: rows and columns whose window reaches into the padding can be told
+apart (for binary convs' zero-padding correction) and use one-pixel tiles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from xdsl.dialects.builtin import VectorType
+from xdsl.ir import SSAValue
+
+from bnnc.passes._loop_builder import IndexLike, LoopBuilder
+
+
+@dataclass(frozen=True)
+class RegisterTile:
+    """How many output pixels and channel vectors one tile keeps in registers."""
+
+    lanes: int
+    vectors: int
+    pixels: int
+
+    @property
+    def channels(self) -> int:
+        return self.lanes * self.vectors
+
+
+def choose_tile(vector_bits: int, element_bits: int, registers: int, channels: int) -> RegisterTile:
+    """A small cost model: fill the register file with accumulators
+    (pixels x vectors), keeping one register per weight vector and two spare;
+    at most 4 vectors (the weights of a K step stay in registers) and 6 pixels."""
+    lanes = max(1, vector_bits // element_bits)
+    vectors = max(1, min(4, -(-channels // lanes)))
+    pixels = max(1, min(6, (registers - vectors - 2) // vectors))
+    return RegisterTile(lanes, vectors, pixels)
+
+
+def ceil_to(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+Combine = Callable[[LoopBuilder, SSAValue, SSAValue, SSAValue], SSAValue]
+
+
+def accumulate(
+    lb: LoopBuilder,
+    vty: VectorType,
+    pixels: int,
+    vectors: int,
+    k_bounds: Sequence[int],
+    weight_vector: Callable[[list[SSAValue], int], SSAValue],
+    input_element: Callable[[list[SSAValue], int], SSAValue],
+    combine: Combine,
+) -> list[list[SSAValue]]:
+    """acc[t][v] = fold over the K loops of combine(acc, broadcast(x_t), w_v)."""
+    zero = lb.splat(0 if not _is_float(vty) else 0.0, vty)
+    with lb.reduction(list(k_bounds), [zero] * (pixels * vectors)) as red:
+        ks = red.ivs
+        ws = [weight_vector(ks, v) for v in range(vectors)]
+        nxt = []
+        for t in range(pixels):
+            a = lb.broadcast(input_element(ks, t), vty)
+            for v in range(vectors):
+                nxt.append(combine(lb, red.carried[t * vectors + v], a, ws[v]))
+        red.next = nxt
+    accs = red.results
+    return [accs[t * vectors : (t + 1) * vectors] for t in range(pixels)]
+
+
+def _is_float(vty: VectorType) -> bool:
+    from xdsl.dialects.builtin import AnyFloat
+
+    return isinstance(vty.element_type, AnyFloat)
+
+
+def interior_range(out_size: int, stride: int, pad: int, dilation: int, kernel: int, in_size: int) -> tuple[int, int]:
+    """Output indices [lo, hi) whose window lies entirely inside the input."""
+    lo = min(out_size, -(-pad // stride))
+    hi = max(lo, min(out_size, (in_size - 1 + pad - (kernel - 1) * dilation) // stride + 1))
+    return lo, hi
+
+
+# emit(n, g, oc0, vectors, valid_channels, oy, ox0, pixels, at_border)
+EmitTile = Callable[[SSAValue, SSAValue, IndexLike, int, int, IndexLike, IndexLike, int, bool], None]
+
+
+def tiled_conv_loops(
+    lb: LoopBuilder,
+    tile: RegisterTile,
+    *,
+    batch: int,
+    groups: int,
+    channels_per_group: int,
+    out_hw: tuple[int, int],
+    interior_rows: tuple[int, int],
+    interior_cols: tuple[int, int],
+    split_border: bool,
+    emit: EmitTile,
+) -> None:
+    """n, group, output-channel tile (weights stay in L1), row, column tile.
+    With `split_border`, pixels whose window reaches into the padding are
+    emitted separately with one-pixel tiles and `at_border` set."""
+    oh, ow = out_hw
+    y_lo, y_hi = interior_rows if split_border else (0, oh)
+    x_lo, x_hi = interior_cols if split_border else (0, ow)
+
+    def row(n, g, oc0, vectors, valid, oy, border_row: bool) -> None:
+        segments = [(0, ow, True)] if border_row else [(0, x_lo, True), (x_lo, x_hi, False), (x_hi, ow, True)]
+        for x0, x1, border_col in segments:
+            at_border = split_border and (border_row or border_col)
+            pixels = 1 if at_border else tile.pixels
+            full = (x1 - x0) // pixels * pixels
+            if full:
+                with lb.loop(x0 + full, lb.index(x0), pixels) as px:
+                    emit(n, g, oc0, vectors, valid, oy, px.iv, pixels, at_border)
+            for x in range(x0 + full, x1):
+                emit(n, g, oc0, vectors, valid, oy, x, 1, at_border)
+
+    def channel_tile(n, g, oc0, vectors, valid) -> None:
+        for y0, y1, border_row in ((0, y_lo, True), (y_lo, y_hi, False), (y_hi, oh, True)):
+            if y1 > y0:
+                with lb.loop(y1, lb.index(y0)) as r:
+                    row(n, g, oc0, vectors, valid, r.iv, split_border and border_row)
+
+    full_tiles, rest = divmod(channels_per_group, tile.channels)
+    with lb.loops([batch, groups]) as (n, g):
+        if full_tiles:
+            with lb.loop(full_tiles) as octile:
+                channel_tile(n, g, lb.muli(octile.iv, tile.channels), tile.vectors, tile.channels)
+        if rest:
+            channel_tile(n, g, full_tiles * tile.channels, -(-rest // tile.lanes), rest)
