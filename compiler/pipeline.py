@@ -29,7 +29,7 @@ from bnnc.target import Target
 STAGES = ("bnn", "loops", "llvm")
 
 # Graph-level passes run on the imported bnn dialect ("The middle end" adds here).
-GRAPH_PASSES = ["canonicalize", "dce"]
+GRAPH_PASSES = ["fold-weight-binarization", "canonicalize", "dce"]
 # Bufferize and lower bnn to loops over memrefs.
 LOOP_PASSES = ["convert-bnn-to-loops", "canonicalize", "cse"]
 # Loops to the llvm dialect; MLIR's pass names and order.
@@ -41,6 +41,7 @@ LLVM_PASSES = [
     "convert-arith-to-llvm",
     "convert-cf-to-llvm",
     "convert-func-to-llvm",
+    "lower-parallel-calls",
     "reconcile-unrealized-casts",
 ]
 
@@ -64,32 +65,32 @@ class Pipeline:
         return "\n".join(f"{stage}: {self.stages.get(stage, '')}" for stage in STAGES)
 
 
-def kernel_options(target: Target | None) -> str:
-    """The binary kernels' register-tile inputs for a target: vector width
-    and vector register count (x86 has 32 zmm with AVX-512, else 16; AArch64 32)."""
+def kernel_options(target: Target | None, num_threads: int = 1) -> str:
+    """The kernels' inputs for a target: vector width and vector register
+    count (x86 has 32 zmm with AVX-512, else 16; AArch64 32), and threads."""
     if target is None:
-        return ""
+        return "" if num_threads == 1 else f"{{num_threads={num_threads}}}"
     registers = 32 if (target.is_aarch64 or target.has_avx512f) else 16
-    return f"{{vector_bits={target.vector_bits} registers={registers}}}"
+    return f"{{vector_bits={target.vector_bits} registers={registers} num_threads={num_threads}}}"
 
 
-def default_pipeline(target: Target | None = None) -> Pipeline:
+def default_pipeline(target: Target | None = None, num_threads: int = 1) -> Pipeline:
     """What `bnnc compile` runs; the loop IR is the same for every target except
-    for the register tile, LLVM generates the target's instructions."""
-    loops = [LOOP_PASSES[0] + kernel_options(target), *LOOP_PASSES[1:]]
+    for the register tile and thread count, LLVM generates the target's instructions."""
+    loops = [LOOP_PASSES[0] + kernel_options(target, num_threads), *LOOP_PASSES[1:]]
     return Pipeline({"bnn": ",".join(GRAPH_PASSES), "loops": ",".join(loops), "llvm": ",".join(LLVM_PASSES)})
 
 
-NAMED_PIPELINES: dict[str, Callable[[Target | None], Pipeline]] = {"default": default_pipeline}
+NAMED_PIPELINES: dict[str, Callable[[Target | None, int], Pipeline]] = {"default": default_pipeline}
 
 
-def parse_pipeline(text: str | None, target: Target | None = None) -> Pipeline:
+def parse_pipeline(text: str | None, target: Target | None = None, num_threads: int = 1) -> Pipeline:
     """A named pipeline, or `bnn=a,b;loops=c;llvm=d` overriding stages of the default."""
     if text is None or text == "":
-        return default_pipeline(target)
+        return default_pipeline(target, num_threads)
     if text in NAMED_PIPELINES:
-        return NAMED_PIPELINES[text](target)
-    stages = dict(default_pipeline(target).stages)
+        return NAMED_PIPELINES[text](target, num_threads)
+    stages = dict(default_pipeline(target, num_threads).stages)
     for part in text.split(";"):
         stage, sep, spec = part.partition("=")
         if not sep or stage.strip() not in STAGES:

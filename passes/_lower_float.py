@@ -111,6 +111,19 @@ def lower_reshape(L: Lowerer, op: bnn.ReshapeOp, args: list[SSAValue], out: SSAV
         lb.store(value, out, _unravel(lb, loop.iv, memref_shape(out)))
 
 
+def lower_pad(L: Lowerer, op: bnn.PadOp, args: list[SSAValue], out: SSAValue) -> None:
+    """out[n, c, y, x] = in[n, c, y - top, x - left] inside, `value` in the border."""
+    lb, src = L.lb, args[0]
+    _, _, h, w = memref_shape(src)
+    left, _, top, _ = op.padding.get_values()
+    value = lb.f32(op.value.value.data)
+    with lb.loops(memref_shape(out)) as (n, c, y, x):
+        iy, ix = lb.affine([(y, 1)], -top), lb.affine([(x, 1)], -left)
+        inb = lb.and_(lb.in_range(iy, h), lb.in_range(ix, w))
+        v = lb.load(src, [n, c, lb.clamp_index(iy, h - 1), lb.clamp_index(ix, w - 1)])
+        lb.store(lb.select(inb, v, value), out, [n, c, y, x])
+
+
 # ------------------------------------------------------------------ pooling
 
 
@@ -243,6 +256,7 @@ FLOAT_LOWERINGS: dict[type[Operation], Lowering] = {
     bnn.BatchNormOp: lower_batch_norm,
     bnn.CatOp: lower_cat,
     bnn.ReshapeOp: lower_reshape,
+    bnn.PadOp: lower_pad,
     bnn.MaxPool2dOp: lower_max_pool2d,
     bnn.AvgPool2dOp: lower_avg_pool2d,
     bnn.AdaptiveAvgPool2dOp: lower_adaptive_avg_pool2d,

@@ -17,7 +17,6 @@ Every emitted op carries ``loc(module.path(file:line:0))`` from the FX node.
 
 from __future__ import annotations
 
-import math
 import operator
 import re
 from collections.abc import Callable, Sequence
@@ -48,7 +47,7 @@ from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from bnnc.dialects import bnn
 from bnnc.errors import UnsupportedError
 
-from . import idioms, weights
+from . import idioms
 from .idioms import Binarized, strip
 
 aten = torch.ops.aten
@@ -806,23 +805,23 @@ def _mean(imp: _Importer, node: Node) -> _Plan:
 @dataclass
 class _BinInput:
     bin: Binarized
-    pad: tuple[int, int]  # extra (h, w) padding folded from constant_pad_nd
-    pad_value: float  # value of the (binarised, unflipped) input at padded taps
+    pads: tuple[int, int, int, int] | None  # (left, right, top, bottom) of a constant_pad_nd around it
+    pad_value: float  # the value PyTorch's padded binarised tensor holds at padded positions
+    padded: Node | None  # the node whose shape is the padded tensor's
 
 
-def _pad_amounts(node: Node, pad: Sequence[int]) -> tuple[int, int]:
-    pad = list(pad)
-    if len(pad) % 2 or len(pad) > 4 and any(pad[4:]):
-        raise unsupported(node, f"aten.constant_pad_nd.default with pad {pad}", "pad only the two spatial dimensions")
-    pw = pad[0:2] if len(pad) >= 2 else [0, 0]
-    ph = pad[2:4] if len(pad) >= 4 else [0, 0]
-    if pw[0] != pw[1] or ph[0] != ph[1] or min(pw + ph) < 0:
+def _pad_amounts(node: Node, pad: Sequence[int]) -> tuple[int, int, int, int]:
+    """(left, right, top, bottom) of a constant_pad_nd on an NCHW tensor."""
+    pad = [int(p) for p in pad]
+    rank = len(node.args[0].meta["val"].shape) if isinstance(node.args[0], Node) else 0
+    if rank != 4 or len(pad) % 2 or len(pad) > 4 and any(pad[4:]) or min(pad) < 0:
         raise unsupported(
             node,
-            f"asymmetric or negative padding {pad} (aten.constant_pad_nd.default) in front of a convolution",
-            "only symmetric constant pads fold into a convolution",
+            f"aten.constant_pad_nd.default with pad {pad} on a rank-{rank} tensor",
+            "pad only the two spatial dimensions of an NCHW tensor, by non-negative amounts",
         )
-    return ph[0], pw[0]
+    pad = (pad + [0, 0, 0, 0])[:4]
+    return pad[0], pad[1], pad[2], pad[3]
 
 
 def _binarize_scalar(b: Binarized, v: float) -> float:
@@ -835,37 +834,42 @@ def _binarize_scalar(b: Binarized, v: float) -> float:
 
 
 def _binary_input(imp: _Importer, conv: Node, inp: Node) -> _BinInput | None:
+    """A conv/linear input that is a binarisation, possibly padded before or after."""
     n = strip(inp)
     if isinstance(n, Node) and n.op == "call_function" and n.target is aten.constant_pad_nd.default:
         b = imp.match(n.args[0])
         if b is None:
             return None
-        value = float(_arg(n, 2, "value", 0.0))
-        if value not in (-1.0, 0.0, 1.0):
-            raise unsupported(
-                n,
-                f"aten.constant_pad_nd.default with value {value} after a binarisation",
-                "pad binarised activations with -1, 0 or +1",
-            )
         imp.check_sign_zero(n, b)
-        return _BinInput(b, _pad_amounts(n, n.args[1]), value)
+        return _BinInput(b, _pad_amounts(n, n.args[1]), float(_arg(n, 2, "value", 0.0)), n)
     b = imp.match(n)
     if b is None:
         return None
     src = strip(b.src)
     if isinstance(src, Node) and src.op == "call_function" and src.target is aten.constant_pad_nd.default:
+        # binarise(pad(x, v)) = pad(binarise(x), binarise(v)): exact also for
+        # torch.sign of a zero pad (0 there), which bnn.sign of the pad is not.
         value = float(_arg(src, 2, "value", 0.0))
-        inner = imp.match(n)  # same semantics, applied to the unpadded source
+        inner = imp.match(n)
         b2 = Binarized(src.args[0], flip=inner.flip, torch_sign=inner.torch_sign, at=inner.at)
-        # the padded constant itself is fine even for torch.sign: its value is known
         imp.check_sign_zero(conv, b2)
-        return _BinInput(b2, _pad_amounts(src, src.args[1]), _binarize_scalar(b, value))
+        return _BinInput(b2, _pad_amounts(src, src.args[1]), _binarize_scalar(b, value), n)
     imp.check_sign_zero(conv, b)
-    return _BinInput(b, (0, 0), 0.0)
+    return _BinInput(b, None, 0.0, None)
+
+
+def _emit_binary_input(imp: _Importer, bi: _BinInput) -> SSAValue:
+    x = imp.binarized_value(bi.bin)
+    if bi.pads is not None:
+        typ = TensorType(f32, list(bi.padded.meta["val"].shape))
+        x = imp.add(bnn.PadOp(x, bi.pads, bi.pad_value, typ)).result
+    return x
 
 
 @_handles(aten.convolution.default)
 def _convolution(imp: _Importer, node: Node) -> _Plan:
+    """A float bnn.conv2d with the constant-folded weight; fold-weight-binarization
+    turns it into a bnn.bconv2d when the input is binarised and W is +-alpha_c."""
     inp, w, bias, stride, padding, dilation, transposed, _out_pad, groups = node.args[:9]
     if transposed:
         raise unsupported(node, "transposed convolution (aten.convolution.default, transposed=True)", "use conv2d")
@@ -884,135 +888,41 @@ def _convolution(imp: _Importer, node: Node) -> _Plan:
     typ = imp.result_type(node)
     stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
 
-    bi = _binary_input(imp, node, inp)
-    bw = weights.detect_binary(W)
-    if bi is not None:
-        pad_value = bi.pad_value
-        if bi.bin.flip:
-            pad_value = -pad_value  # the emitted sign is of -x: everything is negated
-        total = (padding[0] + bi.pad[0], padding[1] + bi.pad[1])
-        if any(bi.pad) and any(padding) and pad_value != 0:
-            raise unsupported(
-                node,
-                "convolution with its own zero padding after an explicit +-1 pad",
-                "use one kind of padding: F.pad(value=-1) then conv2d(padding=0), or conv2d(padding=p)",
-            )
-        if bw is not None:
-            negative = bw.negative if not bi.bin.flip else ~bw.negative
-            packed = weights.pack_conv_weight(negative)
-
-            def emit():
-                x = imp.sign(bi.bin.src, bi.bin.flip, bi.bin.at)
-                mult = None if bw.unit_scale else imp.const_tensor(bw.alpha)
-                b = imp.const_tensor(bias_t) if bias_t is not None else None
-                return imp.add(
-                    bnn.BConv2dOp(
-                        x,
-                        imp.const_tensor(packed, "i64"),
-                        typ,
-                        strides=stride,
-                        padding=total,
-                        dilations=dilation,
-                        groups=int(groups),
-                        pad_value=int(pad_value),
-                        multiplier=mult,
-                        bias=b,
-                    )
-                ).result
-
-            return _Plan([bi.bin.src], emit)
-        # binarised input, real-valued weight: float conv of the +-1 tensor
-        if any(bi.pad) and bi.pad_value != 0:
-            raise unsupported(
-                node,
-                "+-1 padding in front of a convolution whose weights are not binary",
-                "binarise the weights (alpha * sign(W)) or pad with zeros",
-            )
-
-        def emit_float():
-            x = imp.binarized_value(bi.bin)
-            return imp.add(
-                bnn.Conv2dOp(
-                    x,
-                    imp.const_tensor(W),
-                    typ,
-                    strides=stride,
-                    padding=total,
-                    dilations=dilation,
-                    groups=int(groups),
-                    bias=imp.const_tensor(bias_t) if bias_t is not None else None,
-                )
-            ).result
-
-        return _Plan([bi.bin.src], emit_float)
-
-    # real-valued input (first layer, BWN): float conv; fold a zero pad
-    src = inp
-    total = padding
-    n = strip(inp)
-    if isinstance(n, Node) and n.op == "call_function" and n.target is aten.constant_pad_nd.default:
-        if float(_arg(n, 2, "value", 0.0)) == 0.0:
-            ph, pw = _pad_amounts(n, n.args[1])
-            src, total = n.args[0], (padding[0] + ph, padding[1] + pw)
-
-    def emit_real():
+    def conv(x: SSAValue) -> SSAValue:
         return imp.add(
             bnn.Conv2dOp(
-                imp.value(src),
+                x,
                 imp.const_tensor(W),
                 typ,
                 strides=stride,
-                padding=total,
+                padding=padding,
                 dilations=dilation,
                 groups=int(groups),
                 bias=imp.const_tensor(bias_t) if bias_t is not None else None,
             )
         ).result
 
-    return _Plan(imp.node_deps([src]), emit_real)
+    bi = _binary_input(imp, node, inp)
+    if bi is not None:
+        return _Plan([bi.bin.src], lambda: conv(_emit_binary_input(imp, bi)))
+    return _Plan(imp.node_deps([inp]), lambda: conv(imp.value(inp)))
 
 
 def _dense_plan(imp: _Importer, node: Node, inp: Node, W: torch.Tensor, bias_t: torch.Tensor | None) -> _Plan:
+    """A float bnn.linear; fold-weight-binarization makes it a bnn.bdense."""
     typ = imp.result_type(node)
     if len(inp.meta["val"].shape) != 2:
         raise unsupported(node, f"{op_name(node)} on a rank-{len(inp.meta['val'].shape)} input", "flatten to 2-D first")
     bi = imp.match(inp)
-    bw = weights.detect_binary(W)
+
+    def linear(x: SSAValue) -> SSAValue:
+        b = imp.const_tensor(bias_t) if bias_t is not None else None
+        return imp.add(bnn.LinearOp(x, imp.const_tensor(W), typ, b)).result
+
     if bi is not None:
         imp.check_sign_zero(node, bi)
-        if bw is not None:
-            negative = bw.negative if not bi.flip else ~bw.negative
-            packed = weights.pack_dense_weight(negative)
-
-            def emit():
-                return imp.add(
-                    bnn.BDenseOp(
-                        imp.sign(bi.src, bi.flip, bi.at),
-                        imp.const_tensor(packed, "i64"),
-                        typ,
-                        multiplier=None if bw.unit_scale else imp.const_tensor(bw.alpha),
-                        bias=imp.const_tensor(bias_t) if bias_t is not None else None,
-                    )
-                ).result
-
-            return _Plan([bi.src], emit)
-        return _Plan(
-            [bi.src],
-            lambda: imp.add(
-                bnn.LinearOp(
-                    imp.binarized_value(bi),
-                    imp.const_tensor(W),
-                    typ,
-                    imp.const_tensor(bias_t) if bias_t is not None else None,
-                )
-            ).result,
-        )
-    return _Plan(
-        imp.node_deps([inp]),
-        lambda: imp.add(
-            bnn.LinearOp(imp.value(inp), imp.const_tensor(W), typ, imp.const_tensor(bias_t) if bias_t is not None else None)
-        ).result,
-    )
+        return _Plan([bi.src], lambda: linear(imp.binarized_value(bi)))
+    return _Plan(imp.node_deps([inp]), lambda: linear(imp.value(inp)))
 
 
 def _const_or_fail(imp: _Importer, node: Node, arg: Any, what: str) -> torch.Tensor:
@@ -1070,11 +980,8 @@ def import_program(ep: ExportedProgram, *, func_name: str = "forward") -> Module
 
 @_handles(aten.constant_pad_nd.default)
 def _pad(imp: _Importer, node: Node) -> _Plan:
+    x = node.args[0]
+    pads = _pad_amounts(node, node.args[1])
     value = float(_arg(node, 2, "value", 0.0))
-    raise unsupported(
-        node,
-        f"aten.constant_pad_nd.default (pad {list(node.args[1])}, value {value}) that does not feed a convolution "
-        "directly, or feeds it with a value that is neither binarised nor zero-padded",
-        "bnnc folds F.pad into the next conv2d: pad binarised activations with -1/0/+1 (F.pad(sign, value=-1)) "
-        "or real activations with 0, and feed the padded tensor straight into the convolution",
-    )
+    typ = imp.result_type(node)
+    return _Plan(imp.node_deps([x]), lambda: imp.add(bnn.PadOp(imp.value(x), pads, value, typ)).result)

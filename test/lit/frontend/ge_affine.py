@@ -4,7 +4,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from bnnc.context import make_context
 from bnnc.frontend.torch_import import export_module, import_program
+from bnnc.pipeline import run_passes
+
+
+def imported(ep):
+    """The faithful import, then fold-weight-binarization (what --emit=bnn starts from)."""
+    module = import_program(ep)
+    run_passes(module, "fold-weight-binarization,canonicalize,dce", make_context())
+    return module
 
 
 class Net(nn.Module):
@@ -20,7 +29,7 @@ class Net(nn.Module):
 
 def show(title, binarize):
     print(f"// ----- {title}")
-    print(import_program(export_module(Net(binarize), (torch.randn(2, 16),))))
+    print(imported(export_module(Net(binarize), (torch.randn(2, 16),))))
 
 
 # CHECK-LABEL: ----- float mul sub

@@ -4,7 +4,16 @@ import torch
 import torch.nn as nn
 from xdsl.printer import Printer
 
+from bnnc.context import make_context
 from bnnc.frontend.torch_import import export_module, import_program
+from bnnc.pipeline import run_passes
+
+
+def imported(ep):
+    """The faithful import, then fold-weight-binarization (what --emit=bnn starts from)."""
+    module = import_program(ep)
+    run_passes(module, "fold-weight-binarization,canonicalize,dce", make_context())
+    return module
 
 
 class BinConv(nn.Module):
@@ -26,10 +35,10 @@ class Net(nn.Module):
         return self.layer1(x)
 
 
-# CHECK: bnn.sign {{.*}} loc("layer1.0"("{{.*}}locations.py":16:0))
-# CHECK: bnn.bconv2d {{.*}} loc("layer1.0"("{{.*}}locations.py":17:0))
+# CHECK: bnn.sign {{.*}} loc("layer1.0"("{{.*}}locations.py":25:0))
+# CHECK: bnn.bconv2d {{.*}} loc("layer1.0"("{{.*}}locations.py":26:0))
 # CHECK: bnn.batch_norm {{.*}} loc("layer1.1"("{{.*}}
 torch.manual_seed(0)
-module = import_program(export_module(Net(), (torch.randn(1, 4, 5, 5),)))
+module = imported(export_module(Net(), (torch.randn(1, 4, 5, 5),)))
 Printer(print_debuginfo=True).print_op(module)
 print()

@@ -5,7 +5,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from bnnc.context import make_context
 from bnnc.frontend.torch_import import export_module, import_program
+from bnnc.pipeline import run_passes
+
+
+def imported(ep):
+    """The faithful import, then fold-weight-binarization (what --emit=bnn starts from)."""
+    module = import_program(ep)
+    run_passes(module, "fold-weight-binarization,canonicalize,dce", make_context())
+    return module
 
 
 class SignSTE(torch.autograd.Function):
@@ -31,7 +40,7 @@ class Net(nn.Module):
 
 def show(title, binarize):
     print(f"// ----- {title}")
-    print(import_program(export_module(Net(binarize), (torch.randn(1, 4, 6, 6),))))
+    print(imported(export_module(Net(binarize), (torch.randn(1, 4, 6, 6),))))
 
 
 # CHECK-LABEL: ----- detach STE

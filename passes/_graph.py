@@ -1,0 +1,167 @@
+"""Shared helpers of the graph-level (middle-end) passes: constants as NumPy
+arrays, per-channel constant vectors, and building new constants in place."""
+
+from __future__ import annotations
+
+import numpy as np
+from xdsl.dialects import arith
+from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, TensorType, f32, i64
+from xdsl.ir import Operation, SSAValue
+from xdsl.pattern_rewriter import PatternRewriter
+from xdsl.rewriter import InsertPoint
+
+from bnnc.dense import from_numpy, to_numpy
+from bnnc.dialects import bnn
+
+
+def const_array(value: SSAValue | None) -> np.ndarray | None:
+    """The value of a dense `arith.constant`, or None if `value` is not one."""
+    if value is None:
+        return None
+    op = value.owner
+    if isinstance(op, arith.ConstantOp) and isinstance(op.value, DenseIntOrFPElementsAttr):
+        return to_numpy(op.value)
+    return None
+
+
+def shape_of(value: SSAValue) -> tuple[int, ...]:
+    typ = value.type
+    assert isinstance(typ, TensorType)
+    return tuple(typ.get_shape())
+
+
+def is_packed(value: SSAValue) -> bool:
+    return isinstance(value.type, TensorType) and value.type.element_type == i64
+
+
+def channel_vector(value: SSAValue, like: SSAValue) -> np.ndarray | None:
+    """If `value` is a constant that broadcasts against `like` (rank >= 2,
+    channels on axis 1) as one value per channel, that vector (f32, length C)."""
+    arr = const_array(value)
+    if arr is None or arr.dtype != np.float32:
+        return None
+    shape = shape_of(like)
+    if len(shape) < 2 or arr.ndim > len(shape):
+        return None
+    aligned = (1,) * (len(shape) - arr.ndim) + tuple(arr.shape)
+    if any(d != 1 for i, d in enumerate(aligned) if i != 1) or aligned[1] not in (1, shape[1]):
+        return None
+    flat = arr.reshape(-1).astype(np.float32)
+    return np.broadcast_to(flat, (shape[1],)).copy() if flat.size == 1 else flat.copy()
+
+
+def insert_const(rewriter: PatternRewriter, array: np.ndarray, before: Operation) -> SSAValue:
+    """An `arith.constant` holding `array` (f32 or i64), inserted before `before`."""
+    element = f32 if array.dtype == np.float32 else i64
+    op = arith.ConstantOp(from_numpy(array, element))
+    rewriter.insert_op(op, InsertPoint.before(before))
+    return op.result
+
+
+def uses_of(value: SSAValue) -> list:
+    return list(value.uses)
+
+
+def single_user(value: SSAValue) -> Operation | None:
+    """The operation that uses `value`, if exactly one use exists."""
+    uses = list(value.uses)
+    return uses[0].operation if len(uses) == 1 else None
+
+
+def popcount64(words: np.ndarray) -> np.ndarray:
+    """Per-element popcount of an i64 array."""
+    u = words.astype(np.int64).view(np.uint64)
+    count = np.zeros(u.shape, dtype=np.int64)
+    for shift in range(0, 64, 8):
+        count += _BYTE_POP[((u >> np.uint64(shift)) & np.uint64(0xFF)).astype(np.intp)]
+    return count
+
+
+_BYTE_POP = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
+
+
+def valid_bit_mask(channels: int) -> np.ndarray:
+    """i64 words with the bits of `channels` packed channels set (trailing bits 0)."""
+    words = bnn.words_for(channels)
+    out = np.zeros(words, dtype=np.uint64)
+    for j in range(words):
+        n = min(64, channels - 64 * j)
+        out[j] = np.uint64((1 << n) - 1) if n < 64 else np.uint64(0xFFFFFFFFFFFFFFFF)
+    return out.view(np.int64)
+
+
+def copy_conv(op: bnn.BConv2dOp, **changes) -> bnn.BConv2dOp:
+    """A new bnn.bconv2d like `op` with some constructor arguments replaced."""
+    (sh, sw), (ph, pw), (dh, dw) = op.window()
+    args = dict(
+        input=op.input,
+        weight=op.weight,
+        result_type=op.result.type,
+        strides=(sh, sw),
+        padding=(ph, pw),
+        dilations=(dh, dw),
+        groups=op.groups.value.data,
+        pad_value=op.pad_value.value.data,
+        multiplier=op.multiplier,
+        bias=op.bias,
+        slope=op.slope,
+        threshold=op.threshold,
+        correction=op.correction,
+        clamp_min=_opt_float(op, "clamp_min"),
+        clamp_max=_opt_float(op, "clamp_max"),
+        in_channels=op.in_channels.value.data if op.in_channels is not None else None,
+        out_groups=op.out_groups.value.data if op.out_groups is not None else None,
+    )
+    args.update(changes)
+    new = bnn.BConv2dOp(
+        args.pop("input"), args.pop("weight"), args.pop("result_type"), **args
+    )
+    return new
+
+
+def copy_dense(op: bnn.BDenseOp, **changes) -> bnn.BDenseOp:
+    args = dict(
+        input=op.input,
+        weight=op.weight,
+        result_type=op.result.type,
+        multiplier=op.multiplier,
+        bias=op.bias,
+        slope=op.slope,
+        clamp_min=_opt_float(op, "clamp_min"),
+        clamp_max=_opt_float(op, "clamp_max"),
+    )
+    args.update(changes)
+    return bnn.BDenseOp(args.pop("input"), args.pop("weight"), args.pop("result_type"), **args)
+
+
+def _opt_float(op: Operation, name: str) -> float | None:
+    attr = op.properties.get(name)
+    return None if attr is None else attr.value.data  # type: ignore[union-attr]
+
+
+def opt_float(op: Operation, name: str) -> float | None:
+    return _opt_float(op, name)
+
+
+def erase_dead(rewriter: PatternRewriter, values) -> None:
+    """Erase the side-effect-free ops defining `values` (and, transitively, their
+    operands' definitions) once nothing uses them."""
+    from xdsl.traits import is_side_effect_free
+
+    stack = [v for v in values if v is not None]
+    while stack:
+        v = stack.pop()
+        op = v.owner
+        if not isinstance(op, Operation) or any(r.uses for r in op.results) or not is_side_effect_free(op):
+            continue
+        operands = list(op.operands)
+        rewriter.erase_op(op)
+        stack.extend(operands)
+
+
+def replace(rewriter: PatternRewriter, op: Operation, new: Operation | list[Operation], results=None) -> None:
+    """rewriter.replace_op, with the replaced op's location on the new ops."""
+    ops = new if isinstance(new, list) else [new]
+    for n in ops:
+        n.location = op.location
+    rewriter.replace_op(op, ops, results)
