@@ -15,6 +15,7 @@ def compile(
     cpu: str | None = None,
     features: str | None = None,
     pipeline: str | None = None,
+    num_threads: int | None = None,
     trust: bool = False,
 ) -> Any:
     """Compile a PyTorch BNN to native code for this machine and return a callable.
@@ -23,8 +24,10 @@ def compile(
     tensors fixing the input shapes), a torch.export.ExportedProgram, or the
     path of a `.pt2` / TorchScript `.pt` file. The callable takes torch tensors
     (→ torch tensors) or numpy arrays (→ numpy arrays) of exactly the example
-    shapes, float32. Raises a `bnnc.errors.BnncError` subclass on anything it
-    cannot compile exactly.
+    shapes, float32. `num_threads` (default: all cores) splits the conv layers'
+    output rows between threads; results are bit-identical at any count.
+    Raises a `bnnc.errors.BnncError` subclass on anything it cannot compile
+    exactly.
     """
     if target != "host":
         from bnnc.errors import TargetError
@@ -33,5 +36,5 @@ def compile(
             f"bnnc.compile returns code that runs in this process, so target must be 'host', not '{target}'; "
             "use `bnnc compile MODEL -target=... --emit=obj` for other targets"
         )
-    options = CompileOptions(target=target, cpu=cpu, features=features, pipeline=pipeline)
+    options = CompileOptions(target=target, cpu=cpu, features=features, pipeline=pipeline, num_threads=num_threads)
     return jit(build(model, example_inputs, options, trust=trust))

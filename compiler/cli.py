@@ -72,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", default=None, help="output file (default: stdout for text, MODEL stem + suffix otherwise)")
     c.add_argument("--emit", default="obj", choices=["bnn", "loops", "llvm", "ll", "asm", "obj", "so"], help=_EMIT_HELP)
     _add_target_args(c)
+    c.add_argument(
+        "--num-threads",
+        type=int,
+        default=1,
+        metavar="N",
+        help="threads the conv layers of the artifact use (default 1; they call pthread_create)",
+    )
     _add_model_args(c)
     _add_pipeline_args(c)
 
@@ -87,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--input", action="append", required=True, metavar="X.npy", help="input array (repeat per input)")
     r.add_argument("--output", action="append", required=True, metavar="Y.npy", help="where to write each output")
+    r.add_argument(
+        "--num-threads", type=int, default=None, metavar="N", help="threads for a model compiled on the fly (default: all cores)"
+    )
     _add_model_args(r)
 
     o = sub.add_parser("opt", help="run passes on textual IR (the lit tests' driver)", add_help=False)
@@ -262,6 +272,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         pipeline=args.pipeline,
         name=args.name or _default_name(args.model),
         plugins=tuple(args.load_pass_plugin),
+        num_threads=args.num_threads,
         instrument=_instrumentation(args),
     )
     target = options.resolved_target()
@@ -338,7 +349,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         examples = _shapes(args) or tuple(torch.from_numpy(np.asarray(x)) for x in inputs)
         module = _import(args, examples)
-        model = jit(build(module, None, CompileOptions(name=args.name)))
+        model = jit(build(module, None, CompileOptions(name=args.name, num_threads=args.num_threads)))
     outputs = model(*inputs)
     outputs = outputs if isinstance(outputs, tuple) else (outputs,)
     if len(outputs) != len(args.output):

@@ -44,6 +44,7 @@ from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.traits import NoMemoryEffect
 
 from bnnc.errors import TargetError
+from bnnc.parallel_runtime import define_parallel_for
 from bnnc.target import Target, _init_llvm
 
 # --------------------------------------------------------------------------
@@ -311,6 +312,7 @@ def to_llvmlite_ir(module: ModuleOp) -> str:
         linkage = f.linkage.linkage.data
         if f.body.blocks and linkage != "external":
             fn.linkage = linkage
+    define_parallel_for(llvm_module)
     return str(llvm_module)
 
 

@@ -4,6 +4,7 @@ so every entry point compiles the same way."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,14 +29,24 @@ class CompileOptions:
     pipeline: str | None = None
     name: str = "forward"
     opt_level: int = 3
+    # Threads the conv kernels use; None means all cores for host code and 1
+    # for artifacts of other targets.
+    num_threads: int | None = None
     plugins: tuple[str, ...] = ()
     instrument: Instrumentation = field(default_factory=Instrumentation)
 
     def resolved_target(self) -> Target:
         return resolve_target(self.target, self.cpu, self.features)
 
+    def resolved_threads(self) -> int:
+        if self.num_threads is None:
+            return (os.cpu_count() or 1) if self.target == "host" else 1
+        if self.num_threads < 1:
+            raise BnncError(f"num_threads must be at least 1, got {self.num_threads}")
+        return self.num_threads
+
     def resolved_pipeline(self) -> Pipeline:
-        return parse_pipeline(self.pipeline, self.resolved_target())
+        return parse_pipeline(self.pipeline, self.resolved_target(), self.resolved_threads())
 
 
 def import_model(

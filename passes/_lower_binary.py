@@ -271,11 +271,14 @@ def lower_bconv2d(L: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out: SSAV
     source, fresh = _packed_padded(L, args[0], op)
     k_total = kh * kw * cg
     threshold_out = op.threshold is not None
+    rows = L.row_range(oh)
     if threshold_out:
         out_groups = op.out_groups.value.data if op.out_groups is not None else 1
         cog_out, words_out = co // out_groups, bnn.words_for(co // out_groups)
-        with lb.loops(memref_shape(out)) as ivs:
-            lb.store(lb.i64(0), out, ivs)
+        with lb.loops([n_, memref_shape(out)[1]]) as (n, k):
+            with lb.loop(rows[1], lb.index(rows[0])) as y:
+                with lb.loop(ow) as xx:
+                    lb.store(lb.i64(0), out, [n, k, y.iv, xx.iv])
 
     def emit_tile(n, g, oc0: IndexLike, vectors: int, valid: int, oy: IndexLike, ox0: IndexLike, pixels: int, corrected: bool):
         def weight_vector(ks: list[SSAValue], v: int) -> SSAValue:
@@ -317,6 +320,7 @@ def lower_bconv2d(L: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out: SSAV
         interior_cols=interior_range(ow, sw, pw, dw, kw, w),
         split_border=correction is not None,
         emit=emit_tile,
+        rows=rows,
     )
     if fresh:
         lb.dealloc(source)

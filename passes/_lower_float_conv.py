@@ -91,6 +91,7 @@ def lower_conv2d(L: Lowerer, op: bnn.Conv2dOp, args: list[SSAValue], out: SSAVal
         interior_cols=(0, ow),
         split_border=False,
         emit=emit,
+        rows=L.row_range(oh),
     )
     if fresh:
         lb.dealloc(source)

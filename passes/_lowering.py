@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from xdsl.dialects import memref
+from xdsl.dialects import arith, memref
 from xdsl.dialects.builtin import (
     MemRefType,
     ModuleOp,
@@ -21,7 +21,7 @@ from xdsl.ir import Operation, SSAValue
 from xdsl.utils.exceptions import PassFailedException
 
 from bnnc.dense import from_numpy
-from bnnc.passes._loop_builder import LoopBuilder, memref_shape
+from bnnc.passes._loop_builder import IndexLike, LoopBuilder, memref_shape
 
 
 def memref_of(typ: TensorType) -> MemRefType:
@@ -42,6 +42,20 @@ class Lowerer:
     globals_made: list[int]
     vector_bits: int = 128
     registers: int = 16
+    # The kernel being lowered runs on `threads` threads as number `thread`
+    # (index values), or on one thread when these are None.
+    thread: SSAValue | None = None
+    threads: SSAValue | None = None
+
+    def row_range(self, rows: int) -> tuple[IndexLike, IndexLike]:
+        """This thread's share [begin, end) of `rows` output rows."""
+        if self.thread is None or self.threads is None:
+            return 0, rows
+        lb = self.lb
+        per = lb.divui(lb.addi(self.threads, rows - 1), self.threads)
+        begin = lb.emit(arith.MinSIOp(lb.muli(self.thread, per), lb.index(rows)))
+        end = lb.emit(arith.MinSIOp(lb.addi(begin, per), lb.index(rows)))
+        return begin, end
 
     def constant_value(self, value: SSAValue, user: Operation) -> np.ndarray:
         if value not in self.constants:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from xdsl.dialects import arith
 from xdsl.dialects.builtin import VectorType
 from xdsl.ir import SSAValue
 
@@ -104,10 +105,12 @@ def tiled_conv_loops(
     interior_cols: tuple[int, int],
     split_border: bool,
     emit: EmitTile,
+    rows: tuple[IndexLike, IndexLike] | None = None,
 ) -> None:
     """n, group, output-channel tile (weights stay in L1), row, column tile.
     With `split_border`, pixels whose window reaches into the padding are
-    emitted separately with one-pixel tiles and `at_border` set."""
+    emitted separately with one-pixel tiles and `at_border` set. `rows`
+    restricts the output rows (a thread's share)."""
     oh, ow = out_hw
     y_lo, y_hi = interior_rows if split_border else (0, oh)
     x_lo, x_hi = interior_cols if split_border else (0, ow)
@@ -126,9 +129,14 @@ def tiled_conv_loops(
 
     def channel_tile(n, g, oc0, vectors, valid) -> None:
         for y0, y1, border_row in ((0, y_lo, True), (y_lo, y_hi, False), (y_hi, oh, True)):
-            if y1 > y0:
-                with lb.loop(y1, lb.index(y0)) as r:
-                    row(n, g, oc0, vectors, valid, r.iv, split_border and border_row)
+            if y1 <= y0:
+                continue
+            lo, hi = lb.index(y0), lb.index(y1)
+            if rows is not None:
+                lo = lb.emit(arith.MaxSIOp(lo, lb.index(rows[0])))
+                hi = lb.emit(arith.MinSIOp(hi, lb.index(rows[1])))
+            with lb.loop(hi, lo) as r:
+                row(n, g, oc0, vectors, valid, r.iv, split_border and border_row)
 
     full_tiles, rest = divmod(channels_per_group, tile.channels)
     with lb.loops([batch, groups]) as (n, g):

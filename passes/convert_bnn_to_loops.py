@@ -22,6 +22,8 @@ from xdsl.dialects import arith, func
 from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
     FunctionType,
+    IndexType,
+    IntegerAttr,
     ModuleOp,
     TensorType,
     i64,
@@ -31,6 +33,7 @@ from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import PassFailedException
 
 from bnnc.dense import to_numpy
+from bnnc.dialects import bnn
 from bnnc.passes._loop_builder import LoopBuilder, memref_shape
 from bnnc.passes._lower_binary import BINARY_LOWERINGS
 from bnnc.passes._lower_float import FLOAT_LOWERINGS
@@ -52,24 +55,39 @@ def _last_uses(ops: list[Operation]) -> dict[Operation, list[SSAValue]]:
     return result
 
 
-def _kernel(L: Lowerer, op: Operation, fn_name: str, args: list[SSAValue], out: SSAValue) -> None:
+# Ops whose kernels split their output rows between threads.
+THREADED: tuple[type[Operation], ...] = (bnn.BConv2dOp, bnn.Conv2dOp)
+
+
+def _kernel(L: Lowerer, op: Operation, fn_name: str, args: list[SSAValue], out: SSAValue, num_threads: int) -> None:
     """Lower `op` into its own private function and call it: functions keep
-    each CFG small (cheap to verify and to optimise) and name the layer."""
-    arg_types = [a.type for a in args] + [out.type]
+    each CFG small (cheap to verify and to optimise) and name the layer.
+    Threaded kernels take (thread, threads) last; their call carries
+    `bnnc.threads`, which lower-parallel-calls turns into threads."""
+    threaded = num_threads > 1 and isinstance(op, THREADED)
+    arg_types = [a.type for a in args] + [out.type] + ([IndexType(), IndexType()] if threaded else [])
     block = Block(arg_types=arg_types)
     saved, L.lb = L.lb, LoopBuilder(block)
+    if threaded:
+        L.thread, L.threads = block.args[-2], block.args[-1]
     try:
-        LOWERINGS[type(op)](L, op, list(block.args[: len(args)]), block.args[-1])
+        LOWERINGS[type(op)](L, op, list(block.args[: len(args)]), block.args[len(args)])
         L.lb.insert(func.ReturnOp())
     finally:
-        L.lb = saved
+        L.lb, L.thread, L.threads = saved, None, None
     kernel = func.FuncOp(fn_name, FunctionType.from_lists(arg_types, []), Region(block), visibility="private")
     kernel.location = op.location
     L.module.body.block.add_op(kernel)
-    L.lb.insert(func.CallOp(fn_name, [*args, out], []))
+    extra = [L.lb.index(0), L.lb.index(num_threads)] if threaded else []
+    call = func.CallOp(fn_name, [*args, out, *extra], [])
+    if threaded:
+        call.attributes["bnnc.threads"] = IntegerAttr(num_threads, i64)
+    L.lb.insert(call)
 
 
-def _lower_function(module: ModuleOp, fn: func.FuncOp, counter: list[int], vector_bits: int, registers: int) -> None:
+def _lower_function(
+    module: ModuleOp, fn: func.FuncOp, counter: list[int], vector_bits: int, registers: int, num_threads: int
+) -> None:
     ftype = fn.function_type
     in_types = [memref_of(t) for t in ftype.inputs.data]
     out_types = [memref_of(t) for t in ftype.outputs.data]
@@ -114,7 +132,7 @@ def _lower_function(module: ModuleOp, fn: func.FuncOp, counter: list[int], vecto
         if result.name_hint:
             out.name_hint = result.name_hint
         kernel_name = f"{fn.sym_name.data}_{index}_{op.name.split('.')[-1]}"
-        _kernel(L, op, kernel_name, [L.buffers[v] for v in op.operands], out)
+        _kernel(L, op, kernel_name, [L.buffers[v] for v in op.operands], out, num_threads)
         L.buffers[result] = out
         for dead in last_uses.get(op, []):
             if dead in owned and dead not in ret.arguments:
@@ -146,13 +164,15 @@ def last_uses_values(last_uses: dict[Operation, list[SSAValue]]) -> set[SSAValue
 
 @dataclass(frozen=True)
 class ConvertBnnToLoopsPass(ModulePass):
-    """Options describe the target's vector unit, from which the binary
-    kernels' register tiles are chosen (see _lower_binary.choose_tile)."""
+    """Options: the target's vector unit, from which the kernels' register
+    tiles are chosen (see _microkernel.choose_tile), and the thread count
+    of the conv kernels (see lower-parallel-calls)."""
 
     name = "convert-bnn-to-loops"
 
     vector_bits: int = 128
     registers: int = 16
+    num_threads: int = 1
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         counter: list[int] = []
@@ -160,4 +180,4 @@ class ConvertBnnToLoopsPass(ModulePass):
             if isinstance(fn, func.FuncOp) and not fn.is_declaration:
                 types = [*fn.function_type.inputs.data, *fn.function_type.outputs.data]
                 if any(isinstance(t, TensorType) for t in types):
-                    _lower_function(op, fn, counter, self.vector_bits, self.registers)
+                    _lower_function(op, fn, counter, self.vector_bits, self.registers, self.num_threads)

@@ -41,6 +41,12 @@ def llvm_function_type(ft: FunctionType, what: str) -> L.LLVMFunctionType:
     return L.LLVMFunctionType([llvm_type(t) for t in ft.inputs.data], llvm_type(outs[0]) if outs else None)
 
 
+def _discardable(op: Operation) -> dict:
+    """Dialect-prefixed attributes (e.g. bnnc.threads) travel with the op, as MLIR's
+    discardable attributes do."""
+    return {k: v for k, v in op.attributes.items() if "." in k}
+
+
 class FuncToLLVM(RewritePattern):
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
         if isinstance(op, func.FuncOp):
@@ -53,6 +59,7 @@ class FuncToLLVM(RewritePattern):
                 convert_block_args(op.body.blocks[0])
                 op.body.move_blocks(body)
             new = L.FuncOp(op.sym_name.data, fty, linkage=L.LinkageAttr(linkage), body=body)
+            new.attributes.update(_discardable(op))
             rewriter.replace(op, [new], [])
         elif isinstance(op, func.ReturnOp):
             args = cast_all(rewriter, op.operands)
@@ -63,6 +70,7 @@ class FuncToLLVM(RewritePattern):
             if len(outs) > 1:
                 raise PassFailedException("convert-func-to-llvm: calls with several results are not supported")
             call = L.CallOp(op.callee, *args, return_type=outs[0] if outs else None)
+            call.attributes.update(_discardable(op))
             replace_with_llvm(rewriter, op, [call], list(call.results))
 
 

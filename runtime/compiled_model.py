@@ -14,21 +14,21 @@ from bnnc.runtime.signature import Signature, TensorSpec
 
 
 def _as_array(value: Any, spec: TensorSpec, position: int) -> tuple[np.ndarray, bool]:
-    """A C-contiguous float32 array for `value`, and whether it came from torch."""
+    """A C-contiguous array of the spec's dtype for `value`, and whether it came from torch."""
     is_torch = type(value).__module__.startswith("torch")
     if is_torch:
         import torch
 
         if not isinstance(value, torch.Tensor):
             raise InputError(f"input {position}: expected a tensor, got {type(value).__name__}")
-        if value.dtype != torch.float32:
-            raise InputError(f"input {position}: expected dtype float32 ({spec.describe()}), got {value.dtype}")
+        if str(value.dtype) != f"torch.{spec.dtype}":
+            raise InputError(f"input {position}: expected dtype {spec.dtype} ({spec.describe()}), got {value.dtype}")
         if value.device.type != "cpu":
             raise InputError(f"input {position}: expected a CPU tensor, got one on {value.device}")
         array = value.detach().contiguous().numpy()
     elif isinstance(value, np.ndarray):
-        if value.dtype != np.float32:
-            raise InputError(f"input {position}: expected dtype float32 ({spec.describe()}), got {value.dtype}")
+        if value.dtype != np.dtype(spec.dtype):
+            raise InputError(f"input {position}: expected dtype {spec.dtype} ({spec.describe()}), got {value.dtype}")
         array = np.ascontiguousarray(value)
     else:
         raise InputError(f"input {position}: expected a torch.Tensor or numpy.ndarray, got {type(value).__name__}")
@@ -53,7 +53,7 @@ class CompiledModel:
         self._fn = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * n))(address)
 
     def run_numpy(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
-        outputs = [np.empty(s.shape, dtype=np.float32) for s in self.signature.outputs]
+        outputs = [np.empty(s.shape, dtype=s.dtype) for s in self.signature.outputs]
         pointers = [a.ctypes.data for a in (*arrays, *outputs)]
         self._fn(*pointers)
         return outputs

@@ -1,7 +1,8 @@
 """The calling signature of a compiled model: what goes in, what comes out.
 
 Compiled code takes one pointer per input, then one per output (destination
-passing: the caller allocates outputs), all dense row-major float32.
+passing: the caller allocates outputs), dense row-major float32 for models
+(int64 packed words only appear in IR-level functions, e.g. kernel benchmarks).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
 
-_DTYPES = {"f32": "float32"}
+_DTYPES = {"f32": "float32", "i64": "int64"}
 
 
 @dataclass(frozen=True)

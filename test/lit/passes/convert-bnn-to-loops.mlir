@@ -1,4 +1,5 @@
-// RUN: %bnnc-opt %s -p convert-bnn-to-loops | filecheck %s
+// RUN: %bnnc-opt %s -p 'convert-bnn-to-loops{vector_bits=512 registers=32}' | filecheck %s
+// RUN: %bnnc-opt %s -p 'convert-bnn-to-loops{vector_bits=512 registers=32 num_threads=2}' | filecheck %s --check-prefix=THREADS
 
 // The tensor function becomes destination-passing over memrefs, constants
 // become private globals, and every bnn op becomes a private loop-nest function.
@@ -38,15 +39,33 @@ func.func @scalar(%a: i32) -> i32 {
 // CHECK: arith.cmpf olt, %{{.*}}, %{{.*}} : f32
 // CHECK: arith.select %{{.*}}, %{{.*}}, %{{.*}} : f32
 
-// bconv2d: pack signs into i64 words, then popcount(x xor w) per tap; taps in
-// the zero padding contribute 0; the epilogue scales by the multiplier.
+// bconv2d: weights K-major with output channels padded to the 8-lane vector,
+// and a correction table for zero padding: Cg - 2 popcount(w) per tap
+// (weight word 7 has all 3 channel bits set: 3 - 6 = -3).
+// CHECK: "memref.global"() <{sym_name = "__bnnc_const_2", type = memref<1x3x3x1x8xi64>, initial_value = dense<{{\[\[\[\[\[}}1, 1, 1, 1, 0, 0, 0, 0]]
+// CHECK: "memref.global"() <{sym_name = "__bnnc_const_3", type = memref<1x3x3x8xi64>, initial_value = dense<{{\[\[\[\[}}1, 1, 1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0, 0, 0]], {{\[\[}}-3, -3, -3, -3
 // CHECK-LABEL: func.func private @forward_3_bconv2d(
-// CHECK: memref.alloc() {alignment = 64 : i64} : memref<1x6x6x1xi64>
+// The input is packed once into a padded buffer (6x6 + border = 8x8) ...
+// CHECK: memref.alloc() {alignment = 64 : i64} : memref<1x1x8x8xi64>
 // CHECK: arith.shli
 // CHECK: arith.ori
-// CHECK: %[[X:.*]] = arith.xori
-// CHECK: math.ctpop %[[X]] : i64
-// CHECK: arith.select
+// ... then 8 output channels' weight words are XORed with a broadcast activation word,
+// popcounts accumulating in vector registers.
+// CHECK: vector.load %{{.*}} : memref<1x3x3x1x8xi64>, vector<8xi64>
+// CHECK: %[[A:.*]] = vector.broadcast %{{.*}} : i64 to vector<8xi64>
+// CHECK: %[[X:.*]] = arith.xori %[[A]], %{{.*}} : vector<8xi64>
+// CHECK: math.ctpop %[[X]] : vector<8xi64>
+// Border pixels subtract the correction of their out-of-bounds taps.
+// CHECK: vector.load %{{.*}} : memref<1x3x3x8xi64>, vector<8xi64>
+// The epilogue scales each channel's exact integer by its multiplier.
+// CHECK: vector.extract
 // CHECK: arith.sitofp
 // CHECK: arith.mulf
 // CHECK: memref.dealloc
+
+// With threads, the conv kernel takes (thread, threads) and splits its rows.
+// THREADS: func.call @forward_2_sign(%{{.*}}, %{{.*}}) :
+// THREADS: func.call @forward_3_bconv2d(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) {bnnc.threads = 2 : i64}
+// THREADS-LABEL: func.func private @forward_3_bconv2d(
+// THREADS-SAME: %{{.*}}: index, %{{.*}}: index)
+// THREADS: arith.divui
