@@ -165,3 +165,59 @@ def replace(rewriter: PatternRewriter, op: Operation, new: Operation | list[Oper
     for n in ops:
         n.location = op.location
     rewriter.replace_op(op, ops, results)
+
+
+def binary_consumers(value: SSAValue) -> tuple[list[Operation], int] | None:
+    """If every use of the f32 `value` reads it as +-1 bits (the input of a
+    bnn.bconv2d, or a bnn.pack), those users and the channel groups they
+    agree on; None if another op uses it, the groups disagree, or it is unused."""
+    users: list[Operation] = []
+    groups: set[int] = set()
+    for use in value.uses:
+        op = use.operation
+        if isinstance(op, bnn.BConv2dOp) and use.index == 0 and not op.input_is_packed:
+            groups.add(op.groups.value.data)
+        elif isinstance(op, bnn.PackOp):
+            groups.add(op.groups.value.data)
+        else:
+            return None
+        if op not in users:
+            users.append(op)
+    if not users or len(groups) != 1:
+        return None
+    return users, groups.pop()
+
+
+def feed_packed(rewriter: PatternRewriter, users: list[Operation], packed: SSAValue, channels: int) -> None:
+    """Make the binary consumers found by `binary_consumers` read `packed` instead."""
+    for op in users:
+        if isinstance(op, bnn.PackOp):
+            rewriter.replace_all_uses_with(op.result, packed)
+            rewriter.erase_op(op)
+        else:
+            replace(rewriter, op, copy_conv(op, input=packed, in_channels=channels))
+
+
+def find_or_make_pack(rewriter: PatternRewriter, source: SSAValue, groups: int, user: Operation) -> SSAValue:
+    """The bnn.pack of `source` with `groups` for `user`, reusing an existing one
+    that comes before it (one pack per value and groups)."""
+    from xdsl.ir import Block
+
+    for use in source.uses:
+        op = use.operation
+        if (
+            isinstance(op, bnn.PackOp)
+            and op.groups.value.data == groups
+            and op.parent_block() is user.parent_block()
+            and op.is_before_in_block(user)
+        ):
+            return op.result
+    pack = bnn.PackOp(source, groups)
+    owner = source.owner
+    if isinstance(owner, Operation):
+        pack.location = owner.location
+        rewriter.insert_op(pack, InsertPoint.after(owner))
+    else:
+        assert isinstance(owner, Block)
+        rewriter.insert_op(pack, InsertPoint.at_start(owner))
+    return pack.result
