@@ -93,7 +93,7 @@ def _transform_of(op: bnn.BConv2dOp | bnn.BDenseOp, channels: int) -> Transform 
 def _fold(user: Operation, producer: Operation, t: Transform) -> bool:
     """Fold `user` (whose operand is the producer's result) into `t`; False if it does not fold."""
     r = producer.results[0]
-    if user.results[0].type != r.type:
+    if len(user.results) != 1 or user.results[0].type != r.type:
         return False
     if isinstance(user, (bnn.MulOp, bnn.AddOp, bnn.SubOp, bnn.DivOp)):
         if not t.affine_only:
