@@ -80,7 +80,8 @@ class Target:
                 return 512
             if self.has_avx2 or self.has_avx512f:
                 return 256
-            return 128
+            # No vector popcount: one word per "vector", i.e. scalar popcnt.
+            return 64
         if self.is_aarch64:
             return 128  # NEON (SVE is not targeted)
         return 128

@@ -196,7 +196,7 @@ def _epilogue_of(L: Lowerer, op: Operation, args: list[SSAValue], groups: int, p
         _channel_table(L, op, op.multiplier, groups, padded, 1.0, np.float32),
         _channel_table(L, op, op.bias, groups, padded, 0.0, np.float32),
         _channel_table(L, op, op.slope, groups, padded, 1.0, np.float32),
-        _channel_table(L, op, op.threshold, groups, padded, np.iinfo(np.int64).min, np.int64),
+        _channel_table(L, op, op.threshold, groups, padded, -(1 << 40), np.int64),  # never below: padded lanes
         lo,
         hi,
     )
@@ -228,10 +228,12 @@ def _float_transform(lb: LoopBuilder, ep: _Epilogue, dot: SSAValue, g: IndexLike
 
 
 def _threshold_bits(lb: LoopBuilder, ep: _Epilogue, dot: SSAValue, g: IndexLike, oc: IndexLike, lanes: int) -> SSAValue:
-    """An i64 vector with lane l's output bit (dot < threshold) at bit position l."""
+    """An i64 vector with lane l's output bit (dot < threshold) at bit position l:
+    the sign bit of dot - threshold (|dot| and |threshold| stay far below 2^62;
+    xDSL's llvm.select takes no vector condition, so no compare-and-select)."""
     vty = VectorType(i64, [lanes])
-    below = lb.emit(arith.CmpiOp(dot, lb.vload(ep.threshold, [g, oc], vty), "slt"))
-    return lb.select(below, lb.vector_constant([1 << lane for lane in range(lanes)], vty), lb.splat(0, vty))
+    below = lb.emit(arith.ShRUIOp(lb.subi(dot, lb.vload(ep.threshold, [g, oc], vty)), lb.splat(63, vty)))
+    return lb.shl(below, lb.vector_constant(list(range(lanes)), vty))
 
 
 # ---------------------------------------------------------------- bconv2d

@@ -1,0 +1,210 @@
+"""The binary kernels against a float64 reference, at the IR level (independent
+of the frontend): every kernel variant the targets select (AVX-512 VPOPCNTDQ at
+512 bits, AVX2 at 256, scalar popcnt), thread counts, odd shapes (channel
+counts not a multiple of 64, stride, dilation, groups, padding 0/1/2 with pad
+values 0/+1/-1), float and packed inputs, float output transforms and packed
+threshold outputs. Binary accumulators must match exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from xdsl.dialects.builtin import f32, i64
+from xdsl.parser import Parser
+
+from bnnc.context import make_context
+from bnnc.dense import from_numpy
+from bnnc.dialects.bnn import conv_output_size, packed_words, words_for
+from bnnc.driver import CompileOptions, build, jit
+
+# Feature strings that select each x86 kernel variant on this host.
+VARIANTS = {"avx512": None, "avx2": "-avx512f", "scalar": "-avx512f,-avx2,-avx"}
+
+
+def pack_bits(signs: np.ndarray, groups: int) -> np.ndarray:
+    """+-1 values N x C x ... -> packed words along C per group (bit 1 = -1)."""
+    n, c = signs.shape[:2]
+    cg = c // groups
+    words = words_for(cg)
+    out = np.zeros((n, groups * words, *signs.shape[2:]), dtype=np.uint64)
+    for g in range(groups):
+        for ch in range(cg):
+            bit = (signs[:, g * cg + ch] < 0).astype(np.uint64) << np.uint64(ch % 64)
+            out[:, g * words + ch // 64] |= bit
+    return out.view(np.int64)
+
+
+def unpack_weights(words: np.ndarray, cg: int) -> np.ndarray:
+    """Cout x KH x KW x W packed -> Cout x Cg x KH x KW of +-1."""
+    bits = np.unpackbits(words.astype("<i8").view(np.uint8).reshape(*words.shape, 8), axis=-1, bitorder="little")
+    bits = bits.reshape(*words.shape[:3], -1)[..., :cg]
+    return (1 - 2 * bits.astype(np.float64)).transpose(0, 3, 1, 2)
+
+
+def reference_dot(signs, weight_words, groups, stride, padding, dilation, pad_value) -> np.ndarray:
+    cg = signs.shape[1] // groups
+    w = torch.from_numpy(unpack_weights(weight_words, cg))
+    x = F.pad(torch.from_numpy(signs.astype(np.float64)), (padding,) * 4, value=float(pad_value))
+    return F.conv2d(x, w, stride=stride, dilation=dilation, groups=groups).numpy()
+
+
+def compile_ir(text: str, features: str | None, threads: int):
+    """Compile the IR as written: no graph-level rewrites, only the lowering."""
+    module = Parser(make_context(), text).parse_module()
+    options = CompileOptions(features=features, num_threads=threads, pipeline="bnn=")
+    return jit(build(module, options=options))
+
+
+def _t(shape, elem="f32") -> str:
+    return f"tensor<{'x'.join(map(str, shape))}x{elem}>"
+
+
+conv_cases = st.fixed_dictionaries(
+    {
+        "cin": st.sampled_from([1, 3, 33, 64, 65, 100]),
+        "cout": st.sampled_from([1, 3, 8, 33, 64, 65]),
+        "groups": st.sampled_from([1, 2]),
+        "kernel": st.sampled_from([1, 3]),
+        "stride": st.sampled_from([1, 2]),
+        "dilation": st.sampled_from([1, 2]),
+        "padding": st.sampled_from([0, 1, 2]),
+        "pad_value": st.sampled_from([0, 1, -1]),
+        "batch": st.sampled_from([1, 2]),
+        "hw": st.tuples(st.integers(5, 12), st.integers(5, 12)),
+        "variant": st.sampled_from(sorted(VARIANTS)),
+        "threads": st.sampled_from([1, 2, 3]),
+        "transform": st.sampled_from(["none", "affine", "prelu_clamp"]),
+        "seed": st.integers(0, 2**31 - 1),
+    }
+)
+
+
+def _valid(case) -> bool:
+    g = case["groups"]
+    return case["cin"] % g == 0 and case["cout"] % g == 0 and min(case["hw"]) + 2 * case["padding"] > case["dilation"] * (case["kernel"] - 1)
+
+
+# No shrinking: every example compiles a model; a failure prints its case.
+NO_SHRINK = [Phase.explicit, Phase.reuse, Phase.generate]
+
+
+@settings(max_examples=40, deadline=None, phases=NO_SHRINK, suppress_health_check=[HealthCheck.filter_too_much])
+@given(conv_cases.filter(_valid))
+def test_bconv2d_float_input_matches_reference(case):
+    rng = np.random.default_rng(case["seed"])
+    n, c, co, g, k = case["batch"], case["cin"], case["cout"], case["groups"], case["kernel"]
+    h, w = case["hw"]
+    s, p, d = case["stride"], case["padding"], case["dilation"]
+    cg = c // g
+    oh, ow = conv_output_size(h, k, s, p, d), conv_output_size(w, k, s, p, d)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    x[rng.random(x.shape) < 0.05] = 0.0  # binarize(0) = +1
+    weights = pack_bits(np.where(rng.random((co, cg, k, k)) < 0.5, -1.0, 1.0), 1).transpose(0, 2, 3, 1).copy()
+    dot = reference_dot(np.where(x >= 0, 1.0, -1.0), weights, g, s, p, d, case["pad_value"])
+    consts = [f"%w = arith.constant {from_numpy(weights, i64)}"]
+    extra = ""
+    expected = dot
+    if case["transform"] != "none":
+        m = rng.uniform(-2, 2, co).astype(np.float32)
+        b = rng.uniform(-3, 3, co).astype(np.float32)
+        consts += [f"%m = arith.constant {from_numpy(m, f32)}", f"%b = arith.constant {from_numpy(b, f32)}"]
+        extra = f" multiplier %m : {_t([co])} bias %b : {_t([co])}"
+        v = (dot.astype(np.float32) * m[None, :, None, None] + b[None, :, None, None]).astype(np.float64)
+        if case["transform"] == "prelu_clamp":
+            a = rng.uniform(-1, 1, co).astype(np.float32)
+            consts.append(f"%a = arith.constant {from_numpy(a, f32)}")
+            extra += f" slope %a : {_t([co])}"
+            v = np.where(v > 0, v, (v.astype(np.float32) * a[None, :, None, None]).astype(np.float64))
+            v = np.clip(v, -1.5, 2.0)
+        expected = v
+    props = (
+        f"strides = array<i64: {s}, {s}>, padding = array<i64: {p}, {p}>, dilations = array<i64: {d}, {d}>, "
+        f"groups = {g} : i64, pad_value = {case['pad_value']} : i64"
+    )
+    if case["transform"] == "prelu_clamp":
+        props += ", clamp_min = -1.5 : f32, clamp_max = 2.0 : f32"
+    body = "\n  ".join(consts)
+    ir = f"""func.func @forward(%x: {_t([n, c, h, w])}) -> {_t([n, co, oh, ow])} {{
+  {body}
+  %y = bnn.bconv2d %x, %w{extra} {{{props}}} : {_t([n, c, h, w])}, {_t(weights.shape, 'i64')} -> {_t([n, co, oh, ow])}
+  func.return %y : {_t([n, co, oh, ow])}
+}}"""
+    got = compile_ir(ir, VARIANTS[case["variant"]], case["threads"])(x)
+    if case["transform"] == "none":
+        np.testing.assert_array_equal(got, expected.astype(np.float32))
+    else:
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@settings(max_examples=25, deadline=None, phases=NO_SHRINK, suppress_health_check=[HealthCheck.filter_too_much])
+@given(conv_cases.filter(_valid), st.sampled_from([1, 2]))
+def test_bconv2d_packed_threshold_output(case, out_groups):
+    """Packed input with in_channels, zero padding through +1 padding plus a
+    correction table, packed output through thresholds (bit = dot < t)."""
+    rng = np.random.default_rng(case["seed"])
+    n, c, co, g, k = case["batch"], case["cin"], case["cout"], case["groups"], case["kernel"]
+    if co % out_groups:
+        out_groups = 1
+    h, w = case["hw"]
+    s, p, d = case["stride"], case["padding"], case["dilation"]
+    cg = c // g
+    oh, ow = conv_output_size(h, k, s, p, d), conv_output_size(w, k, s, p, d)
+    signs = np.where(rng.random((n, c, h, w)) < 0.5, -1.0, 1.0)
+    packed = pack_bits(signs, g)
+    weights = pack_bits(np.where(rng.random((co, cg, k, k)) < 0.5, -1.0, 1.0), 1).transpose(0, 2, 3, 1).copy()
+    dot = reference_dot(signs, weights, g, s, p, d, 0)
+    ones = np.unpackbits(weights.astype("<i8").view(np.uint8).reshape(*weights.shape, 8), axis=-1).sum(axis=(-1, -2))
+    correction = (cg - 2 * ones).astype(np.int64)
+    threshold = rng.integers(-k * k * cg, k * k * cg + 1, co).astype(np.int64)
+    expected = pack_bits(np.where(dot < threshold[None, :, None, None], -1.0, 1.0), out_groups)
+    words_in, words_out = packed_words(c, g), packed_words(co, out_groups)
+    props = (
+        f"strides = array<i64: {s}, {s}>, padding = array<i64: {p}, {p}>, dilations = array<i64: {d}, {d}>, "
+        f"groups = {g} : i64, pad_value = 1 : i64, in_channels = {c} : i64, out_groups = {out_groups} : i64"
+    )
+    ir = f"""func.func @forward(%x: {_t([n, words_in, h, w], 'i64')}) -> {_t([n, words_out, oh, ow], 'i64')} {{
+  %w = arith.constant {from_numpy(weights, i64)}
+  %t = arith.constant {from_numpy(threshold, i64)}
+  %c = arith.constant {from_numpy(correction, i64)}
+  %y = bnn.bconv2d %x, %w threshold %t : {_t([co], 'i64')} correction %c : {_t([co, k, k], 'i64')} {{{props}}} : {_t([n, words_in, h, w], 'i64')}, {_t(weights.shape, 'i64')} -> {_t([n, words_out, oh, ow], 'i64')}
+  func.return %y : {_t([n, words_out, oh, ow], 'i64')}
+}}"""
+    got = compile_ir(ir, VARIANTS[case["variant"]], case["threads"])(packed)
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("k,m", [(1, 1), (65, 10), (100, 64), (512, 130)])
+def test_bdense_matches_reference(variant, k, m):
+    rng = np.random.default_rng(k * m)
+    x = rng.standard_normal((3, k)).astype(np.float32)
+    wsign = np.where(rng.random((m, k)) < 0.5, -1.0, 1.0)
+    words = pack_bits(wsign[:, :, None, None], 1)[:, :, 0, 0]
+    mult = rng.uniform(0.5, 2, m).astype(np.float32)
+    dot = np.where(x >= 0, 1.0, -1.0) @ wsign.T
+    ir = f"""func.func @forward(%x: {_t([3, k])}) -> {_t([3, m])} {{
+  %w = arith.constant {from_numpy(words, i64)}
+  %m = arith.constant {from_numpy(mult, f32)}
+  %y = bnn.bdense %x, %w multiplier %m : {_t([m])} : {_t([3, k])}, {_t(words.shape, 'i64')} -> {_t([3, m])}
+  func.return %y : {_t([3, m])}
+}}"""
+    got = compile_ir(ir, VARIANTS[variant], 1)(x)
+    np.testing.assert_allclose(got, (dot.astype(np.float32) * mult), rtol=1e-6)
+
+
+def test_packing_and_binary_maxpool():
+    """bnn.pack then bnn.bmax_pool2d equals packing the max-pooled signs."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 70, 9, 7)).astype(np.float32)
+    pooled = F.max_pool2d(torch.from_numpy(np.where(x >= 0, 1.0, -1.0)), 3, 2, 1).numpy()
+    expected = pack_bits(pooled, 2)
+    ir = f"""func.func @forward(%x: {_t([2, 70, 9, 7])}) -> {_t([2, 2, 5, 4], 'i64')} {{
+  %p = bnn.pack %x {{groups = 2 : i64}} : {_t([2, 70, 9, 7])} -> {_t([2, 2, 9, 7], 'i64')}
+  %y = bnn.bmax_pool2d %p {{kernel = array<i64: 3, 3>, strides = array<i64: 2, 2>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>}} : ({_t([2, 2, 9, 7], 'i64')}) -> {_t([2, 2, 5, 4], 'i64')}
+  func.return %y : {_t([2, 2, 5, 4], 'i64')}
+}}"""
+    np.testing.assert_array_equal(compile_ir(ir, None, 1)(x), expected)
