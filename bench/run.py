@@ -36,18 +36,19 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import networks  # noqa: E402
+import networks
 
 # The measured ceiling of xor + popcount + add on this machine class (ANCHORS.md):
 # ~326 bit-MAC/cycle per core with AVX-512 VPOPCNTDQ, at ~3.0 GHz under load.
@@ -102,7 +103,7 @@ def torch_caller(module: nn.Module, x: torch.Tensor) -> Callable[[], Any]:
 
 
 def machine_info() -> dict[str, Any]:
-    info: dict[str, Any] = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    info: dict[str, Any] = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
     cpu = "?"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -123,8 +124,8 @@ def machine_info() -> dict[str, Any]:
         info["avx512vpopcntdq"] = None
     repo = HERE.parent
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo, capture_output=True, text=True).stdout.strip()
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=repo, capture_output=True, text=True, check=False).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo, capture_output=True, text=True, check=False).stdout.strip()
         info["bnnc_commit"] = commit + (" (+ uncommitted changes in the work tree)" if dirty else "")
     except OSError:
         info["bnnc_commit"] = "?"
@@ -303,11 +304,17 @@ def bench_layer(c: int, hw: int, runs: int, seed: int = 0) -> dict[str, Any]:
     calls["torch_cl_ms"] = torch_caller(conv_cl, xt_cl)
     threaded_torch = {"torch_cl_mt_ms": torch_caller(conv_cl, xt_cl)} if THREADED and ALL_CORES > 1 else {}
 
-    # Interleave everything in rounds so load changes on the shared machine hit all alike.
+    # Interleave in rounds so load changes on the shared machine hit all alike; all single-thread
+    # rounds first, then the all-cores ones (idle spinning worker threads would steal the core otherwise).
     samples: dict[str, list[float]] = {name: [] for name in (*calls, *threaded_torch)}
     rounds = 3
+    single = {k: v for k, v in calls.items() if not k.endswith("_mt_ms")}
+    multi = {k: v for k, v in calls.items() if k.endswith("_mt_ms")}
     for _ in range(rounds):
-        for name, fn in calls.items():
+        for name, fn in single.items():
+            samples[name].append(median_ms(fn, max(1, runs // rounds), warmup=2))
+    for _ in range(rounds):
+        for name, fn in multi.items():
             samples[name].append(median_ms(fn, max(1, runs // rounds), warmup=2))
         if threaded_torch:
             with torch_threads(ALL_CORES):
@@ -456,7 +463,7 @@ class torch_threads:
         self.old = torch.get_num_threads()
         torch.set_num_threads(self.n)
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         torch.set_num_threads(self.old)
 
 
@@ -517,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     import bnnc
-    import bnnc.driver  # noqa: F401
+    import bnnc.driver
 
     global THREADED
     compile_params = inspect.signature(bnnc.compile).parameters

@@ -23,6 +23,7 @@ def bench_result(tmp_path_factory) -> tuple[subprocess.CompletedProcess, dict]:
         capture_output=True,
         text=True,
         timeout=600,
+        check=False,
     )
     assert out.exists(), f"bench/run.py wrote no results (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr[-3000:]}"
     return proc, json.loads(out.read_text())
