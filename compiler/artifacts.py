@@ -38,6 +38,7 @@ class ArtifactFacts:
     scratch_bytes: int | None = None  # sum of the scratch allocations; None: not all sizes are constant
     scratch_allocations: int = 0
     mutable_globals: tuple[str, ...] = ()
+    creates_threads: bool = False
 
 
 def measure(mod: Any) -> ArtifactFacts:
@@ -55,11 +56,23 @@ def measure(mod: Any) -> ArtifactFacts:
         m.group(1)
         for m in re.finditer(r'^@("?[^\s=]+"?) = (?![^\n]*\bconstant\b)[^\n]*\bglobal\b', text, re.M)
     )
-    return ArtifactFacts(scratch_bytes=total, scratch_allocations=len(sizes), mutable_globals=mutable)
+    return ArtifactFacts(
+        scratch_bytes=total,
+        scratch_allocations=len(sizes),
+        mutable_globals=mutable,
+        creates_threads="@pthread_create" in text,
+    )
 
 
 def _dims(shape: tuple[int, ...]) -> str:
     return ", ".join(map(str, shape)) or "1"
+
+
+def _threads_note(facts: ArtifactFacts) -> str:
+    """Whether the artifact creates threads (bnnc compile --num-threads)."""
+    if facts.creates_threads:
+        return "Conv layers run on several threads (pthread_create/pthread_join, joined before each layer returns)."
+    return "Each call runs on the calling thread only (no threads are created)."
 
 
 def c_header(signature: Signature, target: Target, facts: ArtifactFacts | None = None) -> str:
@@ -116,8 +129,8 @@ def c_header(signature: Signature, target: Target, facts: ArtifactFacts | None =
         " * checked: make sure the heap can hold it.",
         " *",
         f" * Thread safety: {state},",
-        " * so concurrent calls from several threads with distinct buffers are safe. Each",
-        " * call runs on the calling thread only (no threads are created).",
+        " * so concurrent calls from several threads with distinct buffers are safe.",
+        f" * {_threads_note(facts)}",
         " *",
         f" * Undefined symbols (all from libc): {libc}.",
         " */",

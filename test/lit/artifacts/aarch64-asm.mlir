@@ -1,5 +1,6 @@
 // --emit=asm for aarch64 from an x86 host: the entry point, NEON popcount
-// (`cnt` on byte lanes, then `addv` to sum them), and the embedded signature.
+// (`cnt` on 16 byte lanes = two words, widened by pairwise adds), and the
+// embedded signature.
 // RUN: %bnnc compile %S/Inputs/bconv.mlir --emit=asm -target=aarch64 -o - | filecheck %s
 // RUN: %bnnc compile %S/Inputs/bconv.mlir --emit=asm -target=aarch64 --cpu=cortex-a72 --features=+neon,+dotprod -o - | filecheck %s
 // RUN: not %bnnc compile %S/Inputs/bconv.mlir --emit=asm -target=aarch64 --features=+nosuchfeature -o - 2>&1 | filecheck %s --check-prefix=BADFEAT
@@ -10,8 +11,8 @@
 // CHECK-LABEL: bconv:
 // CHECK: aligned_alloc
 // CHECK: eor
-// CHECK: cnt v{{[0-9]+}}.8b, v{{[0-9]+}}.8b
-// CHECK: addv b{{[0-9]+}}, v{{[0-9]+}}.8b
+// CHECK: cnt v{{[0-9]+}}.16b, v{{[0-9]+}}.16b
+// CHECK: {{uaddlp|uadalp|addp}} v{{[0-9]+}}
 // CHECK: bl free
 // CHECK: bconv_bnnc_signature:
 // CHECK-NEXT: .asciz "{\"name\": \"bconv\"

@@ -13,7 +13,7 @@
 // HDR: out0: output 0, float32[1, 32, 8, 8] (2048 floats, 8192 bytes)
 // HDR: Scratch memory: {{[0-9]+}} buffer(s), {{[0-9]+}} bytes in total
 // HDR: Thread safety: there is no global mutable state
-// HDR: Undefined symbols (all from libc): aligned_alloc, free.
+// HDR: Undefined symbols (all from libc): aligned_alloc, free{{(, memset)?}}.
 // HDR: void bconv(const float *in0, float *out0);
 // HDR: static inline void bconv_run(const float *const *inputs, float *const *outputs)
 // HDR: #define BNNC_MODEL bconv
