@@ -177,7 +177,7 @@ def _opt_float(op: IRDLOperation, name: str) -> float | None:
 
 class _OutputTransformOp(IRDLOperation):
     """A binary accumulator's epilogue, in this order:
-        v = dot * multiplier[o] + bias[o]
+        v = fma(dot, multiplier[o], bias[o])   (one rounding, as PyTorch's BN)
         v = v if v > 0 else slope[o] * v      (PReLU, when `slope` is given)
         v = min(max(v, clamp_min), clamp_max) (when given)
     or, when `threshold` is given, a packed bit per output channel:
@@ -574,6 +574,19 @@ class LinearOp(IRDLOperation):
         if _check_rank(self.result, 2, "bnn.linear result") != (n, m):
             raise VerifyException(f"result must be {n}x{m}")
         _check_channel_vector(self.bias, m, "bnn.linear bias")
+
+
+def batch_norm_affine(mean, var, gamma, beta, eps: float):
+    """The per-channel (scale, shift) PyTorch's CPU batch norm applies as
+    fma(x, scale, shift): scale = (1 / sqrt(var + eps)) * gamma and
+    shift = beta - mean * scale, in float32 (numpy arrays in and out)."""
+    import numpy as np
+
+    f = np.float32
+    invstd = f(1.0) / np.sqrt(np.asarray(var, f) + f(eps))
+    scale = (invstd * np.asarray(gamma, f)).astype(f)
+    shift = (np.asarray(beta, f) - np.asarray(mean, f) * scale).astype(f)
+    return scale, shift
 
 
 @irdl_op_definition

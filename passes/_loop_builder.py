@@ -231,6 +231,10 @@ class LoopBuilder:
             b = self.f32(float(b))
         return self.emit(arith.CmpfOp(a, b, pred))
 
+    def fma(self, a: SSAValue, b: SSAValue, c: SSAValue) -> SSAValue:
+        """a * b + c with one rounding (llvm.fma), as PyTorch's CPU kernels compute."""
+        return self.emit(math.FmaOp(a, b, c))
+
     def absf(self, a: SSAValue) -> SSAValue:
         return self.emit(math.AbsFOp(a))
 

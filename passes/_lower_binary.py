@@ -214,9 +214,11 @@ def _float_transform(lb: LoopBuilder, ep: _Epilogue, dot: SSAValue, g: IndexLike
     """The output transform of one channel's scalar dot (xDSL's arith casts are
     scalar-only, and NCHW stores are per element anyway)."""
     value = lb.sitofp(dot)
-    if ep.multiplier is not None:
+    if ep.multiplier is not None and ep.bias is not None:
+        value = lb.fma(value, lb.load(ep.multiplier, [g, oc]), lb.load(ep.bias, [g, oc]))
+    elif ep.multiplier is not None:
         value = lb.mulf(value, lb.load(ep.multiplier, [g, oc]))
-    if ep.bias is not None:
+    elif ep.bias is not None:
         value = lb.addf(value, lb.load(ep.bias, [g, oc]))
     if ep.slope is not None:
         value = lb.select(lb.cmpf(value, 0.0, "ogt"), value, lb.mulf(value, lb.load(ep.slope, [g, oc])))

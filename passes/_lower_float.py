@@ -66,18 +66,17 @@ def binary_elementwise(fn: Callable[[LoopBuilder, SSAValue, SSAValue], SSAValue]
 
 
 def lower_batch_norm(L: Lowerer, op: bnn.BatchNormOp, args: list[SSAValue], out: SSAValue) -> None:
-    """y = x * scale[c] + shift[c], scale = gamma / sqrt(var + eps), shift =
-    beta - mean * scale, computed in f32 at compile time as PyTorch's CPU kernel does."""
+    """y = fma(x, scale[c], shift[c]) with scale = (1 / sqrt(var + eps)) * gamma and
+    shift = beta - mean * scale in f32, exactly as PyTorch's CPU kernel computes
+    it (one rounding: values that cancel to 0 keep PyTorch's tiny residue and
+    sign, which decides a following binarize)."""
     x = args[0]
     mean, var, gamma, beta = (L.constant_value(v, op) for v in op.operands[1:])
-    eps = np.float32(op.epsilon.value.data)
-    invstd = np.float32(1.0) / np.sqrt(var.astype(np.float32) + eps)
-    scale = (invstd * gamma).astype(np.float32)
-    shift = (beta - mean * scale).astype(np.float32)
+    scale, shift = bnn.batch_norm_affine(mean, var, gamma, beta, op.epsilon.value.data)
     scale_buf, shift_buf = L.global_buffer(scale), L.global_buffer(shift)
 
     def body(lb: LoopBuilder, v: list[SSAValue], ivs: list[SSAValue]) -> SSAValue:
-        return lb.addf(lb.mulf(v[0], lb.load(scale_buf, [ivs[1]])), lb.load(shift_buf, [ivs[1]]))
+        return lb.fma(v[0], lb.load(scale_buf, [ivs[1]]), lb.load(shift_buf, [ivs[1]]))
 
     elementwise(L.lb, out, [x], body)
 

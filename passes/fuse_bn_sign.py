@@ -7,10 +7,11 @@ sign and the pack between two binary layers.
     bit[o] = dot[o] < threshold[o]        (bit 1 = -1)
 
 The threshold is derived from the output transform
-v(dot) = clamp(prelu(dot * m + b)) so that the bit equals binarize(v) as PyTorch
-computes v in float32: dot is an integer in [-K, K] (K = KH*KW*Cin/groups), so
-v is evaluated in float32 at every integer of that range (the same mul, add,
-PReLU and clamp as the float epilogue) and the bit pattern is read off:
+v(dot) = clamp(prelu(fma(dot, m, b))) so that the bit equals binarize(v) as
+PyTorch computes v in float32 (its BN is one fused multiply-add): dot is an
+integer in [-K, K] (K = KH*KW*Cin/groups), so v is evaluated at every integer of
+that range (exact in float64, rounded once to float32, then the same PReLU and
+clamp as the float epilogue) and the bit pattern is read off:
   - v < 0 exactly for dot < t (m > 0, or slope > 0 below zero): threshold t;
   - v < 0 exactly for dot >= s (m < 0): that channel's weight bits are flipped
     (dot' = -dot; its correction row is negated), threshold 1 - s;
@@ -64,8 +65,9 @@ def sign_thresholds(
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """(threshold i64[C], flip bool[C]) with binarize(v(dot)) = -1 iff dot' < threshold,
     dot' = -dot where flip; None if some channel is not monotone."""
-    dots = np.arange(-k, k + 1, dtype=np.float32)  # exact: k < 2**24
-    v = dots[None, :] * multiplier[:, None].astype(np.float32) + bias[:, None].astype(np.float32)
+    dots = np.arange(-k, k + 1, dtype=np.float64)  # exact: k < 2**24
+    # fma(dot, m, b): the product is exact in float64 (24 + 24 bits), so only the sum rounds
+    v = (dots[None, :] * multiplier[:, None].astype(np.float64) + bias[:, None].astype(np.float64)).astype(np.float32)
     if slope is not None:
         v = np.where(v > 0, v, slope[:, None].astype(np.float32) * v)
     if lo is not None:

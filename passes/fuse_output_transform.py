@@ -4,7 +4,7 @@ clamp) become that op's output transform, so the float result is written
 once instead of once per op.
 
 The transform is, in this order (bnn._OutputTransformOp):
-    v = dot * multiplier + bias  ->  PReLU(slope)  ->  clamp(clamp_min, clamp_max)
+    v = fma(dot, multiplier, bias)  ->  PReLU(slope)  ->  clamp(clamp_min, clamp_max)
 so a rewrite is only done when the op keeps that order:
   - mul / div / add / sub by a per-channel constant and batch_norm fold into
     multiplier and bias, but only while there is no slope and no clamp yet (an
@@ -15,7 +15,7 @@ so a rewrite is only done when the op keeps that order:
 The intermediate value must have a single use (the op that folds).
 
 Folded parameters are computed in float32 as PyTorch computes them (batch
-norm: scale = gamma / sqrt(var + eps), shift = beta - mean * scale); folding
+norm: bnn.batch_norm_affine, applied as one fma like PyTorch's kernel); folding
 a bias into a later scale changes rounding only within float rounding.
 """
 
@@ -128,11 +128,7 @@ def _fold(user: Operation, producer: Operation, t: Transform) -> bool:
         params = [const_array(v) for v in (user.mean, user.var, user.gamma, user.beta)]
         if any(p is None for p in params):
             return False
-        mean, var, gamma, beta = (p.astype(np.float32) for p in params)
-        eps = np.float32(user.epsilon.value.data)
-        invstd = np.float32(1.0) / np.sqrt(var + eps)
-        scale = (invstd * gamma).astype(np.float32)
-        shift = (beta - mean * scale).astype(np.float32)
+        scale, shift = bnn.batch_norm_affine(*params, user.epsilon.value.data)
         t.scale(scale)
         t.shift(shift)
         return True

@@ -66,10 +66,6 @@ def _params(kind: str, c: int, k: int, rng: np.random.Generator):
 KINDS = ["boundary", "negative_zero_gamma", "tiny_gamma", "huge_beta", "fractional_mean"]
 
 
-# Fails at HEAD even with only fold-weight-binarization (float BN + sign, no
-# fusion): 168 of 240 outputs differ on "boundary", so the difference is below
-# the middle end (BN or binary-conv lowering on 70 channels); under investigation.
-@pytest.mark.xfail(reason="float BN/bconv path differs from eager at integer boundaries; see report", strict=False)
 @pytest.mark.parametrize("kind", KINDS)
 def test_bn_sign_thresholds_match_eager(kind):
     cin, cmid = 8, 70  # 70 channels: two packed words, a partial one
