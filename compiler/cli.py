@@ -54,6 +54,11 @@ def _add_pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--print-ir-before", action="append", default=[], metavar="PASS", help="print the IR before PASS")
     p.add_argument("--timing", action="store_true", help="report the wall time of every pass (to stderr)")
     p.add_argument(
+        "--verify-each",
+        action="store_true",
+        help="verify the IR after every lowering pass too (graph passes always are; slower)",
+    )
+    p.add_argument(
         "--load-pass-plugin",
         action="append",
         default=[],
@@ -273,6 +278,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         name=args.name or _default_name(args.model),
         plugins=tuple(args.load_pass_plugin),
         num_threads=args.num_threads,
+        verify_each=args.verify_each,
         instrument=_instrumentation(args),
     )
     target = options.resolved_target()

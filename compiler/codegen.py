@@ -193,6 +193,15 @@ def _convert_op(op: Operation, builder: ir.IRBuilder, val_map: dict[SSAValue, ir
             val_map[op.results[0]] = fn(val_map[op.operands[0]], convert_type(op.results[0].type))
         case ExtractElementOp():
             val_map[op.res] = builder.extract_element(val_map[op.vector], val_map[op.position])
+        case xllvm.StoreOp():
+            # llvmlite still types pointers: retype the address to the stored
+            # value's type (a no-op with LLVM's opaque pointers).
+            value, ptr = val_map[op.value], val_map[op.ptr]
+            if getattr(ptr.type, "pointee", value.type) != value.type:
+                ptr = builder.bitcast(ptr, value.type.as_pointer())
+            store = builder.store(value, ptr)
+            if op.alignment:
+                store.align = op.alignment.value.data
         case xllvm.ConstantOp() if isinstance(op.value, DenseIntOrFPElementsAttr) and isinstance(
             op.result.type, xllvm.LLVMArrayType
         ):

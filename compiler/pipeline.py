@@ -38,12 +38,13 @@ GRAPH_PASSES = [
     "zero-padding-correction",
     "binary-maxpool",
     "fuse-bn-sign",
+    "pack-bits",
     "canonicalize",
     "cse",
     "dce",
 ]
-# Bufferize and lower bnn to loops over memrefs.
-LOOP_PASSES = ["convert-bnn-to-loops", "canonicalize", "cse"]
+# Bufferize and lower bnn to loops over memrefs (LLVM cleans the loops up).
+LOOP_PASSES = ["convert-bnn-to-loops"]
 # Loops to the llvm dialect; MLIR's pass names and order.
 LLVM_PASSES = [
     "convert-scf-to-cf",
@@ -163,11 +164,14 @@ def run_passes(
     ctx: Context,
     instrument: Instrumentation | None = None,
     plugins: Sequence[str] = (),
+    verify_each: bool = True,
 ) -> None:
-    """Apply `spec` to `module`, verifying after each pass; `plugins` are pass
-    plugin files whose passes the spec may name."""
+    """Apply `spec` to `module`, verifying after each pass (or, without
+    `verify_each`, once at the end); `plugins` are pass plugin files whose
+    passes the spec may name."""
     inst = instrument or Instrumentation()
-    for p in _passes_of(spec, plugins):
+    passes = _passes_of(spec, plugins)
+    for i, p in enumerate(passes):
         if p.name in inst.print_before:
             inst.dump("Before", p.name, module)
         start = time.perf_counter()
@@ -176,9 +180,13 @@ def run_passes(
         except PassFailedException as e:
             raise PassError(f"pass '{p.name}' failed: {e}") from None
         inst.times.append((p.name, time.perf_counter() - start))
-        try:
-            module.verify()
-        except (VerifyException, DiagnosticException) as e:
-            raise PassError(f"pass '{p.name}' produced invalid IR: {e}") from None
+        if verify_each or i == len(passes) - 1:
+            start = time.perf_counter()
+            try:
+                module.verify()
+            except (VerifyException, DiagnosticException) as e:
+                what = f"pass '{p.name}'" if verify_each else f"one of the passes up to '{p.name}' (rerun with --verify-each)"
+                raise PassError(f"{what} produced invalid IR: {e}") from None
+            inst.times.append(("(verify)", time.perf_counter() - start))
         if inst.print_after_all or p.name in inst.print_after:
             inst.dump("After", p.name, module)

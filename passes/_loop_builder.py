@@ -126,6 +126,12 @@ class LoopBuilder:
     def alloc(self, shape: Sequence[int], element_type: Attribute) -> SSAValue:
         return self.emit(memref.AllocOp.get(element_type, 64, list(shape)))
 
+    def alloca_entry(self, shape: Sequence[int], element_type: Attribute) -> SSAValue:
+        """A small stack buffer allocated once at function entry (not per iteration)."""
+        op = memref.AllocaOp.get(element_type, 64, list(shape))
+        self.builder.insert(op, InsertPoint.at_start(self.entry))
+        return op.results[0]
+
     def dealloc(self, buffer: SSAValue) -> None:
         self.insert(memref.DeallocOp.get(buffer))
 
@@ -137,6 +143,9 @@ class LoopBuilder:
 
     def vload(self, buffer: SSAValue, indices: Sequence[IndexLike], typ: VectorType) -> SSAValue:
         return self.emit(vector.LoadOp(buffer, [self.index(i) for i in indices], typ))
+
+    def vstore(self, value: SSAValue, buffer: SSAValue, indices: Sequence[IndexLike]) -> None:
+        self.insert(vector.StoreOp(value, buffer, [self.index(i) for i in indices]))
 
     def broadcast(self, scalar: SSAValue, typ: VectorType) -> SSAValue:
         return self.emit(vector.BroadcastOp(scalar, typ))

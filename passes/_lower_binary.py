@@ -229,30 +229,17 @@ def _float_transform(lb: LoopBuilder, ep: _Epilogue, dot: SSAValue, g: IndexLike
     return value
 
 
-def _threshold_bits(lb: LoopBuilder, ep: _Epilogue, dot: SSAValue, g: IndexLike, oc: IndexLike, lanes: int) -> SSAValue:
-    """An i64 vector with lane l's output bit (dot < threshold) at bit position l:
-    the sign bit of dot - threshold (|dot| and |threshold| stay far below 2^62;
-    xDSL's llvm.select takes no vector condition, so no compare-and-select)."""
-    vty = VectorType(i64, [lanes])
-    below = lb.emit(arith.ShRUIOp(lb.subi(dot, lb.vload(ep.threshold, [g, oc], vty)), lb.splat(63, vty)))
-    return lb.shl(below, lb.vector_constant(list(range(lanes)), vty))
-
-
 # ---------------------------------------------------------------- bconv2d
 
 
-def _store_bits(lb: LoopBuilder, out: SSAValue, positioned: SSAValue, n: SSAValue, channel0: SSAValue, lanes: int,
-                valid: int, cog_out: int, words_out: int, oy: IndexLike, ox: IndexLike) -> None:
-    """OR lane l's bit into the packed output word of channel channel0 + l."""
-    for lane in range(valid):
-        bit = lb.extract(positioned, lane)
-        c = lb.addi(channel0, lane)
-        og, within = lb.divui(c, cog_out), lb.remui(c, cog_out)
-        word = lb.affine([(og, words_out), (lb.divui(within, WORD), 1)])
-        shift = lb.index_to_i64(lb.remui(within, WORD))
-        bit = lb.emit(arith.ShRUIOp(bit, lb.i64(lane)))
-        old = lb.load(out, [n, word, oy, ox])
-        lb.store(lb.or_(old, lb.shl(bit, shift)), out, [n, word, oy, ox])
+def _or_bit(lb: LoopBuilder, out: SSAValue, bit: SSAValue, n: SSAValue, channel: SSAValue,
+            cog_out: int, words_out: int, oy: IndexLike, ox: IndexLike) -> None:
+    """OR `bit` (0/1) into the packed output word of `channel` (laid out in out_groups)."""
+    og, within = lb.divui(channel, cog_out), lb.remui(channel, cog_out)
+    word = lb.affine([(og, words_out), (lb.divui(within, WORD), 1)])
+    shift = lb.index_to_i64(lb.remui(within, WORD))
+    old = lb.load(out, [n, word, oy, ox])
+    lb.store(lb.or_(old, lb.shl(bit, shift)), out, [n, word, oy, ox])
 
 
 def lower_bconv2d(L: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out: SSAValue) -> None:
@@ -273,6 +260,7 @@ def lower_bconv2d(L: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out: SSAV
     correction = _correction_table(L, op, args, groups, padded)
     ep = _epilogue_of(L, op, args, groups, padded)
     source, fresh = _packed_padded(L, args[0], op)
+    dots = lb.alloca_entry([tile.pixels, tile.channels], i64)
     k_total = kh * kw * cg
     threshold_out = op.threshold is not None
     rows = L.row_range(oh)
@@ -296,22 +284,26 @@ def lower_bconv2d(L: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out: SSAV
             return lb.load(source, [n, lb.affine([(g, words), (j, 1)]), iy, ix])
 
         accs = accumulate(lb, vty, pixels, vectors, [kh, kw, words], weight_vector, activation_word, _popcount_xor)
+        # The tile's dot products go to a small stack buffer; one scalar loop
+        # then applies the epilogue (short IR for every tile shape).
         for t in range(pixels):
-            ox = lb.addi(ox0, t)
             for v in range(vectors):
-                oc = lb.addi(oc0, v * tile.lanes)
                 dot = _dot(lb, accs[t][v], k_total, vty)
                 if corrected:
+                    ox = lb.addi(ox0, t)
+                    oc = lb.addi(oc0, v * tile.lanes)
                     dot = lb.subi(dot, _border_correction(lb, correction, g, oc, oy, ox, op, (h, w), vty))
-                lanes_valid = min(tile.lanes, valid - v * tile.lanes)
-                channel0 = lb.affine([(g, cog), (oc, 1)])
-                if threshold_out:
-                    bits = _threshold_bits(lb, ep, dot, g, oc, tile.lanes)
-                    _store_bits(lb, out, bits, n, channel0, tile.lanes, lanes_valid, cog_out, words_out, oy, ox)
-                else:
-                    for lane in range(lanes_valid):
-                        value = _float_transform(lb, ep, lb.extract(dot, lane), g, lb.addi(oc, lane))
-                        lb.store(value, out, [n, lb.addi(channel0, lane), oy, ox])
+                lb.vstore(dot, dots, [t, v * tile.lanes])
+        with lb.loops([pixels, valid]) as (t, c):
+            dot = lb.load(dots, [t, c])
+            ox = lb.addi(ox0, t)
+            oc = lb.addi(oc0, c)
+            channel = lb.affine([(g, cog), (oc, 1)])
+            if threshold_out:
+                below = lb.emit(arith.ShRUIOp(lb.subi(dot, lb.load(ep.threshold, [g, oc])), lb.i64(63)))
+                _or_bit(lb, out, below, n, channel, cog_out, words_out, oy, ox)
+            else:
+                lb.store(_float_transform(lb, ep, dot, g, oc), out, [n, channel, oy, ox])
 
     tiled_conv_loops(
         lb,

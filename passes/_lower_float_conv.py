@@ -56,6 +56,7 @@ def lower_conv2d(L: Lowerer, op: bnn.Conv2dOp, args: list[SSAValue], out: SSAVal
     weights = L.global_buffer(wt)
     bias = _bias_table(L, op, op.bias, groups, cog, padded)
     source, fresh = _zero_padded(lb, args[0], ph, pw)
+    sums = lb.alloca_entry([tile.pixels, tile.channels], f32)
 
     def emit(n, g, oc0: IndexLike, vectors: int, valid: int, oy: IndexLike, ox0: IndexLike, pixels: int, _: bool):
         def weight_vector(ks: list[SSAValue], v: int) -> SSAValue:
@@ -70,15 +71,14 @@ def lower_conv2d(L: Lowerer, op: bnn.Conv2dOp, args: list[SSAValue], out: SSAVal
 
         accs = accumulate(lb, vty, pixels, vectors, [cg, kh, kw], weight_vector, input_element, _fma)
         for t in range(pixels):
-            ox = lb.addi(ox0, t)
             for v in range(vectors):
-                oc = lb.addi(oc0, v * tile.lanes)
                 acc = accs[t][v]
                 if bias is not None:
-                    acc = lb.addf(acc, lb.vload(bias, [g, oc], vty))
-                channel0 = lb.affine([(g, cog), (oc, 1)])
-                for lane in range(min(tile.lanes, valid - v * tile.lanes)):
-                    lb.store(lb.extract(acc, lane), out, [n, lb.addi(channel0, lane), oy, ox])
+                    acc = lb.addf(acc, lb.vload(bias, [g, lb.addi(oc0, v * tile.lanes)], vty))
+                lb.vstore(acc, sums, [t, v * tile.lanes])
+        with lb.loops([pixels, valid]) as (t, c):
+            channel = lb.affine([(g, cog), (lb.addi(oc0, c), 1)])
+            lb.store(lb.load(sums, [t, c]), out, [n, channel, oy, lb.addi(ox0, t)])
 
     tiled_conv_loops(
         lb,

@@ -124,8 +124,11 @@ def tiled_conv_loops(
             if full:
                 with lb.loop(x0 + full, lb.index(x0), pixels) as px:
                     emit(n, g, oc0, vectors, valid, oy, px.iv, pixels, at_border)
-            for x in range(x0 + full, x1):
-                emit(n, g, oc0, vectors, valid, oy, x, 1, at_border)
+            if x1 - x0 - full == 1:
+                emit(n, g, oc0, vectors, valid, oy, x0 + full, 1, at_border)
+            elif x1 > x0 + full:
+                with lb.loop(x1, lb.index(x0 + full)) as px:
+                    emit(n, g, oc0, vectors, valid, oy, px.iv, 1, at_border)
 
     def channel_tile(n, g, oc0, vectors, valid) -> None:
         for y0, y1, border_row in ((0, y_lo, True), (y_lo, y_hi, False), (y_hi, oh, True)):
