@@ -16,6 +16,7 @@ def compile(
     features: str | None = None,
     pipeline: str | None = None,
     num_threads: int | None = None,
+    plugins: tuple[str, ...] = (),
     trust: bool = False,
 ) -> Any:
     """Compile a PyTorch BNN to native code for this machine and return a callable.
@@ -26,6 +27,8 @@ def compile(
     (→ torch tensors) or numpy arrays (→ numpy arrays) of exactly the example
     shapes, float32. `num_threads` (default: all cores) splits the conv layers'
     output rows between threads; results are bit-identical at any count.
+    `plugins` are pass plugin files whose passes `pipeline` may name
+    (e.g. pipeline="bnn=fold-weight-binarization,my-pass").
     Raises a `bnnc.errors.BnncError` subclass on anything it cannot compile
     exactly.
     """
@@ -36,5 +39,7 @@ def compile(
             f"bnnc.compile returns code that runs in this process, so target must be 'host', not '{target}'; "
             "use `bnnc compile MODEL -target=... --emit=obj` for other targets"
         )
-    options = CompileOptions(target=target, cpu=cpu, features=features, pipeline=pipeline, num_threads=num_threads)
+    options = CompileOptions(
+        target=target, cpu=cpu, features=features, pipeline=pipeline, num_threads=num_threads, plugins=tuple(plugins)
+    )
     return jit(build(model, example_inputs, options, trust=trust))
