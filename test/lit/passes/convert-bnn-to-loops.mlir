@@ -57,8 +57,9 @@ func.func @scalar(%a: i32) -> i32 {
 // CHECK: math.ctpop %[[X]] : vector<8xi64>
 // Border pixels subtract the correction of their out-of-bounds taps.
 // CHECK: vector.load %{{.*}} : memref<1x3x3x8xi64>, vector<8xi64>
-// The epilogue scales each channel's exact integer by its multiplier.
-// CHECK: vector.extract
+// The tile's dot products go through a stack buffer to one scalar epilogue
+// loop, which scales each channel's exact integer by its multiplier.
+// CHECK: vector.store %{{.*}}, %{{.*}}[%{{.*}}, %{{.*}}] : memref<6x8xi64>, vector<8xi64>
 // CHECK: arith.sitofp
 // CHECK: arith.mulf
 // CHECK: memref.dealloc
