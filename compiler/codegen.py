@@ -321,6 +321,10 @@ def to_llvmlite_ir(module: ModuleOp) -> str:
         linkage = f.linkage.linkage.data
         if f.body.blocks and linkage != "external":
             fn.linkage = linkage
+            # One function per layer stays one function: LLVM optimises each
+            # on its own (much faster than one inlined giant) and profiles
+            # name the layer.
+            fn.attributes.add("noinline")
     define_parallel_for(llvm_module)
     return str(llvm_module)
 
