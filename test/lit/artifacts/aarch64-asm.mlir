@@ -13,7 +13,7 @@
 // CHECK: eor
 // CHECK: cnt v{{[0-9]+}}.16b, v{{[0-9]+}}.16b
 // CHECK: {{uaddlp|uadalp|addp}} v{{[0-9]+}}
-// CHECK: bl free
+// CHECK: {{bl?}} free
 // CHECK: bconv_bnnc_signature:
 // CHECK-NEXT: .asciz "{\"name\": \"bconv\"
 
