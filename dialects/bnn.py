@@ -427,12 +427,9 @@ class PackOp(IRDLOperation):
             raise VerifyException(f"bnn.pack result must be {n}x{packed_words(c, groups)}x{h}x{w}xi64")
 
 
-@irdl_op_definition
-class BMaxPool2dOp(_WindowOp):
-    """Max pooling of packed +-1 values: a bit is -1 (1) only if every tap in the
-    window is -1, so the words are ANDed; padded taps never win (as -inf)."""
+class _PoolOp(_WindowOp):
+    """Shared shape of the pooling ops: one input, a window `kernel`."""
 
-    name = "bnn.bmax_pool2d"
     input = operand_def(TensorType)
     result = result_def(TensorType)
     kernel = prop_def(DenseArrayBase[I64])
@@ -450,6 +447,25 @@ class BMaxPool2dOp(_WindowOp):
                 "dilations": i64_array(dilations),
             },
         )
+
+    def _verify_pool(self) -> None:
+        n, c, h, w = _check_rank(self.input, 4, f"{self.name} input")
+        on, oc, oh, ow = _check_rank(self.result, 4, f"{self.name} result")
+        if (on, oc) != (n, c):
+            raise VerifyException(f"{self.name} result must keep batch and channels {n}x{c}")
+        kh, kw = _pair(self.kernel, "kernel", 1)
+        (_, _), (ph, pw), (_, _) = self.window()
+        if ph * 2 > kh or pw * 2 > kw:
+            raise VerifyException("pad should be at most half of the kernel size")
+        self._verify_output((h, w), (kh, kw), (oh, ow))
+
+
+@irdl_op_definition
+class BMaxPool2dOp(_PoolOp):
+    """Max pooling of packed +-1 values: a bit is -1 (1) only if every tap in the
+    window is -1, so the words are ANDed; padded taps never win (as -inf)."""
+
+    name = "bnn.bmax_pool2d"
 
     def verify_(self) -> None:
         n, words, h, w = _check_packed(self.input, "bnn.bmax_pool2d input")
@@ -774,42 +790,11 @@ class CatOp(IRDLOperation):
             raise VerifyException(f"bnn.cat result axis {axis} must be {total}, got {out[axis]}")
 
 
-class _PoolOp(_WindowOp):
-    input = operand_def(TensorType)
-    result = result_def(TensorType)
-    kernel = prop_def(DenseArrayBase[I64])
-    traits = traits_def(Pure())
-    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
-
-    def _verify_pool(self) -> None:
-        n, c, h, w = _check_rank(self.input, 4, f"{self.name} input")
-        on, oc, oh, ow = _check_rank(self.result, 4, f"{self.name} result")
-        if (on, oc) != (n, c):
-            raise VerifyException(f"{self.name} result must keep batch and channels {n}x{c}")
-        kh, kw = _pair(self.kernel, "kernel", 1)
-        (_, _), (ph, pw), (_, _) = self.window()
-        if ph * 2 > kh or pw * 2 > kw:
-            raise VerifyException("pad should be at most half of the kernel size")
-        self._verify_output((h, w), (kh, kw), (oh, ow))
-
-
 @irdl_op_definition
 class MaxPool2dOp(_PoolOp):
     """Max pooling; padded taps are -inf (PyTorch), floor mode."""
 
     name = "bnn.max_pool2d"
-
-    def __init__(self, input: SSAValue, result_type: Attribute, *, kernel, strides, padding, dilations=(1, 1)):
-        super().__init__(
-            operands=[input],
-            result_types=[result_type],
-            properties={
-                "kernel": i64_array(kernel),
-                "strides": i64_array(strides),
-                "padding": i64_array(padding),
-                "dilations": i64_array(dilations),
-            },
-        )
 
     def verify_(self) -> None:
         self._verify_pool()

@@ -27,7 +27,7 @@ from xdsl.ir import Operation, SSAValue
 from bnnc.dialects import bnn
 from bnnc.passes._loop_builder import IndexLike, LoopBuilder, memref_shape
 from bnnc.passes._lowering import Lowerer, Lowering
-from bnnc.passes._microkernel import accumulate, ceil_to, choose_tile, interior_range, tiled_conv_loops
+from bnnc.passes._microkernel import accumulate, ceil_to, choose_tile, interior_range, tap_position, tiled_conv_loops
 
 WORD = bnn.WORD_BITS
 
@@ -279,8 +279,7 @@ def lower_bconv2d(L: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out: SSAV
 
         def activation_word(ks: list[SSAValue], t: int) -> SSAValue:
             ky, kx, j = ks
-            iy = lb.affine([(oy, sh), (ky, dh)])
-            ix = lb.affine([(lb.addi(ox0, t), sw), (kx, dw)])
+            iy, ix = tap_position(lb, oy, ox0, t, ky, kx, (sh, sw), (dh, dw))
             return lb.load(source, [n, lb.affine([(g, words), (j, 1)]), iy, ix])
 
         accs = accumulate(lb, vty, pixels, vectors, [kh, kw, words], weight_vector, activation_word, _popcount_xor)

@@ -13,7 +13,7 @@ from xdsl.ir import Operation, SSAValue
 from bnnc.dialects import bnn
 from bnnc.passes._loop_builder import IndexLike, LoopBuilder, memref_shape
 from bnnc.passes._lowering import Lowerer, Lowering
-from bnnc.passes._microkernel import accumulate, ceil_to, choose_tile, tiled_conv_loops
+from bnnc.passes._microkernel import accumulate, ceil_to, choose_tile, tap_position, tiled_conv_loops
 
 
 def _fma(lb: LoopBuilder, acc: SSAValue, a: SSAValue, w: SSAValue) -> SSAValue:
@@ -65,8 +65,7 @@ def lower_conv2d(L: Lowerer, op: bnn.Conv2dOp, args: list[SSAValue], out: SSAVal
 
         def input_element(ks: list[SSAValue], t: int) -> SSAValue:
             ic, ky, kx = ks
-            iy = lb.affine([(oy, sh), (ky, dh)])
-            ix = lb.affine([(lb.addi(ox0, t), sw), (kx, dw)])
+            iy, ix = tap_position(lb, oy, ox0, t, ky, kx, (sh, sw), (dh, dw))
             return lb.load(source, [n, lb.affine([(g, cg), (ic, 1)]), iy, ix])
 
         accs = accumulate(lb, vty, pixels, vectors, [cg, kh, kw], weight_vector, input_element, _fma)

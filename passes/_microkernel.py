@@ -89,6 +89,14 @@ def interior_range(out_size: int, stride: int, pad: int, dilation: int, kernel: 
     return lo, hi
 
 
+def tap_position(lb: LoopBuilder, oy: IndexLike, ox0: IndexLike, t: int, ky: SSAValue, kx: SSAValue,
+                 strides: tuple[int, int], dilations: tuple[int, int]) -> tuple[SSAValue, SSAValue]:
+    """Where tap (ky, kx) of output pixel (oy, ox0 + t) reads a padded input."""
+    iy = lb.affine([(oy, strides[0]), (ky, dilations[0])])
+    ix = lb.affine([(lb.addi(ox0, t), strides[1]), (kx, dilations[1])])
+    return iy, ix
+
+
 # emit(n, g, oc0, vectors, valid_channels, oy, ox0, pixels, at_border)
 EmitTile = Callable[[SSAValue, SSAValue, IndexLike, int, int, IndexLike, IndexLike, int, bool], None]
 
