@@ -30,8 +30,7 @@ STAGES = ("bnn", "loops", "llvm")
 
 # Graph-level passes run on the imported bnn dialect (the middle end): binary
 # ops from weight binarisation, fused epilogues, exact zero padding, pooling
-# and thresholds on packed bits. (pack-bits is not on by default yet: see
-# docs/writing-a-pass.md and the lowering of packed inputs.)
+# and thresholds on packed bits, the channel-packed layout chosen once.
 GRAPH_PASSES = [
     "fold-weight-binarization",
     "fuse-output-transform",
