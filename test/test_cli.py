@@ -276,7 +276,7 @@ def test_torchscript_with_input_shape_works(capsys, files, tmp_path):
     rc, out, err = run_main(capsys, "compile", files["script"], "--input-shape", "1,3,8,8", "--emit=bnn")
     assert rc == 0, err
     # (the TorchScript path currently yields a float bnn.conv2d for the binary conv: exact, just not binary)
-    assert "func.func @script(%x: tensor<1x3x8x8xf32>)" in out and "bnn.sign" in out
+    assert "func.func @script(%x: tensor<1x3x8x8xf32>)" in out and "bnn.bconv2d" in out
     y = tmp_path / "y.npy"
     rc, _, err = run_main(capsys, "run", files["script"], "--input", files["x.npy"], "--output", y)
     assert rc == 0, err
@@ -533,7 +533,7 @@ def test_run_wrong_output_count(capsys, files, tmp_path):
 def test_llvm_style_single_dash_options(capsys, files):
     rc, out, err = run_main(capsys, "compile", files["pt2"], "-target=host", "-emit=bnn")
     assert rc == 0, err
-    assert "func.func @net" in out and "bnn.sign" in out
+    assert "func.func @net" in out and "bnn.bconv2d" in out
     rc, out, err = run_main(capsys, "compile", files["pt2"], "-target", "x86_64", "-emit", "loops")
     assert rc == 0, err
     assert "scf.for" in out
@@ -598,7 +598,7 @@ def test_compile_print_ir_before_after(capsys, files):
     after = err.index(DUMP.format("After", "convert-bnn-to-loops"))
     assert before < after
     assert err.count("IR Dump") == 2
-    assert "bnn.sign" in err[before:after] and "bnn.sign" not in err[after:]
+    assert "bnn.bconv2d" in err[before:after] and "bnn.bconv2d" not in err[after:]
     assert "scf.for" in err[after:] and "scf.for" not in err[before:after]
     assert "Pass execution timing report" not in err
 
@@ -621,10 +621,10 @@ def test_opt_print_ir_after_one_pass(capsys, files):
     rc, out, err = run_main(capsys, "opt", files["mlir"], "-p", "canonicalize,dce", "--print-ir-after=dce")
     assert rc == 0, err
     assert err.count("IR Dump") == 1 and DUMP.format("After", "dce") in err
-    assert "bnn.sign" in out
+    assert "bnn.bconv2d" in out
 
 
 def test_opt_roundtrip(capsys, files):
     rc, out, err = run_main(capsys, "opt", files["mlir"])
     assert rc == 0, err
-    assert "bnn.sign" in out and "func.func @net" in out
+    assert "bnn.bconv2d" in out and "func.func @net" in out
