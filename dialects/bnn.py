@@ -828,7 +828,7 @@ class AvgPool2dOp(_PoolOp):
         }
         if divisor_override is not None:
             props["divisor_override"] = IntegerAttr(divisor_override, i64)
-        super().__init__(operands=[input], result_types=[result_type], properties=props)
+        IRDLOperation.__init__(self, operands=[input], result_types=[result_type], properties=props)
 
     def verify_(self) -> None:
         self._verify_pool()
