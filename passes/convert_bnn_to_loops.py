@@ -57,6 +57,19 @@ def _last_uses(ops: list[Operation]) -> dict[Operation, list[SSAValue]]:
 
 # Ops whose kernels split their output rows between threads.
 THREADED: tuple[type[Operation], ...] = (bnn.BConv2dOp, bnn.Conv2dOp)
+# Below this many inner-loop steps (64-bit popcounts or float MACs) a layer
+# runs on one thread: starting threads (~20-50 us) and packing the input in
+# each thread would cost more than the split saves.
+MIN_THREADED_WORK = 4_000_000
+
+
+def _worth_threads(op: Operation) -> bool:
+    out = op.results[0].type.get_shape()
+    weight = op.weight.type.get_shape()
+    work = out[0] * out[2] * out[3] * weight[0] * weight[1] * weight[2] * weight[3]
+    if isinstance(op, bnn.Conv2dOp):  # weight is Cout x Cin/g x KH x KW: float MACs
+        return work >= MIN_THREADED_WORK
+    return work * 16 >= MIN_THREADED_WORK  # a popcount step does 64 bit-MACs, ~16x a MAC's work
 
 
 def _kernel(L: Lowerer, op: Operation, fn_name: str, args: list[SSAValue], out: SSAValue, num_threads: int) -> None:
@@ -64,7 +77,7 @@ def _kernel(L: Lowerer, op: Operation, fn_name: str, args: list[SSAValue], out: 
     each CFG small (cheap to verify and to optimise) and name the layer.
     Threaded kernels take (thread, threads) last; their call carries
     `bnnc.threads`, which lower-parallel-calls turns into threads."""
-    threaded = num_threads > 1 and isinstance(op, THREADED)
+    threaded = num_threads > 1 and isinstance(op, THREADED) and _worth_threads(op)
     arg_types = [a.type for a in args] + [out.type] + ([IndexType(), IndexType()] if threaded else [])
     block = Block(arg_types=arg_types)
     saved, L.lb = L.lb, LoopBuilder(block)
