@@ -32,6 +32,8 @@ class CompileOptions:
     # Threads the conv kernels use; None means all cores for host code and 1
     # for artifacts of other targets.
     num_threads: int | None = None
+    # Smallest layer (inner-loop steps) worth threads; None: the pass's default.
+    thread_min_work: int | None = None
     plugins: tuple[str, ...] = ()
     # Verify after every pass of every stage; by default every graph-level
     # (bnn) pass is verified, the mechanical lowering stages at their end.
@@ -49,7 +51,7 @@ class CompileOptions:
         return self.num_threads
 
     def resolved_pipeline(self) -> Pipeline:
-        return parse_pipeline(self.pipeline, self.resolved_target(), self.resolved_threads())
+        return parse_pipeline(self.pipeline, self.resolved_target(), self.resolved_threads(), self.thread_min_work)
 
 
 def import_model(

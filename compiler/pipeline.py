@@ -77,32 +77,35 @@ class Pipeline:
         return "\n".join(f"{stage}: {self.stages.get(stage, '')}" for stage in STAGES)
 
 
-def kernel_options(target: Target | None, num_threads: int = 1) -> str:
+def kernel_options(target: Target | None, num_threads: int = 1, thread_min_work: int | None = None) -> str:
     """The kernels' inputs for a target: vector width and vector register
     count (x86 has 32 zmm with AVX-512, else 16; AArch64 32), and threads."""
     if target is None:
         return "" if num_threads == 1 else f"{{num_threads={num_threads}}}"
     registers = 32 if (target.is_aarch64 or target.has_avx512f) else 16
-    return f"{{vector_bits={target.vector_bits} registers={registers} num_threads={num_threads}}}"
+    extra = "" if thread_min_work is None else f" thread_min_work={thread_min_work}"
+    return f"{{vector_bits={target.vector_bits} registers={registers} num_threads={num_threads}{extra}}}"
 
 
-def default_pipeline(target: Target | None = None, num_threads: int = 1) -> Pipeline:
+def default_pipeline(target: Target | None = None, num_threads: int = 1, thread_min_work: int | None = None) -> Pipeline:
     """What `bnnc compile` runs; the loop IR is the same for every target except
     for the register tile and thread count, LLVM generates the target's instructions."""
-    loops = [LOOP_PASSES[0] + kernel_options(target, num_threads), *LOOP_PASSES[1:]]
+    loops = [LOOP_PASSES[0] + kernel_options(target, num_threads, thread_min_work), *LOOP_PASSES[1:]]
     return Pipeline({"bnn": ",".join(GRAPH_PASSES), "loops": ",".join(loops), "llvm": ",".join(LLVM_PASSES)})
 
 
-NAMED_PIPELINES: dict[str, Callable[[Target | None, int], Pipeline]] = {"default": default_pipeline}
+NAMED_PIPELINES: dict[str, Callable[[Target | None, int, int | None], Pipeline]] = {"default": default_pipeline}
 
 
-def parse_pipeline(text: str | None, target: Target | None = None, num_threads: int = 1) -> Pipeline:
+def parse_pipeline(
+    text: str | None, target: Target | None = None, num_threads: int = 1, thread_min_work: int | None = None
+) -> Pipeline:
     """A named pipeline, or `bnn=a,b;loops=c;llvm=d` overriding stages of the default."""
     if text is None or text == "":
-        return default_pipeline(target, num_threads)
+        return default_pipeline(target, num_threads, thread_min_work)
     if text in NAMED_PIPELINES:
-        return NAMED_PIPELINES[text](target, num_threads)
-    stages = dict(default_pipeline(target, num_threads).stages)
+        return NAMED_PIPELINES[text](target, num_threads, thread_min_work)
+    stages = dict(default_pipeline(target, num_threads, thread_min_work).stages)
     for part in text.split(";"):
         stage, sep, spec = part.partition("=")
         if not sep or stage.strip() not in STAGES:

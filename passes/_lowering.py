@@ -46,6 +46,7 @@ class Lowerer:
     # (index values), or on one thread when these are None.
     thread: SSAValue | None = None
     threads: SSAValue | None = None
+    thread_min_work: int = 0
 
     def row_range(self, rows: int) -> tuple[IndexLike, IndexLike]:
         """This thread's share [begin, end) of `rows` output rows."""

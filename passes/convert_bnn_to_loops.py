@@ -63,13 +63,13 @@ THREADED: tuple[type[Operation], ...] = (bnn.BConv2dOp, bnn.Conv2dOp)
 MIN_THREADED_WORK = 4_000_000
 
 
-def _worth_threads(op: Operation) -> bool:
+def _worth_threads(op: Operation, min_work: int) -> bool:
     out = op.results[0].type.get_shape()
     weight = op.weight.type.get_shape()
     work = out[0] * out[2] * out[3] * weight[0] * weight[1] * weight[2] * weight[3]
     if isinstance(op, bnn.Conv2dOp):  # weight is Cout x Cin/g x KH x KW: float MACs
-        return work >= MIN_THREADED_WORK
-    return work * 16 >= MIN_THREADED_WORK  # a popcount step does 64 bit-MACs, ~16x a MAC's work
+        return work >= min_work
+    return work * 16 >= min_work  # a popcount step does 64 bit-MACs, ~16x a MAC's work
 
 
 def _kernel(L: Lowerer, op: Operation, fn_name: str, args: list[SSAValue], out: SSAValue, num_threads: int) -> None:
@@ -77,7 +77,7 @@ def _kernel(L: Lowerer, op: Operation, fn_name: str, args: list[SSAValue], out: 
     each CFG small (cheap to verify and to optimise) and name the layer.
     Threaded kernels take (thread, threads) last; their call carries
     `bnnc.threads`, which lower-parallel-calls turns into threads."""
-    threaded = num_threads > 1 and isinstance(op, THREADED) and _worth_threads(op)
+    threaded = num_threads > 1 and isinstance(op, THREADED) and _worth_threads(op, L.thread_min_work)
     arg_types = [a.type for a in args] + [out.type] + ([IndexType(), IndexType()] if threaded else [])
     block = Block(arg_types=arg_types)
     saved, L.lb = L.lb, LoopBuilder(block)
@@ -99,7 +99,13 @@ def _kernel(L: Lowerer, op: Operation, fn_name: str, args: list[SSAValue], out: 
 
 
 def _lower_function(
-    module: ModuleOp, fn: func.FuncOp, counter: list[int], vector_bits: int, registers: int, num_threads: int
+    module: ModuleOp,
+    fn: func.FuncOp,
+    counter: list[int],
+    vector_bits: int,
+    registers: int,
+    num_threads: int,
+    thread_min_work: int = MIN_THREADED_WORK,
 ) -> None:
     ftype = fn.function_type
     in_types = [memref_of(t) for t in ftype.inputs.data]
@@ -111,6 +117,7 @@ def _lower_function(
     assert isinstance(ret, func.ReturnOp)
     outs = list(block.args[len(in_types) :])
     L = Lowerer(module, lb, {}, {}, counter, vector_bits, registers)
+    L.thread_min_work = thread_min_work
     for old, new in zip(old_block.args, block.args):
         L.buffers[old] = new
         new.name_hint = old.name_hint
@@ -186,6 +193,7 @@ class ConvertBnnToLoopsPass(ModulePass):
     vector_bits: int = 128
     registers: int = 16
     num_threads: int = 1
+    thread_min_work: int = MIN_THREADED_WORK
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         counter: list[int] = []
@@ -193,4 +201,6 @@ class ConvertBnnToLoopsPass(ModulePass):
             if isinstance(fn, func.FuncOp) and not fn.is_declaration:
                 types = [*fn.function_type.inputs.data, *fn.function_type.outputs.data]
                 if any(isinstance(t, TensorType) for t in types):
-                    _lower_function(op, fn, counter, self.vector_bits, self.registers, self.num_threads)
+                    _lower_function(
+                        op, fn, counter, self.vector_bits, self.registers, self.num_threads, self.thread_min_work
+                    )

@@ -55,7 +55,8 @@ def reference_dot(signs, weight_words, groups, stride, padding, dilation, pad_va
 def compile_ir(text: str, features: str | None, threads: int):
     """Compile the IR as written: no graph-level rewrites, only the lowering."""
     module = Parser(make_context(), text).parse_module()
-    options = CompileOptions(features=features, num_threads=threads, pipeline="bnn=")
+    # thread_min_work=0: even these small layers run on `threads` threads
+    options = CompileOptions(features=features, num_threads=threads, pipeline="bnn=", thread_min_work=0)
     return jit(build(module, options=options))
 
 

@@ -1,5 +1,5 @@
 // RUN: %bnnc-opt %s -p 'convert-bnn-to-loops{vector_bits=512 registers=32}' | filecheck %s
-// RUN: %bnnc-opt %s -p 'convert-bnn-to-loops{vector_bits=512 registers=32 num_threads=2}' | filecheck %s --check-prefix=THREADS
+// RUN: %bnnc-opt %s -p 'convert-bnn-to-loops{vector_bits=512 registers=32 num_threads=2 thread_min_work=0}' | filecheck %s --check-prefix=THREADS
 
 // The tensor function becomes destination-passing over memrefs, constants
 // become private globals, and every bnn op becomes a private loop-nest function.
