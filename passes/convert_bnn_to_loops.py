@@ -57,10 +57,11 @@ def _last_uses(ops: list[Operation]) -> dict[Operation, list[SSAValue]]:
 
 # Ops whose kernels split their output rows between threads.
 THREADED: tuple[type[Operation], ...] = (bnn.BConv2dOp, bnn.Conv2dOp)
-# Below this many inner-loop steps (64-bit popcounts or float MACs) a layer
-# runs on one thread: starting threads (~20-50 us) and packing the input in
-# each thread would cost more than the split saves.
-MIN_THREADED_WORK = 4_000_000
+# Below this much work (float MACs, or 64-bit popcount steps x 16) a layer
+# runs on one thread: threads are started per layer, which on this class of
+# VM costs more than a 0.1-0.2 ms binary layer saves (measured by
+# bench/run.py); the fp32 stem conv of a ResNet-style BNN is above it.
+MIN_THREADED_WORK = 50_000_000
 
 
 def _worth_threads(op: Operation, min_work: int) -> bool:

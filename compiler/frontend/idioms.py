@@ -158,7 +158,6 @@ class BinarizeMatcher:
 
     def _match(self, node: Node) -> Binarized | None:
         t = node.target
-        consts = self.consts
         if t is aten.sign.default:
             return Binarized(node.args[0], torch_sign=True)
         if t is aten.where.self:

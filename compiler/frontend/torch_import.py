@@ -689,7 +689,6 @@ def _batch_norm(imp: _Importer, node: Node) -> _Plan:
     if mean is None or var is None:
         raise unsupported(node, "batch norm without running statistics", "use track_running_stats=True")
     c = imp.consts[mean].numel()
-    typ = imp.result_type(node, 0)
 
     def vec(p: Any, fill: float) -> SSAValue:
         if p is None:
