@@ -50,9 +50,11 @@ def _bn(c: int) -> nn.BatchNorm2d:
 class BiRealBlock(nn.Module):
     """Bi-Real: every binary 3x3 conv has a real-valued shortcut."""
 
+    conv_class: type[nn.Conv2d] = BinaryConv2d
+
     def __init__(self, cin: int, cout: int, stride: int):
         super().__init__()
-        self.conv = BinaryConv2d(cin, cout, 3, stride=stride, padding=1)
+        self.conv = self.conv_class(cin, cout, 3, stride=stride, padding=1)
         self.bn = _bn(cout)
         self.down = None
         if stride != 1 or cin != cout:
@@ -113,21 +115,11 @@ class SignConv2d(nn.Conv2d):
         return F.conv2d(SteSign.apply(x), torch.sign(self.weight), None, self.stride, self.padding, self.dilation, self.groups)
 
 
-class ResNetEBlock(nn.Module):
+class ResNetEBlock(BiRealBlock):
     """BinaryResNetE (Bethge et al. 2019): a residual around every binary 3x3
     conv; full-precision downsampling = avgpool 2x2 -> fp 1x1 conv -> BN."""
 
-    def __init__(self, cin: int, cout: int, stride: int):
-        super().__init__()
-        self.conv = SignConv2d(cin, cout, 3, stride=stride, padding=1)
-        self.bn = _bn(cout)
-        self.down = None
-        if stride != 1 or cin != cout:
-            self.down = nn.Sequential(nn.AvgPool2d(2, stride), nn.Conv2d(cin, cout, 1, bias=False), _bn(cout))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.down is None else self.down(x)
-        return self.bn(self.conv(x)) + shortcut
+    conv_class = SignConv2d
 
 
 class BinaryResNetE18(nn.Module):
