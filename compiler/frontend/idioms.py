@@ -245,13 +245,8 @@ class BinarizeMatcher:
         return None
 
 
-_ZERO_PRESERVING = {
-    aten.max_pool2d_with_indices.default,
-    aten.avg_pool2d.default,
-    aten._adaptive_avg_pool2d.default,
-    aten.adaptive_avg_pool2d.default,
-    aten.mean.dim,
-    aten.mean.default,
+# ATen ops that only reshape a tensor (the importer turns them into bnn.reshape).
+RESHAPES = (
     aten.view.default,
     aten._unsafe_view.default,
     aten.reshape.default,
@@ -260,6 +255,16 @@ _ZERO_PRESERVING = {
     aten.squeeze.default,
     aten.unsqueeze.default,
     aten.flatten.using_ints,
+)
+
+_ZERO_PRESERVING = {
+    aten.max_pool2d_with_indices.default,
+    aten.avg_pool2d.default,
+    aten._adaptive_avg_pool2d.default,
+    aten.adaptive_avg_pool2d.default,
+    aten.mean.dim,
+    aten.mean.default,
+    *RESHAPES,
     aten.cat.default,
     operator.getitem,
 }

@@ -491,16 +491,7 @@ def _identity(imp: _Importer, node: Node) -> _Plan:
     return _Plan(imp.node_deps([src]), lambda: imp.value(src))
 
 
-@_handles(
-    aten.view.default,
-    aten._unsafe_view.default,
-    aten.reshape.default,
-    aten.squeeze.dim,
-    aten.squeeze.dims,
-    aten.squeeze.default,
-    aten.unsqueeze.default,
-    aten.flatten.using_ints,
-)
+@_handles(*idioms.RESHAPES)
 def _reshape(imp: _Importer, node: Node) -> _Plan:
     src = node.args[0]
     typ = imp.result_type(node)
