@@ -155,7 +155,7 @@ def erase_dead(rewriter: PatternRewriter, values) -> None:
         if not isinstance(op, Operation) or any(r.uses for r in op.results) or not is_side_effect_free(op):
             continue
         operands = list(op.operands)
-        rewriter.erase_op(op)
+        rewriter.erase(op)
         stack.extend(operands)
 
 
@@ -193,7 +193,7 @@ def feed_packed(rewriter: PatternRewriter, users: list[Operation], packed: SSAVa
     for op in users:
         if isinstance(op, bnn.PackOp):
             rewriter.replace_all_uses_with(op.result, packed)
-            rewriter.erase_op(op)
+            rewriter.erase(op)
         else:
             replace(rewriter, op, copy_conv(op, input=packed, in_channels=channels))
 

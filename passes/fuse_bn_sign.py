@@ -163,8 +163,8 @@ class BinaryConvWritesBits(RewritePattern):
         for sign, users in consumers:
             feed_packed(rewriter, users, new.result, co)
             if sign is not None and not sign.result.uses:
-                rewriter.erase_op(sign)
-        rewriter.erase_op(op)
+                rewriter.erase(sign)
+        rewriter.erase(op)
         erase_dead(rewriter, old)
 
 

@@ -174,7 +174,7 @@ class FuseIntoBinaryOp(RewritePattern):
         new.location = op.location
         replace(rewriter, user, new)
         new.location = op.location
-        rewriter.erase_op(op)
+        rewriter.erase(op)
         erase_dead(rewriter, [v for v in old_operands if v is not op.result])
 
 
