@@ -26,7 +26,7 @@ from xdsl.ir import Operation, SSAValue
 
 from bnnc.dialects import bnn
 from bnnc.passes._loop_builder import IndexLike, LoopBuilder, memref_shape
-from bnnc.passes._lowering import Lowerer, Lowering
+from bnnc.passes._lowering import Lowerer, Lowering, WorkOf, conv_macs
 from bnnc.passes._microkernel import accumulate, ceil_to, choose_tile, interior_range, tap_position, tiled_conv_loops
 
 WORD = bnn.WORD_BITS
@@ -414,3 +414,6 @@ BINARY_LOWERINGS: dict[type[Operation], Lowering] = {
     bnn.PackOp: lower_pack,
     bnn.BMaxPool2dOp: lower_bmax_pool2d,
 }
+
+# A popcount step does 64 bit-MACs, about 16x the work of a float MAC.
+BINARY_THREADED: dict[type[Operation], WorkOf] = {bnn.BConv2dOp: lambda op: conv_macs(op) * 16}

@@ -14,6 +14,7 @@ from bnnc.passes._loop_builder import LoopBuilder, memref_shape
 from bnnc.passes._lowering import (
     Lowerer,
     Lowering,
+    WorkOf,
     channel_view,
     elementwise,
     window_taps,
@@ -263,3 +264,5 @@ FLOAT_LOWERINGS: dict[type[Operation], Lowering] = {
     bnn.Conv2dOp: lower_conv2d,
     bnn.LinearOp: lower_linear,
 }
+
+FLOAT_THREADED: dict[type[Operation], WorkOf] = {}

@@ -12,7 +12,7 @@ from xdsl.ir import Operation, SSAValue
 
 from bnnc.dialects import bnn
 from bnnc.passes._loop_builder import IndexLike, LoopBuilder, memref_shape
-from bnnc.passes._lowering import Lowerer, Lowering
+from bnnc.passes._lowering import Lowerer, Lowering, WorkOf, conv_macs
 from bnnc.passes._microkernel import accumulate, ceil_to, choose_tile, tap_position, tiled_conv_loops
 
 
@@ -141,3 +141,5 @@ FLOAT_CONV_LOWERINGS: dict[type[Operation], Lowering] = {
     bnn.Conv2dOp: lower_conv2d,
     bnn.LinearOp: lower_linear,
 }
+
+FLOAT_CONV_THREADED: dict[type[Operation], WorkOf] = {bnn.Conv2dOp: conv_macs}

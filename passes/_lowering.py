@@ -29,6 +29,15 @@ def memref_of(typ: TensorType) -> MemRefType:
 
 
 Lowering = Callable[["Lowerer", Operation, list[SSAValue], SSAValue], None]
+# How much work a threaded op is (see convert_bnn_to_loops.THREADED_WORK).
+WorkOf = Callable[[Operation], int]
+
+
+def conv_macs(op: Operation) -> int:
+    """Output pixels x weight elements: MACs of a conv (bit-MACs / Cin-words for bconv)."""
+    out = op.results[0].type.get_shape()
+    weight = op.operands[1].type.get_shape()
+    return out[0] * out[2] * out[3] * weight[0] * weight[1] * weight[2] * weight[3]
 
 
 @dataclass

@@ -33,12 +33,11 @@ from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import PassFailedException
 
 from bnnc.dense import to_numpy
-from bnnc.dialects import bnn
 from bnnc.passes._loop_builder import LoopBuilder, memref_shape
-from bnnc.passes._lower_binary import BINARY_LOWERINGS
-from bnnc.passes._lower_float import FLOAT_LOWERINGS
-from bnnc.passes._lower_float_conv import FLOAT_CONV_LOWERINGS
-from bnnc.passes._lowering import Lowerer, Lowering, memref_of
+from bnnc.passes._lower_binary import BINARY_LOWERINGS, BINARY_THREADED
+from bnnc.passes._lower_float import FLOAT_LOWERINGS, FLOAT_THREADED
+from bnnc.passes._lower_float_conv import FLOAT_CONV_LOWERINGS, FLOAT_CONV_THREADED
+from bnnc.passes._lowering import Lowerer, Lowering, WorkOf, memref_of
 
 LOWERINGS: dict[type[Operation], Lowering] = {**FLOAT_LOWERINGS, **FLOAT_CONV_LOWERINGS, **BINARY_LOWERINGS}
 
@@ -55,22 +54,18 @@ def _last_uses(ops: list[Operation]) -> dict[Operation, list[SSAValue]]:
     return result
 
 
-# Ops whose kernels split their output rows between threads.
-THREADED: tuple[type[Operation], ...] = (bnn.BConv2dOp, bnn.Conv2dOp)
-# Below this much work (float MACs, or 64-bit popcount steps x 16) a layer
-# runs on one thread: threads are started per layer, which on this class of
-# VM costs more than a 0.1-0.2 ms binary layer saves (measured by
-# bench/run.py); the fp32 stem conv of a ResNet-style BNN is above it.
+# Ops whose kernels split their work between threads (via Lowerer.row_range),
+# with how much work each is: float MACs, 64-bit popcount steps x 16, or
+# elements moved for the memory-bound ops.
+THREADED_WORK: dict[type[Operation], WorkOf] = {**BINARY_THREADED, **FLOAT_CONV_THREADED, **FLOAT_THREADED}
+# Below this much work a layer runs on one thread: handing a layer to the
+# thread pool costs a few microseconds (see lower-parallel-calls).
 MIN_THREADED_WORK = 50_000_000
 
 
 def _worth_threads(op: Operation, min_work: int) -> bool:
-    out = op.results[0].type.get_shape()
-    weight = op.weight.type.get_shape()
-    work = out[0] * out[2] * out[3] * weight[0] * weight[1] * weight[2] * weight[3]
-    if isinstance(op, bnn.Conv2dOp):  # weight is Cout x Cin/g x KH x KW: float MACs
-        return work >= min_work
-    return work * 16 >= min_work  # a popcount step does 64 bit-MACs, ~16x a MAC's work
+    work_of = THREADED_WORK.get(type(op))
+    return work_of is not None and work_of(op) >= min_work
 
 
 def _kernel(L: Lowerer, op: Operation, fn_name: str, args: list[SSAValue], out: SSAValue, num_threads: int) -> None:
@@ -78,7 +73,7 @@ def _kernel(L: Lowerer, op: Operation, fn_name: str, args: list[SSAValue], out: 
     each CFG small (cheap to verify and to optimise) and name the layer.
     Threaded kernels take (thread, threads) last; their call carries
     `bnnc.threads`, which lower-parallel-calls turns into threads."""
-    threaded = num_threads > 1 and isinstance(op, THREADED) and _worth_threads(op, L.thread_min_work)
+    threaded = num_threads > 1 and _worth_threads(op, L.thread_min_work)
     arg_types = [a.type for a in args] + [out.type] + ([IndexType(), IndexType()] if threaded else [])
     block = Block(arg_types=arg_types)
     saved, L.lb = L.lb, LoopBuilder(block)
