@@ -53,8 +53,7 @@ def measure(mod: Any) -> ArtifactFacts:
         elif total is not None:
             total += int(m.group(1))
     mutable = tuple(
-        m.group(1)
-        for m in re.finditer(r'^@("?[^\s=]+"?) = (?![^\n]*\bconstant\b)[^\n]*\bglobal\b', text, re.M)
+        m.group(1) for m in re.finditer(r'^@("?[^\s=]+"?) = (?![^\n]*\bconstant\b)[^\n]*\bglobal\b', text, re.M)
     )
     return ArtifactFacts(
         scratch_bytes=total,
@@ -71,7 +70,10 @@ def _dims(shape: tuple[int, ...]) -> str:
 def _threads_note(facts: ArtifactFacts) -> str:
     """Whether the artifact creates threads (bnnc compile --num-threads)."""
     if facts.creates_threads:
-        return "Conv layers run on several threads (pthread_create/pthread_join, joined before each layer returns)."
+        return (
+            "Each call starts a pool of worker threads (pthread_create), splits its layers' work between"
+            " them and joins them before it returns."
+        )
     return "Each call runs on the calling thread only (no threads are created)."
 
 
@@ -116,10 +118,14 @@ def c_header(signature: Signature, target: Target, facts: ArtifactFacts | None =
     ]
     params = []
     for i, spec in enumerate(signature.inputs):
-        lines.append(f" *   in{i}:  input  {i}, {spec.dtype}[{_dims(spec.shape)}] ({spec.numel} floats, {4 * spec.numel} bytes)")
+        lines.append(
+            f" *   in{i}:  input  {i}, {spec.dtype}[{_dims(spec.shape)}] ({spec.numel} floats, {4 * spec.numel} bytes)"
+        )
         params.append(f"const float *in{i}")
     for i, spec in enumerate(signature.outputs):
-        lines.append(f" *   out{i}: output {i}, {spec.dtype}[{_dims(spec.shape)}] ({spec.numel} floats, {4 * spec.numel} bytes)")
+        lines.append(
+            f" *   out{i}: output {i}, {spec.dtype}[{_dims(spec.shape)}] ({spec.numel} floats, {4 * spec.numel} bytes)"
+        )
         params.append(f"float *out{i}")
     lines += [
         " *",

@@ -297,7 +297,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if args.emit in STAGES:
         text = _print(module, Printer)
         return _write_text(text, args.output)
-    ir_text = llvm_ir(module, signature)
+    ir_text = llvm_ir(module, signature, target.triple)
     from bnnc.codegen import emit_assembly, optimize
 
     mod = optimize(ir_text, target, opt_level=options.opt_level)

@@ -44,7 +44,7 @@ from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.traits import NoMemoryEffect
 
 from bnnc.errors import TargetError
-from bnnc.parallel_runtime import define_parallel_for
+from bnnc.parallel_runtime import define_thread_pool
 from bnnc.target import Target, _init_llvm
 
 # --------------------------------------------------------------------------
@@ -105,8 +105,9 @@ def llvm_type(t: Attribute) -> Attribute:
     return t
 
 
-def cast_to_llvm(rewriter: PatternRewriter | None, value: SSAValue, before: Operation | None = None,
-                 want: Attribute | None = None) -> SSAValue:
+def cast_to_llvm(
+    rewriter: PatternRewriter | None, value: SSAValue, before: Operation | None = None, want: Attribute | None = None
+) -> SSAValue:
     """`value` as its llvm type: itself, the input of the cast that produced it,
     or a new `builtin.unrealized_conversion_cast` inserted before the matched op
     (or before `before`). reconcile-unrealized-casts removes the pairs at the end."""
@@ -129,8 +130,12 @@ def cast_all(rewriter: PatternRewriter, values: Sequence[SSAValue]) -> list[SSAV
     return [cast_to_llvm(rewriter, v) for v in values]
 
 
-def replace_with_llvm(rewriter: PatternRewriter, op: Operation, new_ops: Sequence[Operation],
-                      new_results: Sequence[SSAValue | None] | None = None) -> None:
+def replace_with_llvm(
+    rewriter: PatternRewriter,
+    op: Operation,
+    new_ops: Sequence[Operation],
+    new_results: Sequence[SSAValue | None] | None = None,
+) -> None:
     """Replace `op` by `new_ops`; where a new result's type differs from the old
     result's type (index vs i64, memref vs ptr) add a cast back to the old type."""
     results = list(new_results) if new_results is not None else (list(new_ops[-1].results) if new_ops else [])
@@ -185,8 +190,12 @@ def intrinsic_suffix(t: Attribute) -> str:
 # --------------------------------------------------------------------------
 
 
-def _convert_op(op: Operation, builder: ir.IRBuilder, val_map: dict[SSAValue, ir.Value],
-                block_map: dict[Block, ir.Block] | None = None) -> None:
+def _convert_op(
+    op: Operation,
+    builder: ir.IRBuilder,
+    val_map: dict[SSAValue, ir.Value],
+    block_map: dict[Block, ir.Block] | None = None,
+) -> None:
     match op:
         case UIToFPOp() | FPToSIOp() | FPToUIOp():
             fn = {UIToFPOp: builder.uitofp, FPToSIOp: builder.fptosi, FPToUIOp: builder.fptoui}[type(op)]
@@ -206,7 +215,9 @@ def _convert_op(op: Operation, builder: ir.IRBuilder, val_map: dict[SSAValue, ir
             op.result.type, xllvm.LLVMArrayType
         ):
             val_map[op.result] = ir.Constant(convert_type(op.result.type), op.value.get_values())
-        case xllvm.VectorReduceFAddOp() | xllvm.VectorReduceFMulOp() if op.fastmathFlags is not None and op.fastmathFlags.data:
+        case xllvm.VectorReduceFAddOp() | xllvm.VectorReduceFMulOp() if (
+            op.fastmathFlags is not None and op.fastmathFlags.data
+        ):
             # upstream drops the fast-math flags (so `reassoc` is lost and the
             # reduction stays sequential); keep them on the call.
             start, vec = val_map[op.operands[0]], val_map[op.operands[1]]
@@ -247,8 +258,9 @@ def _set_bytes_initializer(gvar: ir.GlobalVariable, op: xllvm.GlobalOp) -> None:
 
 
 def _convert_global(op: xllvm.GlobalOp, module: ir.Module) -> None:
-    gvar = ir.GlobalVariable(module, convert_type(op.global_type), name=op.sym_name.data,
-                             addrspace=op.addr_space.value.data)
+    gvar = ir.GlobalVariable(
+        module, convert_type(op.global_type), name=op.sym_name.data, addrspace=op.addr_space.value.data
+    )
     gvar.linkage = op.linkage.linkage.data
     if op.constant is not None:
         gvar.global_constant = True
@@ -289,14 +301,16 @@ def _convert_func(op: xllvm.FuncOp, module: ir.Module) -> None:
             _convert_op(inner, builder, val_map, block_map)
 
 
-def to_llvmlite_ir(module: ModuleOp) -> str:
+def to_llvmlite_ir(module: ModuleOp, triple: str = "") -> str:
     """Translate an llvm-dialect module (only llvm.func / llvm.mlir.global at top
     level) to LLVM IR text. Upstream's per-op converter is reused through a
-    dispatcher that adds the ops it lacks; function linkage is applied."""
+    dispatcher that adds the ops it lacks; function linkage is applied.
+    `triple` (or the module's llvm.target_triple) picks the thread pool's
+    spin-wait hint."""
     llvm_module = ir.Module()
-    triple = module.attributes.get("llvm.target_triple")
-    if isinstance(triple, StringAttr):
-        llvm_module.triple = triple.data
+    triple_attr = module.attributes.get("llvm.target_triple")
+    if isinstance(triple_attr, StringAttr):
+        llvm_module.triple = triple_attr.data
     globals_: list[xllvm.GlobalOp] = []
     funcs: list[xllvm.FuncOp] = []
     for op in module.ops:
@@ -325,7 +339,7 @@ def to_llvmlite_ir(module: ModuleOp) -> str:
             # on its own (much faster than one inlined giant) and profiles
             # name the layer.
             fn.attributes.add("noinline")
-    define_parallel_for(llvm_module)
+    define_thread_pool(llvm_module, llvm_module.triple or triple)
     return str(llvm_module)
 
 
@@ -340,8 +354,14 @@ def _target_machine(target: Target, *, opt_level: int = 3, jit: bool = False) ->
         t = llvm.Target.from_triple(target.triple)
     except RuntimeError as e:
         raise TargetError(f"LLVM has no backend for triple '{target.triple}': {e}") from e
-    return t.create_target_machine(cpu=target.cpu, features=target.features, opt=opt_level,
-                                   reloc="pic", codemodel="jitdefault" if jit else "default", jit=jit)
+    return t.create_target_machine(
+        cpu=target.cpu,
+        features=target.features,
+        opt=opt_level,
+        reloc="pic",
+        codemodel="jitdefault" if jit else "default",
+        jit=jit,
+    )
 
 
 def optimize(ir_text: str, target: Target, *, opt_level: int = 3) -> llvm.ModuleRef:

@@ -74,7 +74,9 @@ def import_model(
         ep = model
     elif isinstance(model, torch.nn.Module):
         if example_inputs is None:
-            raise UnsupportedError("compiling an nn.Module needs example_inputs (a tuple of tensors of the input shapes)")
+            raise UnsupportedError(
+                "compiling an nn.Module needs example_inputs (a tuple of tensors of the input shapes)"
+            )
         if isinstance(example_inputs, torch.Tensor):
             example_inputs = (example_inputs,)
         ep = export_module(model, tuple(example_inputs))
@@ -102,12 +104,12 @@ def lower(module: ModuleOp, options: CompileOptions, stop_after: str = "llvm") -
     return module
 
 
-def llvm_ir(module: ModuleOp, signature: Signature) -> str:
+def llvm_ir(module: ModuleOp, signature: Signature, triple: str = "") -> str:
     """LLVM IR text of an llvm-dialect module, with the signature embedded as a
     JSON string so artifacts describe themselves (`bnnc run` reads it)."""
     from bnnc.codegen import to_llvmlite_ir
 
-    text = to_llvmlite_ir(module)
+    text = to_llvmlite_ir(module, triple)
     data = signature.to_json().encode()
     escaped = "".join(chr(b) if 32 <= b < 127 and b not in (34, 92) else f"\\{b:02X}" for b in data + b"\0")
     symbol = f"{signature.name}{SIGNATURE_SUFFIX}"
@@ -123,15 +125,19 @@ class Build:
     llvm_module: Any  # llvmlite.binding.ModuleRef
 
 
-def build(model: Any, example_inputs: tuple | None = None, options: CompileOptions | None = None, *, trust: bool = False) -> Build:
+def build(
+    model: Any, example_inputs: tuple | None = None, options: CompileOptions | None = None, *, trust: bool = False
+) -> Build:
     from bnnc.codegen import optimize
 
     options = options or CompileOptions()
     target = options.resolved_target()
-    module = model if isinstance(model, ModuleOp) else import_model(model, example_inputs, name=options.name, trust=trust)
+    module = (
+        model if isinstance(model, ModuleOp) else import_model(model, example_inputs, name=options.name, trust=trust)
+    )
     signature = signature_of(module, options.name)
     lower(module, options, "llvm")
-    text = llvm_ir(module, signature)
+    text = llvm_ir(module, signature, target.triple)
     return Build(signature, target, optimize(text, target, opt_level=options.opt_level))
 
 

@@ -4,27 +4,29 @@ The callee's last two parameters are (thread index, thread count), both i64;
 every thread runs the callee on its share of the work (the kernels partition
 their output rows by thread index, so results do not depend on N).
 
-The call becomes: an on-stack array of N argument blocks (8-byte slots:
-pointers and i64, the thread index filled in per block) and one call of
-`__bnnc_parallel_for(trampoline, blocks, N, block_bytes)`, where the
+A function with threaded calls gets a thread pool for the duration of each
+call: its entry allocates the pool's state on the stack and calls
+`__bnnc_pool_start(pool, N)`, every return first calls `__bnnc_pool_stop`,
+and each threaded call becomes an on-stack array of N argument blocks
+(8-byte slots: pointers and i64, the thread index filled in per block) and
+one `__bnnc_parallel_for(pool, trampoline, blocks, N, block_bytes)`, where the
 trampoline `<callee>.thread(ptr) -> ptr` unpacks a block and calls the callee.
-`__bnnc_parallel_for` (defined by bnnc.parallel_runtime at code generation)
-starts N-1 pthreads, runs block 0 on the calling thread, runs inline any
-block whose thread could not be created, and joins. It needs only libc's
-pthread_create/pthread_join (glibc >= 2.34 has them in libc proper).
+The pool functions (bnnc.parallel_runtime, defined at code generation) need
+only libc's pthread_create/pthread_join/sched_yield; a worker that cannot
+be started leaves its blocks to the calling thread.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import llvm as L
 from xdsl.dialects.builtin import IntegerAttr, IntegerType, ModuleOp, i64
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
-from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, RewritePattern, op_type_rewrite_pattern
+from xdsl.rewriter import Rewriter
 from xdsl.utils.exceptions import PassFailedException
+
+from bnnc.parallel_runtime import PARALLEL_FOR, START, STOP, pool_words
 
 THREADS_ATTR = "bnnc.threads"
 PTR = L.LLVMPointerType()
@@ -64,57 +66,17 @@ def _trampoline(module: ModuleOp, callee: L.FuncOp) -> str:
     return name
 
 
-PARALLEL_FOR = "__bnnc_parallel_for"
+def _threads_of(op: L.CallOp) -> int | None:
+    attr = op.attributes.get(THREADS_ATTR)
+    return attr.value.data if isinstance(attr, IntegerAttr) else None
 
 
-@dataclass
-class ParallelCall(RewritePattern):
-    module: ModuleOp
-
-    @op_type_rewrite_pattern
-    def match_and_rewrite(self, op: L.CallOp, rewriter: PatternRewriter) -> None:
-        threads_attr = op.attributes.get(THREADS_ATTR)
-        if threads_attr is None:
-            return
-        assert isinstance(threads_attr, IntegerAttr)
-        threads = threads_attr.value.data
-        del op.attributes[THREADS_ATTR]
-        if threads <= 1:
-            return
-        callee = self._callee(op)
-        params = callee.function_type.inputs.data
-        if len(params) < 2 or any(not isinstance(p, IntegerType) for p in params[-2:]):
-            raise PassFailedException(
-                f"lower-parallel-calls: @{callee.sym_name.data} must end with (thread, threads) i64 parameters"
-            )
-        trampoline = _trampoline(self.module, callee)
-        _declare(self.module, PARALLEL_FOR, L.LLVMFunctionType([PTR, PTR, i64, i64]))
-        ops: list[Operation] = []
-        nslots = len(params)
-        total = _const_op(ops, threads * nslots)
-        blocks = L.AllocaOp(total, i64, alignment=8)
-        ops.append(blocks)
-        count = _const_op(ops, threads)
-        fixed = list(op.args)[:-2]
-        for t in range(threads):
-            for i, value in enumerate([*fixed, _const_op(ops, t), count]):
-                if isinstance(value.type, L.LLVMPointerType):
-                    as_int = L.PtrToIntOp(value, i64)
-                    ops.append(as_int)
-                    value = as_int.results[0]
-                gep = L.GEPOp(blocks.res, [t * nslots + i], i64, inbounds=True)
-                ops += [gep, L.StoreOp(value, gep.result)]
-        fn_ptr = L.AddressOfOp(trampoline, PTR)
-        ops.append(fn_ptr)
-        ops.append(L.CallOp(PARALLEL_FOR, fn_ptr.result, blocks.res, count, _const_op(ops, nslots * 8)))
-        rewriter.replace(op, ops, [])
-
-    def _callee(self, op: L.CallOp) -> L.FuncOp:
-        name = op.callee.string_value() if op.callee is not None else None
-        for f in self.module.ops:
-            if isinstance(f, L.FuncOp) and f.sym_name.data == name:
-                return f
-        raise PassFailedException(f"lower-parallel-calls: no function @{name}")
+def _callee(module: ModuleOp, op: L.CallOp) -> L.FuncOp:
+    name = op.callee.string_value() if op.callee is not None else None
+    for f in module.ops:
+        if isinstance(f, L.FuncOp) and f.sym_name.data == name:
+            return f
+    raise PassFailedException(f"lower-parallel-calls: no function @{name}")
 
 
 def _const_op(ops: list[Operation], value: int, typ: Attribute = i64) -> SSAValue:
@@ -123,8 +85,68 @@ def _const_op(ops: list[Operation], value: int, typ: Attribute = i64) -> SSAValu
     return c.result
 
 
+def _parallel_call(module: ModuleOp, op: L.CallOp, pool: SSAValue, threads: int) -> list[Operation]:
+    """The ops replacing a threaded call: one argument block per thread and
+    a __bnnc_parallel_for on the pool."""
+    callee = _callee(module, op)
+    params = callee.function_type.inputs.data
+    if len(params) < 2 or any(not isinstance(p, IntegerType) for p in params[-2:]):
+        raise PassFailedException(
+            f"lower-parallel-calls: @{callee.sym_name.data} must end with (thread, threads) i64 parameters"
+        )
+    trampoline = _trampoline(module, callee)
+    ops: list[Operation] = []
+    nslots = len(params)
+    blocks = L.AllocaOp(_const_op(ops, threads * nslots), i64, alignment=8)
+    ops.append(blocks)
+    count = _const_op(ops, threads)
+    fixed = list(op.args)[:-2]
+    for t in range(threads):
+        for i, value in enumerate([*fixed, _const_op(ops, t), count]):
+            if isinstance(value.type, L.LLVMPointerType):
+                as_int = L.PtrToIntOp(value, i64)
+                ops.append(as_int)
+                value = as_int.results[0]
+            gep = L.GEPOp(blocks.res, [t * nslots + i], i64, inbounds=True)
+            ops += [gep, L.StoreOp(value, gep.result)]
+    fn_ptr = L.AddressOfOp(trampoline, PTR)
+    ops.append(fn_ptr)
+    ops.append(L.CallOp(PARALLEL_FOR, pool, fn_ptr.result, blocks.res, count, _const_op(ops, nslots * 8)))
+    return ops
+
+
+def _lower_function(module: ModuleOp, fn: L.FuncOp) -> None:
+    """Run fn's threaded calls on one pool that lives for one call of fn."""
+    threaded: list[tuple[L.CallOp, int]] = []
+    for op in list(fn.walk()):
+        if isinstance(op, L.CallOp) and (threads := _threads_of(op)) is not None:
+            del op.attributes[THREADS_ATTR]
+            if threads > 1:
+                threaded.append((op, threads))
+    if not threaded:
+        return
+    capacity = max(threads for _, threads in threaded)
+    entry = fn.body.blocks[0]
+    setup: list[Operation] = []
+    pool = L.AllocaOp(_const_op(setup, pool_words(capacity)), i64, alignment=64)
+    setup.append(pool)
+    setup.append(L.CallOp(START, pool.res, _const_op(setup, capacity)))
+    entry.insert_ops_before(setup, entry.first_op)
+    for ret in [op for op in fn.walk() if isinstance(op, L.ReturnOp)]:
+        ret.parent_block().insert_op_before(L.CallOp(STOP, pool.res), ret)
+    for op, threads in threaded:
+        Rewriter.replace_op(op, _parallel_call(module, op, pool.res, threads), [])
+
+
 class LowerParallelCallsPass(ModulePass):
     name = "lower-parallel-calls"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        PatternRewriteWalker(ParallelCall(op), apply_recursively=False).rewrite_module(op)
+        functions = [f for f in op.ops if isinstance(f, L.FuncOp) and f.body.blocks]
+        if not any(isinstance(c, L.CallOp) and _threads_of(c) for f in functions for c in f.walk()):
+            return
+        _declare(op, START, L.LLVMFunctionType([PTR, i64]))
+        _declare(op, PARALLEL_FOR, L.LLVMFunctionType([PTR, PTR, PTR, i64, i64]))
+        _declare(op, STOP, L.LLVMFunctionType([PTR]))
+        for f in functions:
+            _lower_function(op, f)

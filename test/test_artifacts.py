@@ -34,7 +34,19 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_DIR = REPO / "examples" / "c"
 CROSS_TOOLS = ("qemu-aarch64", "aarch64-linux-gnu-gcc", "aarch64-linux-gnu-nm")
 # Everything an artifact may import: libc's allocator and mem* functions, libm.
-LIBC_ALLOWED = {"aligned_alloc", "free", "malloc", "memset", "memcpy", "memmove", "expf", "logf", "tanhf", "fmaxf", "fminf"}
+LIBC_ALLOWED = {
+    "aligned_alloc",
+    "free",
+    "malloc",
+    "memset",
+    "memcpy",
+    "memmove",
+    "expf",
+    "logf",
+    "tanhf",
+    "fmaxf",
+    "fminf",
+}
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +68,9 @@ def _model(name: str):
     return m, x, exact
 
 
-def _artifact(tmp_root: Path, name: str, target: str, kind: str, **opts) -> tuple[Path, torch.nn.Module, torch.Tensor, bool]:
+def _artifact(
+    tmp_root: Path, name: str, target: str, kind: str, **opts
+) -> tuple[Path, torch.nn.Module, torch.Tensor, bool]:
     """Compile model `name` for `target` once (cached), write it as `kind`."""
     key = (name, target, tuple(sorted(opts.items())))
     if key not in _BUILDS:
@@ -115,6 +129,19 @@ def test_x86_64_artifact_matches_torch_natively(root, name, kind):
         run = lambda xi: run_artifact(str(path), [xi.numpy()])  # noqa: E731 (C example, no emulator)
     for xi in _inputs(x):
         _check(m, xi, run(xi), exact)
+
+
+@pytest.mark.parametrize("target", ["aarch64", "x86_64"])
+def test_threaded_artifact_matches_torch_and_imports_only_pthreads(cross_tools, root, target):
+    """--num-threads 3 with every layer split: the pool's workers run inside the
+    artifact (under qemu for aarch64), results equal torch's, and the only new
+    imports are pthread_create/pthread_join/sched_yield."""
+    path, m, x, exact = _artifact(root, "bireal_net", target, "so", num_threads=3, thread_min_work=0)
+    for xi in _inputs(x):
+        _check(m, xi, run_artifact(str(path), [xi.numpy()]), exact)
+    imports = _nm_undefined("aarch64-linux-gnu-nm" if target == "aarch64" else "nm", path)
+    threads = {"pthread_create", "pthread_join", "sched_yield"}
+    assert threads <= imports and imports - threads <= LIBC_ALLOWED, imports
 
 
 def test_aarch64_specialised_cpu_and_features(cross_tools, root):
@@ -185,8 +212,21 @@ def test_header_compiles_as_c_and_cxx_without_warnings(root):
         if shutil.which(compiler) is None:
             pytest.fail(f"{compiler} is needed (apt-get install build-essential)")
         r = subprocess.run(
-            [compiler, "-x", lang, "-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-include", str(path.with_suffix(".h")), "-"],
-            input="int main(void) { return 0; }\n", capture_output=True, text=True,
+            [
+                compiler,
+                "-x",
+                lang,
+                "-fsyntax-only",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-include",
+                str(path.with_suffix(".h")),
+                "-",
+            ],
+            input="int main(void) { return 0; }\n",
+            capture_output=True,
+            text=True,
         )
         assert r.returncode == 0, r.stderr
 
@@ -201,14 +241,32 @@ def test_c_example_makefile_cross_builds_and_runs_under_qemu(cross_tools, root, 
     path, m, x, exact = _artifact(root, "densenet_block", "aarch64", kind)
     prog = tmp_path / "run_model"
     subprocess.run(
-        ["make", "-s", "-C", str(EXAMPLE_DIR), f"MODEL={path}", "CROSS=aarch64-linux-gnu-", f"OUT={prog}",
-         "CFLAGS=-O2 -Wall -Wextra -Werror"],
-        check=True, capture_output=True, text=True,
+        [
+            "make",
+            "-s",
+            "-C",
+            str(EXAMPLE_DIR),
+            f"MODEL={path}",
+            "CROSS=aarch64-linux-gnu-",
+            f"OUT={prog}",
+            "CFLAGS=-O2 -Wall -Wextra -Werror",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     x.numpy().astype("<f4").tofile(tmp_path / "in.bin")
     r = subprocess.run(
-        ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", str(prog), str(tmp_path / "in.bin"), str(tmp_path / "out.bin")],
-        capture_output=True, text=True,
+        [
+            "qemu-aarch64",
+            "-L",
+            "/usr/aarch64-linux-gnu",
+            str(prog),
+            str(tmp_path / "in.bin"),
+            str(tmp_path / "out.bin"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert r.returncode == 0, r.stderr
     sig = read_signature(str(path))
@@ -219,15 +277,21 @@ def test_c_example_makefile_cross_builds_and_runs_under_qemu(cross_tools, root, 
 def test_c_example_native_and_usage_errors(root, tmp_path):
     path, m, x, exact = _artifact(root, "pure_binary", "x86_64", "obj")
     prog = tmp_path / "run_model"
-    subprocess.run(["make", "-s", "-C", str(EXAMPLE_DIR), f"MODEL={path}", f"OUT={prog}", "CFLAGS=-O2 -Wall -Wextra -Werror"],
-                   check=True, capture_output=True, text=True)
+    subprocess.run(
+        ["make", "-s", "-C", str(EXAMPLE_DIR), f"MODEL={path}", f"OUT={prog}", "CFLAGS=-O2 -Wall -Wextra -Werror"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     x.numpy().tofile(tmp_path / "in.bin")
     subprocess.run([str(prog), str(tmp_path / "in.bin"), str(tmp_path / "out.bin")], check=True)
     _check(m, x, [np.fromfile(tmp_path / "out.bin", dtype=np.float32).reshape(1, 40, 9, 7)], exact)
     usage = subprocess.run([str(prog)], capture_output=True, text=True)
     assert usage.returncode == 2 and "in0: 6048 floats" in usage.stderr
     (tmp_path / "short.bin").write_bytes(b"\0" * 8)
-    short = subprocess.run([str(prog), str(tmp_path / "short.bin"), str(tmp_path / "o.bin")], capture_output=True, text=True)
+    short = subprocess.run(
+        [str(prog), str(tmp_path / "short.bin"), str(tmp_path / "o.bin")], capture_output=True, text=True
+    )
     assert short.returncode == 1 and "expected exactly 6048 float32 values" in short.stderr
     assert EXAMPLE_SOURCE.exists()
 
@@ -238,7 +302,9 @@ def test_c_example_native_and_usage_errors(root, tmp_path):
 
 
 def _bnnc(*args, env=None, cwd=None):
-    return subprocess.run([sys.executable, "-m", "bnnc.cli", *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "bnnc.cli", *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd
+    )
 
 
 @pytest.fixture(scope="module")
@@ -282,7 +348,9 @@ def test_run_refuses_aarch64_artifact_without_qemu(cross_tools, root, tmp_path):
         r = _bnnc("run", path, "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npy", env=env)
         assert r.returncode == 2, r.stderr
         assert "built for aarch64" in r.stderr and "qemu-aarch64" in r.stderr, r.stderr
-        assert "apt-get install qemu-user" in r.stderr and "qemu-aarch64 -L /usr/aarch64-linux-gnu" in r.stderr, r.stderr
+        assert "apt-get install qemu-user" in r.stderr and "qemu-aarch64 -L /usr/aarch64-linux-gnu" in r.stderr, (
+            r.stderr
+        )
         assert not (tmp_path / "y.npy").exists()
     # and in process: never dlopen'ed
     with pytest.raises(ModelLoadError, match="built for aarch64 and this machine is x86_64"):
@@ -290,14 +358,28 @@ def test_run_refuses_aarch64_artifact_without_qemu(cross_tools, root, tmp_path):
 
 
 def test_so_without_a_cross_linker_names_the_package(tmp_path):
-    r = _bnnc("compile", REPO / "test/lit/artifacts/Inputs/bconv.mlir", "-target=aarch64", "--emit=so",
-              "-o", tmp_path / "b.so", env=_path_without_tools(tmp_path))
+    r = _bnnc(
+        "compile",
+        REPO / "test/lit/artifacts/Inputs/bconv.mlir",
+        "-target=aarch64",
+        "--emit=so",
+        "-o",
+        tmp_path / "b.so",
+        env=_path_without_tools(tmp_path),
+    )
     assert r.returncode == 2
     assert "needs a linker" in r.stderr and "gcc-aarch64-linux-gnu" in r.stderr and "--emit=obj" in r.stderr, r.stderr
     assert not (tmp_path / "b.so").exists()
     # the object needs nothing but llvmlite
-    r = _bnnc("compile", REPO / "test/lit/artifacts/Inputs/bconv.mlir", "-target=aarch64", "--emit=obj",
-              "-o", tmp_path / "b.o", env=_path_without_tools(tmp_path))
+    r = _bnnc(
+        "compile",
+        REPO / "test/lit/artifacts/Inputs/bconv.mlir",
+        "-target=aarch64",
+        "--emit=obj",
+        "-o",
+        tmp_path / "b.o",
+        env=_path_without_tools(tmp_path),
+    )
     assert r.returncode == 0, r.stderr
     assert elf_machine(str(tmp_path / "b.o")) == "aarch64"
 

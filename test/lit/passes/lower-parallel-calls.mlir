@@ -1,15 +1,25 @@
 // RUN: %bnnc-opt %s -p lower-parallel-calls | filecheck %s
 
-// A call marked bnnc.threads = 2 becomes one argument block per thread
-// (thread index 0 and 1, count 2) and a call of __bnnc_parallel_for with
-// the callee's trampoline; unmarked calls are left alone.
+// A function with calls marked bnnc.threads = 2 gets a thread pool for the
+// duration of each call: its state on the stack, started at entry and
+// stopped before every return. Each marked call becomes one argument block
+// per thread (thread index 0 and 1, count 2) and a __bnnc_parallel_for on
+// the pool with the callee's trampoline; unmarked calls are left alone, and
+// so are functions without marked calls.
 
 llvm.func internal @kernel(%a: !llvm.ptr, %t: i64, %n: i64) {
   llvm.return
 }
 
+// CHECK-LABEL: llvm.func internal @kernel(
+// CHECK-NEXT:    llvm.return
+
 // CHECK-LABEL: llvm.func @forward(
 llvm.func @forward(%a: !llvm.ptr) {
+  // CHECK-NEXT: %[[WORDS:.*]] = llvm.mlir.constant(38) : i64
+  // CHECK-NEXT: %[[POOL:.*]] = llvm.alloca %[[WORDS]] x i64 {alignment = 64 : i64}
+  // CHECK-NEXT: %[[CAP:.*]] = llvm.mlir.constant(2) : i64
+  // CHECK-NEXT: llvm.call @__bnnc_pool_start(%[[POOL]], %[[CAP]])
   %zero = llvm.mlir.constant(0 : i64) : i64
   %two = llvm.mlir.constant(2 : i64) : i64
   // CHECK: %[[BLOCKS:.*]] = llvm.alloca %{{.*}} x i64
@@ -21,16 +31,21 @@ llvm.func @forward(%a: !llvm.ptr) {
   // CHECK: llvm.getelementptr inbounds %[[BLOCKS]][4]
   // CHECK: llvm.getelementptr inbounds %[[BLOCKS]][5]
   // CHECK: %[[FN:.*]] = llvm.mlir.addressof @kernel.thread : !llvm.ptr
-  // CHECK: llvm.call @__bnnc_parallel_for(%[[FN]], %[[BLOCKS]], %{{.*}}, %{{.*}})
+  // CHECK: llvm.call @__bnnc_parallel_for(%[[POOL]], %[[FN]], %[[BLOCKS]], %{{.*}}, %{{.*}})
   // CHECK-NOT: bnnc.threads
   llvm.call @kernel(%a, %zero, %two) {bnnc.threads = 2 : i64} : (!llvm.ptr, i64, i64) -> ()
   // CHECK: llvm.call @kernel(%{{.*}}, %{{.*}}, %{{.*}}) : (!llvm.ptr, i64, i64) -> ()
   llvm.call @kernel(%a, %zero, %zero) : (!llvm.ptr, i64, i64) -> ()
+  // CHECK-NEXT: llvm.call @__bnnc_pool_stop(%[[POOL]])
+  // CHECK-NEXT: llvm.return
   llvm.return
 }
+
+// CHECK: llvm.func @__bnnc_pool_start(!llvm.ptr, i64)
+// CHECK: llvm.func @__bnnc_parallel_for(!llvm.ptr, !llvm.ptr, !llvm.ptr, i64, i64)
+// CHECK: llvm.func @__bnnc_pool_stop(!llvm.ptr)
 
 // The trampoline unpacks one block and calls the kernel.
 // CHECK-LABEL: llvm.func internal @kernel.thread(
 // CHECK: llvm.inttoptr
 // CHECK: llvm.call @kernel(
-// CHECK: llvm.func @__bnnc_parallel_for(!llvm.ptr, !llvm.ptr, i64, i64)
