@@ -4,13 +4,14 @@ convs and linear layers, data movement) to scf loop nests."""
 from __future__ import annotations
 
 import math as pymath
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 from xdsl.ir import Operation, SSAValue
 
 from bnnc.dialects import bnn
-from bnnc.passes._loop_builder import LoopBuilder, memref_shape
+from bnnc.passes._loop_builder import IndexLike, LoopBuilder, memref_shape
 from bnnc.passes._lowering import (
     Lowerer,
     Lowering,
@@ -127,18 +128,94 @@ def lower_pad(L: Lowerer, op: bnn.PadOp, args: list[SSAValue], out: SSAValue) ->
 # ------------------------------------------------------------------ pooling
 
 
-def lower_max_pool2d(L: Lowerer, op: bnn.MaxPool2dOp, args: list[SSAValue], out: SSAValue) -> None:
-    lb, x = L.lb, args[0]
-    _, _, h, w = memref_shape(x)
+def _axis_segments(out: int, size: int, k: int, s: int, p: int, d: int) -> list[tuple[int, int, tuple[int, ...]]]:
+    """Output positions along one axis as (lo, hi, taps): the interior, whose
+    windows lie wholly in bounds, as one range with every tap; each border
+    position alone with its in-bounds taps (static, so no bounds checks)."""
+
+    def taps(o: int) -> tuple[int, ...]:
+        return tuple(t for t in range(k) if 0 <= o * s + t * d - p < size)
+
+    lo = min(-(-p // s), out)
+    hi = max(min(out, (size - 1 + p - (k - 1) * d) // s + 1), lo)
+    if lo == hi:
+        return [(o, o + 1, taps(o)) for o in range(out)]
+    return (
+        [(o, o + 1, taps(o)) for o in range(lo)]
+        + [(lo, hi, tuple(range(k)))]
+        + [(o, o + 1, taps(o)) for o in range(hi, out)]
+    )
+
+
+@contextmanager
+def _positions(lb: LoopBuilder, lo: int, hi: int) -> Iterator[SSAValue]:
+    """A loop over [lo, hi), or the constant lo when it is one position."""
+    if hi - lo == 1:
+        yield lb.index(lo)
+        return
+    with lb.loop(hi, lo) as loop:
+        yield loop.iv
+
+
+@contextmanager
+def _planes(L: Lowerer, n_: int, c_: int) -> Iterator[tuple[IndexLike, SSAValue]]:
+    """Loop over this thread's share of the N x C planes; yields (n, c)."""
+    lb = L.lb
+    begin, end = L.row_range(n_ * c_)
+    with lb.loop(end, begin) as plane:
+        if n_ == 1:
+            yield 0, plane.iv
+        else:
+            yield lb.divui(plane.iv, c_), lb.remui(plane.iv, c_)
+
+
+def _pool(
+    L: Lowerer,
+    op: bnn.MaxPool2dOp | bnn.AvgPool2dOp,
+    x: SSAValue,
+    out: SSAValue,
+    reduce: Callable[[list[SSAValue], tuple[int, int], tuple[int, int]], SSAValue],
+) -> None:
+    """out[n, c, oy, ox] = reduce(in-bounds taps in row-major window order).
+    Each output plane is cut into border rows/columns (each with its static
+    in-bounds taps) and the interior (every tap, no bounds checks), so the
+    interior loop along ox is plain loads LLVM vectorises. Threads split the
+    N x C planes."""
+    lb = L.lb
+    n_, c_, h, w = memref_shape(x)
+    _, _, oh, ow = memref_shape(out)
     kh, kw = op.kernel.get_values()
-    with lb.loops(memref_shape(out)) as (n, c, oy, ox):
-        with lb.reduction([kh, kw], [lb.f32(float("-inf"))]) as red:
-            ky, kx = red.ivs
-            inb, iy, ix = window_taps(lb, oy, ox, ky, kx, op.window(), (h, w))
-            v = lb.load(x, [n, c, iy, ix])
-            take = lb.and_(inb, lb.cmpf(v, red.carried[0], "ugt"))
-            red.next = [lb.select(take, v, red.carried[0])]
-        lb.store(red.results[0], out, [n, c, oy, ox])
+    (sh, sw), (ph, pw), (dh, dw) = op.window()
+    rows = _axis_segments(oh, h, kh, sh, ph, dh)
+    cols = _axis_segments(ow, w, kw, sw, pw, dw)
+    with _planes(L, n_, c_) as (n, c):
+        for ylo, yhi, kys in rows:
+            for xlo, xhi, kxs in cols:
+                with _positions(lb, ylo, yhi) as oy, _positions(lb, xlo, xhi) as ox:
+                    values = []
+                    for ky in kys:
+                        iy = lb.affine([(oy, sh)], ky * dh - ph)
+                        for kx in kxs:
+                            values.append(lb.load(x, [n, c, iy, lb.affine([(ox, sw)], kx * dw - pw)]))
+                    lb.store(reduce(values, (ylo, yhi), (xlo, xhi)), out, [n, c, oy, ox])
+
+
+def lower_max_pool2d(L: Lowerer, op: bnn.MaxPool2dOp, args: list[SSAValue], out: SSAValue) -> None:
+    """PyTorch's CPU rule, tap by tap in window order from -inf over the
+    in-bounds taps: take v if v > max or v is NaN (NaN propagates; of equal
+    values, -0.0 and 0.0 included, the first is kept)."""
+    lb = L.lb
+
+    def reduce(values: list[SSAValue], *_) -> SSAValue:
+        if not values:
+            return lb.f32(float("-inf"))
+        m = values[0]  # taking the first tap from -inf gives its bits (-inf stays -inf)
+        for v in values[1:]:
+            take = lb.or_(lb.cmpf(v, m, "ogt"), lb.cmpf(v, v, "uno"))
+            m = lb.select(take, v, m)
+        return m
+
+    _pool(L, op, args[0], out, reduce)
 
 
 def _avg_divisors(op: bnn.AvgPool2dOp, h: int, w: int, oh: int, ow: int) -> np.ndarray:
@@ -161,18 +238,22 @@ def _avg_divisors(op: bnn.AvgPool2dOp, h: int, w: int, oh: int, ow: int) -> np.n
 
 
 def lower_avg_pool2d(L: Lowerer, op: bnn.AvgPool2dOp, args: list[SSAValue], out: SSAValue) -> None:
+    """(0 + taps in window order) / divisor; the divisor is one constant per
+    border position and one for the interior (checked against the table)."""
     lb, x = L.lb, args[0]
     _, _, h, w = memref_shape(x)
     _, _, oh, ow = memref_shape(out)
-    kh, kw = op.kernel.get_values()
-    divisors = L.global_buffer(_avg_divisors(op, h, w, oh, ow))
-    with lb.loops(memref_shape(out)) as (n, c, oy, ox):
-        with lb.reduction([kh, kw], [lb.f32(0.0)]) as red:
-            ky, kx = red.ivs
-            inb, iy, ix = window_taps(lb, oy, ox, ky, kx, op.window(), (h, w))
-            v = lb.select(inb, lb.load(x, [n, c, iy, ix]), lb.f32(0.0))
-            red.next = [lb.addf(red.carried[0], v)]
-        lb.store(lb.divf(red.results[0], lb.load(divisors, [oy, ox])), out, [n, c, oy, ox])
+    divisors = _avg_divisors(op, h, w, oh, ow)
+
+    def reduce(values: list[SSAValue], ys: tuple[int, int], xs: tuple[int, int]) -> SSAValue:
+        block = np.unique(divisors[ys[0] : ys[1], xs[0] : xs[1]])
+        assert block.size == 1, "avg_pool2d divisor varies inside a segment"
+        acc = lb.f32(0.0)  # 0.0 + taps: out-of-bounds taps, which add 0.0, change nothing
+        for v in values:
+            acc = lb.addf(acc, v)
+        return lb.divf(acc, lb.f32(float(block[0])))
+
+    _pool(L, op, x, out, reduce)
 
 
 def lower_adaptive_avg_pool2d(L: Lowerer, op: bnn.AdaptiveAvgPool2dOp, args: list[SSAValue], out: SSAValue) -> None:
@@ -265,4 +346,25 @@ FLOAT_LOWERINGS: dict[type[Operation], Lowering] = {
     bnn.LinearOp: lower_linear,
 }
 
-FLOAT_THREADED: dict[type[Operation], WorkOf] = {}
+
+def _numel(value: SSAValue) -> int:
+    return pymath.prod(value.type.get_shape())
+
+
+def _window_work(op: Operation) -> int:
+    """Elements a pooling kernel touches: output elements x window taps."""
+    kh, kw = op.kernel.get_values()
+    return _numel(op.results[0]) * kh * kw
+
+
+def _elementwise_work(op: Operation) -> int:
+    """Elements an elementwise kernel touches: its output and its operands."""
+    return sum(_numel(v) for v in (*op.operands, op.results[0]))
+
+
+# Memory-bound ops split their N x C planes (or outer rows) between threads;
+# their work is the number of elements they touch.
+FLOAT_THREADED: dict[type[Operation], WorkOf] = {
+    bnn.MaxPool2dOp: _window_work,
+    bnn.AvgPool2dOp: _window_work,
+}
