@@ -9,16 +9,23 @@ returns, and between layers they spin on a generation counter. Handing a
 layer to the pool then costs a few cache-line transfers instead of a
 pthread_create + join per layer, which cost more than a small layer saves.
 
-    void __bnnc_pool_start(i64 *pool, i64 n)     start workers 1 .. n-1
+A layer's work is n blocks (block t computes the rows that thread t of n
+owns, so results do not depend on who runs it). The calling thread and the
+workers claim blocks from a shared counter, so a worker that the OS has not
+scheduled (a busy host, more threads than cores) delays nothing: the others
+take its blocks. The counter carries the job's generation in its high half,
+so a worker that wakes late can never claim a block of a newer job with a
+stale job description.
+
+    void __bnnc_pool_start(i64 *pool, i64 capacity)   start workers 1 .. capacity-1
     void __bnnc_parallel_for(i64 *pool, void *(*fn)(void *), char *blocks, i64 n, i64 stride)
-        run fn(blocks + t * stride) for t in [0, n): t = 0 on the calling
-        thread, t >= 1 on worker t (inline when that worker could not start)
-    void __bnnc_pool_stop(i64 *pool)             join the workers
+        run fn(blocks + t * stride) for t in [0, n), on the pool's threads
+    void __bnnc_pool_stop(i64 *pool)                   join the workers
 
 Pool words (each group on its own 64-byte line): [0] generation (-1 = stop),
-[8..11] the job (fn, blocks, n, stride), [16] workers still running the
-job, [24] workers started, [25] capacity, [32 + 2w, 33 + 2w] worker w's (pool, w) argument,
-[32 + 2 * capacity + w] worker w's pthread_t.
+[8..11] the job (fn, blocks, n, stride), [16] next block (generation << 32 |
+index), [24] blocks done, [32] workers started, [33] capacity, [40 + w]
+worker w's pthread_t.
 """
 
 from __future__ import annotations
@@ -30,16 +37,16 @@ import llvmlite.ir as ir
 START, PARALLEL_FOR, STOP = "__bnnc_pool_start", "__bnnc_parallel_for", "__bnnc_pool_stop"
 WORKER = "__bnnc_pool_worker"
 
-GENERATION, JOB, PENDING, STARTED, CAPACITY, SLOTS = 0, 8, 16, 24, 25, 32
+GENERATION, JOB, NEXT, DONE, STARTED, CAPACITY, THREAD_IDS = 0, 8, 16, 24, 32, 33, 40
 STOP_GENERATION = -1
-# Spins between sched_yield calls while waiting (a worker whose partner was
-# descheduled by a busy host then gives its core away).
-SPINS_PER_YIELD = 4096
+# Spins between sched_yield calls while waiting (about a microsecond: a
+# thread waiting for a descheduled partner soon gives its core away).
+SPINS_PER_YIELD = 2048
 
 
 def pool_words(capacity: int) -> int:
     """Size in i64 words of the state of a pool of `capacity` threads."""
-    return SLOTS + 3 * capacity
+    return THREAD_IDS + capacity
 
 
 def _declare(module: ir.Module, name: str, fnty: ir.FunctionType) -> ir.Function:
@@ -128,16 +135,36 @@ def _run_block(e: _Emitter, fn: ir.Value, blocks: ir.Value, stride: ir.Value, t:
     e.b.call(fn, [e.b.gep(blocks, [e.b.mul(t, stride)], source_etype=ir.IntType(8))])
 
 
+def _claim_blocks(e: _Emitter, pool: ir.Value, generation: ir.Value) -> None:
+    """Run blocks of job `generation` while its counter has unclaimed ones;
+    count each finished block in DONE."""
+    b, fn = e.b, e.fn
+    head, claim, run, out = (fn.append_basic_block(f"claim.{s}") for s in ("head", "try", "run", "done"))
+    b.branch(head)
+    b.position_at_end(head)
+    current = e.load(pool, NEXT, "acquire")
+    index = b.and_(current, e.const(0xFFFFFFFF))
+    mine = b.icmp_signed("==", b.lshr(current, e.const(32)), generation)
+    b.cbranch(b.and_(mine, b.icmp_signed("<", index, e.load(pool, JOB + 2))), claim, out)
+    b.position_at_end(claim)
+    swapped = b.cmpxchg(e.word(pool, NEXT), current, b.add(current, e.const(1)), "acq_rel", "acquire")
+    b.cbranch(b.extract_value(swapped, 1), run, head)
+    b.position_at_end(run)
+    _run_block(e, e.load(pool, JOB), b.inttoptr(e.load(pool, JOB + 1), e.ptr), e.load(pool, JOB + 3), index)
+    b.atomic_rmw("add", e.word(pool, DONE), e.const(1), "acq_rel")
+    b.branch(head)
+    b.position_at_end(out)
+
+
 def _define_worker(module: ir.Module, triple: str) -> ir.Function:
-    """void *worker({pool, w}): run block w of every job until told to stop."""
+    """void *worker(pool): help with every job until told to stop."""
     fn = _declare(module, WORKER, _JOB_TYPE)
     if not fn.is_declaration:
         return fn
     fn.linkage = "internal"
     e = _Emitter(module, fn, triple)
     b = e.b
-    pool = b.inttoptr(e.load(fn.args[0], 0), e.ptr)
-    w = e.load(fn.args[0], 1)
+    pool = fn.args[0]
     entry = b.block
     loop = fn.append_basic_block("jobs")
     b.branch(loop)
@@ -153,9 +180,7 @@ def _define_worker(module: ir.Module, triple: str) -> ir.Function:
     e.wait_until("wait", changed)
     with b.if_then(b.icmp_signed("==", generation[0], e.const(STOP_GENERATION)), likely=False):
         b.ret(ir.Constant(e.ptr, None))
-    with b.if_then(b.icmp_signed("<", w, e.load(pool, JOB + 2))):
-        _run_block(e, e.load(pool, JOB), b.inttoptr(e.load(pool, JOB + 1), e.ptr), e.load(pool, JOB + 3), w)
-    b.atomic_rmw("sub", e.word(pool, PENDING), e.const(1), "acq_rel")
+    _claim_blocks(e, pool, generation[0])
     seen.add_incoming(generation[0], b.block)
     b.branch(loop)
     return fn
@@ -166,33 +191,26 @@ def _define_start(module: ir.Module, triple: str) -> None:
     fn.linkage = "internal"
     e = _Emitter(module, fn, triple)
     b = e.b
-    pool, n = fn.args
+    pool, capacity = fn.args
     worker = _define_worker(module, triple)
     create = _declare(module, "pthread_create", ir.FunctionType(e.i32, [e.ptr, e.ptr, e.ptr, e.ptr]))
-    for index in (GENERATION, PENDING, STARTED):
+    for index in (GENERATION, NEXT, DONE, STARTED):
         e.store(0, pool, index)
-    e.store(n, pool, CAPACITY)
+    e.store(capacity, pool, CAPACITY)
     failed = fn.append_basic_block("failed")
 
     def spawn(w: ir.Value) -> None:
-        slot = b.add(e.const(SLOTS), b.mul(w, e.const(2)))
-        e.store(b.ptrtoint(pool, e.i64), pool, slot)
-        e.store(w, pool, b.add(slot, e.const(1)))
-        rc = b.call(create, [_thread_id(e, pool, w), ir.Constant(e.ptr, None), worker, e.word(pool, slot)])
+        tid = e.word(pool, b.add(e.const(THREAD_IDS), w))
+        rc = b.call(create, [tid, ir.Constant(e.ptr, None), worker, pool])
         ok = fn.append_basic_block("started")
         b.cbranch(b.icmp_signed("==", rc, ir.Constant(e.i32, 0)), ok, failed)
         b.position_at_end(ok)
         e.store(w, pool, STARTED)
 
-    e.for_range("spawn", e.const(1), n, spawn)
+    e.for_range("spawn", e.const(1), capacity, spawn)
     b.ret_void()
-    b.position_at_end(failed)  # the workers started so far serve; the call runs the rest inline
+    b.position_at_end(failed)  # the workers started so far serve
     b.ret_void()
-
-
-def _thread_id(e: _Emitter, pool: ir.Value, w: ir.Value) -> ir.Value:
-    capacity = e.load(pool, CAPACITY)
-    return e.word(pool, e.b.add(e.b.add(e.const(SLOTS), e.b.mul(capacity, e.const(2))), w))
 
 
 def _define_stop(module: ir.Module, triple: str) -> None:
@@ -205,7 +223,8 @@ def _define_stop(module: ir.Module, triple: str) -> None:
     e.store(STOP_GENERATION, pool, GENERATION, "release")
 
     def reap(w: ir.Value) -> None:
-        b.call(join, [b.load(_thread_id(e, pool, w), typ=e.i64), ir.Constant(e.ptr, None)])
+        tid = e.load(pool, b.add(e.const(THREAD_IDS), w))
+        b.call(join, [tid, ir.Constant(e.ptr, None)])
 
     e.for_range("join", e.const(1), b.add(e.load(pool, STARTED), e.const(1)), reap)
     b.ret_void()
@@ -230,11 +249,12 @@ def _define_parallel_for(module: ir.Module, triple: str) -> None:
     b.position_at_end(pooled)
     for offset, value in enumerate((b.ptrtoint(body, e.i64), b.ptrtoint(blocks, e.i64), n, stride)):
         e.store(value, pool, JOB + offset)
-    e.store(started, pool, PENDING)
-    e.store(b.add(e.load(pool, GENERATION), e.const(1)), pool, GENERATION, "release")
-    _run_block(e, body, blocks, stride, e.const(0))
-    e.for_range("rest", b.add(started, e.const(1)), n, lambda t: _run_block(e, body, blocks, stride, t))
-    e.wait_until("join", lambda: b.icmp_signed("==", e.load(pool, PENDING, "acquire"), e.const(0)))
+    generation = b.add(e.load(pool, GENERATION), e.const(1))
+    e.store(0, pool, DONE)
+    e.store(b.shl(generation, e.const(32)), pool, NEXT)
+    e.store(generation, pool, GENERATION, "release")
+    _claim_blocks(e, pool, generation)
+    e.wait_until("finish", lambda: b.icmp_signed("==", e.load(pool, DONE, "acquire"), n))
     b.ret_void()
 
 

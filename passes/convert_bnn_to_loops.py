@@ -58,9 +58,11 @@ def _last_uses(ops: list[Operation]) -> dict[Operation, list[SSAValue]]:
 # with how much work each is: float MACs, 64-bit popcount steps x 16, or
 # elements moved for the memory-bound ops.
 THREADED_WORK: dict[type[Operation], WorkOf] = {**BINARY_THREADED, **FLOAT_CONV_THREADED, **FLOAT_THREADED}
-# Below this much work a layer runs on one thread: handing a layer to the
-# thread pool costs a few microseconds (see lower-parallel-calls).
-MIN_THREADED_WORK = 50_000_000
+# Below this much work (about 20 us) a layer runs on the calling thread alone:
+# handing a layer to the thread pool costs a few microseconds
+# (bnnc.parallel_runtime); Bi-Real-Net-18 on 2 cores ran equally fast with
+# thresholds from 0.2M to 2M and slower with 50M (bench numbers in README).
+MIN_THREADED_WORK = 1_000_000
 
 
 def _worth_threads(op: Operation, min_work: int) -> bool:
