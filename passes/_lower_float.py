@@ -27,16 +27,16 @@ def lower_sign(L: Lowerer, op: bnn.SignOp, args: list[SSAValue], out: SSAValue) 
         # binarize(x) = +1 unless x < 0 (so -0.0 and NaN give +1)
         return lb.select(lb.cmpf(v[0], 0.0, "olt"), lb.f32(-1.0), lb.f32(1.0))
 
-    elementwise(L.lb, out, args, body)
+    elementwise(L, out, args, body)
 
 
 def lower_relu(L: Lowerer, op: bnn.ReluOp, args: list[SSAValue], out: SSAValue) -> None:
     # x < 0 ? 0 : x keeps NaN, as torch.relu does
-    elementwise(L.lb, out, args, lambda lb, v, _: lb.select(lb.cmpf(v[0], 0.0, "olt"), lb.f32(0.0), v[0]))
+    elementwise(L, out, args, lambda lb, v, _: lb.select(lb.cmpf(v[0], 0.0, "olt"), lb.f32(0.0), v[0]))
 
 
 def lower_abs(L: Lowerer, op: bnn.AbsOp, args: list[SSAValue], out: SSAValue) -> None:
-    elementwise(L.lb, out, args, lambda lb, v, _: lb.absf(v[0]))
+    elementwise(L, out, args, lambda lb, v, _: lb.absf(v[0]))
 
 
 def lower_hardtanh(L: Lowerer, op: bnn.HardtanhOp, args: list[SSAValue], out: SSAValue) -> None:
@@ -47,7 +47,7 @@ def lower_hardtanh(L: Lowerer, op: bnn.HardtanhOp, args: list[SSAValue], out: SS
         x = lb.select(lb.cmpf(x, lo, "olt"), lb.f32(lo), x)
         return lb.select(lb.cmpf(x, hi, "ogt"), lb.f32(hi), x)
 
-    elementwise(L.lb, out, args, body)
+    elementwise(L, out, args, body)
 
 
 def lower_prelu(L: Lowerer, op: bnn.PReluOp, args: list[SSAValue], out: SSAValue) -> None:
@@ -57,12 +57,12 @@ def lower_prelu(L: Lowerer, op: bnn.PReluOp, args: list[SSAValue], out: SSAValue
         a = channel_view(lb, slope, len(ivs), ivs)
         return lb.select(lb.cmpf(v[0], 0.0, "ogt"), v[0], lb.mulf(a, v[0]))
 
-    elementwise(L.lb, out, [x], body)
+    elementwise(L, out, [x], body)
 
 
 def binary_elementwise(fn: Callable[[LoopBuilder, SSAValue, SSAValue], SSAValue]) -> Lowering:
     def lower(L: Lowerer, op: Operation, args: list[SSAValue], out: SSAValue) -> None:
-        elementwise(L.lb, out, args, lambda lb, v, _: fn(lb, v[0], v[1]))
+        elementwise(L, out, args, lambda lb, v, _: fn(lb, v[0], v[1]))
 
     return lower
 
@@ -80,7 +80,7 @@ def lower_batch_norm(L: Lowerer, op: bnn.BatchNormOp, args: list[SSAValue], out:
     def body(lb: LoopBuilder, v: list[SSAValue], ivs: list[SSAValue]) -> SSAValue:
         return lb.fma(v[0], lb.load(scale_buf, [ivs[1]]), lb.load(shift_buf, [ivs[1]]))
 
-    elementwise(L.lb, out, [x], body)
+    elementwise(L, out, [x], body)
 
 
 # ------------------------------------------------------------- data movement
@@ -367,4 +367,19 @@ def _elementwise_work(op: Operation) -> int:
 FLOAT_THREADED: dict[type[Operation], WorkOf] = {
     bnn.MaxPool2dOp: _window_work,
     bnn.AvgPool2dOp: _window_work,
+    **{
+        kind: _elementwise_work
+        for kind in (
+            bnn.SignOp,
+            bnn.ReluOp,
+            bnn.AbsOp,
+            bnn.HardtanhOp,
+            bnn.PReluOp,
+            bnn.AddOp,
+            bnn.SubOp,
+            bnn.MulOp,
+            bnn.DivOp,
+            bnn.BatchNormOp,
+        )
+    },
 }

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 from xdsl.dialects import arith, memref
 from xdsl.dialects.builtin import (
+    ArrayAttr,
+    IntegerAttr,
     MemRefType,
     ModuleOp,
     StringAttr,
@@ -99,16 +101,91 @@ def broadcast_indices(lb: LoopBuilder, operand: SSAValue, out_ivs: list[SSAValue
     return [0 if d == 1 else out_ivs[offset + i] for i, d in enumerate(shape)]
 
 
+def _collapsed_from(out_shape: Sequence[int], operand_shapes: Sequence[Sequence[int]]) -> int:
+    """The first of the trailing axes an elementwise loop can run over as one
+    flat axis: axes every operand either has in full or broadcasts entirely.
+    The batch and channel axes (0, 1) stay separate (they index per-channel
+    parameters and split between threads); rank <= 2 keeps every axis."""
+    rank = len(out_shape)
+    start = rank - 1
+    floor = 2 if rank >= 3 else max(rank - 1, 0)
+    while start > floor:
+        axes = range(start - 1, rank)
+        ok = True
+        for shape in operand_shapes:
+            padded = (1,) * (rank - len(shape)) + tuple(shape)
+            dims = [padded[a] for a in axes]
+            if dims != [out_shape[a] for a in axes] and any(d != 1 for d in dims):
+                ok = False
+        if not ok:
+            break
+        start -= 1
+    return start
+
+
+def collapse_trailing(lb: LoopBuilder, value: SSAValue, rank: int, start: int) -> SSAValue:
+    """`value` (aligned to the right of a rank-`rank` shape) with the axes from
+    `start` on merged into one (a view: the same pointer)."""
+    shape = memref_shape(value)
+    first = max(start - (rank - len(shape)), 0)
+    if first >= len(shape) - 1:
+        return value
+    groups = [[i] for i in range(first)] + [list(range(first, len(shape)))]
+    new_shape = [*shape[:first], int(np.prod(shape[first:]))]
+    reassociation = ArrayAttr([ArrayAttr([IntegerAttr(i, i64) for i in g]) for g in groups])
+    op = memref.CollapseShapeOp(
+        operands=[value],
+        result_types=[MemRefType(value.type.element_type, new_shape)],
+        properties={"reassociation": reassociation},
+    )
+    return lb.emit(op)
+
+
 def elementwise(
-    lb: LoopBuilder,
+    L: Lowerer,
     out: SSAValue,
     operands: Sequence[SSAValue],
     body: Callable[[LoopBuilder, list[SSAValue], list[SSAValue]], SSAValue],
 ) -> None:
-    """out[ivs] = body(operands broadcast-loaded at ivs)."""
-    with lb.loops(memref_shape(out)) as ivs:
-        values = [lb.load(v, broadcast_indices(lb, v, ivs)) for v in operands]
-        lb.store(body(lb, values, ivs), out, ivs)
+    """out[ivs] = body(operands broadcast-loaded at ivs).
+
+    Trailing axes that every operand has in full (or broadcasts entirely) run
+    as one flat innermost loop over contiguous memory (one long loop LLVM
+    vectorises, instead of a short one per row); `ivs` then holds the outer
+    indices and the flat index, so a body may only read ivs[0] and ivs[1]
+    (batch and channel) besides passing them through. Threads split the
+    outer rows (N x C for NCHW)."""
+    lb = L.lb
+    shape = memref_shape(out)
+    if not shape:
+        values = [lb.load(v, []) for v in operands]
+        lb.store(body(lb, values, []), out, [])
+        return
+    rank = len(shape)
+    start = _collapsed_from(shape, [memref_shape(v) for v in operands])
+    flat_out = collapse_trailing(lb, out, rank, start)
+    flat_operands = [collapse_trailing(lb, v, rank, start) for v in operands]
+    outer, inner = list(shape[:start]), int(np.prod(shape[start:]))
+    begin, end = L.row_range(int(np.prod(outer)))
+    with lb.loop(end, begin) as row:
+        outer_ivs = _unravel_index(lb, row.iv, outer)
+        with lb.loop(inner) as flat:
+            ivs = [*outer_ivs, flat.iv]
+            values = [lb.load(v, broadcast_indices(lb, v, ivs)) for v in flat_operands]
+            lb.store(body(lb, values, ivs), flat_out, ivs)
+
+
+def _unravel_index(lb: LoopBuilder, linear: SSAValue, shape: Sequence[int]) -> list[SSAValue]:
+    """Row-major indices of `linear` in `shape` (no arithmetic for unit axes)."""
+    indices: list[SSAValue] = []
+    for i, d in enumerate(shape):
+        stride = int(np.prod(shape[i + 1 :]))
+        if d == 1:
+            indices.append(lb.index(0))
+            continue
+        q = lb.divui(linear, stride) if stride != 1 else linear
+        indices.append(lb.remui(q, d) if i and int(np.prod(shape[:i])) > 1 else q)
+    return indices
 
 
 def channel_view(lb: LoopBuilder, vector: SSAValue, rank: int, ivs: list[SSAValue]) -> SSAValue:
