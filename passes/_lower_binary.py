@@ -26,7 +26,7 @@ from xdsl.ir import Operation, SSAValue
 
 from bnnc.dialects import bnn
 from bnnc.passes._loop_builder import IndexLike, LoopBuilder, memref_shape
-from bnnc.passes._lowering import Lowerer, Lowering, WorkOf, conv_macs
+from bnnc.passes._lowering import Lowerer, Lowering, WorkOf, collapse_trailing, conv_macs
 from bnnc.passes._microkernel import accumulate, ceil_to, choose_tile, interior_range, tap_position, tiled_conv_loops
 
 WORD = bnn.WORD_BITS
@@ -116,7 +116,31 @@ def _packed_padded(L: Lowerer, x: SSAValue, op: bnn.BConv2dOp) -> tuple[SSAValue
 
 
 def lower_pack(L: Lowerer, op: bnn.PackOp, args: list[SSAValue], out: SSAValue) -> None:
-    _pack_into(L.lb, args[0], op.groups.value.data, out, (0, 0))
+    """Sign bits of x (N x C x H x W f32) into out[n, g*Wg + j, y, x], one
+    word at a time in a register: for each pixel of a flat H*W loop (which
+    LLVM vectorises), the word's channels are ORed in (statically unrolled),
+    then the word is stored once. Threads split the rows, so each thread's
+    share is one contiguous span of pixels."""
+    lb = L.lb
+    groups = op.groups.value.data
+    n_, c, h, w = memref_shape(args[0])
+    cg = c // groups
+    words = bnn.words_for(cg)
+    src, dest = collapse_trailing(lb, args[0], 4, 2), collapse_trailing(lb, out, 4, 2)
+    begin, end = L.row_range(h)
+    lo, hi = (lb.muli(v, w) if isinstance(v, SSAValue) else v * w for v in (begin, end))
+    with lb.loops([n_, groups]) as (n, g):
+        for j in range(words):
+            first = lb.affine([(g, cg)], j * WORD)
+            word = lb.affine([(g, words)], j)
+            with lb.loop(hi, lo) as pixel:
+                acc = None
+                for bit in range(min(WORD, cg - j * WORD)):
+                    v = lb.load(src, [n, lb.addi(first, bit), pixel.iv])
+                    negative = lb.bool_to_i64(lb.cmpf(v, 0.0, "olt"))  # bit 1 = -1; -0.0 and NaN give +1
+                    term = lb.shl(negative, lb.i64(bit)) if bit else negative
+                    acc = term if acc is None else lb.or_(acc, term)
+                lb.store(acc, dest, [n, word, pixel.iv])
 
 
 # -------------------------------------------------------- compile-time tables
@@ -416,4 +440,8 @@ BINARY_LOWERINGS: dict[type[Operation], Lowering] = {
 }
 
 # A popcount step does 64 bit-MACs, about 16x the work of a float MAC.
-BINARY_THREADED: dict[type[Operation], WorkOf] = {bnn.BConv2dOp: lambda op: conv_macs(op) * 16}
+BINARY_THREADED: dict[type[Operation], WorkOf] = {
+    bnn.BConv2dOp: lambda op: conv_macs(op) * 16,
+    # memory-bound: the float elements it reads
+    bnn.PackOp: lambda op: int(np.prod(op.operands[0].type.get_shape())),
+}
