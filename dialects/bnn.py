@@ -512,18 +512,28 @@ class PadOp(IRDLOperation):
 
 @irdl_op_definition
 class Conv2dOp(_WindowOp):
-    """Float conv2d with PyTorch's semantics (zero padding, groups)."""
+    """Float conv2d with PyTorch's semantics (zero padding, groups).
+
+    With `post_scale` and `post_shift` (both or neither, one value per output
+    channel) the result is fma(conv + bias, post_scale[o], post_shift[o]) with
+    one rounding: an inference batch norm fused into the epilogue, computed
+    exactly as the unfused bnn.batch_norm computes it (see batch_norm_affine).
+    """
 
     name = "bnn.conv2d"
     input = operand_def(TensorType)
     weight = operand_def(TensorType)
     bias = opt_operand_def(TensorType)
+    post_scale = opt_operand_def(TensorType)
+    post_shift = opt_operand_def(TensorType)
     result = result_def(TensorType)
     groups = prop_def(IntegerAttr[I64])
+    irdl_options = (AttrSizedOperandSegments(as_property=True), ParsePropInAttrDict())
     traits = traits_def(Pure())
     assembly_format = (
-        "$input `,` $weight (`bias` $bias^ `:` type($bias))? attr-dict "
-        "`:` type($input) `,` type($weight) `->` type($result)"
+        "$input `,` $weight (`bias` $bias^ `:` type($bias))? "
+        "(`post_scale` $post_scale^ `:` type($post_scale))? (`post_shift` $post_shift^ `:` type($post_shift))? "
+        "attr-dict `:` type($input) `,` type($weight) `->` type($result)"
     )
 
     def __init__(
@@ -537,9 +547,11 @@ class Conv2dOp(_WindowOp):
         dilations: Sequence[int],
         groups: int = 1,
         bias: SSAValue | None = None,
+        post_scale: SSAValue | None = None,
+        post_shift: SSAValue | None = None,
     ):
         super().__init__(
-            operands=[input, weight, bias],
+            operands=[input, weight, bias, post_scale, post_shift],
             result_types=[result_type],
             properties={
                 "strides": i64_array(strides),
@@ -562,6 +574,10 @@ class Conv2dOp(_WindowOp):
             raise VerifyException(f"result must have batch {n} and {co} channels, got {on}x{oc}")
         self._verify_output((h, w), (kh, kw), (oh, ow))
         _check_channel_vector(self.bias, co, "bnn.conv2d bias")
+        if (self.post_scale is None) != (self.post_shift is None):
+            raise VerifyException("bnn.conv2d post_scale and post_shift come together")
+        _check_channel_vector(self.post_scale, co, "bnn.conv2d post_scale")
+        _check_channel_vector(self.post_shift, co, "bnn.conv2d post_shift")
 
 
 @irdl_op_definition

@@ -18,6 +18,7 @@ from xdsl.parser import Parser
 
 from bnnc.context import make_context
 from bnnc.dense import from_numpy
+from bnnc.dialects import bnn
 from bnnc.dialects.bnn import conv_output_size, packed_words, words_for
 from bnnc.driver import CompileOptions, build, jit
 
@@ -209,3 +210,185 @@ def test_packing_and_binary_maxpool():
   func.return %y : {_t([2, 2, 5, 4], 'i64')}
 }}"""
     np.testing.assert_array_equal(compile_ir(ir, None, 1)(x), expected)
+
+
+# ----------------------------------------------------------------------------
+# Float convolutions: the channel-vectorised and the column-vectorised kernel
+
+
+def _float_conv_ir(case, rng) -> tuple[str, dict]:
+    """IR of a float conv (+ bias) followed by an inference batch norm when
+    case["bn"], and the float64 reference pieces."""
+    n, c, co, g, k = case["batch"], case["cin"], case["cout"], case["groups"], case["kernel"]
+    h, w = case["hw"]
+    s, p, d = case["stride"], case["padding"], case["dilation"]
+    oh, ow = conv_output_size(h, k, s, p, d), conv_output_size(w, k, s, p, d)
+    weight = rng.standard_normal((co, c // g, k, k)).astype(np.float32)
+    consts = [f"%w = arith.constant {from_numpy(weight, f32)}"]
+    extra = ""
+    ref = {"weight": weight, "bias": None, "bn": None, "out": [n, co, oh, ow]}
+    if case["bias"]:
+        ref["bias"] = rng.standard_normal(co).astype(np.float32)
+        consts.append(f"%b = arith.constant {from_numpy(ref['bias'], f32)}")
+        extra = f" bias %b : {_t([co])}"
+    props = f"strides = array<i64: {s}, {s}>, padding = array<i64: {p}, {p}>, dilations = array<i64: {d}, {d}>, groups = {g} : i64"
+    lines = [
+        f"%y = bnn.conv2d %x, %w{extra} {{{props}}} : {_t([n, c, h, w])}, {_t(weight.shape)} -> {_t([n, co, oh, ow])}"
+    ]
+    result = "%y"
+    if case["bn"]:
+        mean, beta = rng.uniform(-1, 1, co).astype(np.float32), rng.uniform(-1, 1, co).astype(np.float32)
+        var, gamma = rng.uniform(0.2, 2, co).astype(np.float32), rng.uniform(-1.5, 1.5, co).astype(np.float32)
+        for name, v in (("m", mean), ("v", var), ("ga", gamma), ("be", beta)):
+            consts.append(f"%{name} = arith.constant {from_numpy(v, f32)}")
+        ref["bn"] = bnn.batch_norm_affine(mean, var, gamma, beta, 1e-5)
+        vec = _t([co])
+        lines.append(
+            f"%z = bnn.batch_norm %y, %m, %v, %ga, %be {{epsilon = 1.0e-05 : f32}} : "
+            f"({_t([n, co, oh, ow])}, {vec}, {vec}, {vec}, {vec}) -> {_t([n, co, oh, ow])}"
+        )
+        result = "%z"
+    body = "\n  ".join(consts + lines)
+    ir = f"""func.func @forward(%x: {_t([n, c, h, w])}) -> {_t([n, co, oh, ow])} {{
+  {body}
+  func.return {result} : {_t([n, co, oh, ow])}
+}}"""
+    return ir, ref
+
+
+def _float_conv_reference(case, x: np.ndarray, ref: dict) -> np.ndarray:
+    y = F.conv2d(
+        torch.from_numpy(x.astype(np.float64)),
+        torch.from_numpy(ref["weight"].astype(np.float64)),
+        None if ref["bias"] is None else torch.from_numpy(ref["bias"].astype(np.float64)),
+        stride=case["stride"],
+        padding=case["padding"],
+        dilation=case["dilation"],
+        groups=case["groups"],
+    ).numpy()
+    if ref["bn"] is not None:
+        scale, shift = (v.astype(np.float64)[None, :, None, None] for v in ref["bn"])
+        y = y * scale + shift
+    return y
+
+
+def _compile_float_conv(ir: str, features, threads: int, kernel: str, fuse: bool):
+    """kernel: "auto" (the rule), or "columns" / "channels" forced."""
+    from unittest import mock
+
+    import bnnc.passes._lower_float_conv as lfc
+
+    module = Parser(make_context(), ir).parse_module()
+    options = CompileOptions(
+        features=features, num_threads=threads, pipeline="bnn=fuse-conv-bn" if fuse else "bnn=", thread_min_work=0
+    )
+    rule = lfc.use_column_kernel if kernel == "auto" else (lambda *_: kernel == "columns")
+    with mock.patch.object(lfc, "use_column_kernel", rule):
+        return jit(build(module, options=options))
+
+
+float_conv_cases = st.fixed_dictionaries(
+    {
+        "cin": st.sampled_from([1, 3, 4, 6, 17]),
+        "cout": st.sampled_from([1, 3, 8, 13, 64, 65]),
+        "groups": st.sampled_from([1, 1, 2, 3]),
+        "kernel": st.sampled_from([1, 3, 5, 7]),
+        "stride": st.sampled_from([1, 2, 3]),
+        "dilation": st.sampled_from([1, 1, 2]),
+        "padding": st.sampled_from([0, 1, 2, 3]),
+        "batch": st.sampled_from([1, 2]),
+        "hw": st.tuples(st.integers(5, 14), st.integers(5, 45)),
+        "bias": st.booleans(),
+        "bn": st.booleans(),
+        "variant": st.sampled_from(sorted(VARIANTS)),
+        "threads": st.sampled_from([1, 2, 3]),
+        "kernel_shape": st.sampled_from(["auto", "columns", "channels"]),
+        "seed": st.integers(0, 2**31 - 1),
+    }
+)
+
+
+def _float_valid(case) -> bool:
+    g = case["groups"]
+    reach = case["dilation"] * (case["kernel"] - 1)
+    return case["cin"] % g == 0 and case["cout"] % g == 0 and min(case["hw"]) + 2 * case["padding"] > reach
+
+
+@settings(max_examples=40, deadline=None, phases=NO_SHRINK, suppress_health_check=[HealthCheck.filter_too_much])
+@given(float_conv_cases.filter(_float_valid))
+def test_float_conv2d_matches_reference(case):
+    """Both kernel shapes (and the rule's choice) against float64, with odd
+    widths (ow % lanes != 0), strides 1-3, dilation, groups, padding, bias and
+    a fused batch norm, on every x86 variant and thread count."""
+    rng = np.random.default_rng(case["seed"])
+    ir, ref = _float_conv_ir(case, rng)
+    n, c = case["batch"], case["cin"]
+    x = rng.standard_normal((n, c, *case["hw"])).astype(np.float32)
+    got = _compile_float_conv(ir, VARIANTS[case["variant"]], case["threads"], case["kernel_shape"], fuse=case["bn"])(x)
+    k = c // case["groups"] * case["kernel"] ** 2
+    np.testing.assert_allclose(got, _float_conv_reference(case, x, ref), rtol=1e-4, atol=2e-6 * k)
+
+
+# (cin, cout, groups, kernel, stride, dilation, padding, (h, w)): the stem's
+# shape scaled down, ow % 16 != 0, ow % 8 != 0, ow < 16, dilation and groups.
+FLOAT_SHAPES = [
+    (3, 64, 1, 7, 2, 1, 3, (12, 40)),
+    (3, 10, 1, 3, 1, 1, 1, (6, 37)),
+    (4, 6, 2, 3, 3, 2, 2, (9, 50)),
+    (8, 16, 1, 1, 1, 1, 0, (4, 28)),
+    (6, 9, 3, 5, 2, 1, 2, (7, 11)),
+]
+
+
+def _shape_case(shape, **extra) -> dict:
+    cin, cout, g, k, s, d, p, hw = shape
+    case = {"cin": cin, "cout": cout, "groups": g, "kernel": k, "stride": s, "dilation": d, "padding": p, "hw": hw}
+    return {**case, "batch": 1, "bias": True, "bn": True, **extra}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("shape", FLOAT_SHAPES)
+def test_float_conv2d_kernels_and_fused_bn_agree_bit_for_bit(variant, shape):
+    """Both kernel shapes accumulate in the same order, so they give the same
+    bits; the batch norm fused by fuse-conv-bn gives the unfused result's bits
+    (a following sign depends on every bit)."""
+    case = _shape_case(shape)
+    rng = np.random.default_rng(sum(map(hash, map(str, shape))) % 2**32)
+    ir, ref = _float_conv_ir(case, rng)
+    x = rng.standard_normal((1, case["cin"], *case["hw"])).astype(np.float32)
+    features = VARIANTS[variant]
+    unfused = _compile_float_conv(ir, features, 2, "auto", fuse=False)(x)
+    for kernel in ("columns", "channels"):
+        np.testing.assert_array_equal(_compile_float_conv(ir, features, 2, kernel, fuse=True)(x), unfused)
+    k = case["cin"] // case["groups"] * case["kernel"] ** 2
+    np.testing.assert_allclose(unfused, _float_conv_reference(case, x, ref), rtol=1e-4, atol=2e-6 * k)
+
+
+@pytest.mark.parametrize("shape", FLOAT_SHAPES[:3])
+def test_float_conv2d_neon_under_qemu(shape, tmp_path):
+    """The same float convs (both kernel shapes, fused batch norm) compiled for
+    aarch64 NEON and run under qemu-aarch64."""
+    import shutil
+    from unittest import mock
+
+    import bnnc.passes._lower_float_conv as lfc
+    from bnnc.artifacts import write_artifact
+    from bnnc.runtime.emulated_run import run_artifact
+
+    if shutil.which("qemu-aarch64") is None or shutil.which("aarch64-linux-gnu-gcc") is None:
+        pytest.fail("needs qemu-aarch64 and aarch64-linux-gnu-gcc (see test_artifacts.py)", pytrace=False)
+    case = _shape_case(shape)
+    rng = np.random.default_rng(len(str(shape)))
+    ir, ref = _float_conv_ir(case, rng)
+    x = rng.standard_normal((1, case["cin"], *case["hw"])).astype(np.float32)
+    outputs = []
+    for kernel in ("columns", "channels"):
+        options = CompileOptions(target="aarch64", num_threads=1, pipeline="bnn=fuse-conv-bn", name="forward")
+        with mock.patch.object(lfc, "use_column_kernel", lambda *_, k=kernel: k == "columns"):
+            built = build(Parser(make_context(), ir).parse_module(), options=options)
+        path = tmp_path / f"{kernel}.so"
+        write_artifact(built.llvm_module, built.target, built.signature, str(path), kind="so")
+        outputs.append(run_artifact(str(path), [x])[0])
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    k = case["cin"] // case["groups"] * case["kernel"] ** 2
+    np.testing.assert_allclose(outputs[0], _float_conv_reference(case, x, ref), rtol=1e-4, atol=2e-6 * k)
