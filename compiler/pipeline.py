@@ -34,6 +34,7 @@ STAGES = ("bnn", "loops", "llvm")
 GRAPH_PASSES = [
     "fold-weight-binarization",
     "fuse-output-transform",
+    "fuse-conv-bn",
     "zero-padding-correction",
     "binary-maxpool",
     "fuse-bn-sign",
