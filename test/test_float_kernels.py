@@ -98,7 +98,9 @@ def _pool_case(index: int, geometry, kind: str, threads: int):
         if override is not None:
             props += f", divisor_override = {override} : i64"
         op = f"bnn.avg_pool2d %x {{{props}}}"
-        ref = F.avg_pool2d(torch.from_numpy(x), k, s, p, count_include_pad=include_pad, divisor_override=override).numpy()
+        ref = F.avg_pool2d(
+            torch.from_numpy(x), k, s, p, count_include_pad=include_pad, divisor_override=override
+        ).numpy()
     ir = _func([("x", x.shape)], f"%y = {op} : ({_t(x.shape)}) -> {_t(out)}", out)
     return ir, x, ref
 
@@ -127,7 +129,11 @@ def test_pool_thread_counts_agree(kind):
 def test_maxpool_nan_anywhere_in_the_window_propagates():
     """A NaN at any tap (first, middle, last) gives NaN, whatever follows."""
     x = np.arange(9, dtype=np.float32).reshape(1, 1, 3, 3)
-    ir = _func([("x", x.shape)], f"%y = bnn.max_pool2d %x {{kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>}} : ({_t(x.shape)}) -> {_t((1, 1, 1, 1))}", (1, 1, 1, 1))
+    ir = _func(
+        [("x", x.shape)],
+        f"%y = bnn.max_pool2d %x {{kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>}} : ({_t(x.shape)}) -> {_t((1, 1, 1, 1))}",
+        (1, 1, 1, 1),
+    )
     model = compile_ir(ir, 1)
     for position in range(9):
         y = x.copy()
@@ -209,7 +215,11 @@ def test_binary_glue_ops_broadcast(op, shapes):
     rng = np.random.default_rng(len(lhs_shape) * 10 + len(rhs_shape))
     a = rng.standard_normal(lhs_shape).astype(np.float32)
     b = rng.standard_normal(rhs_shape).astype(np.float32)
-    ir = _func([("a", lhs_shape), ("b", rhs_shape)], f"%y = bnn.{op} %a, %b : ({_t(lhs_shape)}, {_t(rhs_shape)}) -> {_t(out)}", out)
+    ir = _func(
+        [("a", lhs_shape), ("b", rhs_shape)],
+        f"%y = bnn.{op} %a, %b : ({_t(lhs_shape)}, {_t(rhs_shape)}) -> {_t(out)}",
+        out,
+    )
     threads = THREADS[BROADCASTS.index(shapes) % len(THREADS)]
     got = compile_ir(ir, threads)(a, b)
     np.testing.assert_array_equal(_bits(got), _bits(BINARY[op](a, b)))
@@ -262,5 +272,10 @@ def test_pack_threads(c, groups, hw, threads):
     rng = np.random.default_rng(c + threads)
     x = _special_values(rng.standard_normal((2, c, *hw)).astype(np.float32), rng, nan=True)
     out = (2, packed_words(c, groups), *hw)
-    ir = _func([("x", x.shape)], f"%y = bnn.pack %x {{groups = {groups} : i64}} : {_t(x.shape)} -> {_t(out, 'i64')}", out, "i64")
+    ir = _func(
+        [("x", x.shape)],
+        f"%y = bnn.pack %x {{groups = {groups} : i64}} : {_t(x.shape)} -> {_t(out, 'i64')}",
+        out,
+        "i64",
+    )
     np.testing.assert_array_equal(compile_ir(ir, threads)(x), _pack_reference(x, groups))
