@@ -306,13 +306,17 @@ def lower_linear(L: Lowerer, op: bnn.LinearOp, args: list[SSAValue], out: SSAVal
             for lane in range(min(tile.lanes, valid - v * tile.lanes)):
                 lb.store(lb.extract(acc, lane), out, [n, lb.addi(oc, lane)])
 
+    # Threads split the output-feature tiles (the last, partial one included).
     full_tiles, rest = divmod(m_, tile.channels)
+    t0, t1 = L.row_range(full_tiles + (1 if rest else 0))
     with lb.loops([n_]) as (n,):
         if full_tiles:
-            with lb.loop(full_tiles) as mt:
+            with lb.loop(lb.emit(arith.MinSIOp(lb.index(t1), lb.index(full_tiles))), lb.index(t0)) as mt:
                 emit(n, lb.muli(mt.iv, tile.channels), tile.vectors, tile.channels)
-        if rest:
-            emit(n, full_tiles * tile.channels, -(-rest // tile.lanes), rest)
+        if rest:  # runs once, in the thread whose share includes the last tile
+            last = [lb.emit(arith.MaxSIOp(lb.index(t), lb.index(full_tiles))) for t in (t1, t0)]
+            with lb.loop(last[0], last[1]):
+                emit(n, full_tiles * tile.channels, -(-rest // tile.lanes), rest)
 
 
 FLOAT_CONV_LOWERINGS: dict[type[Operation], Lowering] = {
@@ -320,4 +324,7 @@ FLOAT_CONV_LOWERINGS: dict[type[Operation], Lowering] = {
     bnn.LinearOp: lower_linear,
 }
 
-FLOAT_CONV_THREADED: dict[type[Operation], WorkOf] = {bnn.Conv2dOp: conv_macs}
+FLOAT_CONV_THREADED: dict[type[Operation], WorkOf] = {
+    bnn.Conv2dOp: conv_macs,
+    bnn.LinearOp: lambda op: int(np.prod(op.results[0].type.get_shape())) * op.operands[1].type.get_shape()[1],
+}

