@@ -147,6 +147,8 @@ class ConvToBinaryConv(RewritePattern):
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: bnn.Conv2dOp, rewriter: PatternRewriter) -> None:
+        if op.post_scale is not None:  # a fused epilogue (fuse-conv-bn) is not carried over
+            return
         src = binary_source(op.input)
         w = const_array(op.weight)
         if src is None or w is None:
@@ -222,7 +224,7 @@ class FoldZeroPadIntoConv(RewritePattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: bnn.Conv2dOp, rewriter: PatternRewriter) -> None:
         pad = op.input.owner
-        if not isinstance(pad, bnn.PadOp) or pad.value.value.data != 0.0:
+        if op.post_scale is not None or not isinstance(pad, bnn.PadOp) or pad.value.value.data != 0.0:
             return
         l, r, t, b = pad.padding.get_values()
         if l != r or t != b:

@@ -121,3 +121,19 @@ func.func @dense(%x: tensor<1x3xf32>) -> tensor<1x2xf32> {
   %y = bnn.linear %s, %w : tensor<1x3xf32>, tensor<2x3xf32> -> tensor<1x2xf32>
   func.return %y : tensor<1x2xf32>
 }
+
+// -----
+
+// A conv whose batch norm was already fused (post_scale/post_shift) is left
+// alone: the binary conv could not carry that epilogue.
+// CHECK-LABEL: func.func @fused_epilogue_stays
+// CHECK: bnn.conv2d {{.*}}post_scale
+// CHECK-NOT: bnn.bconv2d
+func.func @fused_epilogue_stays(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> {
+  %w = arith.constant dense<1.0> : tensor<2x2x1x1xf32>
+  %m = arith.constant dense<[0.5, 2.0]> : tensor<2xf32>
+  %t = arith.constant dense<[1.0, -1.0]> : tensor<2xf32>
+  %s = bnn.sign %x : tensor<1x2x4x4xf32>
+  %y = bnn.conv2d %s, %w post_scale %m : tensor<2xf32> post_shift %t : tensor<2xf32> {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64} : tensor<1x2x4x4xf32>, tensor<2x2x1x1xf32> -> tensor<1x2x4x4xf32>
+  func.return %y : tensor<1x2x4x4xf32>
+}
