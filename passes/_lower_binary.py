@@ -105,8 +105,13 @@ def _packed_padded(L: Lowerer, x: SSAValue, op: bnn.BConv2dOp) -> tuple[SSAValue
             return x, False
         dest = lb.alloc([n_, words, h + 2 * ph, w + 2 * pw], i64)
         _fill_border(lb, dest, groups, cg, (ph, pw), pad_value)
-        with lb.loops([n_, words, h, w]) as (n, k, y, xx):
-            lb.store(lb.load(x, [n, k, y, xx]), dest, [n, k, lb.addi(y, ph), lb.addi(xx, pw)])
+        # only the rows this block reads (all of them on one thread)
+        (sh, _), _, (dh, _) = op.window()
+        kh = op.kernel_size[0]
+        rows = L.padded_rows(op.result.type.get_shape()[2], sh, kh, dh, h + 2 * ph)
+        src_lo, src_hi = L.source_rows(rows, ph, h)
+        with lb.loops([n_, words]) as (n, k), lb.loop(src_hi, lb.index(src_lo)) as y, lb.loop(w) as xx:
+            lb.store(lb.load(x, [n, k, y.iv, xx.iv]), dest, [n, k, lb.addi(y.iv, ph), lb.addi(xx.iv, pw)])
         return dest, True
     n_, c, h, w = memref_shape(x)
     dest = lb.alloc([n_, bnn.packed_words(c, groups), h + 2 * ph, w + 2 * pw], i64)
@@ -152,7 +157,9 @@ def _operand(op: Operation, args: list[SSAValue], value: SSAValue | None) -> SSA
     return args[list(op.operands).index(value)]
 
 
-def _channel_table(L: Lowerer, op: Operation, value: SSAValue | None, groups: int, padded: int, fill: float | int, dtype) -> SSAValue | None:
+def _channel_table(
+    L: Lowerer, op: Operation, value: SSAValue | None, groups: int, padded: int, fill: float | int, dtype
+) -> SSAValue | None:
     """A per-output-channel constant laid out [group, padded channel]."""
     if value is None:
         return None
@@ -256,8 +263,17 @@ def _float_transform(lb: LoopBuilder, ep: _Epilogue, dot: SSAValue, g: IndexLike
 # ---------------------------------------------------------------- bconv2d
 
 
-def _or_bit(lb: LoopBuilder, out: SSAValue, bit: SSAValue, n: SSAValue, channel: SSAValue,
-            cog_out: int, words_out: int, oy: IndexLike, ox: IndexLike) -> None:
+def _or_bit(
+    lb: LoopBuilder,
+    out: SSAValue,
+    bit: SSAValue,
+    n: SSAValue,
+    channel: SSAValue,
+    cog_out: int,
+    words_out: int,
+    oy: IndexLike,
+    ox: IndexLike,
+) -> None:
     """OR `bit` (0/1) into the packed output word of `channel` (laid out in out_groups)."""
     og, within = lb.divui(channel, cog_out), lb.remui(channel, cog_out)
     word = lb.affine([(og, words_out), (lb.divui(within, WORD), 1)])
@@ -296,7 +312,9 @@ def lower_bconv2d(L: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out: SSAV
                 with lb.loop(ow) as xx:
                     lb.store(lb.i64(0), out, [n, k, y.iv, xx.iv])
 
-    def emit_tile(n, g, oc0: IndexLike, vectors: int, valid: int, oy: IndexLike, ox0: IndexLike, pixels: int, corrected: bool):
+    def emit_tile(
+        n, g, oc0: IndexLike, vectors: int, valid: int, oy: IndexLike, ox0: IndexLike, pixels: int, corrected: bool
+    ):
         def weight_vector(ks: list[SSAValue], v: int) -> SSAValue:
             ky, kx, j = ks
             return lb.vload(weights, [g, ky, kx, j, lb.addi(oc0, v * tile.lanes)], vty)

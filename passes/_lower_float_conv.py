@@ -34,38 +34,51 @@ def _fma(lb: LoopBuilder, acc: SSAValue, a: SSAValue, w: SSAValue) -> SSAValue:
     return lb.emit(vector.FMAOp(a, w, acc))
 
 
-def _zero_padded(lb: LoopBuilder, x: SSAValue, ph: int, pw: int) -> tuple[SSAValue, bool]:
+Rows = tuple[IndexLike, IndexLike]
+
+
+def _zero_padded(L: Lowerer, x: SSAValue, ph: int, pw: int, rows: Rows) -> tuple[SSAValue, bool]:
+    """The input zero-padded, filled only in `rows` (padded coordinates: the
+    rows this block reads)."""
     if (ph, pw) == (0, 0):
         return x, False
+    lb = L.lb
     n_, c, h, w = memref_shape(x)
     dest = lb.alloc([n_, c, h + 2 * ph, w + 2 * pw], f32)
-    with lb.loops(memref_shape(dest)) as ivs:
-        lb.store(lb.f32(0.0), dest, ivs)
-    with lb.loops([n_, c, h, w]) as (n, ch, y, xx):
-        lb.store(lb.load(x, [n, ch, y, xx]), dest, [n, ch, lb.addi(y, ph), lb.addi(xx, pw)])
+    src_lo, src_hi = L.source_rows(rows, ph, h)
+    with lb.loops([n_, c]) as (n, ch):
+        with lb.loop(rows[1], lb.index(rows[0])) as y, lb.loop(w + 2 * pw) as xx:
+            lb.store(lb.f32(0.0), dest, [n, ch, y.iv, xx.iv])
+        with lb.loop(src_hi, lb.index(src_lo)) as y, lb.loop(w) as xx:
+            lb.store(lb.load(x, [n, ch, y.iv, xx.iv]), dest, [n, ch, lb.addi(y.iv, ph), lb.addi(xx.iv, pw)])
     return dest, True
 
 
-def _phase_split_padded(lb: LoopBuilder, x: SSAValue, ph: int, pw: int, sw: int) -> SSAValue:
+def _phase_split_padded(L: Lowerer, x: SSAValue, ph: int, pw: int, sw: int, rows: Rows) -> SSAValue:
     """The zero-padded input with x split by phase: padded column s*q + phase
     is stored at [n, c, y, phase, q], so `lanes` output columns read a
-    contiguous vector at every tap whatever the stride."""
+    contiguous vector at every tap whatever the stride. Only `rows` (padded
+    coordinates) are filled."""
+    lb = L.lb
     n_, c, h, w = memref_shape(x)
     wp = w + 2 * pw
     q_size = -(-wp // sw)
     dest = lb.alloc([n_, c, h + 2 * ph, sw, q_size], f32)
-    with lb.loops(memref_shape(dest)) as ivs:
-        lb.store(lb.f32(0.0), dest, ivs)
-    with lb.loops([n_, c, h]) as (n, ch, y):
-        for phase in range(sw):
-            # source column q * sw + phase - pw must lie in [0, w)
-            q_lo = max(0, -(-(pw - phase) // sw))
-            q_hi = (w - 1 + pw - phase) // sw + 1
-            if q_hi <= q_lo:
-                continue
-            with lb.loop(q_hi, q_lo) as q:
-                value = lb.load(x, [n, ch, y, lb.affine([(q.iv, sw)], phase - pw)])
-                lb.store(value, dest, [n, ch, lb.addi(y, ph), phase, q.iv])
+    src_lo, src_hi = L.source_rows(rows, ph, h)
+    with lb.loops([n_, c]) as (n, ch):
+        with lb.loop(rows[1], lb.index(rows[0])) as y, lb.loops([sw, q_size]) as (phase, q):
+            lb.store(lb.f32(0.0), dest, [n, ch, y.iv, phase, q])
+        with lb.loop(src_hi, lb.index(src_lo)) as yl:
+            y = yl.iv
+            for phase in range(sw):
+                # source column q * sw + phase - pw must lie in [0, w)
+                q_lo = max(0, -(-(pw - phase) // sw))
+                q_hi = (w - 1 + pw - phase) // sw + 1
+                if q_hi <= q_lo:
+                    continue
+                with lb.loop(q_hi, q_lo) as q:
+                    value = lb.load(x, [n, ch, y, lb.affine([(q.iv, sw)], phase - pw)])
+                    lb.store(value, dest, [n, ch, lb.addi(y, ph), phase, q.iv])
     return dest
 
 
@@ -139,7 +152,8 @@ def _channel_conv(
     n_, _, oh, ow = memref_shape(out)
     vty = VectorType(f32, [tile.lanes])
     weights, bias = tables.weights, tables.bias
-    source, fresh = _zero_padded(lb, args[0], ph, pw)
+    rows = L.padded_rows(oh, sh, kh, dh, memref_shape(args[0])[2] + 2 * ph)
+    source, fresh = _zero_padded(L, args[0], ph, pw, rows)
     sums = lb.alloca_entry([tile.pixels, tile.channels], f32)
 
     def emit(n, g, oc0: IndexLike, vectors: int, valid: int, oy: IndexLike, ox0: IndexLike, pixels: int, _: bool):
@@ -203,10 +217,11 @@ def _column_conv(L: Lowerer, op: bnn.Conv2dOp, args: list[SSAValue], out: SSAVal
     lanes = ctile.lanes
     vty = VectorType(f32, [lanes])
     per_row = -(-ow // lanes)
+    rows = L.padded_rows(oh, sh, kh, dh, memref_shape(args[0])[2] + 2 * ph)
     if sw == 1:
-        source, fresh = _zero_padded(lb, args[0], ph, pw)
+        source, fresh = _zero_padded(L, args[0], ph, pw, rows)
     else:
-        source, fresh = _phase_split_padded(lb, args[0], ph, pw, sw), True
+        source, fresh = _phase_split_padded(L, args[0], ph, pw, sw, rows), True
 
     def input_vector(n: SSAValue, ch: SSAValue, iy: SSAValue, kx: int, ox0: SSAValue) -> SSAValue:
         # padded column (ox0 + l) * sw + kx * dw = sw * (ox0 + l + step) + phase

@@ -69,6 +69,30 @@ class Lowerer:
         end = lb.emit(arith.MinSIOp(lb.addi(begin, per), lb.index(rows)))
         return begin, end
 
+    def padded_rows(
+        self, out_rows: int, stride: int, kernel: int, dilation: int, padded: int
+    ) -> tuple[IndexLike, IndexLike]:
+        """The rows [lo, hi) of a padded input that this block's output rows
+        read (all of them on one thread): a block fills only these rows of
+        its padded copy."""
+        if self.thread is None or self.threads is None:
+            return 0, padded
+        lb = self.lb
+        begin, end = self.row_range(out_rows)
+        lo = lb.muli(begin, stride)
+        hi = lb.emit(arith.MinSIOp(lb.affine([(end, stride)], (kernel - 1) * dilation + 1 - stride), lb.index(padded)))
+        return lo, lb.emit(arith.MaxSIOp(hi, lo))
+
+    def source_rows(self, padded_rows: tuple[IndexLike, IndexLike], pad: int, rows: int) -> tuple[IndexLike, IndexLike]:
+        """The unpadded rows [lo, hi) that land in `padded_rows` of a copy padded by `pad`."""
+        lo, hi = padded_rows
+        if not isinstance(lo, SSAValue) and not isinstance(hi, SSAValue):
+            return max(0, lo - pad), min(rows, hi - pad)
+        lb = self.lb
+        src_lo = lb.emit(arith.MaxSIOp(lb.affine([(lo, 1)], -pad), lb.index(0)))
+        src_hi = lb.emit(arith.MinSIOp(lb.affine([(hi, 1)], -pad), lb.index(rows)))
+        return src_lo, src_hi
+
     def constant_value(self, value: SSAValue, user: Operation) -> np.ndarray:
         if value not in self.constants:
             raise PassFailedException(f"{user.name}: operand must be a constant tensor for this lowering")

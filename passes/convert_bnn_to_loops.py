@@ -64,6 +64,10 @@ THREADED_WORK: dict[type[Operation], WorkOf] = {**BINARY_THREADED, **FLOAT_CONV_
 # much as 3 float MACs; Bi-Real-Net-18 on 2 cores ran fastest with this
 # threshold (measured between 0.1M and 50M).
 MIN_THREADED_WORK = 150_000
+# A threaded layer is cut into this many blocks per thread, which the threads
+# claim as they go: a thread slowed down by the host takes fewer blocks
+# instead of holding up the layer.
+BLOCKS_PER_THREAD = 4
 
 
 def _worth_threads(op: Operation, min_work: int) -> bool:
@@ -74,8 +78,9 @@ def _worth_threads(op: Operation, min_work: int) -> bool:
 def _kernel(L: Lowerer, op: Operation, fn_name: str, args: list[SSAValue], out: SSAValue, num_threads: int) -> None:
     """Lower `op` into its own private function and call it: functions keep
     each CFG small (cheap to verify and to optimise) and name the layer.
-    Threaded kernels take (thread, threads) last; their call carries
-    `bnnc.threads`, which lower-parallel-calls turns into threads."""
+    Threaded kernels take (block, blocks) last and compute their block's
+    share; their call carries `bnnc.threads` and `bnnc.blocks`, which
+    lower-parallel-calls turns into blocks run by a thread pool."""
     threaded = num_threads > 1 and _worth_threads(op, L.thread_min_work)
     arg_types = [a.type for a in args] + [out.type] + ([IndexType(), IndexType()] if threaded else [])
     block = Block(arg_types=arg_types)
@@ -90,10 +95,12 @@ def _kernel(L: Lowerer, op: Operation, fn_name: str, args: list[SSAValue], out: 
     kernel = func.FuncOp(fn_name, FunctionType.from_lists(arg_types, []), Region(block), visibility="private")
     kernel.location = op.location
     L.module.body.block.add_op(kernel)
-    extra = [L.lb.index(0), L.lb.index(num_threads)] if threaded else []
+    blocks = num_threads * BLOCKS_PER_THREAD
+    extra = [L.lb.index(0), L.lb.index(blocks)] if threaded else []
     call = func.CallOp(fn_name, [*args, out, *extra], [])
     if threaded:
         call.attributes["bnnc.threads"] = IntegerAttr(num_threads, i64)
+        call.attributes["bnnc.blocks"] = IntegerAttr(blocks, i64)
     L.lb.insert(call)
 
 

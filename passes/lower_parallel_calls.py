@@ -1,19 +1,22 @@
-"""lower-parallel-calls: run an `llvm.call` marked `bnnc.threads = N` on N threads.
+"""lower-parallel-calls: run an `llvm.call` marked `bnnc.threads = N` (and
+optionally `bnnc.blocks = B`, default N) as B blocks on a pool of N threads.
 
-The callee's last two parameters are (thread index, thread count), both i64;
-every thread runs the callee on its share of the work (the kernels partition
-their output rows by thread index, so results do not depend on N).
+The callee's last two parameters are (block index, block count), both i64;
+each block computes its share of the work (the kernels partition their
+output by block index, so results do not depend on N or on which thread
+runs a block).
 
 A function with threaded calls gets a thread pool for the duration of each
 call: its entry allocates the pool's state on the stack and calls
-`__bnnc_pool_start(pool, N)`, every return first calls `__bnnc_pool_stop`,
-and each threaded call becomes an on-stack array of N argument blocks
-(8-byte slots: pointers and i64, the thread index filled in per block) and
-one `__bnnc_parallel_for(pool, trampoline, blocks, N, block_bytes)`, where the
+`__bnnc_pool_start(pool, N)` (N the largest of its calls), every return
+first calls `__bnnc_pool_stop`, and each threaded call becomes an on-stack
+array of B argument blocks (8-byte slots: pointers and i64, the block index
+filled in per block) and one
+`__bnnc_parallel_for(pool, trampoline, blocks, B, block_bytes)`, where the
 trampoline `<callee>.thread(ptr) -> ptr` unpacks a block and calls the callee.
 The pool functions (bnnc.parallel_runtime, defined at code generation) need
 only libc's pthread_create/pthread_join/sched_yield; a worker that cannot
-be started leaves its blocks to the calling thread.
+be started leaves its blocks to the others.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from xdsl.utils.exceptions import PassFailedException
 from bnnc.parallel_runtime import PARALLEL_FOR, START, STOP, pool_words
 
 THREADS_ATTR = "bnnc.threads"
+BLOCKS_ATTR = "bnnc.blocks"
 PTR = L.LLVMPointerType()
 
 
@@ -66,8 +70,8 @@ def _trampoline(module: ModuleOp, callee: L.FuncOp) -> str:
     return name
 
 
-def _threads_of(op: L.CallOp) -> int | None:
-    attr = op.attributes.get(THREADS_ATTR)
+def _threads_of(op: L.CallOp, name: str = THREADS_ATTR) -> int | None:
+    attr = op.attributes.get(name)
     return attr.value.data if isinstance(attr, IntegerAttr) else None
 
 
@@ -86,8 +90,8 @@ def _const_op(ops: list[Operation], value: int, typ: Attribute = i64) -> SSAValu
 
 
 def _parallel_call(module: ModuleOp, op: L.CallOp, pool: SSAValue, threads: int) -> list[Operation]:
-    """The ops replacing a threaded call: one argument block per thread and
-    a __bnnc_parallel_for on the pool."""
+    """The ops replacing a threaded call: `threads` argument blocks (the
+    call's bnnc.blocks) and a __bnnc_parallel_for on the pool."""
     callee = _callee(module, op)
     params = callee.function_type.inputs.data
     if len(params) < 2 or any(not isinstance(p, IntegerType) for p in params[-2:]):
@@ -118,14 +122,17 @@ def _parallel_call(module: ModuleOp, op: L.CallOp, pool: SSAValue, threads: int)
 def _lower_function(module: ModuleOp, fn: L.FuncOp) -> None:
     """Run fn's threaded calls on one pool that lives for one call of fn."""
     threaded: list[tuple[L.CallOp, int]] = []
+    capacity = 1
     for op in list(fn.walk()):
         if isinstance(op, L.CallOp) and (threads := _threads_of(op)) is not None:
-            del op.attributes[THREADS_ATTR]
+            blocks = _threads_of(op, BLOCKS_ATTR) or threads
+            for name in (THREADS_ATTR, BLOCKS_ATTR):
+                op.attributes.pop(name, None)
             if threads > 1:
-                threaded.append((op, threads))
+                threaded.append((op, blocks))
+                capacity = max(capacity, threads)
     if not threaded:
         return
-    capacity = max(threads for _, threads in threaded)
     entry = fn.body.blocks[0]
     setup: list[Operation] = []
     pool = L.AllocaOp(_const_op(setup, pool_words(capacity)), i64, alignment=64)
@@ -134,8 +141,8 @@ def _lower_function(module: ModuleOp, fn: L.FuncOp) -> None:
     entry.insert_ops_before(setup, entry.first_op)
     for ret in [op for op in fn.walk() if isinstance(op, L.ReturnOp)]:
         ret.parent_block().insert_op_before(L.CallOp(STOP, pool.res), ret)
-    for op, threads in threaded:
-        Rewriter.replace_op(op, _parallel_call(module, op, pool.res, threads), [])
+    for op, blocks in threaded:
+        Rewriter.replace_op(op, _parallel_call(module, op, pool.res, blocks), [])
 
 
 class LowerParallelCallsPass(ModulePass):

@@ -34,6 +34,14 @@ llvm.func @forward(%a: !llvm.ptr) {
   // CHECK: llvm.call @__bnnc_parallel_for(%[[POOL]], %[[FN]], %[[BLOCKS]], %{{.*}}, %{{.*}})
   // CHECK-NOT: bnnc.threads
   llvm.call @kernel(%a, %zero, %two) {bnnc.threads = 2 : i64} : (!llvm.ptr, i64, i64) -> ()
+  // bnnc.blocks = 3: three blocks (indices 0, 1, 2; count 3) on the same pool.
+  // CHECK: %[[BLOCKS3:.*]] = llvm.alloca %{{.*}} x i64
+  // CHECK: %[[THREE:.*]] = llvm.mlir.constant(3) : i64
+  // CHECK: llvm.getelementptr inbounds %[[BLOCKS3]][8]
+  // CHECK-NOT: llvm.getelementptr inbounds %[[BLOCKS3]][9]
+  // CHECK: llvm.call @__bnnc_parallel_for(%[[POOL]], %{{.*}}, %[[BLOCKS3]], %[[THREE]], %{{.*}})
+  // CHECK-NOT: bnnc.blocks
+  llvm.call @kernel(%a, %zero, %two) {bnnc.threads = 2 : i64, bnnc.blocks = 3 : i64} : (!llvm.ptr, i64, i64) -> ()
   // CHECK: llvm.call @kernel(%{{.*}}, %{{.*}}, %{{.*}}) : (!llvm.ptr, i64, i64) -> ()
   llvm.call @kernel(%a, %zero, %zero) : (!llvm.ptr, i64, i64) -> ()
   // CHECK-NEXT: llvm.call @__bnnc_pool_stop(%[[POOL]])
