@@ -65,9 +65,11 @@ THREADED_WORK: dict[type[Operation], WorkOf] = {**BINARY_THREADED, **FLOAT_CONV_
 # threshold (measured between 0.1M and 50M).
 MIN_THREADED_WORK = 150_000
 # A threaded layer is cut into this many blocks per thread, which the threads
-# claim as they go: a thread slowed down by the host takes fewer blocks
-# instead of holding up the layer.
-BLOCKS_PER_THREAD = 4
+# claim as they go. More blocks would balance better when the host slows one
+# thread down, but every block repeats its kernel's setup (padded input rows,
+# border fill, an allocation): on Bi-Real-Net-18 with 2 threads, 1 block per
+# thread ran 3.9 ms, 2 blocks 4.2 ms, 4 blocks 4.4 ms.
+BLOCKS_PER_THREAD = 1
 
 
 def _worth_threads(op: Operation, min_work: int) -> bool:

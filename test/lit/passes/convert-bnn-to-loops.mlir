@@ -65,10 +65,10 @@ func.func @scalar(%a: i32) -> i32 {
 // CHECK: memref.dealloc
 
 // With threads, the conv kernel takes (block, blocks) and splits its rows
-// into 4 blocks per thread;
+// into 1 block per thread;
 // so do the memory-bound float ops (sign: its N x C planes).
-// THREADS: func.call @forward_2_sign(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) {bnnc.threads = 2 : i64, bnnc.blocks = 8 : i64}
-// THREADS: func.call @forward_3_bconv2d(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) {bnnc.threads = 2 : i64, bnnc.blocks = 8 : i64}
+// THREADS: func.call @forward_2_sign(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) {bnnc.threads = 2 : i64, bnnc.blocks = 2 : i64}
+// THREADS: func.call @forward_3_bconv2d(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) {bnnc.threads = 2 : i64, bnnc.blocks = 2 : i64}
 // THREADS-LABEL: func.func private @forward_3_bconv2d(
 // THREADS-SAME: %{{.*}}: index, %{{.*}}: index)
 // THREADS: arith.divui
