@@ -9,8 +9,9 @@ Conventions (shared with the other convert-*-to-llvm passes through
 bridged with `builtin.unrealized_conversion_cast`, which
 `reconcile-unrealized-casts` removes once every pass has run.
 
-Constants are converted first, in their own walk: xDSL's recursive
-TypeConversionPattern loops on `arith.constant 0 : index`.
+One walk converts everything, constants included (the walk reaches a
+constant before its uses in a block, so those need no extra casts). No
+TypeConversionPattern: xDSL's recursive one loops on `arith.constant 0 : index`.
 """
 
 from __future__ import annotations
@@ -174,8 +175,9 @@ class ConvertArithToLLVMPass(ModulePass):
     name = "convert-arith-to-llvm"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        PatternRewriteWalker(ConstantToLLVM(), apply_recursively=False).rewrite_module(op)
-        PatternRewriteWalker(GreedyRewritePatternApplier([ArithToLLVM()]), apply_recursively=False).rewrite_module(op)
+        PatternRewriteWalker(
+            GreedyRewritePatternApplier([ConstantToLLVM(), ArithToLLVM()]), apply_recursively=False
+        ).rewrite_module(op)
         leftover = [o.name for o in op.walk() if o.dialect_name() == "arith"]
         if leftover:
             raise PassFailedException(f"convert-arith-to-llvm: cannot lower {sorted(set(leftover))}")
