@@ -36,6 +36,7 @@ import subprocess
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,8 @@ import torch.nn.functional as F
 from torch import nn
 
 HERE = Path(__file__).resolve().parent
+# torch.export's own deprecation noise (torch 2.13), not the user's business
+warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
 sys.path.insert(0, str(HERE))
 
 import networks
