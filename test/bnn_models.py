@@ -37,7 +37,6 @@ are not trivial), and ``MODEL_FACTORIES`` lists them all.
 
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn as nn
