@@ -123,8 +123,9 @@ def _packed_padded(L: Lowerer, x: SSAValue, op: bnn.BConv2dOp) -> tuple[SSAValue
 def lower_pack(L: Lowerer, op: bnn.PackOp, args: list[SSAValue], out: SSAValue) -> None:
     """Sign bits of x (N x C x H x W f32) into out[n, g*Wg + j, y, x], one
     word at a time in a register: for each pixel of a flat H*W loop (which
-    LLVM vectorises), the word's channels are ORed in (statically unrolled),
-    then the word is stored once. Threads split the rows, so each thread's
+    LLVM vectorises), the word's channels are ORed in (statically unrolled;
+    the full words loop over one copy of that body), then the word is stored
+    once. Threads split the rows, so each thread's
     share is one contiguous span of pixels."""
     lb = L.lb
     groups = op.groups.value.data
@@ -134,18 +135,29 @@ def lower_pack(L: Lowerer, op: bnn.PackOp, args: list[SSAValue], out: SSAValue) 
     src, dest = collapse_trailing(lb, args[0], 4, 2), collapse_trailing(lb, out, 4, 2)
     begin, end = L.row_range(h)
     lo, hi = (lb.muli(v, w) if isinstance(v, SSAValue) else v * w for v in (begin, end))
+
+    def pack_word(n: SSAValue, g: SSAValue, j: IndexLike, bits: int) -> None:
+        first = lb.affine([(g, cg), (j, WORD)])
+        word = lb.affine([(g, words), (j, 1)])
+        with lb.loop(hi, lo) as pixel:
+            acc = None
+            for bit in range(bits):
+                v = lb.load(src, [n, lb.addi(first, bit), pixel.iv])
+                negative = lb.bool_to_i64(lb.cmpf(v, 0.0, "olt"))  # bit 1 = -1; -0.0 and NaN give +1
+                term = lb.shl(negative, lb.i64(bit)) if bit else negative
+                acc = term if acc is None else lb.or_(acc, term)
+            lb.store(acc, dest, [n, word, pixel.iv])
+
+    # full words share one unrolled body in a loop (the IR stays one word long)
+    full, rest = divmod(cg, WORD)
     with lb.loops([n_, groups]) as (n, g):
-        for j in range(words):
-            first = lb.affine([(g, cg)], j * WORD)
-            word = lb.affine([(g, words)], j)
-            with lb.loop(hi, lo) as pixel:
-                acc = None
-                for bit in range(min(WORD, cg - j * WORD)):
-                    v = lb.load(src, [n, lb.addi(first, bit), pixel.iv])
-                    negative = lb.bool_to_i64(lb.cmpf(v, 0.0, "olt"))  # bit 1 = -1; -0.0 and NaN give +1
-                    term = lb.shl(negative, lb.i64(bit)) if bit else negative
-                    acc = term if acc is None else lb.or_(acc, term)
-                lb.store(acc, dest, [n, word, pixel.iv])
+        if full == 1:
+            pack_word(n, g, 0, WORD)
+        elif full:
+            with lb.loop(full) as j:
+                pack_word(n, g, j.iv, WORD)
+        if rest:
+            pack_word(n, g, full, rest)
 
 
 # -------------------------------------------------------- compile-time tables
