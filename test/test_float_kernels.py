@@ -14,8 +14,9 @@ from xdsl.parser import Parser
 
 from bnnc.context import make_context
 from bnnc.dense import from_numpy
-from bnnc.dialects.bnn import batch_norm_affine, packed_words, words_for
+from bnnc.dialects.bnn import batch_norm_affine, packed_words
 from bnnc.driver import CompileOptions, build, jit
+from test_kernels import pack_bits
 
 THREADS = [1, 2, 3]
 
@@ -260,18 +261,6 @@ def test_batch_norm_one_fma(shape):
 # ---------------------------------------------------------------- packing
 
 
-def _pack_reference(x: np.ndarray, groups: int) -> np.ndarray:
-    n, c = x.shape[:2]
-    cg = c // groups
-    words = words_for(cg)
-    out = np.zeros((n, groups * words, *x.shape[2:]), dtype=np.uint64)
-    for g in range(groups):
-        for ch in range(cg):
-            bit = (x[:, g * cg + ch] < 0).astype(np.uint64) << np.uint64(ch % 64)
-            out[:, g * words + ch // 64] |= bit
-    return out.view(np.int64)
-
-
 @pytest.mark.parametrize("threads", THREADS)
 @pytest.mark.parametrize("c,groups,hw", [(64, 1, (7, 5)), (70, 2, (9, 7)), (130, 1, (3, 4)), (5, 1, (1, 1))])
 def test_pack_threads(c, groups, hw, threads):
@@ -284,4 +273,4 @@ def test_pack_threads(c, groups, hw, threads):
         out,
         "i64",
     )
-    np.testing.assert_array_equal(compile_ir(ir, threads)(x), _pack_reference(x, groups))
+    np.testing.assert_array_equal(compile_ir(ir, threads)(x), pack_bits(x, groups))
