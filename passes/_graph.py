@@ -54,7 +54,7 @@ def insert_const(rewriter: PatternRewriter, array: np.ndarray, before: Operation
     """An `arith.constant` holding `array` (f32 or i64), inserted before `before`."""
     element = f32 if array.dtype == np.float32 else i64
     op = arith.ConstantOp(from_numpy(array, element))
-    rewriter.insert_op(op, InsertPoint.before(before))
+    rewriter.insert(op, InsertPoint.before(before))
     return op.result
 
 
@@ -164,7 +164,7 @@ def replace(rewriter: PatternRewriter, op: Operation, new: Operation | list[Oper
     ops = new if isinstance(new, list) else [new]
     for n in ops:
         n.location = op.location
-    rewriter.replace_op(op, ops, results)
+    rewriter.replace(op, ops, results)
 
 
 def binary_consumers(value: SSAValue) -> tuple[list[Operation], int] | None:
@@ -216,8 +216,8 @@ def find_or_make_pack(rewriter: PatternRewriter, source: SSAValue, groups: int, 
     owner = source.owner
     if isinstance(owner, Operation):
         pack.location = owner.location
-        rewriter.insert_op(pack, InsertPoint.after(owner))
+        rewriter.insert(pack, InsertPoint.after(owner))
     else:
         assert isinstance(owner, Block)
-        rewriter.insert_op(pack, InsertPoint.at_start(owner))
+        rewriter.insert(pack, InsertPoint.at_start(owner))
     return pack.result

@@ -56,7 +56,7 @@ def _packed_pool(rewriter: PatternRewriter, pool: bnn.MaxPool2dOp, source: SSAVa
         dilations=(dh, dw),
     )
     bmax.location = pool.location
-    rewriter.insert_op(bmax, InsertPoint.before(pool))
+    rewriter.insert(bmax, InsertPoint.before(pool))
     feed_packed(rewriter, users, bmax.result, c)
     return True
 

@@ -135,7 +135,7 @@ def _sign_of(rewriter: PatternRewriter, src: BinarySource, before) -> SSAValue:
         return src.sign
     sign = bnn.SignOp(src.x)
     sign.location = before.location
-    rewriter.insert_op(sign, InsertPoint.before(before))
+    rewriter.insert(sign, InsertPoint.before(before))
     return sign.result
 
 

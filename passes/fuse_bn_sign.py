@@ -159,7 +159,7 @@ class BinaryConvWritesBits(RewritePattern):
         )
         new.location = op.location
         old = list(op.operands)
-        rewriter.insert_op(new, _after(op))
+        rewriter.insert(new, _after(op))
         for sign, users in consumers:
             feed_packed(rewriter, users, new.result, co)
             if sign is not None and not sign.result.uses:
