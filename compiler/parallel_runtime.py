@@ -186,13 +186,10 @@ def _define_worker(module: ir.Module, triple: str) -> ir.Function:
     return fn
 
 
-def _define_start(module: ir.Module, triple: str) -> None:
-    fn = module.globals[START]
-    fn.linkage = "internal"
-    e = _Emitter(module, fn, triple)
-    b = e.b
+def _define_start(e: _Emitter) -> None:
+    module, fn, b = e.module, e.fn, e.b
     pool, capacity = fn.args
-    worker = _define_worker(module, triple)
+    worker = _define_worker(module, e.triple)
     create = _declare(module, "pthread_create", ir.FunctionType(e.i32, [e.ptr, e.ptr, e.ptr, e.ptr]))
     for index in (GENERATION, NEXT, DONE, STARTED):
         e.store(0, pool, index)
@@ -213,11 +210,8 @@ def _define_start(module: ir.Module, triple: str) -> None:
     b.ret_void()
 
 
-def _define_stop(module: ir.Module, triple: str) -> None:
-    fn = module.globals[STOP]
-    fn.linkage = "internal"
-    e = _Emitter(module, fn, triple)
-    b = e.b
+def _define_stop(e: _Emitter) -> None:
+    module, fn, b = e.module, e.fn, e.b
     (pool,) = fn.args
     join = _declare(module, "pthread_join", ir.FunctionType(e.i32, [e.i64, e.ptr]))
     e.store(STOP_GENERATION, pool, GENERATION, "release")
@@ -230,11 +224,8 @@ def _define_stop(module: ir.Module, triple: str) -> None:
     b.ret_void()
 
 
-def _define_parallel_for(module: ir.Module, triple: str) -> None:
-    fn = module.globals[PARALLEL_FOR]
-    fn.linkage = "internal"
-    e = _Emitter(module, fn, triple)
-    b = e.b
+def _define_parallel_for(e: _Emitter) -> None:
+    fn, b = e.fn, e.b
     pool, body, blocks, n, stride = fn.args
     body.type = ir.PointerType(_JOB_TYPE)  # still prints as `ptr`; lets llvmlite call through it
     started = e.load(pool, STARTED)
@@ -264,4 +255,5 @@ def define_thread_pool(module: ir.Module, triple: str = "") -> None:
     for name, define in ((START, _define_start), (PARALLEL_FOR, _define_parallel_for), (STOP, _define_stop)):
         fn = module.globals.get(name)
         if fn is not None and fn.is_declaration:
-            define(module, triple)
+            fn.linkage = "internal"
+            define(_Emitter(module, fn, triple))
