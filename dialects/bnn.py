@@ -918,6 +918,18 @@ class ReshapeOp(IRDLOperation):
             raise VerifyException(f"bnn.reshape cannot turn {a} ({math.prod(a)} elements) into {b}")
 
 
+# The op families in their own modules (they import the shared bases above).
+from bnnc.dialects.bnn_compare import *  # noqa: E402,F403
+from bnnc.dialects.bnn_compare import COMPARE_OPS  # noqa: E402
+from bnnc.dialects.bnn_linalg import *  # noqa: E402,F403
+from bnnc.dialects.bnn_linalg import LINALG_OPS  # noqa: E402
+from bnnc.dialects.bnn_math import *  # noqa: E402,F403
+from bnnc.dialects.bnn_math import MATH_OPS  # noqa: E402
+from bnnc.dialects.bnn_movement import *  # noqa: E402,F403
+from bnnc.dialects.bnn_movement import MOVEMENT_OPS  # noqa: E402
+from bnnc.dialects.bnn_reduce import *  # noqa: E402,F403
+from bnnc.dialects.bnn_reduce import REDUCE_OPS  # noqa: E402
+
 BNN = Dialect(
     "bnn",
     [
@@ -944,6 +956,11 @@ BNN = Dialect(
         AdaptiveAvgPool2dOp,
         MeanOp,
         ReshapeOp,
+        *COMPARE_OPS,
+        *LINALG_OPS,
+        *MATH_OPS,
+        *MOVEMENT_OPS,
+        *REDUCE_OPS,
     ],
     [],
 )

@@ -37,9 +37,23 @@ from bnnc.passes._loop_builder import LoopBuilder, memref_shape
 from bnnc.passes._lower_binary import BINARY_LOWERINGS, BINARY_THREADED
 from bnnc.passes._lower_float import FLOAT_LOWERINGS, FLOAT_THREADED
 from bnnc.passes._lower_float_conv import FLOAT_CONV_LOWERINGS, FLOAT_CONV_THREADED
+from bnnc.passes._lower_compare import COMPARE_LOWERINGS, COMPARE_THREADED
+from bnnc.passes._lower_linalg import LINALG_LOWERINGS, LINALG_THREADED
+from bnnc.passes._lower_math import MATH_LOWERINGS, MATH_THREADED
+from bnnc.passes._lower_movement import MOVEMENT_LOWERINGS, MOVEMENT_THREADED
+from bnnc.passes._lower_reduce import REDUCE_LOWERINGS, REDUCE_THREADED
 from bnnc.passes._lowering import Lowerer, Lowering, WorkOf, memref_of
 
-LOWERINGS: dict[type[Operation], Lowering] = {**FLOAT_LOWERINGS, **FLOAT_CONV_LOWERINGS, **BINARY_LOWERINGS}
+LOWERINGS: dict[type[Operation], Lowering] = {
+    **FLOAT_LOWERINGS,
+    **FLOAT_CONV_LOWERINGS,
+    **BINARY_LOWERINGS,
+    **COMPARE_LOWERINGS,
+    **LINALG_LOWERINGS,
+    **MATH_LOWERINGS,
+    **MOVEMENT_LOWERINGS,
+    **REDUCE_LOWERINGS,
+}
 
 
 def _last_uses(ops: list[Operation]) -> dict[Operation, list[SSAValue]]:
@@ -57,7 +71,16 @@ def _last_uses(ops: list[Operation]) -> dict[Operation, list[SSAValue]]:
 # Ops whose kernels split their work between threads (via Lowerer.row_range),
 # with how much work each is: float MACs, 64-bit popcount steps x 16, or
 # elements moved for the memory-bound ops.
-THREADED_WORK: dict[type[Operation], WorkOf] = {**BINARY_THREADED, **FLOAT_CONV_THREADED, **FLOAT_THREADED}
+THREADED_WORK: dict[type[Operation], WorkOf] = {
+    **BINARY_THREADED,
+    **FLOAT_CONV_THREADED,
+    **FLOAT_THREADED,
+    **COMPARE_THREADED,
+    **LINALG_THREADED,
+    **MATH_THREADED,
+    **MOVEMENT_THREADED,
+    **REDUCE_THREADED,
+}
 # Below this much work (about 10 us) a layer runs on the calling thread alone:
 # handing a layer to the thread pool costs a few microseconds
 # (bnnc.parallel_runtime). An element of a memory-bound op costs about as

@@ -30,15 +30,9 @@ from typing import Any
 import torch
 from torch.fx import Node
 
+from .fx_helpers import RESHAPES, strip
+
 aten = torch.ops.aten
-
-IDENTITY_OPS = {
-    aten.alias.default,
-    aten.detach.default,
-    aten.clone.default,
-    aten.lift_fresh_copy.default,
-}
-
 
 @dataclass(frozen=True)
 class Binarized:
@@ -52,26 +46,6 @@ class Binarized:
     flip: bool = False
     torch_sign: bool = False
     at: Node | None = field(default=None, compare=False)  # the outermost node of the idiom
-
-
-def strip(node: Any) -> Any:
-    """Follow identity ops (alias, detach, clone) and same-dtype copies back to their source."""
-    while isinstance(node, Node) and node.op == "call_function":
-        if node.target in IDENTITY_OPS:
-            node = node.args[0]
-        elif node.target is aten._to_copy.default and _same_dtype_copy(node):
-            node = node.args[0]
-        else:
-            break
-    return node
-
-
-def _same_dtype_copy(node: Node) -> bool:
-    src = node.args[0]
-    if not isinstance(src, Node):
-        return False
-    a, b = src.meta.get("val"), node.meta.get("val")
-    return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype == b.dtype
 
 
 def const_equals(arg: Any, consts: dict[Node, Any], value: float) -> bool:
@@ -244,18 +218,6 @@ class BinarizeMatcher:
             return Binarized(x, flip=True)
         return None
 
-
-# ATen ops that only reshape a tensor (the importer turns them into bnn.reshape).
-RESHAPES = (
-    aten.view.default,
-    aten._unsafe_view.default,
-    aten.reshape.default,
-    aten.squeeze.dim,
-    aten.squeeze.dims,
-    aten.squeeze.default,
-    aten.unsqueeze.default,
-    aten.flatten.using_ints,
-)
 
 _ZERO_PRESERVING = {
     aten.max_pool2d_with_indices.default,

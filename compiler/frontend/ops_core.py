@@ -1,0 +1,415 @@
+"""Handlers of the core ops: identity and reshape, elementwise arithmetic and
+activations, batch norm, pooling, mean, cat, pad, convolution and linear."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.fx import Node
+from xdsl.dialects.builtin import TensorType, f32
+from xdsl.ir import SSAValue
+
+from bnnc.dialects import bnn
+
+from . import idioms
+from .fx_helpers import IDENTITY_OPS, RESHAPES, arg, op_name, pair, strip, unsupported
+from .idioms import Binarized
+from .registry import HANDLERS, Plan, handles
+from .torch_import import Importer
+
+aten = torch.ops.aten
+
+@handles(*IDENTITY_OPS, aten._to_copy.default)
+def _identity(imp: Importer, node: Node) -> Plan:
+    src = node.args[0]
+    imp.result_type(node)
+    if node.target is aten._to_copy.default:
+        extra = set(node.kwargs) - {"dtype", "memory_format", "layout", "device"}
+        if extra:
+            raise unsupported(node, f"{op_name(node)} with {sorted(extra)}", "remove the copy")
+    return Plan(imp.node_deps([src]), lambda: imp.value(src))
+
+
+@handles(*RESHAPES)
+def _reshape(imp: Importer, node: Node) -> Plan:
+    src = node.args[0]
+    typ = imp.result_type(node)
+
+    def emit():
+        v = imp.value(src)
+        if tuple(v.type.get_shape()) == tuple(typ.get_shape()):
+            return v
+        return imp.add(bnn.ReshapeOp(v, typ)).result
+
+    return Plan(imp.node_deps([src]), emit)
+
+
+def _unary(ctor):
+    def handler(imp: Importer, node: Node) -> Plan:
+        src = node.args[0]
+        imp.result_type(node)
+        return Plan(imp.node_deps([src]), lambda: imp.add(ctor(imp.value(src))).result)
+
+    return handler
+
+
+HANDLERS[aten.relu.default] = _unary(bnn.ReluOp)
+HANDLERS[aten.abs.default] = _unary(bnn.AbsOp)
+
+
+@handles(aten.hardtanh.default, aten.clamp.default, aten.clamp_min.default)
+def _clamp(imp: Importer, node: Node) -> Plan:
+    src = node.args[0]
+    imp.result_type(node)
+    if node.target is aten.hardtanh.default:
+        lo, hi = arg(node, 1, "min_val", -1.0), arg(node, 2, "max_val", 1.0)
+    elif node.target is aten.clamp.default:
+        lo, hi = arg(node, 1, "min"), arg(node, 2, "max")
+    else:
+        lo, hi = arg(node, 1, "min"), None
+    if isinstance(lo, Node) or isinstance(hi, Node):
+        raise unsupported(node, f"{op_name(node)} with tensor bounds", "use number bounds")
+    if lo is not None and hi is not None:
+        return Plan(imp.node_deps([src]), lambda: imp.add(bnn.HardtanhOp(imp.value(src), float(lo), float(hi))).result)
+    if lo is not None and hi is None and float(lo) == 0.0:
+        return Plan(imp.node_deps([src]), lambda: imp.add(bnn.ReluOp(imp.value(src))).result)
+    raise unsupported(
+        node,
+        f"{op_name(node)} with min={lo}, max={hi}",
+        "bnnc supports clamp/hardtanh with both bounds and clamp(min=0) (relu)",
+    )
+
+
+def _prelu_plan(imp: Importer, node: Node, x: Node, slope: Any) -> Plan:
+    s = strip(slope)
+    if not (isinstance(s, Node) and s in imp.consts and isinstance(imp.consts[s], torch.Tensor)):
+        raise unsupported(node, "PReLU with a non-constant slope", "use a constant slope")
+    w = imp.consts[s].detach().to(torch.float32)
+    xshape = list(x.meta["val"].shape)
+    # the slope broadcasts against x: one value, or one per channel (axis 1)
+    aligned = [1] * (len(xshape) - w.dim()) + list(w.shape)
+    if w.numel() == 1:
+        flat = w.reshape(1)
+    elif (
+        len(xshape) >= 2
+        and len(aligned) == len(xshape)
+        and aligned[1] == xshape[1]
+        and all(d == 1 for i, d in enumerate(aligned) if i != 1)
+    ):
+        flat = w.reshape(-1)
+    elif w.dim() == 1 and len(xshape) >= 2 and w.numel() == xshape[1]:
+        flat = w  # prelu.default / _prelu_kernel spell the per-channel slope as [C]
+    else:
+        raise unsupported(node, f"PReLU slope of shape {tuple(w.shape)}", "use one slope or one per channel")
+    imp.result_type(node)
+    return Plan(imp.node_deps([x]), lambda: imp.add(bnn.PReluOp(imp.value(x), imp.const_tensor(flat))).result)
+
+
+@handles(aten._prelu_kernel.default, aten.prelu.default)
+def _prelu(imp: Importer, node: Node) -> Plan:
+    x, w = node.args[0], node.args[1]
+    return _prelu_plan(imp, node, x, w)
+
+
+@handles(aten.where.self)
+def _where(imp: Importer, node: Node) -> Plan:
+    # PReLU's decomposition: where(x > 0, x, slope * x)
+    cond, a, b = node.args[:3]
+    cmp = idioms.match_compare_zero(cond, imp.consts)
+    if cmp is not None and cmp[0] in ("gt", "ge") and idioms.same_value(a, cmp[1]):
+        m = strip(b)
+        if isinstance(m, Node) and m.op == "call_function" and m.target is aten.mul.Tensor:
+            p, q = m.args[0], m.args[1]
+            for slope, xx in ((p, q), (q, p)):
+                if idioms.same_value(xx, cmp[1]) and strip(slope) in imp.consts:
+                    return _prelu_plan(imp, node, cmp[1], slope)
+    raise unsupported(
+        node,
+        "unsupported select aten.where.self (only binarisations where(x >= 0, 1., -1.) and PReLU are recognised)",
+        "binarise with torch.where(x >= 0, 1., -1.); note where(x > 0, 1, -1) also works but maps 0 to -1",
+    )
+
+
+_ELEMENTWISE = {
+    aten.add.Tensor: bnn.AddOp,
+    aten.add.Scalar: bnn.AddOp,
+    aten.sub.Tensor: bnn.SubOp,
+    aten.sub.Scalar: bnn.SubOp,
+    aten.mul.Tensor: bnn.MulOp,
+    aten.mul.Scalar: bnn.MulOp,
+    aten.div.Tensor: bnn.DivOp,
+    aten.div.Scalar: bnn.DivOp,
+    aten.rsub.Scalar: "rsub",
+    aten.rsub.Tensor: "rsub",
+}
+
+
+@handles(*_ELEMENTWISE)
+def _elementwise(imp: Importer, node: Node) -> Plan:
+    ctor = _ELEMENTWISE[node.target]
+    alpha = node.kwargs.get("alpha", 1)
+    if alpha != 1:
+        raise unsupported(node, f"{op_name(node)} with alpha={alpha}", "write the scaling as a separate multiplication")
+    a, b = node.args[0], node.args[1]
+    if ctor == "rsub":
+        a, b, ctor = b, a, bnn.SubOp
+    typ = imp.result_type(node)
+    rank = len(typ.get_shape())
+
+    def operand(v: Any) -> SSAValue:
+        if isinstance(v, Node) and v not in imp.consts:
+            return imp.value(v)
+        return imp.const_float(node, v, rank)
+
+    return Plan(imp.node_deps([a, b]), lambda: imp.add(ctor(operand(a), operand(b), typ)).result)
+
+
+@handles(aten.neg.default)
+def _neg(imp: Importer, node: Node) -> Plan:
+    src = node.args[0]
+    typ = imp.result_type(node)
+    rank = len(typ.get_shape())
+    return Plan(
+        imp.node_deps([src]),
+        lambda: imp.add(bnn.MulOp(imp.value(src), imp.const_float(node, -1.0, rank), typ)).result,
+    )
+
+
+@handles(aten.cat.default)
+def _cat(imp: Importer, node: Node) -> Plan:
+    inputs = list(node.args[0])
+    typ = imp.result_type(node)
+    rank = len(typ.get_shape())
+    axis = arg(node, 1, "dim", 0)
+    axis = axis + rank if axis < 0 else axis
+    return Plan(imp.node_deps(inputs), lambda: imp.add(bnn.CatOp([imp.value(i) for i in inputs], axis, typ)).result)
+
+
+@handles(operator.getitem)
+def _getitem(imp: Importer, node: Node) -> Plan:
+    src, idx = node.args[0], node.args[1]
+    multi = (
+        aten._native_batch_norm_legit_no_training.default,
+        aten.native_batch_norm.default,
+        aten.max_pool2d_with_indices.default,
+    )
+    if not (isinstance(src, Node) and src.target in multi):
+        raise unsupported(node, f"indexing the result of {op_name(src) if isinstance(src, Node) else src}", "")
+    if idx != 0:
+        raise unsupported(
+            node,
+            f"result {idx} of {op_name(src)} (only the main result is supported)",
+            "do not use pooling indices or batch statistics",
+        )
+    imp.result_type(node)
+    return Plan([src], lambda: imp.values[src][0])
+
+
+@handles(aten._native_batch_norm_legit_no_training.default, aten.native_batch_norm.default)
+def _batch_norm(imp: Importer, node: Node) -> Plan:
+    if node.target is aten.native_batch_norm.default:
+        x, w, b, mean, var, training, _momentum, eps = node.args[:8]
+        if training:
+            raise unsupported(node, "batch norm in training mode", "call model.eval() before exporting")
+    else:
+        x, w, b, mean, var, _momentum, eps = node.args[:7]
+    for p, what in ((w, "weight"), (b, "bias"), (mean, "running_mean"), (var, "running_var")):
+        if p is not None and p not in imp.consts:
+            raise unsupported(node, f"batch norm with a non-constant {what}", "use nn.BatchNorm2d in eval mode")
+    if mean is None or var is None:
+        raise unsupported(node, "batch norm without running statistics", "use track_running_stats=True")
+    c = imp.consts[mean].numel()
+
+    def vec(p: Any, fill: float) -> SSAValue:
+        if p is None:
+            return imp.const_tensor(np.full([c], fill, dtype=np.float32))
+        return imp.const_tensor(imp.consts[p].detach().to(torch.float32).reshape(-1))
+
+    def emit():
+        op = bnn.BatchNormOp(imp.value(x), vec(mean, 0), vec(var, 1), vec(w, 1), vec(b, 0), float(eps))
+        return (imp.add(op).result, None, None)
+
+    return Plan(imp.node_deps([x]), emit)
+
+
+# ---------------------------------------------------------- conv and dense
+
+
+@dataclass
+class _BinInput:
+    bin: Binarized
+    pads: tuple[int, int, int, int] | None  # (left, right, top, bottom) of a constant_pad_nd around it
+    pad_value: float  # the value PyTorch's padded binarised tensor holds at padded positions
+    padded: Node | None  # the node whose shape is the padded tensor's
+
+
+def _pad_amounts(node: Node, pad: Sequence[int]) -> tuple[int, int, int, int]:
+    """(left, right, top, bottom) of a constant_pad_nd on an NCHW tensor."""
+    pad = [int(p) for p in pad]
+    rank = len(node.args[0].meta["val"].shape) if isinstance(node.args[0], Node) else 0
+    if rank != 4 or len(pad) % 2 or len(pad) > 4 and any(pad[4:]) or min(pad) < 0:
+        raise unsupported(
+            node,
+            f"aten.constant_pad_nd.default with pad {pad} on a rank-{rank} tensor",
+            "pad only the two spatial dimensions of an NCHW tensor, by non-negative amounts",
+        )
+    pad = (pad + [0, 0, 0, 0])[:4]
+    return pad[0], pad[1], pad[2], pad[3]
+
+
+def _binarize_scalar(b: Binarized, v: float) -> float:
+    """The value of the binarisation `b` (as PyTorch computes it) at a padded input value v."""
+    if b.flip:
+        return 1.0 if v > 0 else -1.0
+    if b.torch_sign:
+        return float(np.sign(v))
+    return 1.0 if v >= 0 else -1.0
+
+
+def _binary_input(imp: Importer, conv: Node, inp: Node) -> _BinInput | None:
+    """A conv/linear input that is a binarisation, possibly padded before or after."""
+    n = strip(inp)
+    if isinstance(n, Node) and n.op == "call_function" and n.target is aten.constant_pad_nd.default:
+        b = imp.match(n.args[0])
+        if b is None:
+            return None
+        imp.check_sign_zero(n, b)
+        return _BinInput(b, _pad_amounts(n, n.args[1]), float(arg(n, 2, "value", 0.0)), n)
+    b = imp.match(n)
+    if b is None:
+        return None
+    src = strip(b.src)
+    if isinstance(src, Node) and src.op == "call_function" and src.target is aten.constant_pad_nd.default:
+        # binarise(pad(x, v)) = pad(binarise(x), binarise(v)): exact also for
+        # torch.sign of a zero pad (0 there), which bnn.sign of the pad is not.
+        value = float(arg(src, 2, "value", 0.0))
+        inner = imp.match(n)
+        b2 = Binarized(src.args[0], flip=inner.flip, torch_sign=inner.torch_sign, at=inner.at)
+        imp.check_sign_zero(conv, b2)
+        return _BinInput(b2, _pad_amounts(src, src.args[1]), _binarize_scalar(b, value), n)
+    imp.check_sign_zero(conv, b)
+    return _BinInput(b, None, 0.0, None)
+
+
+def _emit_binary_input(imp: Importer, bi: _BinInput) -> SSAValue:
+    x = imp.binarized_value(bi.bin)
+    if bi.pads is not None:
+        typ = TensorType(f32, list(bi.padded.meta["val"].shape))
+        x = imp.add(bnn.PadOp(x, bi.pads, bi.pad_value, typ)).result
+    return x
+
+
+@handles(aten.convolution.default)
+def _convolution(imp: Importer, node: Node) -> Plan:
+    """A float bnn.conv2d with the constant-folded weight; fold-weight-binarization
+    turns it into a bnn.bconv2d when the input is binarised and W is +-alpha_c."""
+    inp, w, bias, stride, padding, dilation, transposed, _out_pad, groups = node.args[:9]
+    if transposed:
+        from .ops_linalg import transposed_convolution
+
+        return transposed_convolution(imp, node)
+    if len(stride) != 2:
+        raise unsupported(node, f"{len(stride)}-D convolution (aten.convolution.default)", "bnnc supports conv2d only")
+    if w not in imp.consts:
+        raise unsupported(
+            node,
+            "convolution with a weight computed from the input (aten.convolution.default)",
+            "the weights must be parameters or computed from parameters only",
+        )
+    if bias is not None and bias not in imp.consts:
+        raise unsupported(node, "convolution with a non-constant bias", "use a parameter bias")
+    W = imp.consts[w].detach().to(torch.float32)
+    bias_t = imp.consts[bias].detach().to(torch.float32).reshape(-1) if bias is not None else None
+    typ = imp.result_type(node)
+    stride, padding, dilation = pair(stride), pair(padding), pair(dilation)
+
+    def conv(x: SSAValue) -> SSAValue:
+        return imp.add(
+            bnn.Conv2dOp(
+                x,
+                imp.const_tensor(W),
+                typ,
+                strides=stride,
+                padding=padding,
+                dilations=dilation,
+                groups=int(groups),
+                bias=imp.const_tensor(bias_t) if bias_t is not None else None,
+            )
+        ).result
+
+    bi = _binary_input(imp, node, inp)
+    if bi is not None:
+        return Plan([bi.bin.src], lambda: conv(_emit_binary_input(imp, bi)))
+    return Plan(imp.node_deps([inp]), lambda: conv(imp.value(inp)))
+
+
+def _dense_plan(imp: Importer, node: Node, inp: Node, W: torch.Tensor, bias_t: torch.Tensor | None) -> Plan:
+    """A float bnn.linear; fold-weight-binarization makes it a bnn.bdense."""
+    typ = imp.result_type(node)
+    if len(inp.meta["val"].shape) != 2:
+        raise unsupported(node, f"{op_name(node)} on a rank-{len(inp.meta['val'].shape)} input", "flatten to 2-D first")
+    bi = imp.match(inp)
+
+    def linear(x: SSAValue) -> SSAValue:
+        b = imp.const_tensor(bias_t) if bias_t is not None else None
+        return imp.add(bnn.LinearOp(x, imp.const_tensor(W), typ, b)).result
+
+    if bi is not None:
+        imp.check_sign_zero(node, bi)
+        return Plan([bi.src], lambda: linear(imp.binarized_value(bi)))
+    return Plan(imp.node_deps([inp]), lambda: linear(imp.value(inp)))
+
+
+def _const_or_fail(imp: Importer, node: Node, arg: Any, what: str) -> torch.Tensor:
+    if not (isinstance(arg, Node) and arg in imp.consts and isinstance(imp.consts[arg], torch.Tensor)):
+        raise unsupported(
+            node,
+            f"{op_name(node)} with a {what} computed from the input (matrix products between activations are not supported)",
+            "the weights must be parameters or computed from parameters only",
+        )
+    return imp.consts[arg].detach().to(torch.float32)
+
+
+@handles(aten.addmm.default, aten.mm.default, aten.linear.default)
+def _dense(imp: Importer, node: Node) -> Plan:
+    m = imp.result_type(node).get_shape()[-1]
+    if node.target is aten.addmm.default:
+        bias, inp, wt = node.args[:3]
+        if node.kwargs.get("beta", 1) != 1 or node.kwargs.get("alpha", 1) != 1:
+            raise unsupported(node, "aten.addmm.default with alpha/beta != 1", "use nn.Linear")
+        W = _const_or_fail(imp, node, wt, "weight").t()
+        b = _const_or_fail(imp, node, bias, "bias")
+        if b.numel() == m:
+            b = b.reshape(-1)
+        else:
+            raise unsupported(node, f"aten.addmm.default with a bias of shape {tuple(b.shape)}", "use nn.Linear")
+    elif node.target is aten.mm.default:
+        inp, wt = node.args[:2]
+        if not (isinstance(wt, Node) and wt in imp.consts):
+            from .ops_linalg import activation_matmul
+
+            return activation_matmul(imp, node)
+        W, b = _const_or_fail(imp, node, wt, "weight").t(), None
+    else:
+        inp, w = node.args[:2]
+        bias = arg(node, 2, "bias")
+        W = _const_or_fail(imp, node, w, "weight")
+        b = _const_or_fail(imp, node, bias, "bias").reshape(-1) if bias is not None else None
+    if not isinstance(inp, Node) or inp in imp.consts:
+        raise unsupported(node, f"{op_name(node)} of a constant", "")
+    return _dense_plan(imp, node, inp, W.contiguous(), b)
+
+
+
+@handles(aten.constant_pad_nd.default)
+def _pad(imp: Importer, node: Node) -> Plan:
+    x = node.args[0]
+    pads = _pad_amounts(node, node.args[1])
+    value = float(arg(node, 2, "value", 0.0))
+    typ = imp.result_type(node)
+    return Plan(imp.node_deps([x]), lambda: imp.add(bnn.PadOp(imp.value(x), pads, value, typ)).result)
