@@ -3,8 +3,6 @@ activations, batch norm, pooling, mean, cat, pad, convolution and linear."""
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,37 +15,13 @@ from xdsl.ir import SSAValue
 from bnnc.dialects import bnn
 
 from . import idioms
-from .fx_helpers import IDENTITY_OPS, RESHAPES, arg, op_name, pair, strip, unsupported
+from .fx_helpers import arg, op_name, pair, strip, unsupported
 from .idioms import Binarized
+from .ops_movement import _pad_amounts
 from .registry import HANDLERS, Plan, handles
 from .torch_import import Importer
 
 aten = torch.ops.aten
-
-@handles(*IDENTITY_OPS, aten._to_copy.default)
-def _identity(imp: Importer, node: Node) -> Plan:
-    src = node.args[0]
-    imp.result_type(node)
-    if node.target is aten._to_copy.default:
-        extra = set(node.kwargs) - {"dtype", "memory_format", "layout", "device"}
-        if extra:
-            raise unsupported(node, f"{op_name(node)} with {sorted(extra)}", "remove the copy")
-    return Plan(imp.node_deps([src]), lambda: imp.value(src))
-
-
-@handles(*RESHAPES)
-def _reshape(imp: Importer, node: Node) -> Plan:
-    src = node.args[0]
-    typ = imp.result_type(node)
-
-    def emit():
-        v = imp.value(src)
-        if tuple(v.type.get_shape()) == tuple(typ.get_shape()):
-            return v
-        return imp.add(bnn.ReshapeOp(v, typ)).result
-
-    return Plan(imp.node_deps([src]), emit)
-
 
 def _unary(ctor):
     def handler(imp: Importer, node: Node) -> Plan:
@@ -60,29 +34,6 @@ def _unary(ctor):
 
 HANDLERS[aten.relu.default] = _unary(bnn.ReluOp)
 HANDLERS[aten.abs.default] = _unary(bnn.AbsOp)
-
-
-@handles(aten.hardtanh.default, aten.clamp.default, aten.clamp_min.default)
-def _clamp(imp: Importer, node: Node) -> Plan:
-    src = node.args[0]
-    imp.result_type(node)
-    if node.target is aten.hardtanh.default:
-        lo, hi = arg(node, 1, "min_val", -1.0), arg(node, 2, "max_val", 1.0)
-    elif node.target is aten.clamp.default:
-        lo, hi = arg(node, 1, "min"), arg(node, 2, "max")
-    else:
-        lo, hi = arg(node, 1, "min"), None
-    if isinstance(lo, Node) or isinstance(hi, Node):
-        raise unsupported(node, f"{op_name(node)} with tensor bounds", "use number bounds")
-    if lo is not None and hi is not None:
-        return Plan(imp.node_deps([src]), lambda: imp.add(bnn.HardtanhOp(imp.value(src), float(lo), float(hi))).result)
-    if lo is not None and hi is None and float(lo) == 0.0:
-        return Plan(imp.node_deps([src]), lambda: imp.add(bnn.ReluOp(imp.value(src))).result)
-    raise unsupported(
-        node,
-        f"{op_name(node)} with min={lo}, max={hi}",
-        "bnnc supports clamp/hardtanh with both bounds and clamp(min=0) (relu)",
-    )
 
 
 def _prelu_plan(imp: Importer, node: Node, x: Node, slope: Any) -> Plan:
@@ -180,36 +131,6 @@ def _neg(imp: Importer, node: Node) -> Plan:
     )
 
 
-@handles(aten.cat.default)
-def _cat(imp: Importer, node: Node) -> Plan:
-    inputs = list(node.args[0])
-    typ = imp.result_type(node)
-    rank = len(typ.get_shape())
-    axis = arg(node, 1, "dim", 0)
-    axis = axis + rank if axis < 0 else axis
-    return Plan(imp.node_deps(inputs), lambda: imp.add(bnn.CatOp([imp.value(i) for i in inputs], axis, typ)).result)
-
-
-@handles(operator.getitem)
-def _getitem(imp: Importer, node: Node) -> Plan:
-    src, idx = node.args[0], node.args[1]
-    multi = (
-        aten._native_batch_norm_legit_no_training.default,
-        aten.native_batch_norm.default,
-        aten.max_pool2d_with_indices.default,
-    )
-    if not (isinstance(src, Node) and src.target in multi):
-        raise unsupported(node, f"indexing the result of {op_name(src) if isinstance(src, Node) else src}", "")
-    if idx != 0:
-        raise unsupported(
-            node,
-            f"result {idx} of {op_name(src)} (only the main result is supported)",
-            "do not use pooling indices or batch statistics",
-        )
-    imp.result_type(node)
-    return Plan([src], lambda: imp.values[src][0])
-
-
 @handles(aten._native_batch_norm_legit_no_training.default, aten.native_batch_norm.default)
 def _batch_norm(imp: Importer, node: Node) -> Plan:
     if node.target is aten.native_batch_norm.default:
@@ -246,20 +167,6 @@ class _BinInput:
     pads: tuple[int, int, int, int] | None  # (left, right, top, bottom) of a constant_pad_nd around it
     pad_value: float  # the value PyTorch's padded binarised tensor holds at padded positions
     padded: Node | None  # the node whose shape is the padded tensor's
-
-
-def _pad_amounts(node: Node, pad: Sequence[int]) -> tuple[int, int, int, int]:
-    """(left, right, top, bottom) of a constant_pad_nd on an NCHW tensor."""
-    pad = [int(p) for p in pad]
-    rank = len(node.args[0].meta["val"].shape) if isinstance(node.args[0], Node) else 0
-    if rank != 4 or len(pad) % 2 or len(pad) > 4 and any(pad[4:]) or min(pad) < 0:
-        raise unsupported(
-            node,
-            f"aten.constant_pad_nd.default with pad {pad} on a rank-{rank} tensor",
-            "pad only the two spatial dimensions of an NCHW tensor, by non-negative amounts",
-        )
-    pad = (pad + [0, 0, 0, 0])[:4]
-    return pad[0], pad[1], pad[2], pad[3]
 
 
 def _binarize_scalar(b: Binarized, v: float) -> float:
@@ -403,13 +310,3 @@ def _dense(imp: Importer, node: Node) -> Plan:
     if not isinstance(inp, Node) or inp in imp.consts:
         raise unsupported(node, f"{op_name(node)} of a constant", "")
     return _dense_plan(imp, node, inp, W.contiguous(), b)
-
-
-
-@handles(aten.constant_pad_nd.default)
-def _pad(imp: Importer, node: Node) -> Plan:
-    x = node.args[0]
-    pads = _pad_amounts(node, node.args[1])
-    value = float(arg(node, 2, "value", 0.0))
-    typ = imp.result_type(node)
-    return Plan(imp.node_deps([x]), lambda: imp.add(bnn.PadOp(imp.value(x), pads, value, typ)).result)
