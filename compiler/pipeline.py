@@ -28,10 +28,12 @@ from bnnc.target import Target
 
 STAGES = ("bnn", "loops", "llvm")
 
-# Graph-level passes run on the imported bnn dialect (the middle end): binary
-# ops from weight binarisation, fused epilogues, exact zero padding, pooling
+# Graph-level passes run on the imported bnn dialect (the middle end):
+# binarisers recognised from the values tensors can take, binary ops from weight binarisation, fused epilogues, exact zero padding, pooling
 # and thresholds on packed bits, the channel-packed layout chosen once.
 GRAPH_PASSES = [
+    "recognize-binarization",
+    "recognize-prelu",
     "fold-weight-binarization",
     "fuse-output-transform",
     "fuse-conv-bn",

@@ -19,12 +19,10 @@ HERE = os.path.basename(__file__)
 
 
 class Upsample(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+    """An op bnnc does not compile (sorting) inside nested modules."""
 
     def forward(self, x):
-        return self.up(x)
+        return torch.sort(x, dim=-1).values
 
 
 class Layer(nn.Module):
@@ -50,7 +48,7 @@ def test_unsupported_op_names_op_module_and_line():
     with pytest.raises(UnsupportedError) as info:
         import_program(ep)
     msg = str(info.value)
-    assert "aten.upsample_nearest2d" in msg
+    assert "aten.sort" in msg
     assert "layer1.0.conv2" in msg
     # the user's line, not torch's nn.Upsample internals
     assert re.search(re.escape(HERE) + r":\d+", msg), msg
@@ -66,21 +64,47 @@ class SignAfterRelu(nn.Module):
         return F.conv2d(torch.sign(F.relu(x)), torch.sign(self.conv.weight))
 
 
-def test_torch_sign_after_relu_refused():
-    with pytest.raises(UnsupportedError) as info:
-        import_program(export_module(SignAfterRelu(), (torch.randn(1, 3, 5, 5),)))
-    msg = str(info.value)
-    assert "torch.sign" in msg and "0" in msg and "where(x >= 0" in msg
+def test_torch_sign_after_relu_is_unipolar():
+    """torch.sign(relu(x)) is {0, 1}: compiled exactly, as a binary conv in its popcount form."""
+    import bnnc
+    from bnnc.pipeline import run_passes
+    from bnnc.context import make_context
+    from differential import assert_matches_torch
+
+    torch.manual_seed(0)
+    model = SignAfterRelu().eval()
+    x = torch.randn(1, 3, 5, 5)
+    module = import_program(export_module(model, (x,)))
+    assert "bnn.signum" in str(module)  # the import is faithful
+    run_passes(module, "recognize-binarization,fold-weight-binarization,canonicalize,dce", make_context())
+    assert "bnn.bconv2d" in str(module) and "bnn.signum" not in str(module), str(module)
+    with torch.no_grad():
+        assert_matches_torch(model, (x,), bnnc.compile(model, (x,))(x))
 
 
-def test_torch_sign_after_relu_ok_with_where():
-    class Fixed(SignAfterRelu):
+def test_torch_sign_of_integer_accumulator_stays_exact():
+    """torch.sign of a bias-free binary conv's accumulator is three-valued: a float op, never binarize."""
+    import bnnc
+    from differential import assert_matches_torch
+
+    class TwoLayers(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv2d(4, 4, 1, bias=False)
+            self.b = nn.Conv2d(4, 4, 3, bias=False)
+
         def forward(self, x):
-            return F.conv2d(torch.where(F.relu(x) >= 0, 1.0, -1.0), torch.sign(self.conv.weight))
+            h = F.conv2d(torch.where(x >= 0, 1.0, -1.0), torch.sign(self.a.weight))
+            return F.conv2d(torch.sign(h), torch.sign(self.b.weight))
 
-    module = import_program(export_module(Fixed(), (torch.randn(1, 3, 5, 5),)))
-    # faithful import: the sign feeds a conv, which fold-weight-binarization makes binary
-    assert "bnn.sign" in str(module) and "bnn.conv2d" in str(module)
+    torch.manual_seed(0)
+    model = TwoLayers().eval()
+    x = torch.randn(1, 4, 6, 6)
+    with torch.no_grad():
+        acc = F.conv2d(torch.where(x >= 0, 1.0, -1.0), torch.sign(model.a.weight))
+    assert (acc == 0).any()  # the case that matters: exact zeros PyTorch's sign keeps
+    with torch.no_grad():
+        assert_matches_torch(model, (x,), bnnc.compile(model, (x,))(x), exact=True)
 
 
 class Plain(nn.Module):

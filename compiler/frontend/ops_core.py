@@ -3,25 +3,21 @@ activations, batch norm, pooling, mean, cat, pad, convolution and linear."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch.fx import Node
-from xdsl.dialects.builtin import TensorType, f32
 from xdsl.ir import SSAValue
 
 from bnnc.dialects import bnn
 
-from . import idioms
 from .fx_helpers import arg, op_name, pair, strip, unsupported
-from .idioms import Binarized
-from .ops_movement import _pad_amounts
 from .registry import HANDLERS, Plan, handles
 from .torch_import import Importer
 
 aten = torch.ops.aten
+
 
 def _unary(ctor):
     def handler(imp: Importer, node: Node) -> Plan:
@@ -65,25 +61,6 @@ def _prelu_plan(imp: Importer, node: Node, x: Node, slope: Any) -> Plan:
 def _prelu(imp: Importer, node: Node) -> Plan:
     x, w = node.args[0], node.args[1]
     return _prelu_plan(imp, node, x, w)
-
-
-@handles(aten.where.self)
-def _where(imp: Importer, node: Node) -> Plan:
-    # PReLU's decomposition: where(x > 0, x, slope * x)
-    cond, a, b = node.args[:3]
-    cmp = idioms.match_compare_zero(cond, imp.consts)
-    if cmp is not None and cmp[0] in ("gt", "ge") and idioms.same_value(a, cmp[1]):
-        m = strip(b)
-        if isinstance(m, Node) and m.op == "call_function" and m.target is aten.mul.Tensor:
-            p, q = m.args[0], m.args[1]
-            for slope, xx in ((p, q), (q, p)):
-                if idioms.same_value(xx, cmp[1]) and strip(slope) in imp.consts:
-                    return _prelu_plan(imp, node, cmp[1], slope)
-    raise unsupported(
-        node,
-        "unsupported select aten.where.self (only binarisations where(x >= 0, 1., -1.) and PReLU are recognised)",
-        "binarise with torch.where(x >= 0, 1., -1.); note where(x > 0, 1, -1) also works but maps 0 to -1",
-    )
 
 
 _ELEMENTWISE = {
@@ -161,60 +138,11 @@ def _batch_norm(imp: Importer, node: Node) -> Plan:
 # ---------------------------------------------------------- conv and dense
 
 
-@dataclass
-class _BinInput:
-    bin: Binarized
-    pads: tuple[int, int, int, int] | None  # (left, right, top, bottom) of a constant_pad_nd around it
-    pad_value: float  # the value PyTorch's padded binarised tensor holds at padded positions
-    padded: Node | None  # the node whose shape is the padded tensor's
-
-
-def _binarize_scalar(b: Binarized, v: float) -> float:
-    """The value of the binarisation `b` (as PyTorch computes it) at a padded input value v."""
-    if b.flip:
-        return 1.0 if v > 0 else -1.0
-    if b.torch_sign:
-        return float(np.sign(v))
-    return 1.0 if v >= 0 else -1.0
-
-
-def _binary_input(imp: Importer, conv: Node, inp: Node) -> _BinInput | None:
-    """A conv/linear input that is a binarisation, possibly padded before or after."""
-    n = strip(inp)
-    if isinstance(n, Node) and n.op == "call_function" and n.target is aten.constant_pad_nd.default:
-        b = imp.match(n.args[0])
-        if b is None:
-            return None
-        imp.check_sign_zero(n, b)
-        return _BinInput(b, _pad_amounts(n, n.args[1]), float(arg(n, 2, "value", 0.0)), n)
-    b = imp.match(n)
-    if b is None:
-        return None
-    src = strip(b.src)
-    if isinstance(src, Node) and src.op == "call_function" and src.target is aten.constant_pad_nd.default:
-        # binarise(pad(x, v)) = pad(binarise(x), binarise(v)): exact also for
-        # torch.sign of a zero pad (0 there), which bnn.sign of the pad is not.
-        value = float(arg(src, 2, "value", 0.0))
-        inner = imp.match(n)
-        b2 = Binarized(src.args[0], flip=inner.flip, torch_sign=inner.torch_sign, at=inner.at)
-        imp.check_sign_zero(conv, b2)
-        return _BinInput(b2, _pad_amounts(src, src.args[1]), _binarize_scalar(b, value), n)
-    imp.check_sign_zero(conv, b)
-    return _BinInput(b, None, 0.0, None)
-
-
-def _emit_binary_input(imp: Importer, bi: _BinInput) -> SSAValue:
-    x = imp.binarized_value(bi.bin)
-    if bi.pads is not None:
-        typ = TensorType(f32, list(bi.padded.meta["val"].shape))
-        x = imp.add(bnn.PadOp(x, bi.pads, bi.pad_value, typ)).result
-    return x
-
-
 @handles(aten.convolution.default)
 def _convolution(imp: Importer, node: Node) -> Plan:
-    """A float bnn.conv2d with the constant-folded weight; fold-weight-binarization
-    turns it into a bnn.bconv2d when the input is binarised and W is +-alpha_c."""
+    """A float bnn.conv2d with the constant-folded weight; recognize-binarization and
+    fold-weight-binarization turn it into a bnn.bconv2d when the input is
+    two-valued and W is +-alpha_c."""
     inp, w, bias, stride, padding, dilation, transposed, _out_pad, groups = node.args[:9]
     if transposed:
         from .ops_linalg import transposed_convolution
@@ -249,9 +177,6 @@ def _convolution(imp: Importer, node: Node) -> Plan:
             )
         ).result
 
-    bi = _binary_input(imp, node, inp)
-    if bi is not None:
-        return Plan([bi.bin.src], lambda: conv(_emit_binary_input(imp, bi)))
     return Plan(imp.node_deps([inp]), lambda: conv(imp.value(inp)))
 
 
@@ -260,15 +185,11 @@ def _dense_plan(imp: Importer, node: Node, inp: Node, W: torch.Tensor, bias_t: t
     typ = imp.result_type(node)
     if len(inp.meta["val"].shape) != 2:
         raise unsupported(node, f"{op_name(node)} on a rank-{len(inp.meta['val'].shape)} input", "flatten to 2-D first")
-    bi = imp.match(inp)
 
     def linear(x: SSAValue) -> SSAValue:
         b = imp.const_tensor(bias_t) if bias_t is not None else None
         return imp.add(bnn.LinearOp(x, imp.const_tensor(W), typ, b)).result
 
-    if bi is not None:
-        imp.check_sign_zero(node, bi)
-        return Plan([bi.src], lambda: linear(imp.binarized_value(bi)))
     return Plan(imp.node_deps([inp]), lambda: linear(imp.value(inp)))
 
 

@@ -6,11 +6,15 @@ Steps:
      parameters, buffers or lifted constants is evaluated eagerly, so every
      spelling of weight binarisation (sign(W) * mean|W|, STEs, ...) becomes a
      plain constant tensor.
-  3. Activation binarisation idioms (see idioms.py) are recognised and each
-     becomes one ``bnn.sign``; the helper ops they leave behind are dead.
-  4. Liveness from the graph outputs, then emission in graph order of the
+  3. Liveness from the graph outputs, then emission in graph order of the
      live nodes only (so dead polynomials of Bi-Real's ApproxSign and
      unsupported dead ops never matter).
+
+The translation is faithful, op by op, with PyTorch's semantics: torch.sign
+becomes the three-valued bnn.signum, comparisons and where become bnn.compare
+and bnn.where, bool tensors are f32 masks. Nothing is pattern-matched here:
+recognize-binarization (a pass every frontend shares) decides which tensors
+are binarisations. Handlers live in the ops_* modules, one per op family.
 
 Every emitted op carries ``loc(module.path(file:line:0))`` from the FX node.
 """
@@ -37,12 +41,9 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 
-from bnnc.dialects import bnn
 from bnnc.errors import UnsupportedError
 
-from . import idioms
-from .fx_helpers import describe, node_location, op_name, strip, unsupported
-from .idioms import Binarized
+from .fx_helpers import node_location, op_name, unsupported
 from .registry import HANDLERS, Plan
 
 aten = torch.ops.aten
@@ -96,10 +97,8 @@ class Importer:
         self.values: dict[Node, Any] = {}
         self.plans: dict[Node, Plan] = {}
         self.const_cache: dict[tuple, SSAValue] = {}
-        self.sign_cache: dict[tuple[Node, bool], SSAValue] = {}
         self.ops: list[Operation] = []
         self.loc: Attribute = UnknownLoc()
-        self.match = idioms.BinarizeMatcher(self.consts)
 
     # -- setup
 
@@ -187,10 +186,10 @@ class Importer:
             val = val[index]
         if not isinstance(val, torch.Tensor):
             raise unsupported(node, f"{op_name(node)} does not produce a tensor", "bnnc compiles tensor programs")
-        if val.dtype != torch.float32:
+        if val.dtype not in (torch.float32, torch.bool):  # bool tensors are f32 masks (bnn_compare.py)
             raise unsupported(
                 node,
-                f"{op_name(node)} produces a {val.dtype} tensor; bnnc computes in float32 only",
+                f"{op_name(node)} produces a {val.dtype} tensor; bnnc computes in float32 (and bool masks) only",
                 "keep activations in float32 (binarise with where(x >= 0, 1., -1.) rather than integer masks)",
             )
         if not all(isinstance(d, int) for d in val.shape):
@@ -239,50 +238,15 @@ class Importer:
             val = self.consts[node]
             if not isinstance(val, torch.Tensor):
                 raise unsupported(node, f"constant {node.name} is not a tensor", "use tensors")
-            if val.dtype != torch.float32:
+            if val.dtype not in (torch.float32, torch.bool):
                 raise unsupported(node, f"constant {node.name} has dtype {val.dtype}", "bnnc computes in float32 only")
-            return self.const_tensor(val)
+            return self.const_tensor(val.to(torch.float32))
         v = self.values[node]
         if isinstance(v, tuple):
             raise unsupported(node, f"{op_name(node)} returns several values", "use element 0 only")
         return v
 
-    def sign(self, src: Node, flip: bool, at: Node | None = None) -> SSAValue:
-        """bnn.sign(src) (flip=False) or bnn.sign(-src) (flip=True), shared per source.
-
-        `at` is the node that binarises (its location goes on the sign)."""
-        key = (src, flip)
-        if key not in self.sign_cache:
-            saved = self.loc
-            if at is not None:
-                self.loc = node_location(at)
-            x = self.value(src)
-            if flip:
-                x = self.add(bnn.MulOp(x, self.const_float(src, -1.0, len(x.type.get_shape())), x.type)).result
-            self.sign_cache[key] = self.add(bnn.SignOp(x)).result
-            self.loc = saved
-        return self.sign_cache[key]
-
-    def binarized_value(self, b: Binarized) -> SSAValue:
-        s = self.sign(b.src, b.flip, b.at)
-        if b.flip:
-            s = self.add(bnn.MulOp(s, self.const_float(b.src, -1.0, len(s.type.get_shape())), s.type)).result
-        return s
-
     # -- planning
-
-    def check_sign_zero(self, node: Node, b: Binarized) -> None:
-        if not b.torch_sign:
-            return
-        zero = idioms.may_be_exact_zero(b.src, self.consts, is_binarized=lambda n: self.match(n) is not None)
-        if zero is not None:
-            raise unsupported(
-                node,
-                f"torch.sign (aten.sign.default) of the output of {op_name(zero)}{describe(zero)}, which is exactly 0 "
-                "for many inputs: torch.sign maps 0 to 0, bnnc's binarize maps 0 to +1, so the compiled model "
-                "would compute a different function",
-                "binarise with torch.where(x >= 0, 1., -1.) (0 -> +1), or move the sign before the relu/clamp",
-            )
 
     def plan(self, node: Node) -> Plan:
         if node in self.plans:
@@ -290,12 +254,7 @@ class Importer:
         if node.op == "placeholder":
             p = Plan([], lambda: None)
         else:
-            b = self.match(node)
-            if b is not None and strip(node) is node:
-                self.check_sign_zero(node, b)
-                p = Plan([b.src], lambda b=b: self.binarized_value(b))
-            else:
-                p = self._plan_op(node)
+            p = self._plan_op(node)
         self.plans[node] = p
         return p
 
@@ -313,9 +272,8 @@ class Importer:
             raise unsupported(
                 node,
                 f"unsupported op {op_name(node)}",
-                "bnnc supports convolutions, linear layers, batch norm, (P)ReLU, hardtanh, elementwise "
-                "add/sub/mul/div, pooling, mean, cat and reshapes; rewrite this part of the model with those "
-                "or run it outside the compiled model",
+                "see the README's \"What bnnc recognises and how\" for the supported ops; rewrite this part "
+                "of the model with those or run it outside the compiled model",
             )
         return handler(self, node)
 

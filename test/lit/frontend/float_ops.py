@@ -1,11 +1,14 @@
 # RUN: %python %s | filecheck %s
 # The float ops around binary layers: first conv, BN, PReLU (RPReLU), pools,
-# mean, cat, flatten, linear.
+# mean, cat, flatten, linear. nn.PReLU arrives as where(x > 0, x, a * x) and
+# recognize-prelu makes it one bnn.prelu.
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from bnnc.context import make_context
 from bnnc.frontend.torch_import import export_module, import_program
+from bnnc.pipeline import run_passes
 
 
 class Net(nn.Module):
@@ -50,4 +53,6 @@ class Net(nn.Module):
 # CHECK: %[[M:.*]] = bnn.mean %[[F]] {dims = array<i64: 1>} : (tensor<1x16xf32>) -> tensor<1x1xf32>
 # CHECK: %[[R:.*]] = bnn.reshape %[[M]] : (tensor<1x1xf32>) -> tensor<1xf32>
 # CHECK: func.return %{{.*}}, %[[R]]
-print(import_program(export_module(Net(), (torch.randn(1, 3, 16, 16),))))
+module = import_program(export_module(Net(), (torch.randn(1, 3, 16, 16),)))
+run_passes(module, "recognize-prelu", make_context())
+print(module)

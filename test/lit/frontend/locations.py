@@ -12,7 +12,7 @@ from bnnc.pipeline import run_passes
 def imported(ep):
     """The faithful import, then fold-weight-binarization (what --emit=bnn starts from)."""
     module = import_program(ep)
-    run_passes(module, "fold-weight-binarization,canonicalize,dce", make_context())
+    run_passes(module, "recognize-binarization,fold-weight-binarization,canonicalize,dce", make_context())
     return module
 
 

@@ -12,7 +12,7 @@ from bnnc.pipeline import run_passes
 def imported(ep):
     """The faithful import, then fold-weight-binarization (what --emit=bnn starts from)."""
     module = import_program(ep)
-    run_passes(module, "fold-weight-binarization,canonicalize,dce", make_context())
+    run_passes(module, "recognize-binarization,fold-weight-binarization,canonicalize,dce", make_context())
     return module
 
 
@@ -56,10 +56,11 @@ show("pad before sign", lambda x: ge(F.pad(x, (1, 1, 1, 1), value=-5.0)))
 # CHECK: bnn.bconv2d {{.*}}padding = array<i64: 1, 1>{{.*}}pad_value = 0 : i64}
 show("zero pad before torch.sign", lambda x: torch.sign(F.pad(x, (1, 1, 1, 1))))
 
-# The importer itself is faithful: a bnn.pad of the sign and a float conv.
+# The importer itself is faithful: compare, where, a bnn.pad of it and a float conv.
 # CHECK-LABEL: ----- faithful import
-# CHECK: %[[S:.*]] = bnn.sign %x
-# CHECK: %[[P:.*]] = bnn.pad %[[S]] {padding = array<i64: 1, 1, 1, 1>, value = -1.000000e+00 : f32}
+# CHECK: %[[C:.*]] = bnn.compare %x, %{{.*}} {predicate = "ge"}
+# CHECK: %[[W:.*]] = bnn.where %[[C]], %{{.*}}, %{{.*}}
+# CHECK: %[[P:.*]] = bnn.pad %[[W]] {padding = array<i64: 1, 1, 1, 1>, value = -1.000000e+00 : f32}
 # CHECK: bnn.conv2d %[[P]], %{{.*}} : tensor<1x4x8x8xf32>, tensor<8x4x3x3xf32> -> tensor<1x8x6x6xf32>
 print("// ----- faithful import")
 print(import_program(export_module(Net(lambda x: F.pad(ge(x), (1, 1, 1, 1), value=-1.0)), (torch.randn(1, 4, 6, 6),))))
