@@ -1,0 +1,143 @@
+// RUN: %bnnc-opt %s -p recognize-binarization --split-input-file | filecheck %s
+
+// where(x >= 0, 1, -1) is bnn.sign(x): 0 goes to +1 in both.
+// CHECK-LABEL: func.func @where_ge
+// CHECK-NEXT: %[[S:.*]] = bnn.sign %x
+// CHECK-NEXT: func.return %[[S]]
+func.func @where_ge(%x: tensor<1x2x3x3xf32>) -> tensor<1x2x3x3xf32> {
+  %z = arith.constant dense<0.0> : tensor<1x1x1x1xf32>
+  %p = arith.constant dense<1.0> : tensor<1x1x1x1xf32>
+  %m = arith.constant dense<-1.0> : tensor<1x1x1x1xf32>
+  %c = bnn.compare %x, %z {predicate = "ge"} : (tensor<1x2x3x3xf32>, tensor<1x1x1x1xf32>) -> tensor<1x2x3x3xf32>
+  %w = bnn.where %c, %p, %m : (tensor<1x2x3x3xf32>, tensor<1x1x1x1xf32>, tensor<1x1x1x1xf32>) -> tensor<1x2x3x3xf32>
+  func.return %w : tensor<1x2x3x3xf32>
+}
+
+// -----
+
+// (x > 0).float() * 2 - 1 sends 0 to -1: -sign(-x).
+// CHECK-LABEL: func.func @affine_gt
+// CHECK: %[[N:.*]] = bnn.mul %x, %[[M:.*]] :
+// CHECK-NEXT: %[[S:.*]] = bnn.sign %[[N]]
+// CHECK-NEXT: %[[R:.*]] = bnn.mul %[[S]], %[[M]]
+// CHECK-NEXT: func.return %[[R]]
+func.func @affine_gt(%x: tensor<1x4xf32>) -> tensor<1x4xf32> {
+  %z = arith.constant dense<0.0> : tensor<1x1xf32>
+  %two = arith.constant dense<2.0> : tensor<1x1xf32>
+  %one = arith.constant dense<1.0> : tensor<1x1xf32>
+  %c = bnn.compare %x, %z {predicate = "gt"} : (tensor<1x4xf32>, tensor<1x1xf32>) -> tensor<1x4xf32>
+  %d = bnn.mul %c, %two : (tensor<1x4xf32>, tensor<1x1xf32>) -> tensor<1x4xf32>
+  %e = bnn.sub %d, %one : (tensor<1x4xf32>, tensor<1x1xf32>) -> tensor<1x4xf32>
+  func.return %e : tensor<1x4xf32>
+}
+
+// -----
+
+// torch.sign feeding a conv is binarize (its input is 0 only by rounding);
+// feeding only float ops it keeps PyTorch's sign(0) = 0.
+// CHECK-LABEL: func.func @signum_users
+// CHECK: %[[S:.*]] = bnn.sign %x
+// CHECK: bnn.conv2d %[[S]]
+// CHECK: %[[F:.*]] = bnn.signum %y
+// CHECK: bnn.add %[[F]]
+func.func @signum_users(%x: tensor<1x2x3x3xf32>, %y: tensor<1x2x3x3xf32>) -> (tensor<1x2x3x3xf32>, tensor<1x2x3x3xf32>) {
+  %w = arith.constant dense<1.0> : tensor<2x2x1x1xf32>
+  %a = bnn.signum %x : tensor<1x2x3x3xf32>
+  %b = bnn.conv2d %a, %w {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64} : tensor<1x2x3x3xf32>, tensor<2x2x1x1xf32> -> tensor<1x2x3x3xf32>
+  %f = bnn.signum %y : tensor<1x2x3x3xf32>
+  %g = bnn.add %f, %f : (tensor<1x2x3x3xf32>, tensor<1x2x3x3xf32>) -> tensor<1x2x3x3xf32>
+  func.return %b, %g : tensor<1x2x3x3xf32>, tensor<1x2x3x3xf32>
+}
+
+// -----
+
+// A straight-through estimator h + (sign(h) - h) holds sign(h)'s values.
+// CHECK-LABEL: func.func @ste
+// CHECK-NEXT: %[[S:.*]] = bnn.sign %x
+// CHECK-NEXT: func.return %[[S]]
+func.func @ste(%x: tensor<1x4xf32>) -> tensor<1x4xf32> {
+  %s = bnn.sign %x : tensor<1x4xf32>
+  %d = bnn.sub %s, %x : (tensor<1x4xf32>, tensor<1x4xf32>) -> tensor<1x4xf32>
+  %e = bnn.add %x, %d : (tensor<1x4xf32>, tensor<1x4xf32>) -> tensor<1x4xf32>
+  func.return %e : tensor<1x4xf32>
+}
+
+// -----
+
+// A Brevitas-style clamp written with where keeps the sign of x, so the
+// binariser after it is sign(x); the scale alpha folds into the weights.
+// CHECK-LABEL: func.func @clamp_where_scaled
+// CHECK: %[[S:.*]] = bnn.sign %x
+// CHECK: %[[W:.*]] = arith.constant dense<2.500000e-01> : tensor<2x2x1x1xf32>
+// CHECK: bnn.conv2d %[[S]], %[[W]] {bnnc.binarized = "input {-0.5, 0.5}: x >= 0 ? 0.5 : -0.5; {-a, +a} (scale folded into the weights)"
+// CHECK-NOT: bnn.where
+func.func @clamp_where_scaled(%x: tensor<1x2x3x3xf32>) -> tensor<1x2x3x3xf32> {
+  %hi = arith.constant dense<0.5> : tensor<1x1x1x1xf32>
+  %lo = arith.constant dense<-0.5> : tensor<1x1x1x1xf32>
+  %z = arith.constant dense<0.0> : tensor<1x1x1x1xf32>
+  %p = arith.constant dense<1.0> : tensor<1x1x1x1xf32>
+  %m = arith.constant dense<-1.0> : tensor<1x1x1x1xf32>
+  %w = arith.constant dense<0.5> : tensor<2x2x1x1xf32>
+  %c1 = bnn.compare %x, %hi {predicate = "gt"} : (tensor<1x2x3x3xf32>, tensor<1x1x1x1xf32>) -> tensor<1x2x3x3xf32>
+  %y1 = bnn.where %c1, %hi, %x : (tensor<1x2x3x3xf32>, tensor<1x1x1x1xf32>, tensor<1x2x3x3xf32>) -> tensor<1x2x3x3xf32>
+  %c2 = bnn.compare %y1, %lo {predicate = "lt"} : (tensor<1x2x3x3xf32>, tensor<1x1x1x1xf32>) -> tensor<1x2x3x3xf32>
+  %y2 = bnn.where %c2, %lo, %y1 : (tensor<1x2x3x3xf32>, tensor<1x1x1x1xf32>, tensor<1x2x3x3xf32>) -> tensor<1x2x3x3xf32>
+  %c3 = bnn.compare %y2, %z {predicate = "ge"} : (tensor<1x2x3x3xf32>, tensor<1x1x1x1xf32>) -> tensor<1x2x3x3xf32>
+  %b = bnn.where %c3, %p, %m : (tensor<1x2x3x3xf32>, tensor<1x1x1x1xf32>, tensor<1x1x1x1xf32>) -> tensor<1x2x3x3xf32>
+  %a = bnn.mul %b, %hi : (tensor<1x2x3x3xf32>, tensor<1x1x1x1xf32>) -> tensor<1x2x3x3xf32>
+  %y = bnn.conv2d %a, %w {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64} : tensor<1x2x3x3xf32>, tensor<2x2x1x1xf32> -> tensor<1x2x3x3xf32>
+  func.return %y : tensor<1x2x3x3xf32>
+}
+
+// -----
+
+// sign(relu(x)) is {0, 1} (x > 0): the conv becomes its popcount form over
+// -sign(-x) padded with -1, scaled by 0.5 and shifted by half the weight sums.
+// CHECK-LABEL: func.func @unipolar
+// CHECK: %[[S:.*]] = bnn.sign %{{.*}}
+// CHECK: %[[B:.*]] = bnn.mul %[[S]]
+// CHECK: %[[P:.*]] = bnn.pad %[[B]] {padding = array<i64: 1, 1, 1, 1>, value = -1.000000e+00 : f32}
+// CHECK: %[[D:.*]] = bnn.conv2d %[[P]], %{{.*}} {bnnc.binarized = "input {0, 1}: x > 0 ? 1 : 0; {0, a} unipolar{{.*}}padding = array<i64: 0, 0>
+// CHECK: %[[H:.*]] = bnn.mul %[[D]], %{{.*}}
+// CHECK: %[[R:.*]] = bnn.add %[[H]], %{{.*}}
+// CHECK: func.return %[[R]]
+func.func @unipolar(%x: tensor<1x2x3x3xf32>) -> tensor<1x2x3x3xf32> {
+  %w = arith.constant dense<[[[[1.0, -1.0, 1.0], [1.0, 1.0, 1.0], [-1.0, -1.0, 1.0]], [[1.0, -1.0, 1.0], [1.0, 1.0, 1.0], [-1.0, -1.0, 1.0]]], [[[1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0]], [[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]]]> : tensor<2x2x3x3xf32>
+  %r = bnn.relu %x : tensor<1x2x3x3xf32>
+  %s = bnn.signum %r : tensor<1x2x3x3xf32>
+  %y = bnn.conv2d %s, %w {strides = array<i64: 1, 1>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64} : tensor<1x2x3x3xf32>, tensor<2x2x3x3xf32> -> tensor<1x2x3x3xf32>
+  func.return %y : tensor<1x2x3x3xf32>
+}
+
+// -----
+
+// torch.sign of a bias-free binary conv's accumulator: exact zeros by
+// construction, three values; left as it is (a float op computes it exactly).
+// CHECK-LABEL: func.func @three_valued
+// CHECK: %[[A:.*]] = bnn.conv2d %{{.*}}, %{{.*}}
+// CHECK: %[[T:.*]] = bnn.signum %[[A]]
+// CHECK: bnn.conv2d %[[T]]
+func.func @three_valued(%x: tensor<1x2x3x3xf32>) -> tensor<1x2x3x3xf32> {
+  %w = arith.constant dense<1.0> : tensor<2x2x1x1xf32>
+  %s = bnn.sign %x : tensor<1x2x3x3xf32>
+  %a = bnn.conv2d %s, %w {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64} : tensor<1x2x3x3xf32>, tensor<2x2x1x1xf32> -> tensor<1x2x3x3xf32>
+  %t = bnn.signum %a : tensor<1x2x3x3xf32>
+  %y = bnn.conv2d %t, %w {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64} : tensor<1x2x3x3xf32>, tensor<2x2x1x1xf32> -> tensor<1x2x3x3xf32>
+  func.return %y : tensor<1x2x3x3xf32>
+}
+
+// -----
+
+// A comparison against a non-zero threshold is not a sign of x: left alone.
+// CHECK-LABEL: func.func @threshold
+// CHECK: bnn.compare
+// CHECK: bnn.where
+// CHECK-NOT: bnn.sign
+func.func @threshold(%x: tensor<1x4xf32>) -> tensor<1x4xf32> {
+  %t = arith.constant dense<0.5> : tensor<1x1xf32>
+  %p = arith.constant dense<1.0> : tensor<1x1xf32>
+  %m = arith.constant dense<-1.0> : tensor<1x1xf32>
+  %c = bnn.compare %x, %t {predicate = "ge"} : (tensor<1x4xf32>, tensor<1x1xf32>) -> tensor<1x4xf32>
+  %w = bnn.where %c, %p, %m : (tensor<1x4xf32>, tensor<1x1xf32>, tensor<1x1xf32>) -> tensor<1x4xf32>
+  func.return %w : tensor<1x4xf32>
+}
