@@ -6,8 +6,12 @@ kernels depend on `math.ctpop` becoming `llvm.ctpop.*` (which LLVM turns into
 intrinsic called through `llvm.call_intrinsic` with MLIR's intrinsic and
 LLVM's mangled name (`llvm.ctpop.i64`, `llvm.ctpop.v8i64`, `llvm.fma.v8f32`),
 because xDSL's llvm dialect only defines a handful of `llvm.intr.*` ops.
-Ops without an LLVM intrinsic (tanh, erf, atan, ...) are left alone, and the
-pass then fails naming them.
+Functions LLVM has no intrinsic for (erf, log1p, expm1, cbrt) become calls
+of libm's `erff` / `log1pf` / ... (vectors one call per lane), declared in
+the module: the JIT resolves them in the running process (which has libm
+loaded) and an artifact leaves them undefined for the linker (`-lm`).
+`math.rsqrt` is 1 / sqrt(x) (two roundings), as MLIR lowers it. Any other
+math op is left alone, and the pass then fails naming it.
 """
 
 from __future__ import annotations
@@ -17,13 +21,23 @@ from dataclasses import dataclass
 from xdsl.context import Context
 from xdsl.dialects import llvm as L
 from xdsl.dialects import math
-from xdsl.dialects.builtin import IntegerAttr, IntegerType, ModuleOp
-from xdsl.ir import Operation
+from xdsl.dialects.builtin import (
+    DenseIntOrFPElementsAttr,
+    FloatAttr,
+    IntegerAttr,
+    IntegerType,
+    ModuleOp,
+    VectorType,
+    f32,
+    f64,
+)
+from xdsl.ir import Attribute, Operation
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, RewritePattern
 from xdsl.utils.exceptions import PassFailedException
 
-from bnnc.codegen import cast_all, intrinsic_suffix, llvm_type, replace_with_llvm
+from bnnc.codegen import ExtractElementOp, cast_all, intrinsic_suffix, llvm_type, replace_with_llvm
+from bnnc.passes.convert_memref_to_llvm import _declare as declare_function
 
 # math op -> (LLVM intrinsic, extra trailing `i1 false` flag operand?)
 # The flag is `is_int_min_poison` for llvm.abs and `is_zero_poison` for
@@ -50,11 +64,82 @@ _INTRINSICS: dict[type[Operation], tuple[str, bool]] = {
     math.Log10Op: ("llvm.log10", False),
     math.SinOp: ("llvm.sin", False),
     math.CosOp: ("llvm.cos", False),
+    math.TanhOp: ("llvm.tanh", False),
+    math.TanOp: ("llvm.tan", False),
+    math.SinhOp: ("llvm.sinh", False),
+    math.CoshOp: ("llvm.cosh", False),
+    math.AsinOp: ("llvm.asin", False),
+    math.AcosOp: ("llvm.acos", False),
+    math.AtanOp: ("llvm.atan", False),
+}
+
+# math op -> libm function (the f64 name; f32 appends "f"): no LLVM intrinsic.
+_LIBM: dict[type[Operation], str] = {
+    math.ErfOp: "erf",
+    math.Log1pOp: "log1p",
+    math.ExpM1Op: "expm1",
+    math.CbrtOp: "cbrt",
 }
 
 
+def _libm_name(base: str, t: Attribute) -> str:
+    element = t.element_type if isinstance(t, VectorType) else t
+    if element == f32:
+        return base + "f"
+    if element == f64:
+        return base
+    raise PassFailedException(f"convert-math-to-llvm: no libm {base} for {t}")
+
+
+def _libm_call(module: ModuleOp, op: Operation, rewriter: PatternRewriter) -> None:
+    """A scalar call of the libm function, or one call per lane of a vector."""
+    (x,) = cast_all(rewriter, op.operands)
+    t = llvm_type(op.results[0].type)
+    name = _libm_name(_LIBM[type(op)], t)
+    element = t.element_type if isinstance(t, VectorType) else t
+    declare_function(module, name, L.LLVMFunctionType([element], element))
+    if not isinstance(t, VectorType):
+        replace_with_llvm(rewriter, op, [L.CallOp(name, x, return_type=element)])
+        return
+    # start from zeros: xDSL's llvmlite translation has no `llvm.mlir.undef`
+    new_ops: list[Operation] = [L.ConstantOp(DenseIntOrFPElementsAttr.from_list(t, [0.0] * t.get_shape()[0]), t)]
+    acc = new_ops[0].results[0]
+    for lane in range(t.get_shape()[0]):
+        pos = L.ConstantOp(IntegerAttr(lane, 64), IntegerType(64))
+        lane_x = ExtractElementOp(x, pos)
+        call = L.CallOp(name, lane_x, return_type=element)
+        ins = L.InsertElementOp(acc, call.results[0], pos)
+        new_ops += [pos, lane_x, call, ins]
+        acc = ins.results[0]
+    replace_with_llvm(rewriter, op, new_ops, [acc])
+
+
+def _rsqrt(op: math.RsqrtOp, rewriter: PatternRewriter) -> None:
+    """1 / sqrt(x), as MLIR's math-to-llvm (no approximate reciprocal)."""
+    (x,) = cast_all(rewriter, op.operands)
+    t = llvm_type(op.results[0].type)
+    element = t.element_type if isinstance(t, VectorType) else t
+    one = L.ConstantOp(
+        DenseIntOrFPElementsAttr.from_list(t, [1.0] * t.get_shape()[0])
+        if isinstance(t, VectorType)
+        else FloatAttr(1.0, element),
+        t,
+    )
+    root = L.CallIntrinsicOp(f"llvm.sqrt.{intrinsic_suffix(t)}", [x], [t])
+    replace_with_llvm(rewriter, op, [one, root, L.FDivOp(one.result, root.results[0])])
+
+
+@dataclass
 class MathToLLVM(RewritePattern):
+    module: ModuleOp
+
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if type(op) in _LIBM:
+            _libm_call(self.module, op, rewriter)
+            return
+        if isinstance(op, math.RsqrtOp):
+            _rsqrt(op, rewriter)
+            return
         entry = _INTRINSICS.get(type(op))
         if entry is None:
             return
@@ -75,10 +160,10 @@ class ConvertMathToLLVMPass(ModulePass):
     name = "convert-math-to-llvm"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        PatternRewriteWalker(MathToLLVM(), apply_recursively=False).rewrite_module(op)
+        PatternRewriteWalker(MathToLLVM(op), apply_recursively=False).rewrite_module(op)
         leftover = sorted({o.name for o in op.walk() if o.dialect_name() == "math"})
         if leftover:
             raise PassFailedException(
                 f"convert-math-to-llvm: no LLVM intrinsic for {leftover}; "
-                f"supported: {sorted(c.name for c in _INTRINSICS)}"
+                f"supported: {sorted(c.name for c in (*_INTRINSICS, *_LIBM, math.RsqrtOp))}"
             )

@@ -3,11 +3,10 @@
 # sigmoid * x after torch.export's decompositions, selu is elu, clamp with
 # tensor bounds is maximum then minimum, a one-sided number clamp is a
 # hardtanh with an infinite bound.
-import math
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from bnnc.frontend.torch_import import export_module, import_program
 
