@@ -24,6 +24,7 @@ from xdsl.dialects.builtin import (
     IntegerAttr,
     IntegerType,
     TensorType,
+    UnitAttr,
     f32,
     i64,
 )
@@ -427,26 +428,65 @@ class PackOp(IRDLOperation):
             raise VerifyException(f"bnn.pack result must be {n}x{packed_words(c, groups)}x{h}x{w}xi64")
 
 
+def pool_output_size(size: int, kernel: int, stride: int, pad: int, dilation: int, ceil_mode: bool) -> int:
+    """PyTorch's pooling output size: floor mode, or ceil mode, where the
+    last window must still start inside the input or its left padding."""
+    if not ceil_mode:
+        return conv_output_size(size, kernel, stride, pad, dilation)
+    out = -(-(size + 2 * pad - dilation * (kernel - 1) - 1) // stride) + 1
+    if (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
 class _PoolOp(_WindowOp):
-    """Shared shape of the pooling ops: one input, a window `kernel`."""
+    """Shared shape of the pooling ops: one input, a window `kernel`.
+
+    With `ceil_mode` (set only where it changes the result size) the result
+    holds PyTorch's ceil-mode windows: the last ones may run past the input's
+    bottom/right edge, and those taps count as padding (never win a max; an
+    average divides as PyTorch does, see _lower_float._avg_divisors)."""
 
     input = operand_def(TensorType)
     result = result_def(TensorType)
     kernel = prop_def(DenseArrayBase[I64])
+    ceil_mode = opt_prop_def(UnitAttr)
     traits = traits_def(Pure())
     assembly_format = "$input attr-dict `:` functional-type(operands, results)"
 
-    def __init__(self, input: SSAValue, result_type: Attribute, *, kernel, strides, padding, dilations=(1, 1)):
-        super().__init__(
-            operands=[input],
-            result_types=[result_type],
-            properties={
-                "kernel": i64_array(kernel),
-                "strides": i64_array(strides),
-                "padding": i64_array(padding),
-                "dilations": i64_array(dilations),
-            },
+    def __init__(
+        self,
+        input: SSAValue,
+        result_type: Attribute,
+        *,
+        kernel,
+        strides,
+        padding,
+        dilations=(1, 1),
+        ceil_mode: bool | None = None,
+    ):
+        props: dict[str, Attribute] = {
+            "kernel": i64_array(kernel),
+            "strides": i64_array(strides),
+            "padding": i64_array(padding),
+            "dilations": i64_array(dilations),
+        }
+        if _wants_ceil(input, result_type, props, ceil_mode):
+            props["ceil_mode"] = UnitAttr()
+        super().__init__(operands=[input], result_types=[result_type], properties=props)
+
+    def _verify_output(self, in_hw: Sequence[int], k_hw: Sequence[int], out_hw: Sequence[int]) -> None:
+        (sh, sw), (ph, pw), (dh, dw) = self.window()
+        ceil = self.ceil_mode is not None
+        expect = (
+            pool_output_size(in_hw[0], k_hw[0], sh, ph, dh, ceil),
+            pool_output_size(in_hw[1], k_hw[1], sw, pw, dw, ceil),
         )
+        if expect[0] < 1 or expect[1] < 1:
+            raise VerifyException(f"window {tuple(k_hw)} does not fit input {tuple(in_hw)} with this padding")
+        if tuple(out_hw) != expect:
+            mode = "ceil" if ceil else "floor"
+            raise VerifyException(f"result spatial size must be {expect} ({mode} mode), got {tuple(out_hw)}")
 
     def _verify_pool(self) -> None:
         n, c, h, w = _check_rank(self.input, 4, f"{self.name} input")
@@ -458,6 +498,35 @@ class _PoolOp(_WindowOp):
         if ph * 2 > kh or pw * 2 > kw:
             raise VerifyException("pad should be at most half of the kernel size")
         self._verify_output((h, w), (kh, kw), (oh, ow))
+
+
+def _wants_ceil(input: SSAValue, result_type: Attribute, props: dict[str, Attribute], ceil_mode: bool | None) -> bool:
+    """Whether a pool needs `ceil_mode`: as asked, or (None) when the result
+    type has the ceil-mode size but not the floor-mode one, so rewrites that
+    rebuild a pool from its result type (binary-maxpool) keep its windows."""
+    if ceil_mode is not None:
+        return ceil_mode and _floor_differs(input, result_type, props)
+    if not isinstance(result_type, TensorType) or not isinstance(input.type, TensorType):
+        return False
+    if len(result_type.get_shape()) != 4 or len(input.type.get_shape()) != 4:
+        return False
+    return _floor_differs(input, result_type, props) and tuple(result_type.get_shape()[2:]) == _pool_hw(input, props, True)
+
+
+def _pool_hw(input: SSAValue, props: dict[str, Attribute], ceil: bool) -> tuple[int, int]:
+    h, w = input.type.get_shape()[2:]  # type: ignore[union-attr]
+    k, s, p, d = (props[name].get_values() for name in ("kernel", "strides", "padding", "dilations"))  # type: ignore[union-attr]
+    return (
+        pool_output_size(h, k[0], s[0], p[0], d[0], ceil),
+        pool_output_size(w, k[1], s[1], p[1], d[1], ceil),
+    )
+
+
+def _floor_differs(input: SSAValue, result_type: Attribute, props: dict[str, Attribute]) -> bool:
+    """Whether ceil mode changes this pool's result size."""
+    if not isinstance(input.type, TensorType) or len(input.type.get_shape()) != 4:
+        return True
+    return _pool_hw(input, props, True) != _pool_hw(input, props, False)
 
 
 @irdl_op_definition
@@ -808,7 +877,8 @@ class CatOp(IRDLOperation):
 
 @irdl_op_definition
 class MaxPool2dOp(_PoolOp):
-    """Max pooling; padded taps are -inf (PyTorch), floor mode."""
+    """Max pooling; padded taps are -inf (PyTorch): a tap is taken if it is
+    greater than the running max or NaN, in row-major window order."""
 
     name = "bnn.max_pool2d"
 
@@ -818,7 +888,7 @@ class MaxPool2dOp(_PoolOp):
 
 @irdl_op_definition
 class AvgPool2dOp(_PoolOp):
-    """Average pooling, floor mode; `count_include_pad` as in PyTorch."""
+    """Average pooling; `count_include_pad` and `divisor_override` as in PyTorch."""
 
     name = "bnn.avg_pool2d"
     count_include_pad = prop_def(IntegerAttr[IntegerType])
@@ -834,6 +904,7 @@ class AvgPool2dOp(_PoolOp):
         padding,
         count_include_pad: bool = True,
         divisor_override: int | None = None,
+        ceil_mode: bool | None = None,
     ):
         props: dict[str, Attribute] = {
             "kernel": i64_array(kernel),
@@ -842,6 +913,8 @@ class AvgPool2dOp(_PoolOp):
             "dilations": i64_array((1, 1)),
             "count_include_pad": IntegerAttr(int(count_include_pad), IntegerType(1)),
         }
+        if _wants_ceil(input, result_type, props, ceil_mode):
+            props["ceil_mode"] = UnitAttr()
         if divisor_override is not None:
             props["divisor_override"] = IntegerAttr(divisor_override, i64)
         IRDLOperation.__init__(self, operands=[input], result_types=[result_type], properties=props)
@@ -870,6 +943,28 @@ class AdaptiveAvgPool2dOp(IRDLOperation):
         on, oc, oh, ow = _check_rank(self.result, 4, "bnn.adaptive_avg_pool2d result")
         if (on, oc) != (n, c) or oh < 1 or ow < 1:
             raise VerifyException("bnn.adaptive_avg_pool2d result must keep batch and channels")
+
+
+@irdl_op_definition
+class AdaptiveMaxPool2dOp(IRDLOperation):
+    """PyTorch's adaptive max pooling to the result's spatial size: bins
+    [floor(i*H/OH), ceil((i+1)*H/OH)), max by the rule of bnn.max_pool2d."""
+
+    name = "bnn.adaptive_max_pool2d"
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+
+    def __init__(self, input: SSAValue, result_type: Attribute):
+        super().__init__(operands=[input], result_types=[result_type])
+
+    def verify_(self) -> None:
+        n, c, _, _ = _check_rank(self.input, 4, "bnn.adaptive_max_pool2d input")
+        _check_float(self.input, "bnn.adaptive_max_pool2d input")
+        on, oc, oh, ow = _check_rank(self.result, 4, "bnn.adaptive_max_pool2d result")
+        if (on, oc) != (n, c) or oh < 1 or ow < 1:
+            raise VerifyException("bnn.adaptive_max_pool2d result must keep batch and channels")
 
 
 @irdl_op_definition
@@ -954,6 +1049,7 @@ BNN = Dialect(
         MaxPool2dOp,
         AvgPool2dOp,
         AdaptiveAvgPool2dOp,
+        AdaptiveMaxPool2dOp,
         MeanOp,
         ReshapeOp,
         *COMPARE_OPS,

@@ -200,10 +200,16 @@ def _pool(
                     lb.store(reduce(values, (ylo, yhi), (xlo, xhi)), out, [n, c, oy, ox])
 
 
+def _max_rule(lb: LoopBuilder, m: SSAValue, v: SSAValue) -> SSAValue:
+    """PyTorch's CPU max step: take v if v > max or v is NaN."""
+    return lb.select(lb.or_(lb.cmpf(v, m, "ogt"), lb.cmpf(v, v, "uno")), v, m)
+
+
 def lower_max_pool2d(L: Lowerer, op: bnn.MaxPool2dOp, args: list[SSAValue], out: SSAValue) -> None:
     """PyTorch's CPU rule, tap by tap in window order from -inf over the
     in-bounds taps: take v if v > max or v is NaN (NaN propagates; of equal
-    values, -0.0 and 0.0 included, the first is kept)."""
+    values, -0.0 and 0.0 included, the first is kept). Ceil-mode windows past
+    the bottom/right edge simply have fewer in-bounds taps."""
     lb = L.lb
 
     def reduce(values: list[SSAValue], *_) -> SSAValue:
@@ -211,15 +217,16 @@ def lower_max_pool2d(L: Lowerer, op: bnn.MaxPool2dOp, args: list[SSAValue], out:
             return lb.f32(float("-inf"))
         m = values[0]  # taking the first tap from -inf gives its bits (-inf stays -inf)
         for v in values[1:]:
-            take = lb.or_(lb.cmpf(v, m, "ogt"), lb.cmpf(v, v, "uno"))
-            m = lb.select(take, v, m)
+            m = _max_rule(lb, m, v)
         return m
 
     _pool(L, op, args[0], out, reduce)
 
 
 def _avg_divisors(op: bnn.AvgPool2dOp, h: int, w: int, oh: int, ow: int) -> np.ndarray:
-    """PyTorch's avg_pool2d divisor for every output pixel (floor mode)."""
+    """PyTorch's avg_pool2d divisor for every output pixel: the window clipped
+    to the padded input (so a ceil-mode window past the padding counts only
+    the part inside it), or to the input itself without count_include_pad."""
     (sh, sw), (ph, pw), _ = op.window()
     kh, kw = op.kernel.get_values()
     include_pad = bool(op.count_include_pad.value.data)
@@ -256,21 +263,47 @@ def lower_avg_pool2d(L: Lowerer, op: bnn.AvgPool2dOp, args: list[SSAValue], out:
     _pool(L, op, x, out, reduce)
 
 
-def lower_adaptive_avg_pool2d(L: Lowerer, op: bnn.AdaptiveAvgPool2dOp, args: list[SSAValue], out: SSAValue) -> None:
-    """PyTorch's bins: [floor(i*H/OH), ceil((i+1)*H/OH)); one static nest per bin."""
-    lb, x = L.lb, args[0]
+def adaptive_bins(size: int, out: int) -> list[tuple[int, int]]:
+    """PyTorch's adaptive pooling bins along one axis: [floor(i*size/out), ceil((i+1)*size/out))."""
+    return [((i * size) // out, -((-(i + 1) * size) // out)) for i in range(out)]
+
+
+def _adaptive(
+    L: Lowerer,
+    x: SSAValue,
+    out: SSAValue,
+    init: float,
+    step: Callable[[LoopBuilder, SSAValue, SSAValue], SSAValue],
+    finish: Callable[[LoopBuilder, SSAValue, int, int], SSAValue],
+) -> None:
+    """out[n, c, oy, ox] = finish(fold of `step` from `init` over the bin in
+    row-major order). Threads split the N x C planes; each bin is a static
+    2-D loop (a bin spanning a whole row runs as one flat loop)."""
+    lb = L.lb
     n_, c_, h, w = memref_shape(x)
     _, _, oh, ow = memref_shape(out)
-    for y in range(oh):
-        y0, y1 = (y * h) // oh, -((-(y + 1) * h) // oh)
-        for xx in range(ow):
-            x0, x1 = (xx * w) // ow, -((-(xx + 1) * w) // ow)
-            with lb.loops([n_, c_]) as (n, c):
-                with lb.reduction([y1 - y0, x1 - x0], [lb.f32(0.0)]) as red:
+    with _planes(L, n_, c_) as (n, c):
+        for oy, (y0, y1) in enumerate(adaptive_bins(h, oh)):
+            for ox, (x0, x1) in enumerate(adaptive_bins(w, ow)):
+                with lb.reduction([y1 - y0, x1 - x0], [lb.f32(init)]) as red:
                     iy, ix = lb.addi(red.ivs[0], y0), lb.addi(red.ivs[1], x0)
-                    red.next = [lb.addf(red.carried[0], lb.load(x, [n, c, iy, ix]))]
-                count = lb.f32(float((y1 - y0) * (x1 - x0)))
-                lb.store(lb.divf(red.results[0], count), out, [n, c, y, xx])
+                    red.next = [step(lb, red.carried[0], lb.load(x, [n, c, iy, ix]))]
+                lb.store(finish(lb, red.results[0], y1 - y0, x1 - x0), out, [n, c, oy, ox])
+
+
+def lower_adaptive_avg_pool2d(L: Lowerer, op: bnn.AdaptiveAvgPool2dOp, args: list[SSAValue], out: SSAValue) -> None:
+    """PyTorch's CPU kernel: sum = 0 + bin in row-major order, then
+    sum / bin_height / bin_width (two roundings, as PyTorch divides)."""
+
+    def finish(lb: LoopBuilder, total: SSAValue, kh: int, kw: int) -> SSAValue:
+        return lb.divf(lb.divf(total, lb.f32(float(kh))), lb.f32(float(kw)))
+
+    _adaptive(L, args[0], out, 0.0, LoopBuilder.addf, finish)
+
+
+def lower_adaptive_max_pool2d(L: Lowerer, op: bnn.AdaptiveMaxPool2dOp, args: list[SSAValue], out: SSAValue) -> None:
+    """PyTorch's CPU kernel: from -inf, take v if v > max or v is NaN."""
+    _adaptive(L, args[0], out, float("-inf"), _max_rule, lambda lb, m, kh, kw: m)
 
 
 def lower_mean(L: Lowerer, op: bnn.MeanOp, args: list[SSAValue], out: SSAValue) -> None:
@@ -341,6 +374,7 @@ FLOAT_LOWERINGS: dict[type[Operation], Lowering] = {
     bnn.MaxPool2dOp: lower_max_pool2d,
     bnn.AvgPool2dOp: lower_avg_pool2d,
     bnn.AdaptiveAvgPool2dOp: lower_adaptive_avg_pool2d,
+    bnn.AdaptiveMaxPool2dOp: lower_adaptive_max_pool2d,
     bnn.MeanOp: lower_mean,
     bnn.Conv2dOp: lower_conv2d,
     bnn.LinearOp: lower_linear,
@@ -367,6 +401,8 @@ def _elementwise_work(op: Operation) -> int:
 FLOAT_THREADED: dict[type[Operation], WorkOf] = {
     bnn.MaxPool2dOp: _window_work,
     bnn.AvgPool2dOp: _window_work,
+    bnn.AdaptiveAvgPool2dOp: lambda op: _numel(op.operands[0]),
+    bnn.AdaptiveMaxPool2dOp: lambda op: _numel(op.operands[0]),
     **{
         kind: _elementwise_work
         for kind in (

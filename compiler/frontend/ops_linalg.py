@@ -33,7 +33,9 @@ def transposed_convolution(imp: Importer, node: Node) -> Plan:
     order of the float additions."""
     inp, w, bias, stride, padding, dilation, _transposed, out_pad, groups = node.args[:9]
     if len(stride) != 2:
-        raise unsupported(node, f"{len(stride)}-D transposed convolution (aten.convolution.default)", "use conv_transpose2d")
+        raise unsupported(
+            node, f"{len(stride)}-D transposed convolution (aten.convolution.default)", "use conv_transpose2d"
+        )
     if w not in imp.consts:
         raise unsupported(
             node,
@@ -46,7 +48,9 @@ def transposed_convolution(imp: Importer, node: Node) -> Plan:
     W = imp.consts[w].detach().to(torch.float32)
     cin, cog, kh, kw = W.shape
     cig = cin // groups
-    flipped = W.reshape(groups, cig, cog, kh, kw).transpose(1, 2).flip(3, 4).reshape(groups * cog, cig, kh, kw).contiguous()
+    flipped = (
+        W.reshape(groups, cig, cog, kh, kw).transpose(1, 2).flip(3, 4).reshape(groups * cog, cig, kh, kw).contiguous()
+    )
     bias_t = imp.consts[bias].detach().to(torch.float32).reshape(-1) if bias is not None else None
     typ = imp.result_type(node)
     n, _, h, wd = inp.meta["val"].shape
@@ -97,9 +101,11 @@ def _matrix_source(node: Node) -> tuple[Node, bool]:
         if not isinstance(cur, Node) or cur.op != "call_function" or not isinstance(cur.args[0], Node):
             return cur, swapped
         src, out_shape, in_shape = cur.args[0], _shape(cur), _shape(cur.args[0])
-        if cur.target is aten.expand.default and out_shape == in_shape:
-            cur = src
-        elif cur.target in _VIEWS and len(out_shape) >= 2 and len(in_shape) >= 2 and out_shape[-2:] == in_shape[-2:]:
+        same = cur.target is aten.expand.default and out_shape == in_shape
+        batch_view = (
+            cur.target in _VIEWS and len(out_shape) >= 2 and len(in_shape) >= 2 and out_shape[-2:] == in_shape[-2:]
+        )
+        if same or batch_view:
             cur = src
         elif cur.target is aten.permute.default and _swaps_last_two([int(p) for p in cur.args[1]]):
             cur, swapped = src, not swapped

@@ -28,7 +28,9 @@ def _pool_args(node: Node) -> tuple[tuple[int, int], tuple[int, int], tuple[int,
 def _check_nchw(node: Node, x: Any) -> None:
     shape = list(x.meta["val"].shape) if isinstance(x, Node) else []
     if len(shape) != 4:
-        raise unsupported(node, f"{op_name(node)} on a rank-{len(shape)} tensor", "pool NCHW tensors (add the batch axis)")
+        raise unsupported(
+            node, f"{op_name(node)} on a rank-{len(shape)} tensor", "pool NCHW tensors (add the batch axis)"
+        )
 
 
 def _check_ceil(node: Node, x: Node, typ: TensorType, kernel, stride, padding, dilation, ceil_mode: bool) -> None:
@@ -40,7 +42,9 @@ def _check_ceil(node: Node, x: Node, typ: TensorType, kernel, stride, padding, d
     )
     if tuple(typ.get_shape()[2:]) != expect:
         raise unsupported(
-            node, f"{op_name(node)} whose result size {tuple(typ.get_shape()[2:])} is not PyTorch's {expect}", "file a bug"
+            node,
+            f"{op_name(node)} whose result size {tuple(typ.get_shape()[2:])} is not PyTorch's {expect}",
+            "file a bug",
         )
 
 
@@ -58,7 +62,13 @@ def _max_pool(imp: Importer, node: Node) -> Plan:
     def emit():
         op = imp.add(
             bnn.MaxPool2dOp(
-                imp.value(x), typ, kernel=kernel, strides=stride, padding=padding, dilations=dilation, ceil_mode=ceil_mode
+                imp.value(x),
+                typ,
+                kernel=kernel,
+                strides=stride,
+                padding=padding,
+                dilations=dilation,
+                ceil_mode=ceil_mode,
             )
         )
         return (op.result, None) if tuple_result else op.result
@@ -78,18 +88,20 @@ def _avg_pool(imp: Importer, node: Node) -> Plan:
     _check_ceil(node, x, typ, kernel, stride, padding, (1, 1), ceil_mode)
     return Plan(
         imp.node_deps([x]),
-        lambda: imp.add(
-            bnn.AvgPool2dOp(
-                imp.value(x),
-                typ,
-                kernel=kernel,
-                strides=stride,
-                padding=padding,
-                count_include_pad=bool(count_include_pad),
-                divisor_override=divisor,
-                ceil_mode=ceil_mode,
-            )
-        ).result,
+        lambda: (
+            imp.add(
+                bnn.AvgPool2dOp(
+                    imp.value(x),
+                    typ,
+                    kernel=kernel,
+                    strides=stride,
+                    padding=padding,
+                    count_include_pad=bool(count_include_pad),
+                    divisor_override=divisor,
+                    ceil_mode=ceil_mode,
+                )
+            ).result
+        ),
     )
 
 
