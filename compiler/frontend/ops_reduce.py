@@ -178,7 +178,9 @@ def _layer_norm(imp: Importer, node: Node) -> Plan:
     pshape = [1] * (len(shape) - k) + list(normalized)
 
     def emit() -> tuple:
-        op = bnn.NormalizeOp(imp.value(x), dims, float(eps), _affine(imp, node, w, pshape), _affine(imp, node, b, pshape))
+        op = bnn.NormalizeOp(
+            imp.value(x), dims, float(eps), _affine(imp, node, w, pshape), _affine(imp, node, b, pshape)
+        )
         return (imp.add(op).result, None, None)
 
     if list(typ.get_shape()) != shape:
@@ -198,7 +200,9 @@ def _group_norm(imp: Importer, node: Node) -> Plan:
 
     def emit() -> tuple:
         v = imp.add(bnn.ReshapeOp(imp.value(x), view)).result
-        v = imp.add(bnn.NormalizeOp(v, [2, 3], float(eps), _affine(imp, node, w, pshape), _affine(imp, node, b, pshape))).result
+        v = imp.add(
+            bnn.NormalizeOp(v, [2, 3], float(eps), _affine(imp, node, w, pshape), _affine(imp, node, b, pshape))
+        ).result
         return (imp.add(bnn.ReshapeOp(v, typ)).result, None, None)
 
     if n * c * hw != math.prod(shape) or c % groups:
@@ -221,7 +225,9 @@ def _batch_norm_batch_stats(imp: Importer, node: Node) -> Plan:
     pshape = [1, shape[1]] + [1] * (len(shape) - 2)
 
     def emit() -> tuple:
-        op = bnn.NormalizeOp(imp.value(x), dims, float(eps), _affine(imp, node, w, pshape), _affine(imp, node, b, pshape))
+        op = bnn.NormalizeOp(
+            imp.value(x), dims, float(eps), _affine(imp, node, w, pshape), _affine(imp, node, b, pshape)
+        )
         return (imp.add(op).result, None, None)
 
     return Plan(imp.node_deps([x, w, b]), emit)

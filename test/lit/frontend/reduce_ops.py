@@ -3,8 +3,8 @@
 # bnn.reduce / bnn.softmax / bnn.normalize (plus reshapes dropping reduced
 # axes, and the (N, G, C/G, HxW) view of group norm).
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from bnnc.frontend.torch_import import export_module, import_program
 
