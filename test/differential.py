@@ -27,6 +27,27 @@ run, or an eager float32 run in which some of the ambiguous binarizer outputs
 are forced to the other sign (searched exhaustively for few ambiguous
 elements, by growing subset size otherwise). If none reproduces it, the
 assertion fails and reports the near-zero values it tried.
+
+Pre-signs that are exactly 0 in exact arithmetic. A binary conv computed by
+PyTorch in float (``conv2d(±1 activations, ±alpha_c weights)``) is
+``alpha_c * dot`` with ``dot`` an integer in [-K, K]; ``dot == 0`` is common
+(a fraction ~sqrt(2 / (pi K)) of the pixels: 13% for K = 36). PyTorch's float32 sum of K terms ``±alpha_c``
+does not cancel exactly: it leaves rounding noise of a few ulp of alpha_c
+(``±1.49e-8``, ``±5.96e-8`` for alpha ~ 0.1-0.3; float64 leaves ``±2.8e-17``
+or 0). A binarizer reading that value directly (no BN in between:
+``where(x >= 0)`` / ``ge(0)`` after the conv, PReLU or hardtanh) then decides
+on the sign of the noise, while bnnc counts ``dot`` exactly (popcount) and
+decides ``binarize(0) = +1``, which is the exact-arithmetic answer. Such a
+value is ambiguous by construction (PyTorch's own value is within rounding of
+0), but there are hundreds of them per tensor, so neither the float64 re-run
+(its ``±2.8e-17`` noise picks signs too) nor a subset search from the float32
+signs can reproduce the compiled output. Hence the *exact-zero reference*:
+the model is re-run in float64 with every binarizer input ``|x| <=
+ZERO_RTOL * max|x of its channel|`` snapped to the decision at exactly 0
+(``x >= 0``: true, ``x > 0``: false, ``sign``: +1 as bnnc), then in float32
+with the same positions forced the same way (only where the float32 value is
+itself ambiguous as defined above). The compiled output matching this run is
+explained; otherwise the subset search starts from it.
 """
 
 from __future__ import annotations
@@ -50,6 +71,13 @@ _CMP_NAMES = {
 }
 
 MAX_SEARCH_RUNS = 400
+# |x| <= ZERO_RTOL * channel max in float64: exactly 0 in exact arithmetic (the
+# float64 rounding noise of a K-term sum is ~K * 1.1e-16 of its terms; a true
+# non-zero this small is also far inside float32 rounding, 1.2e-7)
+ZERO_RTOL = 1e-10
+# binarizer decision at exactly 0, as a forced choice (see _Tracer): sign -> +1
+# (bnnc's binarize; torch says 0), x >= 0 true, x > 0 false, x <= 0 true, x < 0 false
+_CHOICE_AT_ZERO = {"sign": 1.0, "ge": 1.0, "gt": -1.0, "le": -1.0, "lt": 1.0}
 
 
 def _is_zero_scalar(v) -> bool:
@@ -90,12 +118,19 @@ class _Tracer(TorchFunctionMode):
     """Records binarizer inputs; optionally forces binarizer outputs; in
     float64 mode promotes every float32 result to float64."""
 
-    def __init__(self, weight_storages, overrides=None, promote64=False):
+    def __init__(self, weight_storages, overrides=None, promote64=False, snap_rtol=None, force_rtol=None):
         super().__init__()
         self.weight_storages = weight_storages
         self.records: list[_Record] = []
         self.overrides = overrides or {}  # group -> {flat index: +1/-1}
         self.promote64 = promote64
+        # snap_rtol: force every |x| <= snap_rtol * channel max to the decision at 0
+        self.snap_rtol = snap_rtol
+        self.snapped: dict[int, dict[int, float]] = {}  # group -> {flat index: choice}
+        # force_rtol: force an override only where |x| <= force_rtol * channel max
+        self.force_rtol = force_rtol
+        self.forced = 0
+        self.refused: list[tuple[int, int, float, float]] = []  # (group, index, x, channel max)
 
     def _group_of(self, t):
         key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()), t.dtype)
@@ -117,8 +152,26 @@ class _Tracer(TorchFunctionMode):
         if x.untyped_storage().data_ptr() in self.weight_storages:
             return out  # weight binarisation: exact, not a rounding question
         group = self._group_of(x)
-        self.records.append(_Record(kind, group, x, x.detach().to(torch.float64).clone()))
+        values = x.detach().to(torch.float64).clone()
+        self.records.append(_Record(kind, group, x, values))
         forced = self.overrides.get(group)
+        if self.snap_rtol is not None and values.numel():
+            near = values.abs() <= self.snap_rtol * _channel_scale(values).expand_as(values)
+            snap = {i: _CHOICE_AT_ZERO[kind] for i in torch.nonzero(near.reshape(-1)).flatten().tolist()}
+            if snap:
+                self.snapped[group] = snap
+                forced = {**snap, **(forced or {})}
+        if forced and self.force_rtol is not None:
+            scale = _channel_scale(values).expand_as(values).reshape(-1)
+            flat_x = values.reshape(-1)
+            allowed = {}
+            for idx, choice in forced.items():
+                if abs(float(flat_x[idx])) <= self.force_rtol * float(scale[idx]):
+                    allowed[idx] = choice
+                else:
+                    self.refused.append((group, idx, float(flat_x[idx]), float(scale[idx])))
+            forced = allowed
+            self.forced += len(allowed)
         if forced and isinstance(out, torch.Tensor) and out.shape == x.shape:
             out = out.contiguous().clone()
             flat = out.view(-1)
@@ -163,11 +216,13 @@ def _to_torch(o):
     return o
 
 
-def _run(model, inputs, overrides=None, float64=False):
+def _run(model, inputs, overrides=None, float64=False, tracer_out=None, **tracer_kw):
     if float64:
         model = copy.deepcopy(model).double()
         inputs = tuple(i.double() if isinstance(i, torch.Tensor) and i.dtype == torch.float32 else i for i in inputs)
-    tracer = _Tracer(_weight_storages(model), overrides, promote64=float64)
+    tracer = _Tracer(_weight_storages(model), overrides, promote64=float64, **tracer_kw)
+    if tracer_out is not None:
+        tracer_out.append(tracer)
     old = torch.get_default_dtype()
     try:
         if float64:
@@ -280,6 +335,33 @@ def _compare(refs, gots, exact, rtol, atol) -> _Cmp:
     return _Cmp(ok, lines)
 
 
+def _describe_zeros(fixed, records) -> str:
+    """How many exact-arithmetic zeros were forced, their float32 noise, and
+    how many of them PyTorch's float32 run decided the other way."""
+    n = noise = other = 0
+    by_group = {}
+    for r in records:
+        by_group.setdefault(r.group, r)
+    for g, d in fixed.items():
+        r = by_group.get(g)
+        if r is None:
+            continue
+        flat = r.values.reshape(-1)
+        for idx, choice in d.items():
+            v = float(flat[idx])
+            n += 1
+            noise = max(noise, abs(v))
+            eager = (1.0 if v >= 0 else -1.0) if r.kind in ("sign", "ge", "lt") else (1.0 if v > 0 else -1.0)
+            if r.kind == "sign" and v == 0:
+                eager = 0.0
+            other += eager != choice
+    return (
+        f"{n} binarizer input(s) exactly 0 in exact arithmetic (float64 |x| <= {ZERO_RTOL:g} * channel max) "
+        f"taken as the decision at 0; PyTorch float32 has rounding noise up to {noise:.3g} there and decides "
+        f"{other} of them the other way"
+    )
+
+
 def assert_matches_torch(
     model: torch.nn.Module,
     inputs,
@@ -342,6 +424,45 @@ def assert_matches_torch(
         )
         raise AssertionError("\n".join(report))
 
+    if refs64 is not None:
+        refs64_cast = tuple(r.to(r32.dtype) for r, r32 in zip(refs64, refs))
+        if _compare(refs64_cast, gots, exact if exact is not None else None, rtol, atol).ok:
+            return f"explained: matches the float64 reference ({len(amb)} near-zero pre-sign values)"
+
+    # The exact-zero reference (module docstring): float64 with exact zeros
+    # snapped to the decision at 0, then float32 forced the same way.
+    fixed: dict[int, dict[int, float]] = {}
+    rec_base, rec64_base, refused = rec32, rec64, []
+    if rec64 is not None:
+        t64: list[_Tracer] = []
+        try:
+            _, rec64z = _run(model, inputs, float64=True, tracer_out=t64, snap_rtol=ZERO_RTOL)
+        except Exception:  # noqa: BLE001 (the float64 run worked above; be safe)
+            t64 = []
+        if t64 and t64[0].snapped:
+            t32: list[_Tracer] = []
+            refs_z, rec32z = _run(model, inputs, overrides=t64[0].snapped, tracer_out=t32, force_rtol=presign_rtol)
+            refused = t32[0].refused
+            not_forced = {(r[0], r[1]) for r in refused}
+            fixed = {g: {i: c for i, c in d.items() if (g, i) not in not_forced} for g, d in t64[0].snapped.items()}
+            n_zero = sum(len(d) for d in fixed.values())
+            if _compare(refs_z, gots, exact, rtol, atol).ok and n_zero:
+                return f"explained: {_describe_zeros(fixed, rec32z)}"
+            if len(rec32z) == len(rec32):
+                rec_base = rec32z
+                rec64_base = rec64z if len(rec64z) == len(rec32z) else None
+                amb = _find_ambiguous(rec_base, rec64_base, presign_rtol)
+            else:
+                fixed = {}
+
+    n_fixed = sum(len(d) for d in fixed.values())
+    if n_fixed:
+        report.append(
+            f"  {n_fixed} pre-sign value(s) exactly 0 in exact arithmetic, forced to the decision at 0 "
+            f"(the exact-zero reference does not match either)"
+        )
+    for g, i, v, sc in refused[:4]:
+        report.append(f"    not forced (float32 value not near 0): group {g} index {i} x32={v:.3g} channel max {sc:.3g}")
     report.append(f"  {len(amb)} ambiguous pre-sign value(s):")
     for a in amb[:12]:
         report.append(
@@ -349,15 +470,11 @@ def assert_matches_torch(
             f"x64={a.value64 if a.value64 is None else f'{a.value64:.6g}'} channel scale {a.scale:.4g}"
         )
 
-    if refs64 is not None:
-        refs64_cast = tuple(r.to(r32.dtype) for r, r32 in zip(refs64, refs))
-        if _compare(refs64_cast, gots, exact if exact is not None else None, rtol, atol).ok:
-            return f"explained: matches the float64 reference ({len(amb)} near-zero pre-sign values)"
-
-    # Search over forced sign choices at the ambiguous positions.
+    # Search over forced sign choices at the ambiguous positions, starting
+    # from the exact-zero reference when there is one.
     base = {}
     for a in amb:
-        r = rec32[a.record]
+        r = rec_base[a.record]
         v = a.value32
         if r.kind == "sign" or r.kind in ("ge", "lt"):
             base[(a.group, a.index)] = 1.0 if v >= 0 else -1.0
@@ -365,6 +482,8 @@ def assert_matches_torch(
             base[(a.group, a.index)] = 1.0 if v > 0 else -1.0
         if r.kind == "sign" and v == 0:
             base[(a.group, a.index)] = 1.0  # bnnc's choice for an exact 0
+        if a.index in fixed.get(a.group, {}):
+            base[(a.group, a.index)] = fixed[a.group][a.index]
     keys = list(base)
     runs = 0
     exhaustive = len(keys) <= 8
@@ -372,10 +491,10 @@ def assert_matches_torch(
         for subset in itertools.combinations(range(len(keys)), size):
             if runs >= MAX_SEARCH_RUNS:
                 break
+            overrides: dict[int, dict[int, float]] = {g: dict(d) for g, d in fixed.items()}
             choice = dict(base)
             for j in subset:
                 choice[keys[j]] = -choice[keys[j]]
-            overrides: dict[int, dict[int, float]] = {}
             for (g, idx), c in choice.items():
                 overrides.setdefault(g, {})[idx] = c
             runs += 1
@@ -386,9 +505,10 @@ def assert_matches_torch(
                     f"#{a.record}[{a.index}] x={a.value32:.3g} (|x|/scale {abs(a.value32) / a.scale if a.scale else 0:.2g})"
                     for a in flipped
                 )
+                zero_note = f" and {n_fixed} exact-arithmetic zeros at the decision at 0" if n_fixed else ""
                 return (
                     f"explained: matches eager with {len(flipped)} near-zero binarizer decision(s) "
-                    f"taken the other way [{desc}] (after {runs} tries)"
+                    f"taken the other way [{desc}]{zero_note} (after {runs} tries)"
                 )
         if runs >= MAX_SEARCH_RUNS:
             break
