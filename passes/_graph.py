@@ -116,6 +116,7 @@ def copy_conv(op: bnn.BConv2dOp, **changes) -> bnn.BConv2dOp:
     new = bnn.BConv2dOp(
         args.pop("input"), args.pop("weight"), args.pop("result_type"), **args
     )
+    new.attributes.update(op.attributes)  # e.g. bnnc.binarized: why the layer is binary
     return new
 
 
@@ -131,7 +132,9 @@ def copy_dense(op: bnn.BDenseOp, **changes) -> bnn.BDenseOp:
         clamp_max=_opt_float(op, "clamp_max"),
     )
     args.update(changes)
-    return bnn.BDenseOp(args.pop("input"), args.pop("weight"), args.pop("result_type"), **args)
+    new = bnn.BDenseOp(args.pop("input"), args.pop("weight"), args.pop("result_type"), **args)
+    new.attributes.update(op.attributes)
+    return new
 
 
 def _opt_float(op: Operation, name: str) -> float | None:

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from xdsl.context import Context
-from xdsl.dialects.builtin import ModuleOp
-from xdsl.ir import SSAValue
+from xdsl.dialects.builtin import ModuleOp, StringAttr
+from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
     GreedyRewritePatternApplier,
@@ -141,6 +141,16 @@ def _sign_of(rewriter: PatternRewriter, src: BinarySource, before) -> SSAValue:
 
 # ----------------------------------------------------------------- patterns
 
+BINARIZED_ATTR = "bnnc.binarized"
+
+
+def _explain(new: Operation, old: Operation, bw: BinaryWeight) -> None:
+    """Say on the binary op why it is binary (shown by --emit=bnn)."""
+    why = old.attributes.get(BINARIZED_ATTR)
+    first = why.data if isinstance(why, StringAttr) else "input {-1, +1}"
+    alpha = "1" if np.all(bw.alpha == 1.0) else "alpha_c"
+    new.attributes[BINARIZED_ATTR] = StringAttr(f"{first}; weights +-{alpha} per output channel, bit-packed")
+
 
 class ConvToBinaryConv(RewritePattern):
     """conv2d of a binarised input with +-alpha_c weights -> bconv2d."""
@@ -192,6 +202,7 @@ class ConvToBinaryConv(RewritePattern):
             multiplier=mult,
             bias=op.bias,
         )
+        _explain(new, op, bw)
         old = list(op.operands)
         replace(rewriter, op, new)
         erase_dead(rewriter, old)
@@ -214,7 +225,9 @@ class LinearToBinaryDense(RewritePattern):
         weight = insert_const(rewriter, pack_bits(negative), op)
         mult = None if np.all(bw.alpha == 1.0) else insert_const(rewriter, bw.alpha, op)
         old = list(op.operands)
-        replace(rewriter, op, bnn.BDenseOp(x, weight, op.result.type, multiplier=mult, bias=op.bias))
+        new = bnn.BDenseOp(x, weight, op.result.type, multiplier=mult, bias=op.bias)
+        _explain(new, op, bw)
+        replace(rewriter, op, new)
         erase_dead(rewriter, old)
 
 

@@ -205,8 +205,11 @@ def test_binarizer_on_graph_input(bnnc_compile):
     assert torch.equal(cm(x), model(x))
 
 
-def test_sign_after_relu_is_refused(bnnc_compile):
-    """torch.sign of a relu output is 0 by construction: bnnc must refuse it."""
+def test_sign_after_relu_is_unipolar(bnnc_compile):
+    """torch.sign of a relu output is {0, 1}: computed exactly, by a binary conv in its popcount form."""
+    from bnnc.context import make_context
+    from bnnc.frontend.torch_import import export_module, import_program
+    from bnnc.pipeline import GRAPH_PASSES, run_passes
 
     class M(nn.Module):
         def __init__(self):
@@ -218,8 +221,11 @@ def test_sign_after_relu_is_refused(bnnc_compile):
             return self.conv(torch.sign(F.relu(self.conv0(x))))
 
     torch.manual_seed(5)
-    with pytest.raises(UnsupportedError):
-        bnnc_compile(M().eval(), (torch.randn(1, 4, 6, 6),), target="host")
+    model, x = M().eval(), torch.randn(1, 4, 6, 6)
+    check(bnnc_compile, model, x, n_inputs=4)
+    module = import_program(export_module(model, (x,)))
+    run_passes(module, ",".join(GRAPH_PASSES), make_context())
+    assert str(module).count("bnn.bconv2d") == 1 and "unipolar" in str(module)
 
 
 def test_sign_of_even_accumulator_is_not_silent(bnnc_compile):

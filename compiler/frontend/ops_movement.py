@@ -373,6 +373,12 @@ def _getitem(imp: Importer, node: Node) -> Plan:
         aten._native_batch_norm_legit_no_training.default,
         aten.native_batch_norm.default,
         aten.max_pool2d_with_indices.default,
+        aten.adaptive_max_pool2d.default,
+        aten.native_layer_norm.default,
+        aten.native_group_norm.default,
+        aten._native_batch_norm_legit.no_stats,
+        aten.max.dim,
+        aten.min.dim,
     )
     if not (isinstance(src, Node) and src.target in multi):
         raise unsupported(node, f"indexing the result of {op_name(src) if isinstance(src, Node) else src}", "")

@@ -36,7 +36,7 @@ def show(title, binarize):
 # CHECK: %[[S:.*]] = bnn.sign %x : tensor<2x16xf32>
 # CHECK-NOT: bnn.mul
 # CHECK-NOT: bnn.sub
-# CHECK: bnn.bdense %[[S]], %{{.*}} bias %{{.*}} : tensor<4xf32> : tensor<2x16xf32>, tensor<4x1xi64> -> tensor<2x4xf32>
+# CHECK: bnn.bdense %[[S]], %{{.*}} bias %{{.*}} : tensor<4xf32> {{.*}}: tensor<2x16xf32>, tensor<4x1xi64> -> tensor<2x4xf32>
 show("float mul sub", lambda x: (x >= 0).float() * 2 - 1)
 
 # CHECK-LABEL: ----- to add

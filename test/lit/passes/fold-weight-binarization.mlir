@@ -22,7 +22,7 @@ func.func @alpha(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> {
 // CHECK-LABEL: func.func @pad_minus_one
 // CHECK: %[[S:.*]] = bnn.sign %x
 // CHECK-NOT: bnn.pad
-// CHECK: bnn.bconv2d %[[S]], %{{.*}} {strides = array<i64: 1, 1>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64, pad_value = -1 : i64} : tensor<1x2x4x4xf32>, tensor<2x3x3x1xi64> -> tensor<1x2x4x4xf32>
+// CHECK: bnn.bconv2d %[[S]], %{{.*}} {{{.*}}strides = array<i64: 1, 1>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64, pad_value = -1 : i64} : tensor<1x2x4x4xf32>, tensor<2x3x3x1xi64> -> tensor<1x2x4x4xf32>
 func.func @pad_minus_one(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> {
   %w = arith.constant dense<1.0> : tensor<2x2x3x3xf32>
   %s = bnn.sign %x : tensor<1x2x4x4xf32>
@@ -114,7 +114,7 @@ func.func @zero_pad_float(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x8x6xf32> {
 // linear of a sign with binary weights -> bdense (packed along the features).
 // CHECK-LABEL: func.func @dense
 // CHECK: %[[S:.*]] = bnn.sign %x
-// CHECK: bnn.bdense %[[S]], %{{.*}} multiplier %{{.*}} : tensor<2xf32> : tensor<1x3xf32>, tensor<2x1xi64> -> tensor<1x2xf32>
+// CHECK: bnn.bdense %[[S]], %{{.*}} multiplier %{{.*}} : tensor<2xf32> {{.*}}: tensor<1x3xf32>, tensor<2x1xi64> -> tensor<1x2xf32>
 func.func @dense(%x: tensor<1x3xf32>) -> tensor<1x2xf32> {
   %w = arith.constant dense<[[2.0, -2.0, 2.0], [-3.0, -3.0, 3.0]]> : tensor<2x3xf32>
   %s = bnn.sign %x : tensor<1x3xf32>
