@@ -250,6 +250,8 @@ class ValueSets:
             return op.bias is None
         if isinstance(op, bnn.PadOp):
             return op.value.value.data == 0.0 and any(op.padding.get_values()) or self.has_exact_zeros(op.input)
+        if isinstance(op, bnn.GatherOp) and op.fill_value() == 0.0:
+            return True
         if isinstance(op, Operation) and _moves_values(op):
             return any(self.has_exact_zeros(o) for o in op.operands)
         return False
@@ -341,4 +343,7 @@ class ValueSets:
 
 def _moves_values(op: Operation) -> bool:
     """Ops whose results hold only values of their operands (and pads of 0)."""
-    return isinstance(op, (bnn.ReshapeOp, bnn.CatOp, bnn.MaxPool2dOp, bnn.AvgPool2dOp, bnn.AdaptiveAvgPool2dOp, bnn.MeanOp))
+    return isinstance(
+        op,
+        (bnn.ReshapeOp, bnn.GatherOp, bnn.CatOp, bnn.MaxPool2dOp, bnn.AvgPool2dOp, bnn.AdaptiveAvgPool2dOp, bnn.MeanOp),
+    )

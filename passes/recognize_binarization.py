@@ -43,7 +43,7 @@ from bnnc.passes.fold_weight_binarization import detect_binary
 
 # Users through which a binarised tensor reaches a conv or linear layer.
 _BINARY_BOUND = (bnn.Conv2dOp, bnn.LinearOp, bnn.PadOp, bnn.ReshapeOp, bnn.MaxPool2dOp, bnn.CatOp)
-RECOGNIZED_ATTR = "bnnc.binarized"
+RECOGNIZED_ATTR = "bnnc.binarized"  # read by fold-weight-binarization
 
 
 class _Builder:
@@ -231,7 +231,50 @@ def recognize(fn: func.FuncOp) -> None:
                 s = b.add(bnn.PadOp(s, tuple(pad.padding.get_values()), pad_value, r.type))
             vs.alias(s, r)
             r.replace_all_uses_with(s)
+    _sink_signs_through_moves(fn)
     _erase_dead(fn)
+
+
+def _sign_parts(v: SSAValue) -> tuple[SSAValue, bool] | None:
+    """(x, strict) if v is the canonical sign(x) (strict False) or -sign(-x) (True)."""
+    op = v.owner
+    if isinstance(op, bnn.SignOp):
+        inner = op.input.owner
+        if isinstance(inner, bnn.MulOp) and (c := const_array(inner.rhs)) is not None and bool(np.all(c == -1.0)):
+            return None  # the inner half of -sign(-x)
+        return op.input, False
+    if _is_canonical(v):
+        neg = op.lhs.owner.input.owner
+        if isinstance(neg, bnn.MulOp) and (c := const_array(neg.rhs)) is not None and bool(np.all(c == -1.0)):
+            return neg.lhs, True
+    return None
+
+
+def _sink_signs_through_moves(fn: func.FuncOp) -> None:
+    """reshape(sign(x)) -> sign(reshape(x)) and the same for gathers (which only
+    copy elements, or fill +-1): the binariser lands next to the conv or linear
+    layer that reads it, where fold-weight-binarization looks for it."""
+    for op in list(fn.body.walk()):
+        if op.parent is None or not isinstance(op, (bnn.ReshapeOp, bnn.GatherOp)):
+            continue
+        ins = list(op.inputs) if isinstance(op, bnn.GatherOp) else [op.input]
+        parts = [_sign_parts(v) for v in ins]
+        if any(p is None for p in parts) or len({p[1] for p in parts}) != 1:
+            continue
+        strict = parts[0][1]
+        fill = op.fill_value() if isinstance(op, bnn.GatherOp) else None
+        if fill is not None and fill not in (-1.0, 1.0):
+            continue
+        if not any(isinstance(u.operation, (bnn.Conv2dOp, bnn.LinearOp, bnn.PadOp)) for u in op.result.uses):
+            continue
+        b = _Builder(op)
+        if isinstance(op, bnn.GatherOp):
+            moved = b.add(bnn.GatherOp([p[0] for p in parts], op.index, op.result.type, fill))
+        else:
+            moved = b.add(bnn.ReshapeOp(parts[0][0], op.result.type))
+        tv = TwoValued(moved, strict, np.float32(-1.0), np.float32(1.0))
+        op.result.replace_all_uses_with(_canonical_sign(b, tv))
+        Rewriter.erase_op(op)
 
 
 def _through_pad(vs: ValueSets, r: SSAValue) -> tuple[TwoValued, float] | None:

@@ -141,3 +141,19 @@ func.func @threshold(%x: tensor<1x4xf32>) -> tensor<1x4xf32> {
   %w = bnn.where %c, %p, %m : (tensor<1x4xf32>, tensor<1x1xf32>, tensor<1x1xf32>) -> tensor<1x4xf32>
   func.return %w : tensor<1x4xf32>
 }
+
+// -----
+
+// A flatten between the binariser and a linear layer: the sign moves after
+// the reshape, next to the layer (a copy of +-1 values is the same either way).
+// CHECK-LABEL: func.func @sign_then_flatten
+// CHECK: %[[R:.*]] = bnn.reshape %x
+// CHECK-NEXT: %[[S:.*]] = bnn.sign %[[R]]
+// CHECK-NEXT: bnn.linear %[[S]]
+func.func @sign_then_flatten(%x: tensor<1x2x2x2xf32>) -> tensor<1x3xf32> {
+  %w = arith.constant dense<1.0> : tensor<3x8xf32>
+  %s = bnn.signum %x : tensor<1x2x2x2xf32>
+  %f = bnn.reshape %s : (tensor<1x2x2x2xf32>) -> tensor<1x8xf32>
+  %y = bnn.linear %f, %w : tensor<1x8xf32>, tensor<3x8xf32> -> tensor<1x3xf32>
+  func.return %y : tensor<1x3xf32>
+}
