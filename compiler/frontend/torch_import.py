@@ -29,21 +29,18 @@ import torch
 from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind
 from torch.fx import Node
-from xdsl.dialects import arith, func
 from xdsl.dialects.builtin import (
-    BytesAttr,
-    DenseIntOrFPElementsAttr,
     ModuleOp,
     TensorType,
     UnknownLoc,
     f32,
-    i64,
 )
-from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
+from xdsl.ir import Block, SSAValue
 
 from bnnc.errors import UnsupportedError
 
 from .fx_helpers import node_location, op_name, unsupported
+from .ir_builder import IRBuilder
 from .registry import HANDLERS, Plan
 
 aten = torch.ops.aten
@@ -84,21 +81,18 @@ _LIKE_FILL: dict[Any, Any] = {
 # ----------------------------------------------------------------- importer
 
 
-class Importer:
+class Importer(IRBuilder):
     def __init__(self, ep: ExportedProgram, func_name: str):
+        super().__init__(func_name)
         try:
             self.ep = ep.run_decompositions()
         except Exception as exc:
             raise UnsupportedError(f"torch could not decompose the program to core ATen: {exc}") from exc
-        self.func_name = func_name
         self.graph = self.ep.graph
         self.consts: dict[Node, Any] = {}
         self.user_inputs: list[Node] = []
         self.values: dict[Node, Any] = {}
         self.plans: dict[Node, Plan] = {}
-        self.const_cache: dict[tuple, SSAValue] = {}
-        self.ops: list[Operation] = []
-        self.loc: Attribute = UnknownLoc()
 
     # -- setup
 
@@ -175,11 +169,6 @@ class Importer:
 
     # -- emission utilities
 
-    def add(self, op: Operation) -> Operation:
-        op.location = self.loc
-        self.ops.append(op)
-        return op
-
     def result_type(self, node: Node, index: int | None = None) -> TensorType:
         val = node.meta.get("val")
         if index is not None and isinstance(val, (list, tuple)):
@@ -195,23 +184,6 @@ class Importer:
         if not all(isinstance(d, int) for d in val.shape):
             raise unsupported(node, f"{op_name(node)} has a dynamic shape", "export with static shapes")
         return TensorType(f32, list(val.shape))
-
-    def const_tensor(self, value: torch.Tensor | np.ndarray, dtype: str = "f32") -> SSAValue:
-        if isinstance(value, torch.Tensor):
-            value = value.detach().cpu().numpy()
-        if dtype == "f32":
-            arr = np.ascontiguousarray(value, dtype="<f4")
-            typ = TensorType(f32, list(arr.shape))
-        else:
-            arr = np.ascontiguousarray(value, dtype="<i8")
-            typ = TensorType(i64, list(arr.shape))
-        data = arr.tobytes()
-        key = (dtype, arr.shape, data)
-        if key in self.const_cache:
-            return self.const_cache[key]
-        op = self.add(arith.ConstantOp(DenseIntOrFPElementsAttr(typ, BytesAttr(data))))
-        self.const_cache[key] = op.result
-        return op.result
 
     def const_float(self, node: Node, value: Any, rank: int) -> SSAValue:
         """A scalar or constant tensor operand as an f32 tensor constant."""
@@ -319,17 +291,7 @@ class Importer:
             if not isinstance(v.type, TensorType) or v.type.element_type != f32:
                 raise UnsupportedError(f"output `{o.name}` is not an f32 tensor")
             results.append(v)
-        self.loc = UnknownLoc()
-        self.add(func.ReturnOp(*results))
-        for op in self.ops:
-            block.add_op(op)
-        fn = func.FuncOp(self.func_name, ([a.type for a in block.args], [r.type for r in results]), Region(block))
-        module = ModuleOp([fn])
-        try:
-            module.verify()
-        except Exception as exc:
-            raise UnsupportedError(f"internal error: the imported IR does not verify: {exc}") from exc
-        return module
+        return self.finish(block, results)
 
 
 # ---------------------------------------------------------------- public
