@@ -94,6 +94,11 @@ def import_model(
     from bnnc.frontend.loaders import load_model_file
     from bnnc.frontend.torch_import import export_module, import_program
 
+    if isinstance(model, str) or hasattr(model, "__fspath__"):
+        if os.fspath(model).lower().endswith(".tflite"):  # TFLite / Larq Compute Engine flatbuffer
+            from bnnc.frontend.tflite_import import import_tflite
+
+            return import_tflite(os.fspath(model), func_name=name)
     if isinstance(model, str | bytes) or hasattr(model, "__fspath__"):
         ep = load_model_file(str(model), trust=trust, example_inputs=example_inputs)
     elif isinstance(model, torch.export.ExportedProgram):
