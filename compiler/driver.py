@@ -99,6 +99,12 @@ def import_model(
             from bnnc.frontend.tflite_import import import_tflite
 
             return import_tflite(os.fspath(model), func_name=name)
+        if os.fspath(model).lower().endswith(".onnx"):  # ONNX / QONNX protobuf; shapes fix symbolic dims
+            from bnnc.frontend.onnx_import import import_onnx
+
+            examples = example_inputs if isinstance(example_inputs, (tuple, list)) or example_inputs is None else (example_inputs,)
+            shapes = None if examples is None else [tuple(t.shape) for t in examples]
+            return import_onnx(os.fspath(model), input_shapes=shapes, func_name=name)
     if isinstance(model, str | bytes) or hasattr(model, "__fspath__"):
         ep = load_model_file(str(model), trust=trust, example_inputs=example_inputs)
     elif isinstance(model, torch.export.ExportedProgram):
