@@ -290,6 +290,36 @@ REGRESSION_SPECS = {
         ],
         "head": "gap", "classes": 5,
     },
+    # rotating run BNNC_RANDOM_SEED=808: the same mechanism through PReLU
+    # (prelu(alpha * 0) is still PyTorch's rounding noise): ~110 exact zeros.
+    "exact_zero_through_prelu": {
+        "input": [2, 4, 10, 10], "stem": 16, "seed": 2289, "head": "gap", "classes": 10,
+        "blocks": [
+            {"kind": "bconv", "binarizer": "rsign", "bn_before": True, "weights": "l1norm", "cout": 16, "k": 3,
+             "stride": 2, "padding": 2, "dilation": 1, "groups": 1, "bn_after": False, "act": "prelu",
+             "merge": "none"},
+            {"kind": "bconv", "binarizer": "where", "bn_before": False, "weights": "xnor_mean", "cout": 1, "k": 3,
+             "stride": 1, "padding": 1, "dilation": 2, "groups": 1, "bn_after": True, "act": "hardtanh",
+             "merge": "none"},
+            {"kind": "pool", "pool": "avg3s2p1"},
+        ],
+    },
+    # rotating run BNNC_RANDOM_SEED=404: avg-pooled alpha * dot values that sum
+    # to exactly 0; bnnc pools in float too, so its own rounding picks the
+    # sign at one of the 4 zeros (explained by the search from the
+    # exact-zero reference).
+    "exact_zero_after_avgpool": {
+        "input": [1, 3, 11, 6], "stem": 33, "seed": 42, "head": "gap", "classes": 1,
+        "blocks": [
+            {"kind": "bconv", "binarizer": "approxsign", "bn_before": True, "weights": "weight_ste", "cout": 3,
+             "k": 1, "stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bn_after": False, "act": "none",
+             "merge": "none"},
+            {"kind": "pool", "pool": "avg2"},
+            {"kind": "bconv", "binarizer": "ge", "bn_before": False, "weights": "weight_ste", "cout": 1, "k": 1,
+             "stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bn_after": True, "act": "rprelu",
+             "merge": "none"},
+        ],
+    },
 }
 
 
@@ -341,7 +371,7 @@ class _TwoBinaryConvs(nn.Module):
         a = torch.where(self.bn0(x) >= 0, 1.0, -1.0)
         if not self.exact:
             return self.bn2(self.conv2(self.conv1(a).ge(0).float() * 2 - 1))
-        y, dot = self._exact_bconv(a, self.conv1)
+        _, dot = self._exact_bconv(a, self.conv1)
         b = torch.where(dot >= 0, 1.0, -1.0)
         if self.flip_dot is not None:
             b = torch.where(dot == self.flip_dot, -b, b)
