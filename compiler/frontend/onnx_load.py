@@ -114,8 +114,15 @@ def load_onnx_file(path: str):
     from onnx import TensorProto
 
     path = os.fspath(path)
-    with open(path, "rb") as f:
-        data = f.read()
+    if os.path.isdir(path):
+        raise ModelLoadError(f"{path}: is a directory, not a model file")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise ModelLoadError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if not data:
+        raise ModelLoadError(f"{path}: the file is empty")
     model = onnx.ModelProto()
     try:
         model.ParseFromString(data)
