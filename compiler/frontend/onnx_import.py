@@ -369,6 +369,9 @@ class OnnxImporter(IRBuilder):
                 "input or initializer defines (the graph is not topologically sorted or is malformed)"
             )
         if all(n in self.consts for n in known):
+            for o in node.output:  # refuse before allocating, where inference knows the size
+                if o in self.inferred and int(np.prod(self.inferred[o][1], dtype=np.float64)) > MAX_CONSTANT_ELEMENTS:
+                    raise self.unsupported(node, f"a constant of shape {self.inferred[o][1]}", "the model is too large")
             outs = self._fold(node)
             if outs is not None:
                 for name, arr in zip(node.output, outs):
