@@ -18,6 +18,7 @@ def compile(
     num_threads: int | None = None,
     plugins: tuple[str, ...] = (),
     trust: bool = False,
+    check_bounds: bool = False,
 ) -> Any:
     """Compile a PyTorch BNN to native code for this machine and return a callable.
 
@@ -29,6 +30,8 @@ def compile(
     output rows between threads; results are bit-identical at any count.
     `plugins` are pass plugin files whose passes `pipeline` may name
     (e.g. pipeline="bnn=fold-weight-binarization,my-pass").
+    `check_bounds` guards every memory access with an index check that aborts
+    the process with the layer's location (a debugging build, see check-bounds).
     Raises a `bnnc.errors.BnncError` subclass on anything it cannot compile
     exactly.
     """
@@ -40,6 +43,7 @@ def compile(
             "use `bnnc compile MODEL -target=... --emit=obj` for other targets"
         )
     options = CompileOptions(
-        target=target, cpu=cpu, features=features, pipeline=pipeline, num_threads=num_threads, plugins=tuple(plugins)
+        target=target, cpu=cpu, features=features, pipeline=pipeline, num_threads=num_threads, plugins=tuple(plugins),
+        check_bounds=check_bounds,
     )
     return jit(build(model, example_inputs, options, trust=trust))

@@ -24,6 +24,12 @@ _EMIT_HELP = (
 )
 
 
+_CHECK_BOUNDS_HELP = (
+    "guard every memory access with an index check that aborts with the layer's location "
+    "(the check-bounds pass; for debugging: slower code, needs libc's write/abort)"
+)
+
+
 def _add_target_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", default="host", help="host (default), x86_64 or aarch64; LLVM style -target=aarch64 works too")
     p.add_argument("--cpu", default=None, help="LLVM CPU name, e.g. cortex-a72, x86-64-v3, sapphirerapids")
@@ -84,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="threads the conv layers of the artifact use (default 1; they call pthread_create)",
     )
+    c.add_argument("--check-bounds", action="store_true", help=_CHECK_BOUNDS_HELP)
     _add_model_args(c)
     _add_pipeline_args(c)
 
@@ -102,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--num-threads", type=int, default=None, metavar="N", help="threads for a model compiled on the fly (default: all cores)"
     )
+    r.add_argument("--check-bounds", action="store_true", help=_CHECK_BOUNDS_HELP + "; for a model compiled on the fly")
     _add_model_args(r)
 
     o = sub.add_parser("opt", help="run passes on textual IR (the lit tests' driver)", add_help=False)
@@ -279,6 +287,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         plugins=tuple(args.load_pass_plugin),
         num_threads=args.num_threads,
         verify_each=args.verify_each,
+        check_bounds=args.check_bounds,
         instrument=_instrumentation(args),
     )
     target = options.resolved_target()
@@ -355,7 +364,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         examples = _shapes(args) or tuple(torch.from_numpy(np.asarray(x)) for x in inputs)
         module = _import(args, examples)
-        model = jit(build(module, None, CompileOptions(name=args.name, num_threads=args.num_threads)))
+        model = jit(build(module, None, CompileOptions(name=args.name, num_threads=args.num_threads, check_bounds=args.check_bounds)))
     outputs = model(*inputs)
     outputs = outputs if isinstance(outputs, tuple) else (outputs,)
     if len(outputs) != len(args.output):

@@ -63,6 +63,8 @@ class CompileOptions:
     # Verify after every pass of every stage; by default every graph-level
     # (bnn) pass is verified, the mechanical lowering stages at their end.
     verify_each: bool = False
+    # Guard every memory access of the loop IR (the check-bounds pass).
+    check_bounds: bool = False
     instrument: Instrumentation = field(default_factory=Instrumentation)
 
     def resolved_target(self) -> Target:
@@ -76,7 +78,9 @@ class CompileOptions:
         return self.num_threads
 
     def resolved_pipeline(self) -> Pipeline:
-        return parse_pipeline(self.pipeline, self.resolved_target(), self.resolved_threads(), self.thread_min_work)
+        return parse_pipeline(
+            self.pipeline, self.resolved_target(), self.resolved_threads(), self.thread_min_work, self.check_bounds
+        )
 
 
 @_without_gc

@@ -97,13 +97,38 @@ def default_pipeline(target: Target | None = None, num_threads: int = 1, thread_
     return Pipeline({"bnn": ",".join(GRAPH_PASSES), "loops": ",".join(loops), "llvm": ",".join(LLVM_PASSES)})
 
 
+def with_bounds_checks(pipeline: Pipeline) -> Pipeline:
+    """The pipeline with `check-bounds` in its loops stage: right after the
+    lowering (before dedupe-layer-functions, which then lifts each layer's
+    location message like its other globals), or at the end of an overridden
+    loops stage."""
+    passes = [p for p in pipeline.stages.get("loops", "").split(",") if p]
+    if "check-bounds" in passes:
+        return pipeline
+    at = passes.index("dedupe-layer-functions") if "dedupe-layer-functions" in passes else len(passes)
+    passes.insert(at, "check-bounds")
+    return Pipeline({**pipeline.stages, "loops": ",".join(passes)})
+
+
 NAMED_PIPELINES: dict[str, Callable[[Target | None, int, int | None], Pipeline]] = {"default": default_pipeline}
 
 
 def parse_pipeline(
-    text: str | None, target: Target | None = None, num_threads: int = 1, thread_min_work: int | None = None
+    text: str | None,
+    target: Target | None = None,
+    num_threads: int = 1,
+    thread_min_work: int | None = None,
+    check_bounds: bool = False,
 ) -> Pipeline:
-    """A named pipeline, or `bnn=a,b;loops=c;llvm=d` overriding stages of the default."""
+    """A named pipeline, or `bnn=a,b;loops=c;llvm=d` overriding stages of the
+    default; `check_bounds` adds the check-bounds pass (with_bounds_checks)."""
+    pipeline = _parse_pipeline(text, target, num_threads, thread_min_work)
+    return with_bounds_checks(pipeline) if check_bounds else pipeline
+
+
+def _parse_pipeline(
+    text: str | None, target: Target | None, num_threads: int, thread_min_work: int | None
+) -> Pipeline:
     if text is None or text == "":
         return default_pipeline(target, num_threads, thread_min_work)
     if text in NAMED_PIPELINES:
