@@ -7,8 +7,7 @@
 
 __version__ = "0.1.0"
 
-from bnnc.api import compile  # noqa: E402  (after __version__, which submodules read)
-from bnnc.errors import (  # noqa: E402
+from bnnc.errors import (  # noqa: E402  (after __version__, which submodules read)
     BnncError,
     InputError,
     IRError,
@@ -29,3 +28,13 @@ __all__ = [
     "UnsupportedError",
     "__version__",
 ]
+
+
+def __getattr__(name: str):
+    # `bnnc.compile` loads the driver on first use, so that importing a layer
+    # below it (bnnc.dialects, bnnc.passes, bnnc.runtime) does not.
+    if name == "compile":
+        from bnnc.api import compile
+
+        return compile
+    raise AttributeError(f"module 'bnnc' has no attribute '{name}'")

@@ -116,17 +116,14 @@ def c_header(signature: Signature, target: Target, facts: ArtifactFacts | None =
         " * dense, row-major (C-contiguous) float32 array, allocated and owned by the",
         " * caller; outputs are overwritten, inputs only read. Buffers must not overlap.",
     ]
-    params = []
     for i, spec in enumerate(signature.inputs):
         lines.append(
             f" *   in{i}:  input  {i}, {spec.dtype}[{_dims(spec.shape)}] ({spec.numel} floats, {4 * spec.numel} bytes)"
         )
-        params.append(f"const float *in{i}")
     for i, spec in enumerate(signature.outputs):
         lines.append(
             f" *   out{i}: output {i}, {spec.dtype}[{_dims(spec.shape)}] ({spec.numel} floats, {4 * spec.numel} bytes)"
         )
-        params.append(f"float *out{i}")
     lines += [
         " *",
         f" * Scratch memory: {scratch}.",
@@ -140,7 +137,7 @@ def c_header(signature: Signature, target: Target, facts: ArtifactFacts | None =
         " *",
         f" * Undefined symbols (all from libc): {libc}.",
         " */",
-        f"void {name}({', '.join(params)});",
+        signature.c_prototype(),
         "",
         f"#define {up}_NUM_INPUTS {n_in}",
         f"#define {up}_NUM_OUTPUTS {n_out}",
@@ -152,21 +149,7 @@ def c_header(signature: Signature, target: Target, facts: ArtifactFacts | None =
     lines += [
         f"#define {up}_SCRATCH_BYTES {facts.scratch_bytes if facts.scratch_bytes is not None else -1}",
         "",
-        "/* The signature as JSON, for tools (`bnnc run` reads it). */",
-        f"extern const char {name}_bnnc_signature[];",
-        "",
-        "/* The same ABI in a form generic code can use (see examples/c/run_model.c). */",
-        f"static const unsigned long {name}_input_numel[{max(n_in, 1)}] = {{{', '.join(str(s.numel) for s in signature.inputs) or '0'}}};",
-        f"static const unsigned long {name}_output_numel[{max(n_out, 1)}] = {{{', '.join(str(s.numel) for s in signature.outputs) or '0'}}};",
-        f"static inline void {name}_run(const float *const *inputs, float *const *outputs) {{",
-        f"    {name}({', '.join([f'inputs[{i}]' for i in range(n_in)] + [f'outputs[{i}]' for i in range(n_out)])});",
-        "}",
-        "",
-        "/* The model generic code runs when it includes this header (override with -DBNNC_MODEL=name). */",
-        "#ifndef BNNC_MODEL",
-        f"#define BNNC_MODEL {name}",
-        "#endif",
-        "",
+        *signature.c_generic_abi(),
         "#ifdef __cplusplus",
         "}",
         "#endif",

@@ -4,20 +4,19 @@
   `xdsl.backend.llvm.convert` (whose op converter we reuse), extended here for
   what it lacks: `llvm.extractelement`, `llvm.uitofp` / `llvm.fptosi` /
   `llvm.fptoui` (ops upstream xDSL's llvm dialect does not define, so bnnc
-  defines them below), function linkage, zero-initialised and aligned globals.
+  defines them in `bnnc.dialects.llvm_extra`), function linkage,
+  zero-initialised and aligned globals, and the thread pool's bodies.
 - `optimize`: parse + verify the IR, set triple/datalayout, run the new pass
   manager at -O3 for the target machine.
 - `emit_object` / `emit_assembly`: for any `Target` (cross-compiling works).
 - `JitModule`: MCJIT on the host, engine kept alive, `address_of(symbol)`.
 
-This module also holds the few pieces the convert-*-to-llvm passes share (the
-type mapping of bnnc's ABI and the cast helpers), because they are the
-backend's contract: `index` is i64 and every memref is a bare `!llvm.ptr`.
+The convert-*-to-llvm passes that produce the llvm dialect share their type
+conversion in `bnnc.passes._llvm_common`; nothing in passes/ imports this
+module (or llvmlite).
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import llvmlite.binding as llvm
 import llvmlite.ir as ir
@@ -27,163 +26,14 @@ from xdsl.backend.llvm.convert_op import create_constant
 from xdsl.backend.llvm.convert_op import declare_intrinsic as _xdeclare_intrinsic
 from xdsl.backend.llvm.convert_type import convert_type
 from xdsl.dialects import llvm as xllvm
-from xdsl.dialects.builtin import (
-    DenseIntOrFPElementsAttr,
-    IndexType,
-    IntegerType,
-    MemRefType,
-    ModuleOp,
-    StringAttr,
-    UnrealizedConversionCastOp,
-    VectorType,
-)
-from xdsl.ir import Attribute, Block, Operation, SSAValue
-from xdsl.irdl import IRDLOperation, irdl_op_definition, operand_def, result_def, traits_def
-from xdsl.pattern_rewriter import PatternRewriter
-from xdsl.rewriter import InsertPoint, Rewriter
-from xdsl.traits import NoMemoryEffect
+from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, ModuleOp, StringAttr
+from xdsl.ir import Block, Operation, SSAValue
 
+from bnnc.dialects.llvm_extra import ExtractElementOp, FPToSIOp, FPToUIOp, UIToFPOp
 from bnnc.errors import TargetError
 from bnnc.parallel_runtime import define_thread_pool
+from bnnc.runtime.signature import llvm_string_literal
 from bnnc.target import Target, _init_llvm
-
-# --------------------------------------------------------------------------
-# llvm-dialect ops upstream xDSL 0.74 lacks (MLIR names and semantics).
-# --------------------------------------------------------------------------
-
-
-@irdl_op_definition
-class UIToFPOp(xllvm.GenericCastOp):
-    name = "llvm.uitofp"
-
-
-@irdl_op_definition
-class FPToSIOp(xllvm.GenericCastOp):
-    name = "llvm.fptosi"
-
-
-@irdl_op_definition
-class FPToUIOp(xllvm.GenericCastOp):
-    name = "llvm.fptoui"
-
-
-@irdl_op_definition
-class ExtractElementOp(IRDLOperation):
-    """`llvm.extractelement %vec[%idx : i64] : vector<8xi64>` (MLIR's op)."""
-
-    name = "llvm.extractelement"
-    vector = operand_def(VectorType)
-    position = operand_def(IntegerType)
-    res = result_def(Attribute)
-    traits = traits_def(NoMemoryEffect())
-    assembly_format = "$vector `[` $position `:` type($position) `]` attr-dict `:` type($vector) `->` type($res)"
-
-    def __init__(self, vector: SSAValue | Operation, position: SSAValue | Operation):
-        vt = SSAValue.get(vector).type
-        assert isinstance(vt, VectorType)
-        super().__init__(operands=[vector, position], result_types=[vt.element_type])
-
-
-EXTRA_LLVM_OPS: tuple[type[IRDLOperation], ...] = (UIToFPOp, FPToSIOp, FPToUIOp, ExtractElementOp)
-
-# --------------------------------------------------------------------------
-# The type mapping shared by the convert-*-to-llvm passes.
-# --------------------------------------------------------------------------
-
-I64 = IntegerType(64)
-
-
-def llvm_type(t: Attribute) -> Attribute:
-    """The llvm-dialect type of a builtin type under bnnc's conventions:
-    index -> i64, memref<...> -> !llvm.ptr (bare pointer), vector<..xindex> -> vector<..xi64>."""
-    if isinstance(t, IndexType):
-        return I64
-    if isinstance(t, MemRefType):
-        return xllvm.LLVMPointerType()
-    if isinstance(t, VectorType) and isinstance(t.element_type, IndexType):
-        return VectorType(I64, t.get_shape(), t.scalable_dims)
-    return t
-
-
-def cast_to_llvm(
-    rewriter: PatternRewriter | None, value: SSAValue, before: Operation | None = None, want: Attribute | None = None
-) -> SSAValue:
-    """`value` as its llvm type: itself, the input of the cast that produced it,
-    or a new `builtin.unrealized_conversion_cast` inserted before the matched op
-    (or before `before`). reconcile-unrealized-casts removes the pairs at the end."""
-    want = want if want is not None else llvm_type(value.type)
-    if value.type == want:
-        return value
-    owner = value.owner
-    if isinstance(owner, UnrealizedConversionCastOp) and len(owner.inputs) == 1 and owner.inputs[0].type == want:
-        return owner.inputs[0]
-    cast = UnrealizedConversionCastOp.get([value], [want])
-    if rewriter is not None and before is None:
-        rewriter.insert(cast)
-    else:
-        assert before is not None
-        Rewriter.insert_op(cast, InsertPoint.before(before))
-    return cast.results[0]
-
-
-def cast_all(rewriter: PatternRewriter, values: Sequence[SSAValue]) -> list[SSAValue]:
-    return [cast_to_llvm(rewriter, v) for v in values]
-
-
-def replace_with_llvm(
-    rewriter: PatternRewriter,
-    op: Operation,
-    new_ops: Sequence[Operation],
-    new_results: Sequence[SSAValue | None] | None = None,
-) -> None:
-    """Replace `op` by `new_ops`; where a new result's type differs from the old
-    result's type (index vs i64, memref vs ptr) add a cast back to the old type."""
-    results = list(new_results) if new_results is not None else (list(new_ops[-1].results) if new_ops else [])
-    ops = list(new_ops)
-    final: list[SSAValue | None] = []
-    for old, new in zip(op.results, results, strict=True):
-        if new is not None and new.type != old.type:
-            back = UnrealizedConversionCastOp.get([new], [old.type])
-            ops.append(back)
-            new = back.results[0]
-        final.append(new)
-    rewriter.replace(op, ops, final)
-
-
-def convert_block_args(block: Block) -> None:
-    """Give `block`'s arguments their llvm types in place; old-typed uses read a
-    cast inserted at the top of the block."""
-    for arg in list(block.args):
-        want = llvm_type(arg.type)
-        if want == arg.type:
-            continue
-        old_type = arg.type
-        new_arg = Rewriter.replace_value_with_new_type(arg, want)
-        if not new_arg.uses:
-            continue
-        cast = UnrealizedConversionCastOp.get([new_arg], [old_type])
-        if block.first_op is None:
-            block.add_op(cast)
-        else:
-            Rewriter.insert_op(cast, InsertPoint.at_start(block))
-        new_arg.replace_uses_with_if(cast.results[0], lambda use: use.operation is not cast)
-
-
-def intrinsic_suffix(t: Attribute) -> str:
-    """LLVM's overload suffix: i64, f32, v8i64, v4f32."""
-    from xdsl.dialects.builtin import Float16Type, Float32Type, Float64Type
-
-    if isinstance(t, VectorType):
-        return f"v{t.get_shape()[0]}{intrinsic_suffix(t.element_type)}"
-    if isinstance(t, IntegerType):
-        return f"i{t.width.data}"
-    if isinstance(t, IndexType):
-        return "i64"
-    names = {Float16Type: "f16", Float32Type: "f32", Float64Type: "f64"}
-    if type(t) in names:
-        return names[type(t)]
-    raise NotImplementedError(f"no LLVM intrinsic suffix for {t}")
-
 
 # --------------------------------------------------------------------------
 # llvm dialect -> LLVM IR text
@@ -233,14 +83,12 @@ class _BytesConstant(ir.Constant):
     """An i8-array constant printed straight from raw bytes (llvmlite formats
     constants element by element, which takes seconds for megabytes of weights)."""
 
-    _ESCAPES = [chr(b) if 32 <= b < 127 and b not in (34, 92) else f"\\{b:02X}" for b in range(256)]
-
     def __init__(self, data: bytes):
         super().__init__(ir.ArrayType(ir.IntType(8), len(data)), None)
         self._data = data
 
     def get_reference(self) -> str:
-        return f'c"{"".join(map(self._ESCAPES.__getitem__, self._data))}"'
+        return llvm_string_literal(self._data)
 
 
 def _set_bytes_initializer(gvar: ir.GlobalVariable, op: xllvm.GlobalOp) -> None:

@@ -6,6 +6,7 @@ from xdsl.context import Context
 from xdsl.dialects import get_all_dialects
 
 from bnnc.dialects import BNN
+from bnnc.dialects.llvm_extra import EXTRA_LLVM_OPS
 
 
 def make_context() -> Context:
@@ -16,8 +17,6 @@ def make_context() -> Context:
             ctx.register_dialect(name, factory)
     ctx.load_dialect(BNN)
     # llvm ops upstream xDSL lacks, which bnnc's convert-*-to-llvm passes emit.
-    from bnnc.codegen import EXTRA_LLVM_OPS
-
     for op in EXTRA_LLVM_OPS:
         ctx.load_op(op)
     return ctx

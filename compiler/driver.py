@@ -21,7 +21,6 @@ from bnnc.target import Target, resolve_target
 
 # Stages after the IR ones, in order: LLVM IR text, assembly, object, shared library.
 EMIT_KINDS = (*STAGES, "ll", "asm", "obj", "so")
-SIGNATURE_SUFFIX = "_bnnc_signature"
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -152,11 +151,7 @@ def llvm_ir(module: ModuleOp, signature: Signature, triple: str = "") -> str:
     JSON string so artifacts describe themselves (`bnnc run` reads it)."""
     from bnnc.codegen import to_llvmlite_ir
 
-    text = to_llvmlite_ir(module, triple)
-    data = signature.to_json().encode()
-    escaped = "".join(chr(b) if 32 <= b < 127 and b not in (34, 92) else f"\\{b:02X}" for b in data + b"\0")
-    symbol = f"{signature.name}{SIGNATURE_SUFFIX}"
-    return f'{text}\n@"{symbol}" = constant [{len(data) + 1} x i8] c"{escaped}"\n'
+    return f"{to_llvmlite_ir(module, triple)}\n{signature.llvm_global()}\n"
 
 
 @dataclass

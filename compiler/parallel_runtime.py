@@ -17,15 +17,9 @@ take its blocks. The counter carries the job's generation in its high half,
 so a worker that wakes late can never claim a block of a newer job with a
 stale job description.
 
-    void __bnnc_pool_start(i64 *pool, i64 capacity)   start workers 1 .. capacity-1
-    void __bnnc_parallel_for(i64 *pool, void *(*fn)(void *), char *blocks, i64 n, i64 stride)
-        run fn(blocks + t * stride) for t in [0, n), on the pool's threads
-    void __bnnc_pool_stop(i64 *pool)                   join the workers
-
-Pool words (each group on its own 64-byte line): [0] generation (-1 = stop),
-[8..11] the job (fn, blocks, n, stride), [16] next block (generation << 32 |
-index), [24] blocks done, [32] workers started, [33] capacity, [40 + w]
-worker w's pthread_t.
+The functions' signatures, the pool state's word layout and the call
+attributes are the contract with the passes (lower-parallel-calls allocates
+the state and calls the functions): `bnnc.passes._parallel_contract`.
 """
 
 from __future__ import annotations
@@ -34,19 +28,24 @@ from collections.abc import Callable
 
 import llvmlite.ir as ir
 
-START, PARALLEL_FOR, STOP = "__bnnc_pool_start", "__bnnc_parallel_for", "__bnnc_pool_stop"
-WORKER = "__bnnc_pool_worker"
+from bnnc.passes._parallel_contract import (
+    CAPACITY,
+    DONE,
+    GENERATION,
+    JOB,
+    NEXT,
+    PARALLEL_FOR,
+    START,
+    STARTED,
+    STOP,
+    STOP_GENERATION,
+    THREAD_IDS,
+)
 
-GENERATION, JOB, NEXT, DONE, STARTED, CAPACITY, THREAD_IDS = 0, 8, 16, 24, 32, 33, 40
-STOP_GENERATION = -1
+WORKER = "__bnnc_pool_worker"
 # Spins between sched_yield calls while waiting (about a microsecond: a
 # thread waiting for a descheduled partner soon gives its core away).
 SPINS_PER_YIELD = 2048
-
-
-def pool_words(capacity: int) -> int:
-    """Size in i64 words of the state of a pool of `capacity` threads."""
-    return THREAD_IDS + capacity
 
 
 def _declare(module: ir.Module, name: str, fnty: ir.FunctionType) -> ir.Function:

@@ -5,7 +5,7 @@ out to mlir-opt), and bnnc's kernels are arith/scf/memref/vector until the
 end. Semantics and names follow MLIR's ArithToLLVM.
 
 Conventions (shared with the other convert-*-to-llvm passes through
-`bnnc.codegen.llvm_type`): `index` is i64. Operands whose type changes are
+`bnnc.passes._llvm_common.llvm_type`): `index` is i64. Operands whose type changes are
 bridged with `builtin.unrealized_conversion_cast`, which
 `reconcile-unrealized-casts` removes once every pass has run.
 
@@ -40,15 +40,8 @@ from xdsl.pattern_rewriter import (
 )
 from xdsl.utils.exceptions import PassFailedException
 
-from bnnc.codegen import (
-    FPToSIOp,
-    FPToUIOp,
-    UIToFPOp,
-    cast_all,
-    intrinsic_suffix,
-    llvm_type,
-    replace_with_llvm,
-)
+from bnnc.dialects.llvm_extra import FPToSIOp, FPToUIOp, UIToFPOp
+from bnnc.passes._llvm_common import cast_all, intrinsic_suffix, llvm_type, replace_with_llvm
 
 # arith binop -> llvm binop class
 _BINOPS: dict[type[Operation], type[Operation]] = {
@@ -70,8 +63,6 @@ _BINOPS: dict[type[Operation], type[Operation]] = {
     arith.MulfOp: L.FMulOp,
     arith.DivfOp: L.FDivOp,
 }
-if hasattr(arith, "RemFOp"):
-    _BINOPS[arith.RemFOp] = L.FRemOp
 
 # arith binop -> overloaded LLVM intrinsic (called through llvm.call_intrinsic)
 _INTRINSIC_BINOPS: dict[type[Operation], str] = {

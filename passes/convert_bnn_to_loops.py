@@ -16,6 +16,7 @@ later tiling/vectorisation passes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 from xdsl.context import Context
 from xdsl.dialects import arith, func
@@ -43,17 +44,32 @@ from bnnc.passes._lower_math import MATH_LOWERINGS, MATH_THREADED
 from bnnc.passes._lower_movement import MOVEMENT_LOWERINGS, MOVEMENT_THREADED
 from bnnc.passes._lower_reduce import REDUCE_LOWERINGS, REDUCE_THREADED
 from bnnc.passes._lowering import Lowerer, Lowering, WorkOf, memref_of
+from bnnc.passes._parallel_contract import BLOCKS_ATTR, THREADS_ATTR
 
-LOWERINGS: dict[type[Operation], Lowering] = {
-    **FLOAT_LOWERINGS,
-    **FLOAT_CONV_LOWERINGS,
-    **BINARY_LOWERINGS,
-    **COMPARE_LOWERINGS,
-    **LINALG_LOWERINGS,
-    **MATH_LOWERINGS,
-    **MOVEMENT_LOWERINGS,
-    **REDUCE_LOWERINGS,
-}
+_V = TypeVar("_V")
+
+
+def _merge(*tables: dict[type[Operation], _V]) -> dict[type[Operation], _V]:
+    """One table from the per-family ones; an op in two of them is a bug
+    (one entry would silently override the other)."""
+    merged: dict[type[Operation], _V] = {}
+    for table in tables:
+        overlap = merged.keys() & table.keys()
+        assert not overlap, f"ops in two lowering tables: {sorted(op.name for op in overlap)}"
+        merged.update(table)
+    return merged
+
+
+LOWERINGS: dict[type[Operation], Lowering] = _merge(
+    FLOAT_LOWERINGS,
+    FLOAT_CONV_LOWERINGS,
+    BINARY_LOWERINGS,
+    COMPARE_LOWERINGS,
+    LINALG_LOWERINGS,
+    MATH_LOWERINGS,
+    MOVEMENT_LOWERINGS,
+    REDUCE_LOWERINGS,
+)
 
 
 def _last_uses(ops: list[Operation]) -> dict[Operation, list[SSAValue]]:
@@ -71,16 +87,16 @@ def _last_uses(ops: list[Operation]) -> dict[Operation, list[SSAValue]]:
 # Ops whose kernels split their work between threads (via Lowerer.row_range),
 # with how much work each is: float MACs, 64-bit popcount steps x 16, or
 # elements moved for the memory-bound ops.
-THREADED_WORK: dict[type[Operation], WorkOf] = {
-    **BINARY_THREADED,
-    **FLOAT_CONV_THREADED,
-    **FLOAT_THREADED,
-    **COMPARE_THREADED,
-    **LINALG_THREADED,
-    **MATH_THREADED,
-    **MOVEMENT_THREADED,
-    **REDUCE_THREADED,
-}
+THREADED_WORK: dict[type[Operation], WorkOf] = _merge(
+    BINARY_THREADED,
+    FLOAT_CONV_THREADED,
+    FLOAT_THREADED,
+    COMPARE_THREADED,
+    LINALG_THREADED,
+    MATH_THREADED,
+    MOVEMENT_THREADED,
+    REDUCE_THREADED,
+)
 # Below this much work (about 10 us) a layer runs on the calling thread alone:
 # handing a layer to the thread pool costs a few microseconds
 # (bnnc.parallel_runtime). An element of a memory-bound op costs about as
@@ -124,8 +140,8 @@ def _kernel(L: Lowerer, op: Operation, fn_name: str, args: list[SSAValue], out: 
     extra = [L.lb.index(0), L.lb.index(blocks)] if threaded else []
     call = func.CallOp(fn_name, [*args, out, *extra], [])
     if threaded:
-        call.attributes["bnnc.threads"] = IntegerAttr(num_threads, i64)
-        call.attributes["bnnc.blocks"] = IntegerAttr(blocks, i64)
+        call.attributes[THREADS_ATTR] = IntegerAttr(num_threads, i64)
+        call.attributes[BLOCKS_ATTR] = IntegerAttr(blocks, i64)
     L.lb.insert(call)
 
 

@@ -26,7 +26,7 @@ from xdsl.pattern_rewriter import (
 )
 from xdsl.utils.exceptions import PassFailedException
 
-from bnnc.codegen import cast_to_llvm, convert_block_args
+from bnnc.passes._llvm_common import cast_to_llvm, convert_block_args
 
 
 class CfToLLVM(RewritePattern):

@@ -4,7 +4,7 @@ llvm.return / llvm.call.
 Why it exists: xDSL 0.74 has no func-to-llvm lowering. It is the last
 op-lowering pass of the chain because it fixes the signatures: with bnnc's
 bare-pointer convention a memref argument or result becomes `!llvm.ptr` and
-`index` becomes i64 (`bnnc.codegen.llvm_type`), so a compiled kernel is called
+`index` becomes i64 (`bnnc.passes._llvm_common.llvm_type`), so a compiled kernel is called
 from C / ctypes with plain data pointers.
 
 Linkage: public functions and external declarations (malloc, free, ...) are
@@ -31,7 +31,7 @@ from xdsl.pattern_rewriter import (
 )
 from xdsl.utils.exceptions import PassFailedException
 
-from bnnc.codegen import cast_all, convert_block_args, llvm_type, replace_with_llvm
+from bnnc.passes._llvm_common import cast_all, convert_block_args, llvm_type, replace_with_llvm
 
 
 def llvm_function_type(ft: FunctionType, what: str) -> L.LLVMFunctionType:

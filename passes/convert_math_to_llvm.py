@@ -36,7 +36,8 @@ from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, RewritePattern
 from xdsl.utils.exceptions import PassFailedException
 
-from bnnc.codegen import ExtractElementOp, cast_all, intrinsic_suffix, llvm_type, replace_with_llvm
+from bnnc.dialects.llvm_extra import ExtractElementOp
+from bnnc.passes._llvm_common import cast_all, intrinsic_suffix, llvm_type, replace_with_llvm
 from bnnc.passes.convert_memref_to_llvm import _declare as declare_function
 
 # math op -> (LLVM intrinsic, extra trailing `i1 false` flag operand?)

@@ -66,7 +66,7 @@ from xdsl.pattern_rewriter import (
 from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.utils.exceptions import PassFailedException
 
-from bnnc.codegen import I64, cast_all, cast_to_llvm, llvm_type, replace_with_llvm
+from bnnc.passes._llvm_common import I64, cast_all, cast_to_llvm, llvm_type, replace_with_llvm
 
 PTR = L.LLVMPointerType()
 ALLOC_ALIGNMENT = 64

@@ -47,15 +47,8 @@ from xdsl.pattern_rewriter import (
 )
 from xdsl.utils.exceptions import PassFailedException
 
-from bnnc.codegen import (
-    I64,
-    ExtractElementOp,
-    cast_all,
-    cast_to_llvm,
-    intrinsic_suffix,
-    llvm_type,
-    replace_with_llvm,
-)
+from bnnc.dialects.llvm_extra import ExtractElementOp
+from bnnc.passes._llvm_common import I64, cast_all, cast_to_llvm, intrinsic_suffix, llvm_type, replace_with_llvm
 
 # reduction kind -> (llvm.vector.reduce.* name, how to combine with the accumulator)
 _REDUCTIONS: dict[str, tuple[str, type[Operation] | str]] = {

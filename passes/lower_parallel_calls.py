@@ -14,7 +14,8 @@ array of B argument blocks (8-byte slots: pointers and i64, the block index
 filled in per block) and one
 `__bnnc_parallel_for(pool, trampoline, blocks, B, block_bytes)`, where the
 trampoline `<callee>.thread(ptr) -> ptr` unpacks a block and calls the callee.
-The pool functions (bnnc.parallel_runtime, defined at code generation) need
+The pool functions (their contract in bnnc.passes._parallel_contract, their
+bodies defined at code generation by bnnc.parallel_runtime) need
 only libc's pthread_create/pthread_join/sched_yield; a worker that cannot
 be started leaves its blocks to the others.
 """
@@ -29,10 +30,8 @@ from xdsl.passes import ModulePass
 from xdsl.rewriter import Rewriter
 from xdsl.utils.exceptions import PassFailedException
 
-from bnnc.parallel_runtime import PARALLEL_FOR, START, STOP, pool_words
+from bnnc.passes._parallel_contract import BLOCKS_ATTR, PARALLEL_FOR, START, STOP, THREADS_ATTR, pool_words
 
-THREADS_ATTR = "bnnc.threads"
-BLOCKS_ATTR = "bnnc.blocks"
 PTR = L.LLVMPointerType()
 
 

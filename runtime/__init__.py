@@ -1,1 +1,3 @@
-"""bnnc runtime: JIT/AOT loading, input checking, framework integration."""
+"""bnnc runtime: what a compiled model needs to run (the ABI and signature,
+loading an artifact, checking inputs, calling it). Imports no pass, driver or
+frontend."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bnnc.errors import ModelLoadError
 from bnnc.runtime.compiled_model import CompiledModel
-from bnnc.runtime.signature import Signature
+from bnnc.runtime.signature import SIGNATURE_SUFFIX, Signature, signature_symbol
 
 ELF_MACHINES = {62: "x86_64", 183: "aarch64", 3: "i386", 40: "arm"}
 
@@ -82,8 +82,6 @@ def undefined_symbols(path: str) -> list[str]:
 
 def signature_names(path: str) -> list[str]:
     """Entry points of the bnnc models in an artifact (from `<name>_bnnc_signature`)."""
-    from bnnc.driver import SIGNATURE_SUFFIX
-
     return sorted(
         s.name[: -len(SIGNATURE_SUFFIX)] for s in elf_symbols(path) if s.defined and s.name.endswith(SIGNATURE_SUFFIX)
     )
@@ -92,13 +90,11 @@ def signature_names(path: str) -> list[str]:
 def read_signature(path: str, name: str | None = None) -> Signature:
     """The signature embedded in an artifact, read from the file without loading
     it (works for any architecture). `name` defaults to the only model in it."""
-    from bnnc.driver import SIGNATURE_SUFFIX
-
     name = name or entry_name(path)
     data = Path(path).read_bytes()
     _e, sections = _sections(data)
     for sym in elf_symbols(path):
-        if sym.defined and sym.name == f"{name}{SIGNATURE_SUFFIX}" and sym.section < len(sections):
+        if sym.defined and sym.name == signature_symbol(name) and sym.section < len(sections):
             _typ, addr, off, _size, _link, _ent = sections[sym.section]
             # .o: value is the offset in its section (addr 0); .so: a virtual address.
             start = off + (sym.value - addr)
@@ -143,7 +139,7 @@ def load_artifact(path: str, name: str | None = None) -> CompiledModel:
         raise ModelLoadError(f"cannot load {path}: {e}") from None
     try:
         # The symbol is a char array: its address is the string.
-        raw = ctypes.cast(getattr(lib, f"{name}_bnnc_signature"), ctypes.c_char_p).value
+        raw = ctypes.cast(getattr(lib, signature_symbol(name)), ctypes.c_char_p).value
     except AttributeError:
         raise ModelLoadError(
             f"{path} has no entry point '{name}' built by bnnc; pass --name with the name it was compiled with"

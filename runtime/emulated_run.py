@@ -6,8 +6,8 @@ temporary directory:
 
 1. read the signature embedded in the artifact (`<name>_bnnc_signature`, read
    from the ELF file, so no loading is needed) and write a C header from it;
-2. build examples/c/run_model.c against the artifact with `<arch>-linux-gnu-gcc`
-   (the host `cc` for host artifacts);
+2. build the C runner (runtime/run_model.c, package data) against the
+   artifact with `<arch>-linux-gnu-gcc` (the host `cc` for host artifacts);
 3. write the inputs as raw float32, run
    `qemu-<arch> -L /usr/<arch>-linux-gnu ./run_model in0.bin ... out0.bin ...`
    (without qemu for host artifacts), and read the outputs back.
@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +32,8 @@ from bnnc.errors import InputError, ModelLoadError, TargetError
 from bnnc.runtime.artifact_loader import elf_machine, entry_name, host_arch, read_signature
 from bnnc.runtime.signature import Signature
 
-# examples/c/run_model.c in the source tree (bnnc is installed editable).
-EXAMPLE_SOURCE = Path(__file__).resolve().parent.parent / "examples" / "c" / "run_model.c"
+# The C runner, package data of bnnc.runtime (examples/c includes it).
+RUNNER_SOURCE = resources.files("bnnc.runtime") / "run_model.c"
 
 # Debian packages that provide the tools, per architecture.
 QEMU_PACKAGE = "qemu-user"
@@ -94,8 +95,6 @@ def check_tools(path: str, arch: str) -> tuple[str, str | None]:
             f"running {path} ({arch}) builds the C example with {arch}-linux-gnu-gcc, which is not installed: "
             f"apt-get install {CROSS_PACKAGES.get(arch, 'gcc')}"
         )
-    if not EXAMPLE_SOURCE.exists():
-        raise ModelLoadError(f"the C example {EXAMPLE_SOURCE} is missing (bnnc run needs a source checkout of bnnc)")
     return compiler, emulator
 
 
@@ -115,9 +114,6 @@ def _check_inputs(signature: Signature, inputs: Sequence[np.ndarray]) -> list[np
 
 def build_runner(path: str, workdir: str, name: str | None = None) -> tuple[Path, Signature, str, str | None]:
     """Build run_model against the artifact in `workdir`: (program, signature, arch, emulator)."""
-    from bnnc.artifacts import c_header
-    from bnnc.target import Target
-
     arch = elf_machine(path)
     name = entry_name(path, name)
     signature = read_signature(path, name)
@@ -126,9 +122,11 @@ def build_runner(path: str, workdir: str, name: str | None = None) -> tuple[Path
     artifact = work / Path(path).name
     shutil.copyfile(path, artifact)
     header = work / f"{name}_abi.h"
-    header.write_text(c_header(signature, Target(arch, f"{arch}-unknown-linux-gnu", "(from the artifact)", "")))
+    header.write_text("\n".join([signature.c_prototype(), *signature.c_generic_abi()]))
+    source = work / "run_model.c"
+    source.write_bytes(RUNNER_SOURCE.read_bytes())
     program = work / "run_model"
-    cmd = [compiler, "-O2", "-include", str(header), str(EXAMPLE_SOURCE), str(artifact), "-lm", "-o", str(program)]
+    cmd = [compiler, "-O2", "-include", str(header), str(source), str(artifact), "-lm", "-o", str(program)]
     if artifact.suffix == ".so":
         cmd[-2:-2] = ["-Wl,-rpath,$ORIGIN"]
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=work)

@@ -10,7 +10,9 @@
  *
  *   gcc -O2 -include bireal.h run_model.c bireal.o -o run_model
  *
- * (see the Makefile and docs/deploying.md). No Python, bnnc or torch is needed.
+ * (see examples/c and docs/deploying.md). No Python, bnnc or torch is needed.
+ * This file is package data of bnnc.runtime: `bnnc run` builds it against
+ * artifacts it cannot load in process (bnnc.runtime.emulated_run).
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,6 +3,10 @@
 Compiled code takes one pointer per input, then one per output (destination
 passing: the caller allocates outputs), dense row-major float32 for models
 (int64 packed words only appear in IR-level functions, e.g. kernel benchmarks).
+
+An artifact describes itself: the constant `<name>_bnnc_signature`
+(`signature_symbol`) holds the signature as NUL-terminated JSON, which the
+loaders read back (`bnnc run`, `bnnc.runtime.artifact_loader`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,21 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
 
 _DTYPES = {"f32": "float32", "i64": "int64"}
+
+SIGNATURE_SUFFIX = "_bnnc_signature"
+
+# LLVM IR's c"..." string literal: printable ASCII as is, the rest (and `"`, `\`) as \XX.
+_LLVM_ESCAPES = [chr(b) if 32 <= b < 127 and b not in (34, 92) else f"\\{b:02X}" for b in range(256)]
+
+
+def llvm_string_literal(data: bytes) -> str:
+    """`data` as an LLVM IR constant string, `c"..."`."""
+    return f'c"{"".join(map(_LLVM_ESCAPES.__getitem__, data))}"'
+
+
+def signature_symbol(name: str) -> str:
+    """The symbol that holds the signature of the model whose entry point is `name`."""
+    return f"{name}{SIGNATURE_SUFFIX}"
 
 
 @dataclass(frozen=True)
@@ -44,6 +63,43 @@ class Signature:
                 "outputs": [{"shape": list(s.shape), "dtype": s.dtype} for s in self.outputs],
             }
         )
+
+    def llvm_global(self) -> str:
+        """The LLVM IR definition of the signature constant (NUL-terminated JSON)."""
+        data = self.to_json().encode() + b"\0"
+        return f'@"{signature_symbol(self.name)}" = constant [{len(data)} x i8] {llvm_string_literal(data)}'
+
+    def c_prototype(self) -> str:
+        """The entry point's C declaration: one pointer per input, then one per output."""
+        params = [f"const float *in{i}" for i in range(len(self.inputs))]
+        params += [f"float *out{i}" for i in range(len(self.outputs))]
+        return f"void {self.name}({', '.join(params)});"
+
+    def c_generic_abi(self) -> list[str]:
+        """Header lines that give generic C code (runtime/run_model.c) the
+        model's ABI: the signature symbol, element counts, a `NAME_run(inputs,
+        outputs)` wrapper and `BNNC_MODEL`. Follows `c_prototype()`."""
+        name, n_in, n_out = self.name, len(self.inputs), len(self.outputs)
+        in_numel = ", ".join(str(s.numel) for s in self.inputs) or "0"
+        out_numel = ", ".join(str(s.numel) for s in self.outputs) or "0"
+        args = [f"inputs[{i}]" for i in range(n_in)] + [f"outputs[{i}]" for i in range(n_out)]
+        return [
+            "/* The signature as JSON, for tools (`bnnc run` reads it). */",
+            f"extern const char {signature_symbol(name)}[];",
+            "",
+            "/* The same ABI in a form generic code can use (see runtime/run_model.c). */",
+            f"static const unsigned long {name}_input_numel[{max(n_in, 1)}] = {{{in_numel}}};",
+            f"static const unsigned long {name}_output_numel[{max(n_out, 1)}] = {{{out_numel}}};",
+            f"static inline void {name}_run(const float *const *inputs, float *const *outputs) {{",
+            f"    {name}({', '.join(args)});",
+            "}",
+            "",
+            "/* The model generic code runs when it includes this header (override with -DBNNC_MODEL=name). */",
+            "#ifndef BNNC_MODEL",
+            f"#define BNNC_MODEL {name}",
+            "#endif",
+            "",
+        ]
 
     @staticmethod
     def from_json(text: str) -> Signature:

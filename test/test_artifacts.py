@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ from bnnc.artifacts import write_artifact
 from bnnc.driver import CompileOptions, build
 from bnnc.errors import ModelLoadError
 from bnnc.runtime.artifact_loader import elf_machine, load_artifact, read_signature, undefined_symbols
-from bnnc.runtime.emulated_run import EXAMPLE_SOURCE, run_artifact
+from bnnc.runtime.emulated_run import RUNNER_SOURCE, run_artifact
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_DIR = REPO / "examples" / "c"
@@ -293,7 +294,16 @@ def test_c_example_native_and_usage_errors(root, tmp_path):
         [str(prog), str(tmp_path / "short.bin"), str(tmp_path / "o.bin")], capture_output=True, text=True
     )
     assert short.returncode == 1 and "expected exactly 6048 float32 values" in short.stderr
-    assert EXAMPLE_SOURCE.exists()
+
+
+def test_c_runner_is_package_data():
+    """`bnnc run` builds the runner from the installed package (a wheel has no
+    examples/), and examples/c builds the same file, not a copy."""
+    runner = resources.files("bnnc.runtime") / "run_model.c"
+    assert runner.is_file() and "BNNC_MODEL" in runner.read_text()
+    assert RUNNER_SOURCE.read_bytes() == runner.read_bytes()
+    example = (EXAMPLE_DIR / "run_model.c").read_text()
+    assert '#include "../../runtime/run_model.c"' in example and "main(" not in example
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,122 @@
+"""What the convert-*-to-llvm passes share (bnnc's counterpart of MLIR's
+LLVMCommon): the type conversion of bnnc's ABI and the cast helpers.
+
+The conventions are the backend's contract: `index` is i64, every memref is
+a bare `!llvm.ptr`, and a value whose type changes is bridged with
+`builtin.unrealized_conversion_cast`, which `reconcile-unrealized-casts`
+removes once every conversion has run. This module builds llvm-dialect IR
+only; the translation to LLVM IR (llvmlite) is `bnnc.codegen`'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from xdsl.dialects import llvm as xllvm
+from xdsl.dialects.builtin import (
+    Float16Type,
+    Float32Type,
+    Float64Type,
+    IndexType,
+    IntegerType,
+    MemRefType,
+    UnrealizedConversionCastOp,
+    VectorType,
+)
+from xdsl.ir import Attribute, Block, Operation, SSAValue
+from xdsl.pattern_rewriter import PatternRewriter
+from xdsl.rewriter import InsertPoint, Rewriter
+
+I64 = IntegerType(64)
+
+
+def llvm_type(t: Attribute) -> Attribute:
+    """The llvm-dialect type of a builtin type under bnnc's conventions:
+    index -> i64, memref<...> -> !llvm.ptr (bare pointer), vector<..xindex> -> vector<..xi64>."""
+    if isinstance(t, IndexType):
+        return I64
+    if isinstance(t, MemRefType):
+        return xllvm.LLVMPointerType()
+    if isinstance(t, VectorType) and isinstance(t.element_type, IndexType):
+        return VectorType(I64, t.get_shape(), t.scalable_dims)
+    return t
+
+
+def cast_to_llvm(
+    rewriter: PatternRewriter | None, value: SSAValue, before: Operation | None = None, want: Attribute | None = None
+) -> SSAValue:
+    """`value` as its llvm type: itself, the input of the cast that produced it,
+    or a new `builtin.unrealized_conversion_cast` inserted before the matched op
+    (or before `before`). reconcile-unrealized-casts removes the pairs at the end."""
+    want = want if want is not None else llvm_type(value.type)
+    if value.type == want:
+        return value
+    owner = value.owner
+    if isinstance(owner, UnrealizedConversionCastOp) and len(owner.inputs) == 1 and owner.inputs[0].type == want:
+        return owner.inputs[0]
+    cast = UnrealizedConversionCastOp.get([value], [want])
+    if rewriter is not None and before is None:
+        rewriter.insert(cast)
+    else:
+        assert before is not None
+        Rewriter.insert_op(cast, InsertPoint.before(before))
+    return cast.results[0]
+
+
+def cast_all(rewriter: PatternRewriter, values: Sequence[SSAValue]) -> list[SSAValue]:
+    return [cast_to_llvm(rewriter, v) for v in values]
+
+
+def replace_with_llvm(
+    rewriter: PatternRewriter,
+    op: Operation,
+    new_ops: Sequence[Operation],
+    new_results: Sequence[SSAValue | None] | None = None,
+) -> None:
+    """Replace `op` by `new_ops`; where a new result's type differs from the old
+    result's type (index vs i64, memref vs ptr) add a cast back to the old type."""
+    results = list(new_results) if new_results is not None else (list(new_ops[-1].results) if new_ops else [])
+    ops = list(new_ops)
+    final: list[SSAValue | None] = []
+    for old, new in zip(op.results, results, strict=True):
+        if new is not None and new.type != old.type:
+            back = UnrealizedConversionCastOp.get([new], [old.type])
+            ops.append(back)
+            new = back.results[0]
+        final.append(new)
+    rewriter.replace(op, ops, final)
+
+
+def convert_block_args(block: Block) -> None:
+    """Give `block`'s arguments their llvm types in place; old-typed uses read a
+    cast inserted at the top of the block."""
+    for arg in list(block.args):
+        want = llvm_type(arg.type)
+        if want == arg.type:
+            continue
+        old_type = arg.type
+        new_arg = Rewriter.replace_value_with_new_type(arg, want)
+        if not new_arg.uses:
+            continue
+        cast = UnrealizedConversionCastOp.get([new_arg], [old_type])
+        if block.first_op is None:
+            block.add_op(cast)
+        else:
+            Rewriter.insert_op(cast, InsertPoint.at_start(block))
+        new_arg.replace_uses_with_if(cast.results[0], lambda use: use.operation is not cast)
+
+
+_FLOAT_SUFFIX: dict[type[Attribute], str] = {Float16Type: "f16", Float32Type: "f32", Float64Type: "f64"}
+
+
+def intrinsic_suffix(t: Attribute) -> str:
+    """LLVM's overload suffix: i64, f32, v8i64, v4f32."""
+    if isinstance(t, VectorType):
+        return f"v{t.get_shape()[0]}{intrinsic_suffix(t.element_type)}"
+    if isinstance(t, IntegerType):
+        return f"i{t.width.data}"
+    if isinstance(t, IndexType):
+        return "i64"
+    if type(t) in _FLOAT_SUFFIX:
+        return _FLOAT_SUFFIX[type(t)]
+    raise NotImplementedError(f"no LLVM intrinsic suffix for {t}")
