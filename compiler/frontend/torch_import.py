@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch.export import ExportedProgram
-from torch.export.graph_signature import InputKind
+from torch.export.graph_signature import InputKind, OutputKind
 from torch.fx import Node
 from xdsl.dialects.builtin import (
     ModuleOp,
@@ -135,6 +135,28 @@ class Importer(IRBuilder):
                     f"input `{node.name}` has a dynamic shape {tuple(str(d) for d in val.shape)}; bnnc needs static shapes\n"
                     "  hint: export without dynamic_shapes (one compiled model per input shape)"
                 )
+
+    def _user_outputs(self, outputs: list) -> list:
+        """The model's own outputs, without the write-backs of parameters and
+        buffers it updates in place. An update computed from parameters alone
+        (Brevitas' in-place weight clamp) is folded at compile time, so the
+        compiled model computes the first call's function; one that depends
+        on the input is refused."""
+        specs = self.ep.graph_signature.output_specs
+        if len(specs) != len(outputs):
+            return outputs
+        kept = []
+        for spec, node in zip(specs, outputs):
+            if spec.kind == OutputKind.USER_OUTPUT:
+                kept.append(node)
+            elif spec.kind in (OutputKind.BUFFER_MUTATION, OutputKind.PARAMETER_MUTATION) and node in self.consts:
+                continue
+            else:
+                raise UnsupportedError(
+                    f"the model updates `{spec.target}` in place ({spec.kind.name.lower()}) from its input\n"
+                    "  hint: bnnc compiles inference functions; remove the in-place update (e.g. call model.eval())"
+                )
+        return kept
 
     def _fold_constants(self) -> None:
         with torch.no_grad():
@@ -256,6 +278,7 @@ class Importer(IRBuilder):
         self._fold_constants()
         out_node = next(n for n in self.graph.nodes if n.op == "output")
         outputs = list(out_node.args[0]) if isinstance(out_node.args[0], (list, tuple)) else [out_node.args[0]]
+        outputs = self._user_outputs(outputs)
         for o in outputs:
             if not isinstance(o, Node):
                 raise UnsupportedError(f"the model returns a non-tensor value {o!r}; bnnc compiles tensor outputs only")
