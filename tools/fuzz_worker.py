@@ -1,0 +1,93 @@
+"""The fuzzer's worker process: checks recipes it reads from stdin, one JSON
+object a line, and answers each with one JSON line.
+
+Why a separate process: a miscompile can crash (SIGSEGV) and a bounds-checked
+build aborts (SIGABRT); the parent (tools/fuzz.py) sees the worker die, reads
+its stderr (where __bnnc_bounds_fail writes the location) and starts another.
+
+Request: {"recipe": {...}, "threads": N, "aarch64": bool, "inject": str|null}.
+Answer: {"status": "ok" | "mismatch" | "refused" | "error", "detail": str, "seconds": float}.
+"ok" means every output matched PyTorch (assert_matches_torch, tie-aware) on
+the example input and a second input, JIT at N threads with --check-bounds,
+and, when asked, as an aarch64 object under qemu too. "refused" is a
+bnnc.UnsupportedError (a model bnnc says it cannot compile exactly);
+"error" is any other exception. `inject` (tests only) names a float op whose
+presence makes the worker corrupt the compiled output, so the fuzzer's
+failure path can be tested without a compiler bug.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "test"))
+
+
+def _aarch64(model, x, xs, threads: int) -> list:
+    """Outputs of the model compiled to an aarch64 object (bounds-checked), run under qemu."""
+    from bnnc.artifacts import write_artifact
+    from bnnc.driver import CompileOptions, build
+    from bnnc.runtime.emulated_run import run_artifact
+
+    built = build(model, (x,), CompileOptions(target="aarch64", name="fuzz", num_threads=threads, check_bounds=True))
+    with tempfile.TemporaryDirectory(prefix="bnnc-fuzz-") as tmp:
+        path = str(Path(tmp) / "fuzz.o")
+        write_artifact(built.llvm_module, built.target, built.signature, path, kind="obj")
+        return [run_artifact(path, [xi.numpy()]) for xi in xs]
+
+
+def check(request: dict) -> dict:
+    """Compile and compare one recipe (module docstring)."""
+    import torch
+    from differential import assert_matches_torch
+    from graph_models import build, second_input
+
+    import bnnc
+
+    recipe, threads = request["recipe"], int(request["threads"])
+    model, x = build(recipe)
+    xs = [x, second_input(x, recipe)]
+    try:
+        compiled = bnnc.compile(model, (x,), num_threads=threads, check_bounds=True)
+    except bnnc.UnsupportedError as e:
+        return {"status": "refused", "detail": str(e).splitlines()[0]}
+    outs = [compiled(xi) for xi in xs]
+    inject = request.get("inject")
+    if inject and any(b.get("op") == inject for b in recipe["blocks"]):
+        outs = [o + 1.0 for o in outs]
+    verdicts = [assert_matches_torch(model, (xi,), o) for xi, o in zip(xs, outs)]
+    if request.get("aarch64"):
+        for xi, o in zip(xs, _aarch64(model, x, xs, threads)):
+            verdicts.append("aarch64: " + assert_matches_torch(model, (xi,), [torch.from_numpy(a) for a in o]))
+    return {"status": "ok", "detail": "; ".join(verdicts)}
+
+
+def serve() -> None:
+    """Answer requests until stdin closes; stdout carries only answers."""
+    answers = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # anything else printed goes to stderr
+    import bnnc  # noqa: F401 (import once, before the first request is timed)
+
+    for line in sys.stdin:
+        request = json.loads(line)
+        start = time.perf_counter()
+        try:
+            answer = check(request)
+        except AssertionError as e:
+            answer = {"status": "mismatch", "detail": str(e)}
+        except Exception as e:  # noqa: BLE001 (every other failure is reported, not fatal)
+            tb = traceback.format_exc(limit=-3)
+            answer = {"status": "error", "detail": f"{type(e).__name__}: {e}\n{tb}"}
+        answer["seconds"] = round(time.perf_counter() - start, 3)
+        answers.write(json.dumps(answer) + "\n")
+
+
+if __name__ == "__main__":
+    serve()
