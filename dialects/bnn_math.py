@@ -34,6 +34,10 @@ UNARY_FUNCTIONS: dict[str, str] = {
     "log": "log(x)",
     "log1p": "log(1 + x) without cancellation (log1p)",
     "erf": "erf(x)",
+    "round": "round half to even (torch.round)",
+    "floor": "floor(x)",
+    "ceil": "ceil(x)",
+    "trunc": "trunc(x)",
 }
 
 

@@ -65,6 +65,10 @@ UNARY_BODIES: dict[str, Body] = {
     "log": lambda lb, x: _m(lb, math.LogOp, x),
     "log1p": lambda lb, x: _m(lb, math.Log1pOp, x),
     "erf": lambda lb, x: _m(lb, math.ErfOp, x),
+    "round": lambda lb, x: _m(lb, math.RoundEvenOp, x),
+    "floor": lambda lb, x: _m(lb, math.FloorOp, x),
+    "ceil": lambda lb, x: _m(lb, math.CeilOp, x),
+    "trunc": lambda lb, x: _m(lb, math.TruncOp, x),
 }
 # Functions that are a libm call or a polynomial rather than an instruction:
 # they cost far more per element than a memory-bound op.

@@ -250,30 +250,34 @@ def _sign_parts(v: SSAValue) -> tuple[SSAValue, bool] | None:
     return None
 
 
+# Ops that commute with every non-decreasing function (sign(x), -sign(-x)):
+# they copy elements (or fill +-1), or take maxima of them.
+_MOVES = (bnn.ReshapeOp, bnn.GatherOp, bnn.MaxPool2dOp, bnn.AdaptiveMaxPool2dOp)
+
+
 def _sink_signs_through_moves(fn: func.FuncOp) -> None:
-    """reshape(sign(x)) -> sign(reshape(x)) and the same for gathers (which only
-    copy elements, or fill +-1): the binariser lands next to the conv or linear
-    layer that reads it, where fold-weight-binarization looks for it."""
+    """M(sign(x)) -> sign(M(x)) for reshapes, gathers and max pools: the
+    binariser lands next to the conv or linear layer that reads it, where
+    fold-weight-binarization looks for it. Exact: M only copies elements or
+    takes their maximum, and both binariser forms are non-decreasing."""
     for op in list(fn.body.walk()):
-        if op.parent is None or not isinstance(op, (bnn.ReshapeOp, bnn.GatherOp)):
+        if op.parent is None or not isinstance(op, _MOVES):
             continue
-        ins = list(op.inputs) if isinstance(op, bnn.GatherOp) else [op.input]
-        parts = [_sign_parts(v) for v in ins]
+        data = [v for v in op.operands if not (isinstance(op, bnn.GatherOp) and v is op.index)]
+        parts = [_sign_parts(v) for v in data]
         if any(p is None for p in parts) or len({p[1] for p in parts}) != 1:
             continue
-        strict = parts[0][1]
         fill = op.fill_value() if isinstance(op, bnn.GatherOp) else None
         if fill is not None and fill not in (-1.0, 1.0):
             continue
-        if not any(isinstance(u.operation, (bnn.Conv2dOp, bnn.LinearOp, bnn.PadOp)) for u in op.result.uses):
+        if not any(isinstance(u.operation, (bnn.Conv2dOp, bnn.LinearOp, bnn.PadOp) + _MOVES) for u in op.results[0].uses):
             continue
+        moved_op = op.clone()
+        moved_op.operands = [parts[data.index(v)][0] if v in data else v for v in op.operands]
         b = _Builder(op)
-        if isinstance(op, bnn.GatherOp):
-            moved = b.add(bnn.GatherOp([p[0] for p in parts], op.index, op.result.type, fill))
-        else:
-            moved = b.add(bnn.ReshapeOp(parts[0][0], op.result.type))
-        tv = TwoValued(moved, strict, np.float32(-1.0), np.float32(1.0))
-        op.result.replace_all_uses_with(_canonical_sign(b, tv))
+        moved = b.add(moved_op)
+        tv = TwoValued(moved, parts[0][1], np.float32(-1.0), np.float32(1.0))
+        op.results[0].replace_all_uses_with(_canonical_sign(b, tv))
         Rewriter.erase_op(op)
 
 
@@ -301,7 +305,7 @@ def _after(op: Operation) -> Operation:
 
 
 @dataclass(frozen=True)
-class RecognizeBinarization(ModulePass):
+class RecognizeBinarizationPass(ModulePass):
     name = "recognize-binarization"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:

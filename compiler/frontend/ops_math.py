@@ -35,6 +35,10 @@ _UNARY = {
     aten.log.default: "log",
     aten.log1p.default: "log1p",
     aten.erf.default: "erf",
+    aten.round.default: "round",
+    aten.floor.default: "floor",
+    aten.ceil.default: "ceil",
+    aten.trunc.default: "trunc",
 }
 
 

@@ -157,3 +157,23 @@ func.func @sign_then_flatten(%x: tensor<1x2x2x2xf32>) -> tensor<1x3xf32> {
   %y = bnn.linear %f, %w : tensor<1x8xf32>, tensor<3x8xf32> -> tensor<1x3xf32>
   func.return %y : tensor<1x3xf32>
 }
+
+// -----
+
+// A max pool between the binariser and a conv: max commutes with sign (both
+// non-decreasing), so the sign moves next to the conv.
+// CHECK-LABEL: func.func @sign_then_maxpool
+// CHECK: %[[P:.*]] = bnn.max_pool2d %x
+// CHECK-NEXT: %[[S:.*]] = bnn.sign %[[P]]
+// CHECK-NEXT: bnn.conv2d %[[S]]
+func.func @sign_then_maxpool(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x2x2xf32> {
+  %w = arith.constant dense<1.0> : tensor<2x2x1x1xf32>
+  %z = arith.constant dense<0.0> : tensor<1x1x1x1xf32>
+  %p = arith.constant dense<1.0> : tensor<1x1x1x1xf32>
+  %m = arith.constant dense<-1.0> : tensor<1x1x1x1xf32>
+  %c = bnn.compare %x, %z {predicate = "ge"} : (tensor<1x2x4x4xf32>, tensor<1x1x1x1xf32>) -> tensor<1x2x4x4xf32>
+  %s = bnn.where %c, %p, %m : (tensor<1x2x4x4xf32>, tensor<1x1x1x1xf32>, tensor<1x1x1x1xf32>) -> tensor<1x2x4x4xf32>
+  %q = bnn.max_pool2d %s {kernel = array<i64: 2, 2>, strides = array<i64: 2, 2>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>} : (tensor<1x2x4x4xf32>) -> tensor<1x2x2x2xf32>
+  %y = bnn.conv2d %q, %w {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64} : tensor<1x2x2x2xf32>, tensor<2x2x1x1xf32> -> tensor<1x2x2x2xf32>
+  func.return %y : tensor<1x2x2x2xf32>
+}
