@@ -158,6 +158,18 @@ class LoopBuilder:
     def reduce(self, vec: SSAValue, kind: str) -> SSAValue:
         return self.emit(vector.ReductionOp(vec, vector.CombiningKindAttr(vector.CombiningKindFlag(kind))))
 
+    def reduce_lanes(self, vec: SSAValue, kind: str) -> SSAValue:
+        """vector.reduction of every lane into one scalar of the element type
+        (xDSL 0.74's ReductionOp constructor types its result as the vector)."""
+        typ = vec.type
+        assert isinstance(typ, VectorType)
+        op = vector.ReductionOp.create(
+            operands=[vec],
+            result_types=[typ.element_type],
+            properties={"kind": vector.CombiningKindAttr(vector.CombiningKindFlag(kind))},
+        )
+        return self.emit(op)
+
     # --------------------------------------------------------- arithmetic
     def addi(self, a: IndexLike, b: IndexLike) -> SSAValue:
         if isinstance(b, int) and b == 0:
@@ -249,6 +261,18 @@ class LoopBuilder:
 
     def ctpop(self, a: SSAValue) -> SSAValue:
         return self.emit(math.CtPopOp(a))
+
+    def shrsi(self, a: SSAValue, b: SSAValue) -> SSAValue:
+        """Arithmetic shift right (scalars or vectors): sign masks for branch-free selects."""
+        return self.emit(arith.ShRSIOp(a, b))
+
+    def maxsi(self, a: SSAValue, b: SSAValue) -> SSAValue:
+        """Signed integer max of same-typed scalars or vectors (one instruction on every target)."""
+        return self.emit(arith.MaxSIOp(a, b))
+
+    def bitcast(self, a: SSAValue, typ: Attribute) -> SSAValue:
+        """The same bits as another type of the same width (f32 <-> i32, lane by lane)."""
+        return self.emit(arith.BitcastOp(a, typ))
 
     def sitofp(self, a: SSAValue) -> SSAValue:
         typ = a.type

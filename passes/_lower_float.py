@@ -106,10 +106,21 @@ def _unravel(lb: LoopBuilder, linear: SSAValue, shape: Sequence[int]) -> list[SS
 
 
 def lower_reshape(L: Lowerer, op: bnn.ReshapeOp, args: list[SSAValue], out: SSAValue) -> None:
+    """Both buffers are contiguous and row-major, so a reshape keeps every
+    element at its flat offset: one flat copy (1-D views of both, no index
+    arithmetic per element; LLVM vectorises it), instead of a div/rem chain
+    per element per axis."""
+    from bnnc.passes._lowering import collapse_trailing  # (local: this file's imports are shared)
+
     lb, src = L.lb, args[0]
-    with lb.loop(pymath.prod(memref_shape(out))) as loop:
-        value = lb.load(src, _unravel(lb, loop.iv, memref_shape(src)))
-        lb.store(value, out, _unravel(lb, loop.iv, memref_shape(out)))
+    src_shape, out_shape = memref_shape(src), memref_shape(out)
+    if not src_shape or not out_shape:  # a single element
+        lb.store(lb.load(src, [0] * len(src_shape)), out, [0] * len(out_shape))
+        return
+    flat_src = collapse_trailing(lb, src, len(src_shape), 0)
+    flat_out = collapse_trailing(lb, out, len(out_shape), 0)
+    with lb.loop(pymath.prod(out_shape)) as loop:
+        lb.store(lb.load(flat_src, [loop.iv]), flat_out, [loop.iv])
 
 
 def lower_pad(L: Lowerer, op: bnn.PadOp, args: list[SSAValue], out: SSAValue) -> None:

@@ -17,8 +17,19 @@ Inside a row:
     are accumulated elementwise over the reduced runs into a buffer, an
     inner loop over contiguous memory that LLVM vectorises.
 Sums are therefore added in another order than PyTorch's (itself a blocked,
-vectorised order): results agree within float rounding. max / min use
-arith.maximumf / minimumf (NaN propagates, as in PyTorch).
+vectorised order): results agree within float rounding.
+
+max / min propagate NaN, as PyTorch does. `arith.maximumf` (llvm.maximum)
+would, but it is a long instruction sequence on x86 (NaN and signed-zero
+fix-ups on the critical path: 8x slower than a sum), and xDSL's arith.cmpf /
+select have no vector form for a compare-and-select. The vector loop works
+on the bits instead: key(b) = b ^ ((b >> 31) & 0x7fffffff) orders f32 bit
+patterns b as signed integers exactly as the floats are ordered (-0 < +0),
+so max is one integer max per vector (pmaxsd / smax, 1-cycle latency); a
+second integer max of |b| catches NaNs (|b| > 0x7f800000), folded back once
+per row. min is -max(-x) (the sign bit flipped on the way in and out).
+Scalar tails, a kept innermost run and the final combination use the exact
+float form `a is NaN ? a : (a > b ? a : b)`.
 """
 
 from __future__ import annotations
@@ -28,8 +39,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from xdsl.dialects import arith, math, memref
-from xdsl.dialects.builtin import ArrayAttr, IntegerAttr, MemRefType, VectorType, f32, i64
+from xdsl.dialects import math, memref
+from xdsl.dialects.builtin import ArrayAttr, IntegerAttr, MemRefType, VectorType, f32, i32, i64
 from xdsl.ir import Operation, SSAValue
 from xdsl.utils.exceptions import PassFailedException
 
@@ -41,17 +52,77 @@ from bnnc.passes._lowering import Lowerer, Lowering, WorkOf
 MapFn = Callable[[LoopBuilder, SSAValue, list[IndexLike], list[IndexLike]], SSAValue]
 
 
+Combine = Callable[[LoopBuilder, SSAValue, SSAValue], SSAValue]
+
+
 @dataclass(frozen=True)
 class Combiner:
-    """An associative reduction: its identity and how two partials combine."""
+    """An associative reduction: its identity and how two scalar partials
+    combine. `keyed` reductions (max, min) run their vector loop on integer
+    keys (see the module docstring); `negate` makes max a min."""
 
     identity: float
-    combine: Callable[[LoopBuilder, SSAValue, SSAValue], SSAValue]
+    combine: Combine
+    keyed: bool = False
+    negate: bool = False
+
+
+def _pick_nan(pred: str) -> Combine:
+    """NaN if a or b is NaN, else the larger (`ogt`) / smaller (`olt`)."""
+
+    def combine(lb: LoopBuilder, a: SSAValue, b: SSAValue) -> SSAValue:
+        return lb.select(lb.cmpf(a, a, "uno"), a, lb.select(lb.cmpf(a, b, pred), a, b))
+
+    return combine
 
 
 SUM = Combiner(0.0, LoopBuilder.addf)
-MAX = Combiner(float("-inf"), lambda lb, a, b: lb.emit(arith.MaximumfOp(a, b)))
-MIN = Combiner(float("inf"), lambda lb, a, b: lb.emit(arith.MinimumfOp(a, b)))
+MAX = Combiner(float("-inf"), _pick_nan("ogt"), keyed=True)
+MIN = Combiner(float("inf"), _pick_nan("olt"), keyed=True, negate=True)
+
+SIGN, MAGNITUDE, INF_BITS = -(2**31), 0x7FFFFFFF, 0x7F800000
+KEY_OF_MINUS_INF = -1 - INF_BITS  # key(bits(-inf)): below every other non-NaN key
+
+
+def _ints(lb: LoopBuilder, value: int, like: SSAValue) -> SSAValue:
+    return lb.splat(value, like.type) if isinstance(like.type, VectorType) else lb.constant(value, i32)
+
+
+def _key(lb: LoopBuilder, b: SSAValue) -> SSAValue:
+    """Signed-integer order of f32 bits (an involution: it also decodes)."""
+    return lb.xor(b, lb.and_(lb.shrsi(b, _ints(lb, 31, b)), _ints(lb, MAGNITUDE, b)))
+
+
+def _vector_init(lb: LoopBuilder, comb: Combiner, vt: VectorType) -> list[SSAValue]:
+    if not comb.keyed:
+        return [lb.splat(comb.identity, vt)]
+    it = VectorType(i32, vt.get_shape())
+    return [lb.splat(KEY_OF_MINUS_INF, it), lb.splat(0, it)]  # max key, max |bits|
+
+
+def _vector_step(lb: LoopBuilder, comb: Combiner, carried: list[SSAValue], v: SSAValue) -> list[SSAValue]:
+    if not comb.keyed:
+        return [comb.combine(lb, carried[0], v)]
+    best, seen = carried
+    b = lb.bitcast(v, best.type)
+    if comb.negate:
+        b = lb.xor(b, _ints(lb, SIGN, b))
+    return [lb.maxsi(best, _key(lb, b)), lb.maxsi(seen, lb.and_(b, _ints(lb, MAGNITUDE, b)))]
+
+
+def _vector_finish(lb: LoopBuilder, comb: Combiner, partials: list[SSAValue]) -> list[SSAValue]:
+    """The vector loop's result as scalars for the final tree: every lane of
+    a sum; one value for max / min (NaN if any lane saw one)."""
+    if not comb.keyed:
+        return [lb.extract(partials[0], i) for i in range(partials[0].type.get_shape()[0])]
+    best, seen = partials
+    nan = lb.shrsi(lb.subi(_ints(lb, INF_BITS, seen), seen), _ints(lb, 31, seen))  # -1 where a NaN was seen
+    not_nan = lb.xor(nan, _ints(lb, -1, nan))
+    best = lb.maxsi(best, lb.or_(lb.and_(seen, nan), lb.and_(not_nan, _ints(lb, SIGN, nan))))
+    b = _key(lb, lb.reduce_lanes(best, "maxsi"))
+    if comb.negate:
+        b = lb.xor(b, lb.constant(SIGN, i32))
+    return [lb.bitcast(b, f32)]
 
 
 @dataclass(frozen=True)
@@ -224,27 +295,29 @@ def reduce_row(
     inner = nest.sizes[-1]
     nvec, tail = inner // lanes, inner % lanes
     vt = VectorType(f32, [lanes])
-    init = ([lb.splat(comb.identity, vt)] if nvec else []) + ([lb.f32(comb.identity)] if tail else [])
+    vec_init = _vector_init(lb, comb, vt) if nvec else []
+    width = len(vec_init)
+    init = vec_init + ([lb.f32(comb.identity)] if tail else [])
     outer = [g for g in nest.free_groups if g != len(nest.sizes) - 1]
     with lb.reduction([nest.sizes[g] for g in outer], init) as red:
         xi = list(idx)
         for g, iv in zip(outer, red.ivs):
             xi[g] = iv
         si = nest.stat_index(xi)
-        nxt = []
+        nxt: list[SSAValue] = []
         if nvec:
-            with lb.loop(nvec, carried=[red.carried[0]]) as vl:
+            with lb.loop(nvec, carried=red.carried[:width]) as vl:
                 at = [*xi[:-1], lb.muli(vl.iv, lanes)]
-                vl.next = [comb.combine(lb, vl.carried[0], fn(lb, lb.vload(x, at, vt), at, si))]
-            nxt.append(vl.results[0])
+                vl.next = _vector_step(lb, comb, vl.carried, fn(lb, lb.vload(x, at, vt), at, si))
+            nxt += vl.results
         if tail:
             with lb.loop(inner, nvec * lanes, carried=[red.carried[-1]]) as tl:
                 at = [*xi[:-1], tl.iv]
                 tl.next = [comb.combine(lb, tl.carried[0], fn(lb, lb.load(x, at), at, si))]
-            nxt.append(tl.results[0])
+            nxt += tl.results
         red.next = nxt
     partials = red.results if outer else red.next
-    values = [lb.extract(partials[0], i) for i in range(lanes)] if nvec else []
+    values = _vector_finish(lb, comb, partials[:width]) if nvec else []
     if tail:
         values.append(partials[-1])
     lb.store(_tree(lb, values, comb), acc, nest.stat_index(idx))

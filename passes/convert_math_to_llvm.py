@@ -1,4 +1,4 @@
-"""convert-math-to-llvm: math ops -> LLVM intrinsics.
+"""convert-math-to-llvm: math ops -> LLVM intrinsics (and f32 polynomials).
 
 Why it exists: xDSL 0.74 has no math-to-llvm lowering, and bnnc's binary
 kernels depend on `math.ctpop` becoming `llvm.ctpop.*` (which LLVM turns into
@@ -6,10 +6,15 @@ kernels depend on `math.ctpop` becoming `llvm.ctpop.*` (which LLVM turns into
 intrinsic called through `llvm.call_intrinsic` with MLIR's intrinsic and
 LLVM's mangled name (`llvm.ctpop.i64`, `llvm.ctpop.v8i64`, `llvm.fma.v8f32`),
 because xDSL's llvm dialect only defines a handful of `llvm.intr.*` ops.
-Functions LLVM has no intrinsic for (erf, log1p, expm1, cbrt) become calls
-of libm's `erff` / `log1pf` / ... (vectors one call per lane), declared in
-the module: the JIT resolves them in the running process (which has libm
-loaded) and an artifact leaves them undefined for the linker (`-lm`).
+On f32 (scalars and vectors), exp, log, log1p, expm1, tanh and erf are
+expanded in place into branch-free arithmetic (passes/_vector_math.py):
+LLVM has no vector math library here, so `llvm.exp.v16f32` would be 16 calls
+of `expf` and a loop calling `tanhf` would never vectorise. On f64 they stay
+intrinsics or libm calls. Functions LLVM has no intrinsic for (erf, log1p,
+expm1, cbrt on f64, cbrt on f32) become calls of libm's `erf` / `cbrtf` / ...
+(vectors one call per lane), declared in the module: the JIT resolves them
+in the running process (which has libm loaded) and an artifact leaves them
+undefined for the linker (`-lm`).
 `math.rsqrt` is 1 / sqrt(x) (two roundings), as MLIR lowers it. Any other
 math op is left alone, and the pass then fails naming it.
 """
@@ -38,6 +43,8 @@ from xdsl.utils.exceptions import PassFailedException
 
 from bnnc.dialects.llvm_extra import ExtractElementOp
 from bnnc.passes._llvm_common import cast_all, intrinsic_suffix, llvm_type, replace_with_llvm
+from bnnc.passes._vector_math import Emitter
+from bnnc.passes._vector_math import FUNCTIONS as POLYNOMIALS
 from bnnc.passes.convert_memref_to_llvm import _declare as declare_function
 
 # math op -> (LLVM intrinsic, extra trailing `i1 false` flag operand?)
@@ -115,6 +122,29 @@ def _libm_call(module: ModuleOp, op: Operation, rewriter: PatternRewriter) -> No
     replace_with_llvm(rewriter, op, new_ops, [acc])
 
 
+# math op -> its f32 expansion in _vector_math
+_POLYNOMIAL: dict[type[Operation], str] = {
+    math.ExpOp: "exp",
+    math.LogOp: "log",
+    math.Log1pOp: "log1p",
+    math.ExpM1Op: "expm1",
+    math.TanhOp: "tanh",
+    math.ErfOp: "erf",
+}
+
+
+def _is_f32(t: Attribute) -> bool:
+    return (t.element_type if isinstance(t, VectorType) else t) == f32
+
+
+def _polynomial(op: Operation, rewriter: PatternRewriter) -> None:
+    """The f32 function as arithmetic on the operand's type (no calls)."""
+    (x,) = cast_all(rewriter, op.operands)
+    emitter = Emitter(llvm_type(op.results[0].type))
+    result = POLYNOMIALS[_POLYNOMIAL[type(op)]](emitter, x)
+    replace_with_llvm(rewriter, op, emitter.ops, [result])
+
+
 def _rsqrt(op: math.RsqrtOp, rewriter: PatternRewriter) -> None:
     """1 / sqrt(x), as MLIR's math-to-llvm (no approximate reciprocal)."""
     (x,) = cast_all(rewriter, op.operands)
@@ -135,6 +165,9 @@ class MathToLLVM(RewritePattern):
     module: ModuleOp
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if type(op) in _POLYNOMIAL and _is_f32(op.results[0].type):
+            _polynomial(op, rewriter)
+            return
         if type(op) in _LIBM:
             _libm_call(self.module, op, rewriter)
             return

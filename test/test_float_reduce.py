@@ -128,6 +128,46 @@ def test_reduce_matches_pytorch(case: int, kind: str) -> None:
         assert_within(got, ref, _reduce_tolerance(x, kind, dims, ref))
 
 
+def _bits(value: int) -> np.float32:
+    return np.array([value], np.uint32).view(np.float32)[0]
+
+
+@pytest.mark.parametrize("kind", ["max", "min"])
+@pytest.mark.parametrize("dims", [(2,), (1, 2)])
+def test_max_min_nan_signs_infinities_and_zeros(kind: str, dims) -> None:
+    """The vector loop orders f32 bit patterns as integers and tracks NaNs
+    apart: NaNs of either sign (x86 makes negative ones) in any lane, the
+    first element or the tail give NaN; rows of infinities, of one sign of
+    zero only, of negative values only, and the extreme finite values
+    come out exactly (-0 and +0 compare equal, as in PyTorch's check)."""
+    rows = 12
+    x = np.random.default_rng(7).standard_normal((2, rows, 37)).astype(np.float32) * 3
+    x[0, 0, 0] = np.nan  # first element
+    x[0, 1, 17] = _bits(0xFFC00000)  # negative quiet NaN in a lane
+    x[0, 2, 36] = _bits(0xFF800001)  # negative signalling-pattern NaN in the tail
+    x[0, 3, 31] = _bits(0x7F800001)  # positive NaN, last vector lane
+    x[0, 4] = -np.inf
+    x[0, 5] = np.inf
+    x[0, 6] = -0.0
+    x[0, 7] = 0.0
+    x[0, 8] = -np.abs(x[0, 8]) - 1  # negative only
+    x[0, 9, 3], x[0, 9, 20] = np.finfo(np.float32).max, -np.finfo(np.float32).max
+    x[0, 10, 5], x[0, 10, 6] = _bits(1), _bits(0x80000001)  # denormals
+    x[0, 10] *= 1e-30
+    x[0, 11, :32] = np.inf  # infinities in the vectors, a NaN-free tail
+    x[1, 3, 30] = -np.inf
+    x[1, 4, 2] = np.inf
+    out = _kept(x.shape, dims)
+    op = f'bnn.reduce %x {{kind = "{kind}", dims = {_dims_attr(dims)}}} : ({_t(x.shape)}) -> {_t(out)}'
+    for threads in (1, 2):
+        got = compile_op(op, x.shape, out, threads)(x)
+        ref = _torch_reduce(torch.from_numpy(x), kind, dims).numpy()
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+        np.testing.assert_array_equal(np.where(np.isnan(ref), 0, got), np.where(np.isnan(ref), 0, ref))
+    if dims == (2,):
+        assert np.isnan(got[0, :4]).all() and not np.isnan(got[0, 4:]).any()
+
+
 def test_reduce_nan_and_inf_like_pytorch() -> None:
     """sum: inf + -inf = NaN; max / min: a NaN anywhere (vector lanes or
     tail) gives NaN; var with N - correction <= 0 divides by 0 (inf or NaN)."""
