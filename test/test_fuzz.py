@@ -85,15 +85,18 @@ def test_shrinker_finds_the_minimal_failing_recipe():
 
 
 def test_fixed_sample_passes():
-    r = _fuzz("--seed", "0", "--count", "2", "--threads", "8", "--aarch64-every", "2", "--out", "/nonexistent")
+    r = _fuzz("--seed", "0", "--count", "2", "--threads", "8", "--aarch64-every", "2", "--onnx-every", "2",
+              "--out", "/nonexistent")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "fuzz summary: seed 0, 2 graphs" in r.stdout and "1 also on aarch64 under qemu" in r.stdout
+    assert "fuzz summary: seed 0, 2 graphs" in r.stdout
+    assert "1 also on aarch64 under qemu, 1 also through ONNX export" in r.stdout
 
 
 def test_rotating_seed_passes():
     seed = int(os.environ.get("BNNC_FUZZ_SEED") or int.from_bytes(os.urandom(4), "little"))
     print(f"BNNC_FUZZ_SEED={seed}")
-    r = _fuzz("--seed", str(seed), "--count", "2", "--threads", "8", "--aarch64-every", "0", "--out", "/nonexistent")
+    r = _fuzz("--seed", str(seed), "--count", "2", "--threads", "8", "--aarch64-every", "0", "--onnx-every", "0",
+              "--out", "/nonexistent")
     assert r.returncode == 0, f"BNNC_FUZZ_SEED={seed}\n{r.stdout}{r.stderr}"
 
 
@@ -108,7 +111,7 @@ def test_failure_is_shrunk_into_a_repro_that_runs(tmp_path):
         ],
     }
     given = tmp_path / "given.json"
-    given.write_text(json.dumps({"recipe": recipe, "threads": 2}))
+    given.write_text(json.dumps({"recipe": recipe, "threads": 2, "onnx": True}))
     out = tmp_path / "out"
     r = _fuzz("--recipe", str(given), "--count", "1", "--inject", "tanh", "--shrink-budget", "4", "--out", str(out))
     assert r.returncode == 1
@@ -117,8 +120,8 @@ def test_failure_is_shrunk_into_a_repro_that_runs(tmp_path):
     assert len(scripts) == 1, list(out.iterdir())
     shrunk = json.loads(scripts[0].with_suffix(".json").read_text())
     assert {"kind": "float", "op": "tanh"} in shrunk["recipe"]["blocks"]
-    assert len(shrunk["recipe"]["blocks"]) < 3 and shrunk["threads"] == 2
+    assert len(shrunk["recipe"]["blocks"]) < 3 and shrunk["threads"] == 2 and shrunk["onnx"]
     # the injected bug is not in bnnc, so the repro passes
     run = subprocess.run([sys.executable, str(scripts[0])], capture_output=True, text=True, timeout=600, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "OK: bnnc matches PyTorch" in run.stdout
+    assert "OK: bnnc matches PyTorch" in run.stdout and "onnx: matches" in run.stdout

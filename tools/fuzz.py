@@ -8,7 +8,8 @@ and concat, float ops between binary layers); it is compiled with
 `check_bounds=True` at a thread count drawn from 1..--threads, run on two
 inputs and compared with PyTorch eager by the tie-aware oracle
 (test/differential.py). Every --aarch64-every-th graph is also compiled to an
-aarch64 object and run under qemu-aarch64. Checks run in a worker process
+aarch64 object and run under qemu-aarch64, every --onnx-every-th one also
+exported with torch.onnx and compiled from the .onnx file. Checks run in a worker process
 (tools/fuzz_worker.py), so a crash or a bounds trap is caught and reported
 with the worker's stderr. A failure is shrunk (tools/fuzz_shrink.py) and
 written to --out as a standalone repro script (tools/fuzz_repro.py).
@@ -136,6 +137,7 @@ class Stats:
     statuses: Counter = field(default_factory=Counter)
     threads: Counter = field(default_factory=Counter)
     aarch64: int = 0
+    onnx: int = 0
     explained: int = 0
     failures: list[str] = field(default_factory=list)
 
@@ -144,7 +146,7 @@ class Stats:
         th = " ".join(f"{k}:{v}" for k, v in sorted(self.threads.items()))
         head = (
             f"fuzz summary: seed {seed}, {self.graphs} graphs in {wall:.0f} s ({st}); "
-            f"{self.aarch64} also on aarch64 under qemu; {self.explained} matched only via the tie-aware explanation"
+            f"{self.aarch64} also on aarch64 under qemu, {self.onnx} also through ONNX export; {self.explained} matched only via the tie-aware explanation"
         )
         lines = [head, f"  threads used: {th}"]
         lines += [f"  FAILED: {f}" for f in self.failures]
@@ -160,6 +162,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=8, help="largest thread count drawn (1..N)")
     p.add_argument("--aarch64-every", type=int, default=10, metavar="K",
                    help="also run every K-th graph as an aarch64 object under qemu (0: never)")
+    p.add_argument("--onnx-every", type=int, default=5, metavar="K",
+                   help="also export every K-th graph with torch.onnx and compile the .onnx (0: never)")
     p.add_argument("--out", default="fuzz-out", help="directory for repro scripts")
     p.add_argument("--timeout", type=float, default=900, help="seconds one graph may take")
     p.add_argument("--shrink-budget", type=int, default=60, help="recipe checks the shrinker may spend per failure")
@@ -178,11 +182,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def _request(args: argparse.Namespace, index: int) -> dict:
     if args.recipe:
         given = json.loads(Path(args.recipe).read_text())
-        return {"recipe": given["recipe"], "threads": given.get("threads", 1), "aarch64": False, "inject": args.inject}
+        return {"recipe": given["recipe"], "threads": given.get("threads", 1), "aarch64": given.get("aarch64", False),
+                "onnx": given.get("onnx", False), "inject": args.inject}
     recipe = random_recipe(args.seed, index)
     rng = random.Random(f"bnnc-fuzz-threads:{args.seed}:{index}")
     aarch64 = bool(args.aarch64_every) and index % args.aarch64_every == args.aarch64_every - 1
-    return {"recipe": recipe, "threads": rng.randint(1, args.threads), "aarch64": aarch64, "inject": args.inject}
+    onnx = bool(args.onnx_every) and index % args.onnx_every == args.onnx_every // 2
+    return {"recipe": recipe, "threads": rng.randint(1, args.threads), "aarch64": aarch64, "onnx": onnx,
+            "inject": args.inject}
 
 
 def _handle_failure(args, worker: Worker, stats: Stats, index: int, request: dict, answer: dict) -> None:
@@ -199,7 +206,7 @@ def _handle_failure(args, worker: Worker, stats: Stats, index: int, request: dic
             if again["status"] == kind:
                 recipe, answer = small, again
         print(f"  shrunk to {len(recipe['blocks'])} block(s) in {shrinker.tries} checks", flush=True)
-    path = write_repro(Path(args.out), kind=kind, recipe=recipe, threads=request["threads"], seed=args.seed,
+    path = write_repro(Path(args.out), kind=kind, request={**request, "recipe": recipe}, seed=args.seed,
                        index=index, detail=answer["detail"], repo=REPO)
     stats.failures.append(f"graph {index}: {kind} -> {path}")
     print(f"  repro: {path}", flush=True)
@@ -227,11 +234,12 @@ def main(argv: list[str] | None = None) -> int:
             stats.statuses[answer["status"]] += 1
             stats.threads[request["threads"]] += 1
             stats.aarch64 += request["aarch64"] and answer["status"] == "ok"
+            stats.onnx += request["onnx"] and answer["status"] == "ok" and "onnx: " in answer["detail"]
             stats.explained += answer["status"] == "ok" and "explained:" in answer.get("detail", "")
             blocks = ",".join(b["kind"] if b["kind"] != "float" else b["op"] for b in request["recipe"]["blocks"])
             print(
                 f"graph {index}: {answer['status']} {answer.get('seconds', 0):.1f}s threads={request['threads']}"
-                f"{' +aarch64' if request['aarch64'] else ''} [{blocks}]",
+                f"{' +aarch64' if request['aarch64'] else ''}{' +onnx' if request['onnx'] else ''} [{blocks}]",
                 flush=True,
             )
             if answer["status"] in FAILURES:

@@ -39,25 +39,57 @@ RECIPE = json.loads({recipe!r})
 THREADS = {threads}
 
 model, x = build(RECIPE)
+xs = [x, second_input(x, RECIPE)]
 print(model)
 compiled = bnnc.compile(model, (x,), num_threads=THREADS, check_bounds=True)
-for xi in (x, second_input(x, RECIPE)):
-    print(assert_matches_torch(model, (xi,), compiled(xi)))
-print("OK: bnnc matches PyTorch")
+for xi in xs:
+    print("jit:", assert_matches_torch(model, (xi,), compiled(xi)))
+{extra}print("OK: bnnc matches PyTorch")
 '''
 
 
-def write_repro(out_dir: Path, *, kind: str, recipe: dict, threads: int, seed: int, index: int, detail: str,
-                repo: Path) -> Path:
-    """Write `<kind>_s<seed>_g<index>.py` (and the recipe as .json) into out_dir; return the script's path."""
+AARCH64 = '''
+# as an aarch64 object under qemu-aarch64 (needs qemu-user, gcc-aarch64-linux-gnu)
+import tempfile  # noqa: E402
+
+from bnnc.artifacts import write_artifact  # noqa: E402
+from bnnc.driver import CompileOptions, build as bnnc_build  # noqa: E402
+from bnnc.runtime.emulated_run import run_artifact  # noqa: E402
+
+built = bnnc_build(model, (x,), CompileOptions(target="aarch64", name="fuzz", num_threads=THREADS, check_bounds=True))
+with tempfile.TemporaryDirectory() as tmp:
+    write_artifact(built.llvm_module, built.target, built.signature, tmp + "/fuzz.o", kind="obj")
+    for xi in xs:
+        out = run_artifact(tmp + "/fuzz.o", [xi.numpy()])
+        print("aarch64:", assert_matches_torch(model, (xi,), [torch.from_numpy(a) for a in out]))
+'''
+
+ONNX = '''
+# through ONNX: torch.onnx.export, then bnnc.compile of the .onnx file
+import tempfile  # noqa: E402
+
+with tempfile.TemporaryDirectory() as tmp:
+    torch.onnx.export(model, (x,), tmp + "/fuzz.onnx", dynamo=True, external_data=False)
+    from_onnx = bnnc.compile(tmp + "/fuzz.onnx", num_threads=THREADS, check_bounds=True)
+    for xi in xs:
+        print("onnx:", assert_matches_torch(model, (xi,), from_onnx(xi)))
+'''
+
+
+def write_repro(out_dir: Path, *, kind: str, request: dict, seed: int, index: int, detail: str, repo: Path) -> Path:
+    """Write `<kind>_s<seed>_g<index>.py` (and the request as .json, for
+    `tools/fuzz.py --recipe`) into out_dir; return the script's path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{kind}_s{seed}_g{index}"
-    (out_dir / f"{stem}.json").write_text(json.dumps({"recipe": recipe, "threads": threads}, indent=1))
+    recipe, threads = request["recipe"], request["threads"]
+    keep = {k: request[k] for k in ("recipe", "threads", "aarch64", "onnx") if k in request}
+    (out_dir / f"{stem}.json").write_text(json.dumps(keep, indent=1))
+    extra = (AARCH64 if request.get("aarch64") else "") + (ONNX if request.get("onnx") else "")
     body = "\n".join("    " + line for line in detail.strip().splitlines()[:40]).replace('"""', "'''")
     script = TEMPLATE.format(
         title=f"{kind} on a {len(recipe['blocks'])}-block graph at {threads} thread(s)",
         seed=seed, index=index, name=f"{stem}.py", detail=body, repo=str(repo),
-        recipe=json.dumps(recipe, sort_keys=True), threads=threads,
+        recipe=json.dumps(recipe, sort_keys=True), threads=threads, extra=extra,
     )
     path = out_dir / f"{stem}.py"
     path.write_text(script)

@@ -5,11 +5,12 @@ Why a separate process: a miscompile can crash (SIGSEGV) and a bounds-checked
 build aborts (SIGABRT); the parent (tools/fuzz.py) sees the worker die, reads
 its stderr (where __bnnc_bounds_fail writes the location) and starts another.
 
-Request: {"recipe": {...}, "threads": N, "aarch64": bool, "inject": str|null}.
+Request: {"recipe": {...}, "threads": N, "aarch64": bool, "onnx": bool, "inject": str|null}.
 Answer: {"status": "ok" | "mismatch" | "refused" | "error", "detail": str, "seconds": float}.
 "ok" means every output matched PyTorch (assert_matches_torch, tie-aware) on
 the example input and a second input, JIT at N threads with --check-bounds,
-and, when asked, as an aarch64 object under qemu too. "refused" is a
+and, when asked, as an aarch64 object under qemu and through ONNX export
+(torch.onnx.export, then bnnc.compile of the .onnx file) too. "refused" is a
 bnnc.UnsupportedError (a model bnnc says it cannot compile exactly);
 "error" is any other exception. `inject` (tests only) names a float op whose
 presence makes the worker corrupt the compiled output, so the fuzzer's
@@ -43,6 +44,23 @@ def _aarch64(model, x, xs, threads: int) -> list:
         return [run_artifact(path, [xi.numpy()]) for xi in xs]
 
 
+def _onnx(model, x, xs, threads: int) -> list | str:
+    """Outputs of the model exported with torch.onnx and compiled from the .onnx
+    file (bounds-checked), or why the export failed (PyTorch's exporter, not bnnc)."""
+    import torch
+
+    import bnnc
+
+    with tempfile.TemporaryDirectory(prefix="bnnc-fuzz-") as tmp:
+        path = str(Path(tmp) / "fuzz.onnx")
+        try:
+            torch.onnx.export(model, (x,), path, dynamo=True, external_data=False, verbose=False)
+        except Exception as e:  # noqa: BLE001 (an exporter limitation is not a bnnc failure)
+            return f"export failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        compiled = bnnc.compile(path, num_threads=threads, check_bounds=True)
+        return [compiled(xi) for xi in xs]
+
+
 def check(request: dict) -> dict:
     """Compile and compare one recipe (module docstring)."""
     import torch
@@ -64,8 +82,23 @@ def check(request: dict) -> dict:
         outs = [o + 1.0 for o in outs]
     verdicts = [assert_matches_torch(model, (xi,), o) for xi, o in zip(xs, outs)]
     if request.get("aarch64"):
-        for xi, o in zip(xs, _aarch64(model, x, xs, threads)):
-            verdicts.append("aarch64: " + assert_matches_torch(model, (xi,), [torch.from_numpy(a) for a in o]))
+        try:
+            for xi, o in zip(xs, _aarch64(model, x, xs, threads)):
+                verdicts.append("aarch64: " + assert_matches_torch(model, (xi,), [torch.from_numpy(a) for a in o]))
+        except AssertionError as e:
+            raise AssertionError(f"aarch64 object under qemu: {e}") from None
+    if request.get("onnx"):
+        try:
+            outs = _onnx(model, x, xs, threads)
+        except bnnc.UnsupportedError as e:
+            return {"status": "refused", "detail": "onnx: " + str(e).splitlines()[0]}
+        if isinstance(outs, str):
+            verdicts.append("onnx " + outs)
+        else:
+            try:
+                verdicts += ["onnx: " + assert_matches_torch(model, (xi,), o) for xi, o in zip(xs, outs)]
+            except AssertionError as e:
+                raise AssertionError(f"onnx path (torch.onnx.export -> bnnc.compile(.onnx)): {e}") from None
     return {"status": "ok", "detail": "; ".join(verdicts)}
 
 
