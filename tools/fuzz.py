@@ -212,6 +212,11 @@ def _handle_failure(args, worker: Worker, stats: Stats, index: int, request: dic
     print(f"  repro: {path}", flush=True)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM stops the run like Ctrl-C: the worker is closed and the summary printed."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.seed is None:
@@ -222,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     stats = Stats()
     start = time.perf_counter()
     index = args.start
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         while True:
             if args.count is not None and stats.graphs >= args.count:
@@ -246,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
                 print("  " + answer["detail"].strip().replace("\n", "\n  ")[:3000], flush=True)
                 _handle_failure(args, worker, stats, index, request, answer)
             index += 1
+    except KeyboardInterrupt:
+        print(f"fuzz: interrupted during graph {index}", flush=True)
     finally:
         worker.close()
     print(stats.summary(args.seed, time.perf_counter() - start), flush=True)
