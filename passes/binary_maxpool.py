@@ -33,6 +33,7 @@ from xdsl.pattern_rewriter import (
 from xdsl.rewriter import InsertPoint
 
 from bnnc.dialects import bnn
+from bnnc.dialects.bitpack import packed_words
 from bnnc.passes._graph import binary_consumers, erase_dead, feed_packed, find_or_make_pack, shape_of, single_user
 
 
@@ -46,7 +47,7 @@ def _packed_pool(rewriter: PatternRewriter, pool: bnn.MaxPool2dOp, source: SSAVa
     n, c, oh, ow = shape_of(pool.result)
     packed = find_or_make_pack(rewriter, source, groups, pool)
     (sh, sw), (ph, pw), (dh, dw) = pool.window()
-    words = bnn.packed_words(c, groups)
+    words = packed_words(c, groups)
     bmax = bnn.BMaxPool2dOp(
         packed,
         TensorType(i64, [n, words, oh, ow]),

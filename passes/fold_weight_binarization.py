@@ -42,6 +42,7 @@ from xdsl.pattern_rewriter import (
 from xdsl.rewriter import InsertPoint
 
 from bnnc.dialects import bnn
+from bnnc.dialects.bitpack import pack_bits, pack_conv_weight
 from bnnc.passes._graph import const_array, erase_dead, insert_const, replace, shape_of
 
 REL_TOL = 1e-5
@@ -71,21 +72,6 @@ def detect_binary(w: np.ndarray) -> BinaryWeight | None:
             return None
         alphas[c] = alpha
     return BinaryWeight(negative=w < 0, alpha=alphas)
-
-
-def pack_bits(negative: np.ndarray) -> np.ndarray:
-    """Booleans packed along the last axis into little-endian i64 words (bit 1 = -1, trailing bits 0)."""
-    *lead, k = negative.shape
-    words = (k + 63) // 64
-    padded = np.zeros((*lead, words * 64), dtype=np.uint8)
-    padded[..., :k] = negative.astype(np.uint8)
-    packed = np.packbits(padded, axis=-1, bitorder="little")
-    return np.ascontiguousarray(packed).view("<u8").view(np.int64).reshape(*lead, words)
-
-
-def pack_conv_weight(negative: np.ndarray) -> np.ndarray:
-    """Cout x Cin_g x KH x KW booleans -> Cout x KH x KW x words(Cin_g) i64."""
-    return pack_bits(np.transpose(negative, (0, 2, 3, 1)))
 
 
 # ------------------------------------------------------------- input analysis

@@ -43,15 +43,13 @@ from xdsl.pattern_rewriter import (
 )
 
 from bnnc.dialects import bnn
+from bnnc.dialects.bitpack import packed_words, valid_bit_mask
 from bnnc.passes._graph import (
     binary_consumers,
     const_array,
-    copy_conv,
     erase_dead,
     feed_packed,
     insert_const,
-    opt_float,
-    valid_bit_mask,
 )
 
 
@@ -132,7 +130,7 @@ class BinaryConvWritesBits(RewritePattern):
             return
         m = arrays["m"] if arrays["m"] is not None else np.ones(co, np.float32)
         b = arrays["b"] if arrays["b"] is not None else np.zeros(co, np.float32)
-        found = sign_thresholds(k, m, b, arrays["s"], opt_float(op, "clamp_min"), opt_float(op, "clamp_max"))
+        found = sign_thresholds(k, m, b, arrays["s"], *op.clamp_bounds())
         if found is None:
             return
         thresholds, flips = found
@@ -143,9 +141,8 @@ class BinaryConvWritesBits(RewritePattern):
                 correction = correction.copy()
                 correction[flips] = -correction[flips]
         n, _, oh, ow = op.result.type.get_shape()
-        result_type = TensorType(i64, [n, bnn.packed_words(co, out_groups), oh, ow])
-        new = copy_conv(
-            op,
+        result_type = TensorType(i64, [n, packed_words(co, out_groups), oh, ow])
+        new = op.clone_with(
             result_type=result_type,
             weight=insert_const(rewriter, weight, op) if flips.any() else op.weight,
             correction=(insert_const(rewriter, correction, op) if flips.any() else op.correction) if correction is not None else None,

@@ -39,11 +39,8 @@ from bnnc.dialects import bnn
 from bnnc.passes._graph import (
     channel_vector,
     const_array,
-    copy_conv,
-    copy_dense,
     erase_dead,
     insert_const,
-    opt_float,
     replace,
     single_user,
 )
@@ -87,7 +84,7 @@ def _transform_of(op: bnn.BConv2dOp | bnn.BDenseOp, channels: int) -> Transform 
     arrays = [const_array(v) if v is not None else None for v in (op.multiplier, op.bias, op.slope)]
     if any(v is not None and a is None for v, a in zip((op.multiplier, op.bias, op.slope), arrays)):
         return None  # non-constant transform operands: leave the op alone
-    return Transform(channels, *arrays, opt_float(op, "clamp_min"), opt_float(op, "clamp_max"))
+    return Transform(channels, *arrays, *op.clamp_bounds())
 
 
 def _fold(user: Operation, producer: Operation, t: Transform) -> bool:
@@ -169,7 +166,7 @@ class FuseIntoBinaryOp(RewritePattern):
             "clamp_min": t.lo,
             "clamp_max": t.hi,
         }
-        new = copy_conv(op, **operands) if isinstance(op, bnn.BConv2dOp) else copy_dense(op, **operands)
+        new = op.clone_with(**operands)
         old_operands = list(op.operands) + list(user.operands)
         new.location = op.location
         replace(rewriter, user, new)

@@ -26,7 +26,7 @@ from xdsl.pattern_rewriter import (
 )
 
 from bnnc.dialects import bnn
-from bnnc.passes._graph import copy_conv, erase_dead, find_or_make_pack, replace
+from bnnc.passes._graph import erase_dead, find_or_make_pack, replace
 
 
 class PackConvInput(RewritePattern):
@@ -37,7 +37,7 @@ class PackConvInput(RewritePattern):
         x = op.input
         source = x.owner.input if isinstance(x.owner, bnn.SignOp) else x
         packed = find_or_make_pack(rewriter, source, op.groups.value.data, op)
-        replace(rewriter, op, copy_conv(op, input=packed, in_channels=op.channels_in))
+        replace(rewriter, op, op.clone_with(input=packed, in_channels=op.channels_in))
         erase_dead(rewriter, [x])
 
 
