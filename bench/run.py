@@ -53,6 +53,8 @@ sys.path.insert(0, str(HERE))
 
 import networks
 
+from bnnc.dialects import bitpack
+
 # The measured ceiling of xor + popcount + add on this machine class (ANCHORS.md):
 # ~326 bit-MAC/cycle per core with AVX-512 VPOPCNTDQ, at ~3.0 GHz under load.
 ROOF_BITMAC_PER_CYCLE = 326
@@ -151,22 +153,6 @@ def peers() -> dict[str, str]:
 # ------------------------------------------------------------------ layers: IR text
 
 
-def pack_channels(negative: np.ndarray) -> np.ndarray:
-    """Booleans packed along the last axis into little-endian i64 words (bit 1 = -1, trailing bits 0)."""
-    *lead, k = negative.shape
-    words = (k + WORD - 1) // WORD
-    padded = np.zeros((*lead, words * WORD), dtype=np.uint8)
-    padded[..., :k] = negative
-    return np.ascontiguousarray(np.packbits(padded, axis=-1, bitorder="little")).view("<u8").view(np.int64).reshape(*lead, words)
-
-
-def unpack_channels(words: np.ndarray, channels: int) -> np.ndarray:
-    """N x words x H x W i64 -> N x C x H x W booleans (True = -1)."""
-    nhwc = np.ascontiguousarray(words.transpose(0, 2, 3, 1)).view("<u8").view(np.uint8)
-    bits = np.unpackbits(nhwc, axis=-1, bitorder="little")[..., :channels]
-    return bits.transpose(0, 3, 1, 2).astype(bool)
-
-
 def _dense(values: np.ndarray) -> str:
     if values.dtype.kind == "f":
         return json.dumps([float(v) for v in values.reshape(-1)]) if values.ndim == 1 else json.dumps(values.astype(float).tolist())
@@ -246,16 +232,16 @@ def bench_layer(c: int, hw: int, runs: int, seed: int = 0) -> dict[str, Any]:
 
     w_neg = rng.random((c, c, 3, 3)) < 0.5  # Cout x Cin x KH x KW, True = -1
     w_pm = np.where(w_neg, -1.0, 1.0).astype(np.float32)
-    wpacked = pack_channels(np.transpose(w_neg, (0, 2, 3, 1)))  # Cout x KH x KW x words
+    wpacked = bitpack.pack_conv_weight(w_neg)  # Cout x KH x KW x words
     x_neg = rng.random((1, c, hw, hw)) < 0.5
     x_pm = np.where(x_neg, -1.0, 1.0).astype(np.float32)
     ref_dot = F.conv2d(torch.from_numpy(x_pm), torch.from_numpy(w_pm), padding=1).numpy()  # exact integers
 
     # (a) packed in -> threshold -> packed out; pad_value = 1 plus the correction table = exact zero padding
-    correction = c - 2 * np.transpose(w_neg, (0, 2, 3, 1)).sum(axis=-1).astype(np.int64)  # Cout x KH x KW
+    correction = bitpack.padding_correction(wpacked, c)  # Cout x KH x KW
     k = 9 * c
     threshold = rng.integers(-k // 16, k // 16 + 1, size=c).astype(np.int64)
-    x_packed = np.ascontiguousarray(pack_channels(np.transpose(x_neg, (0, 2, 3, 1))).transpose(0, 3, 1, 2))
+    x_packed = bitpack.pack_activations(x_pm)
     want_bits = ref_dot < threshold[None, :, None, None]
     packed_ir = packed_layer_ir(c, hw, wpacked, threshold, correction)
 
@@ -265,7 +251,7 @@ def bench_layer(c: int, hw: int, runs: int, seed: int = 0) -> dict[str, Any]:
     float_ir = float_layer_ir(c, hw, wpacked, alpha)
 
     def check_packed(model: Any, what: str) -> None:
-        got = unpack_channels(model(x_packed), c)
+        got = bitpack.unpack_activations(model(x_packed), c)
         if not np.array_equal(got, want_bits):
             raise WrongResult(f"{row['layer']} {what}: {int((got != want_bits).sum())} of {got.size} output bits differ from PyTorch")
 

@@ -2,9 +2,10 @@
 
 Values are ranked static tensors in PyTorch's NCHW layout (f32 unless said).
 Binary ops carry their weights bit-packed: bit 1 means -1, channels are packed
-little-endian into i64 words along the last axis, and trailing bits are 0.
+little-endian into i64 words along the last axis, and trailing bits are 0
+(`bnnc.dialects.bitpack` holds the layout and its NumPy packers).
 
-Semantics every stage agrees on (see ARCHITECTURE.md):
+Semantics every stage agrees on (README.md, "Semantics"):
   binarize(x) = +1 if x >= 0 else -1, so 0 and -0.0 map to +1.
   A binary conv with `pad_value = 0` adds 0 for padded taps, as PyTorch's
   conv2d(sign(x), padding=p) does; `pad_value = 1` and `-1` pad the binarized
@@ -47,12 +48,7 @@ from xdsl.irdl import (
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
-WORD_BITS = 64
-
-
-def words_for(bits: int) -> int:
-    """Number of i64 words that hold `bits` packed channels."""
-    return (bits + WORD_BITS - 1) // WORD_BITS
+from bnnc.dialects.bitpack import packed_words, words_for
 
 
 def i64_array(values: Sequence[int]) -> DenseArrayBase:
@@ -159,21 +155,11 @@ class SignOp(IRDLOperation):
         _check_float(self.input, "bnn.sign input")
 
 
-def packed_words(channels: int, groups: int) -> int:
-    """Words per pixel of a packed tensor: each group starts at a word boundary."""
-    return groups * words_for(channels // groups)
-
-
 def _check_packed(value: SSAValue, what: str) -> tuple[int, ...]:
     shape = _check_rank(value, 4, what)
     if _tensor(value, what).element_type != i64:
         raise VerifyException(f"{what} must be packed i64 words (N x words x H x W)")
     return shape
-
-
-def _opt_float(op: IRDLOperation, name: str) -> float | None:
-    attr = op.properties.get(name)
-    return None if attr is None else attr.value.data  # type: ignore[union-attr]
 
 
 class _OutputTransformOp(IRDLOperation):
@@ -192,11 +178,38 @@ class _OutputTransformOp(IRDLOperation):
     clamp_min = opt_prop_def(FloatAttr[AnyFloat])
     clamp_max = opt_prop_def(FloatAttr[AnyFloat])
 
+    def clamp_bounds(self) -> tuple[float | None, float | None]:
+        """(clamp_min, clamp_max) as floats, None where absent."""
+        lo, hi = self.clamp_min, self.clamp_max
+        return (None if lo is None else lo.value.data, None if hi is None else hi.value.data)
+
+    def constructor_args(self) -> dict[str, object]:
+        """The keyword arguments of this op's constructor that rebuild it."""
+        raise NotImplementedError
+
+    def _transform_args(self) -> dict[str, object]:
+        lo, hi = self.clamp_bounds()
+        return dict(multiplier=self.multiplier, bias=self.bias, slope=self.slope, clamp_min=lo, clamp_max=hi)
+
+    def clone_with(self, **changes: object) -> _OutputTransformOp:
+        """A new op like this one with some constructor arguments replaced
+        (`clone_with(multiplier=None, threshold=t)`), keeping its discardable
+        attributes (e.g. `bnnc.binarized`, why the layer is binary) and location."""
+        args = self.constructor_args()
+        unknown = set(changes) - set(args)
+        if unknown:
+            raise TypeError(f"{self.name} has no constructor argument {', '.join(sorted(unknown))}")
+        args.update(changes)
+        new = type(self)(**args)
+        new.attributes.update(self.attributes)
+        new.location = self.location
+        return new
+
     def _verify_transform(self, channels: int) -> None:
         _check_channel_vector(self.multiplier, channels, f"{self.name} multiplier")
         _check_channel_vector(self.bias, channels, f"{self.name} bias")
         _check_channel_vector(self.slope, channels, f"{self.name} slope")
-        lo, hi = _opt_float(self, "clamp_min"), _opt_float(self, "clamp_max")
+        lo, hi = self.clamp_bounds()
         if lo is not None and hi is not None and lo > hi:
             raise VerifyException(f"{self.name} clamp_min {lo} exceeds clamp_max {hi}")
         if self.threshold is not None:
@@ -277,6 +290,24 @@ class BConv2dOp(_WindowOp, _OutputTransformOp):
             operands=[input, weight, correction, multiplier, bias, slope, threshold],  # definition order
             result_types=[result_type],
             properties=props,
+        )
+
+    def constructor_args(self) -> dict[str, object]:
+        strides, padding, dilations = self.window()
+        return dict(
+            input=self.input,
+            weight=self.weight,
+            result_type=self.result.type,
+            strides=strides,
+            padding=padding,
+            dilations=dilations,
+            groups=self.groups.value.data,
+            pad_value=self.pad_value.value.data,
+            threshold=self.threshold,
+            correction=self.correction,
+            in_channels=self.in_channels.value.data if self.in_channels is not None else None,
+            out_groups=self.out_groups.value.data if self.out_groups is not None else None,
+            **self._transform_args(),
         )
 
     @property
@@ -383,6 +414,9 @@ class BDenseOp(_OutputTransformOp):
             if value is not None:
                 props[name] = FloatAttr(value, f32)
         super().__init__(operands=[input, weight, multiplier, bias, slope, None], result_types=[result_type], properties=props)
+
+    def constructor_args(self) -> dict[str, object]:
+        return dict(input=self.input, weight=self.weight, result_type=self.result.type, **self._transform_args())
 
     def verify_(self) -> None:
         n, k = _check_rank(self.input, 2, "bnn.bdense input")

@@ -30,10 +30,6 @@ def shape_of(value: SSAValue) -> tuple[int, ...]:
     return tuple(typ.get_shape())
 
 
-def is_packed(value: SSAValue) -> bool:
-    return isinstance(value.type, TensorType) and value.type.element_type == i64
-
-
 def channel_vector(value: SSAValue, like: SSAValue) -> np.ndarray | None:
     """If `value` is a constant that broadcasts against `like` (rank >= 2,
     channels on axis 1) as one value per channel, that vector (f32, length C)."""
@@ -58,92 +54,10 @@ def insert_const(rewriter: PatternRewriter, array: np.ndarray, before: Operation
     return op.result
 
 
-def uses_of(value: SSAValue) -> list:
-    return list(value.uses)
-
-
 def single_user(value: SSAValue) -> Operation | None:
     """The operation that uses `value`, if exactly one use exists."""
     uses = list(value.uses)
     return uses[0].operation if len(uses) == 1 else None
-
-
-def popcount64(words: np.ndarray) -> np.ndarray:
-    """Per-element popcount of an i64 array."""
-    u = words.astype(np.int64).view(np.uint64)
-    count = np.zeros(u.shape, dtype=np.int64)
-    for shift in range(0, 64, 8):
-        count += _BYTE_POP[((u >> np.uint64(shift)) & np.uint64(0xFF)).astype(np.intp)]
-    return count
-
-
-_BYTE_POP = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
-
-
-def valid_bit_mask(channels: int) -> np.ndarray:
-    """i64 words with the bits of `channels` packed channels set (trailing bits 0)."""
-    words = bnn.words_for(channels)
-    out = np.zeros(words, dtype=np.uint64)
-    for j in range(words):
-        n = min(64, channels - 64 * j)
-        out[j] = np.uint64((1 << n) - 1) if n < 64 else np.uint64(0xFFFFFFFFFFFFFFFF)
-    return out.view(np.int64)
-
-
-def copy_conv(op: bnn.BConv2dOp, **changes) -> bnn.BConv2dOp:
-    """A new bnn.bconv2d like `op` with some constructor arguments replaced."""
-    (sh, sw), (ph, pw), (dh, dw) = op.window()
-    args = dict(
-        input=op.input,
-        weight=op.weight,
-        result_type=op.result.type,
-        strides=(sh, sw),
-        padding=(ph, pw),
-        dilations=(dh, dw),
-        groups=op.groups.value.data,
-        pad_value=op.pad_value.value.data,
-        multiplier=op.multiplier,
-        bias=op.bias,
-        slope=op.slope,
-        threshold=op.threshold,
-        correction=op.correction,
-        clamp_min=_opt_float(op, "clamp_min"),
-        clamp_max=_opt_float(op, "clamp_max"),
-        in_channels=op.in_channels.value.data if op.in_channels is not None else None,
-        out_groups=op.out_groups.value.data if op.out_groups is not None else None,
-    )
-    args.update(changes)
-    new = bnn.BConv2dOp(
-        args.pop("input"), args.pop("weight"), args.pop("result_type"), **args
-    )
-    new.attributes.update(op.attributes)  # e.g. bnnc.binarized: why the layer is binary
-    return new
-
-
-def copy_dense(op: bnn.BDenseOp, **changes) -> bnn.BDenseOp:
-    args = dict(
-        input=op.input,
-        weight=op.weight,
-        result_type=op.result.type,
-        multiplier=op.multiplier,
-        bias=op.bias,
-        slope=op.slope,
-        clamp_min=_opt_float(op, "clamp_min"),
-        clamp_max=_opt_float(op, "clamp_max"),
-    )
-    args.update(changes)
-    new = bnn.BDenseOp(args.pop("input"), args.pop("weight"), args.pop("result_type"), **args)
-    new.attributes.update(op.attributes)
-    return new
-
-
-def _opt_float(op: Operation, name: str) -> float | None:
-    attr = op.properties.get(name)
-    return None if attr is None else attr.value.data  # type: ignore[union-attr]
-
-
-def opt_float(op: Operation, name: str) -> float | None:
-    return _opt_float(op, name)
 
 
 def erase_dead(rewriter: PatternRewriter, values) -> None:
@@ -198,7 +112,7 @@ def feed_packed(rewriter: PatternRewriter, users: list[Operation], packed: SSAVa
             rewriter.replace_all_uses_with(op.result, packed)
             rewriter.erase(op)
         else:
-            replace(rewriter, op, copy_conv(op, input=packed, in_channels=channels))
+            replace(rewriter, op, op.clone_with(input=packed, in_channels=channels))
 
 
 def find_or_make_pack(rewriter: PatternRewriter, source: SSAValue, groups: int, user: Operation) -> SSAValue:

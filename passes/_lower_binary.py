@@ -6,8 +6,8 @@ holds the pad word, so the micro-kernel has no bounds checks. Weights are laid
 out K-major at compile time, Wt[g, ky, kx, word, oc], output channels padded to
 the register tile, so one vector load brings `lanes` output channels' words.
 
-The micro-kernel vectorises over output channels (after the hand-written
-kernels in ANCHORS.md): it broadcasts one activation word and XORs it against
+The micro-kernel vectorises over output channels (as hand-written BNN
+kernels do): it broadcasts one activation word and XORs it against
 `lanes` output channels' words, accumulating popcounts in a tile of
 `pixels x vectors` vector registers with no horizontal sums in the K loop.
 dot = K - 2 * popcount; zero padding is exact by subtracting, for border pixels
@@ -25,11 +25,12 @@ from xdsl.dialects.builtin import VectorType, i64
 from xdsl.ir import Operation, SSAValue
 
 from bnnc.dialects import bnn
+from bnnc.dialects.bitpack import WORD_BITS, packed_words, padding_correction, words_for
 from bnnc.passes._loop_builder import IndexLike, LoopBuilder, memref_shape
 from bnnc.passes._lowering import Lowerer, Lowering, WorkOf, collapse_trailing, conv_macs
 from bnnc.passes._microkernel import accumulate, ceil_to, choose_tile, interior_range, tap_position, tiled_conv_loops
 
-WORD = bnn.WORD_BITS
+WORD = WORD_BITS
 
 
 # ------------------------------------------------------------------ packing
@@ -47,7 +48,7 @@ def _pack_into(lb: LoopBuilder, x: SSAValue, groups: int, dest: SSAValue, pad: t
     contiguous in both buffers (LLVM vectorises it)."""
     n_, c, h, w = memref_shape(x)
     cg = c // groups
-    words = bnn.words_for(cg)
+    words = words_for(cg)
     with lb.loops([n_, groups, words]) as (n, g, j):
         word = lb.affine([(g, words), (j, 1)])
         first = lb.affine([(g, cg), (j, WORD)])
@@ -75,7 +76,7 @@ def _pad_word_value(pad_value: int, cg: int, j: int) -> int:
 
 def _fill_border(lb: LoopBuilder, dest: SSAValue, groups: int, cg: int, pad: tuple[int, int], pad_value: int) -> None:
     n_, total_words, hp, wp = memref_shape(dest)
-    words = bnn.words_for(cg)
+    words = words_for(cg)
     if pad == (0, 0):
         return
     for g in range(groups):
@@ -114,7 +115,7 @@ def _packed_padded(L: Lowerer, x: SSAValue, op: bnn.BConv2dOp) -> tuple[SSAValue
             lb.store(lb.load(x, [n, k, y.iv, xx.iv]), dest, [n, k, lb.addi(y.iv, ph), lb.addi(xx.iv, pw)])
         return dest, True
     n_, c, h, w = memref_shape(x)
-    dest = lb.alloc([n_, bnn.packed_words(c, groups), h + 2 * ph, w + 2 * pw], i64)
+    dest = lb.alloc([n_, packed_words(c, groups), h + 2 * ph, w + 2 * pw], i64)
     _fill_border(lb, dest, groups, cg, (ph, pw), pad_value)
     _pack_into(lb, x, groups, dest, (ph, pw))
     return dest, True
@@ -131,7 +132,7 @@ def lower_pack(L: Lowerer, op: bnn.PackOp, args: list[SSAValue], out: SSAValue) 
     groups = op.groups.value.data
     n_, c, h, w = memref_shape(args[0])
     cg = c // groups
-    words = bnn.words_for(cg)
+    words = words_for(cg)
     src, dest = collapse_trailing(lb, args[0], 4, 2), collapse_trailing(lb, out, 4, 2)
     begin, end = L.row_range(h)
     lo, hi = (lb.muli(v, w) if isinstance(v, SSAValue) else v * w for v in (begin, end))
@@ -163,12 +164,6 @@ def lower_pack(L: Lowerer, op: bnn.PackOp, args: list[SSAValue], out: SSAValue) 
 # -------------------------------------------------------- compile-time tables
 
 
-def _operand(op: Operation, args: list[SSAValue], value: SSAValue | None) -> SSAValue | None:
-    if value is None:
-        return None
-    return args[list(op.operands).index(value)]
-
-
 def _channel_table(
     L: Lowerer, op: Operation, value: SSAValue | None, groups: int, padded: int, fill: float | int, dtype
 ) -> SSAValue | None:
@@ -191,12 +186,6 @@ def _weights_k_major(weight: np.ndarray, groups: int, padded: int) -> np.ndarray
     return out
 
 
-def _popcount_words(words: np.ndarray) -> np.ndarray:
-    """Popcount of every int64 word, summed over the last axis."""
-    as_bytes = words.astype("<i8").view(np.uint8).reshape(*words.shape, 8)
-    return np.unpackbits(as_bytes, axis=-1).sum(axis=(-1, -2)).astype(np.int64)
-
-
 def _correction_table(L: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], groups: int, padded: int) -> SSAValue | None:
     """correction[g, ky, kx, oc]: what an out-of-bounds tap wrongly added, for
     zero padding computed here from the weights (the +1-padded tap's
@@ -206,8 +195,7 @@ def _correction_table(L: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], group
         corr = L.constant_value(op.correction, op)
     elif pad_value == 0 and any(op.window()[1]):
         weight = L.constant_value(op.weight, op)
-        cg = op.channels_in // groups
-        corr = cg - 2 * _popcount_words(weight)
+        corr = padding_correction(weight, op.channels_in // groups)
     else:
         return None
     co, kh, kw = corr.shape
@@ -318,7 +306,7 @@ def lower_bconv2d(L: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out: SSAV
     rows = L.row_range(oh)
     if threshold_out:
         out_groups = op.out_groups.value.data if op.out_groups is not None else 1
-        cog_out, words_out = co // out_groups, bnn.words_for(co // out_groups)
+        cog_out, words_out = co // out_groups, words_for(co // out_groups)
         with lb.loops([n_, memref_shape(out)[1]]) as (n, k):
             with lb.loop(rows[1], lb.index(rows[0])) as y:
                 with lb.loop(ow) as xx:

@@ -1,10 +1,11 @@
-"""Lowerings of the float bnn ops (elementwise, batch norm, pooling, float
-convs and linear layers, data movement) to scf loop nests."""
+"""Lowerings of the float bnn ops (elementwise, batch norm, pooling, data
+movement) to scf loop nests. Float convs and linear layers are
+_lower_float_conv's."""
 
 from __future__ import annotations
 
 import math as pymath
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
@@ -18,7 +19,6 @@ from bnnc.passes._lowering import (
     WorkOf,
     channel_view,
     elementwise,
-    window_taps,
 )
 
 
@@ -94,15 +94,6 @@ def lower_cat(L: Lowerer, op: bnn.CatOp, args: list[SSAValue], out: SSAValue) ->
             dst[axis] = lb.addi(ivs[axis], offset)
             lb.store(lb.load(src, ivs), out, dst)
         offset += memref_shape(src)[axis]
-
-
-def _unravel(lb: LoopBuilder, linear: SSAValue, shape: Sequence[int]) -> list[SSAValue]:
-    indices: list[SSAValue] = []
-    for i, d in enumerate(shape):
-        stride = pymath.prod(shape[i + 1 :])
-        q = lb.divui(linear, stride) if stride != 1 else linear
-        indices.append(lb.remui(q, d) if i else q)
-    return indices
 
 
 def lower_reshape(L: Lowerer, op: bnn.ReshapeOp, args: list[SSAValue], out: SSAValue) -> None:
@@ -331,43 +322,6 @@ def lower_mean(L: Lowerer, op: bnn.MeanOp, args: list[SSAValue], out: SSAValue) 
         lb.store(lb.divf(red.results[0], count), out, ivs)
 
 
-# -------------------------------------------------------------- float convs
-
-
-def lower_conv2d(L: Lowerer, op: bnn.Conv2dOp, args: list[SSAValue], out: SSAValue) -> None:
-    lb = L.lb
-    x, w = args[0], args[1]
-    bias = args[2] if op.bias is not None else None
-    _, c, h, wd = memref_shape(x)
-    co, cg, kh, kw = memref_shape(w)
-    cog = co // op.groups.value.data
-    with lb.loops(memref_shape(out)) as (n, oc, oy, ox):
-        g = lb.divui(oc, cog)
-        init = lb.load(bias, [oc]) if bias is not None else lb.f32(0.0)
-        with lb.reduction([cg, kh, kw], [init]) as red:
-            ic, ky, kx = red.ivs
-            inb, iy, ix = window_taps(lb, oy, ox, ky, kx, op.window(), (h, wd))
-            ch = lb.affine([(g, cg), (ic, 1)])
-            v = lb.select(inb, lb.load(x, [n, ch, iy, ix]), lb.f32(0.0))
-            red.next = [lb.addf(red.carried[0], lb.mulf(v, lb.load(w, [oc, ic, ky, kx])))]
-        lb.store(red.results[0], out, [n, oc, oy, ox])
-
-
-def lower_linear(L: Lowerer, op: bnn.LinearOp, args: list[SSAValue], out: SSAValue) -> None:
-    lb = L.lb
-    x, w = args[0], args[1]
-    bias = args[2] if op.bias is not None else None
-    k = memref_shape(x)[1]
-    with lb.loops(memref_shape(out)) as (n, m):
-        with lb.reduction([k], [lb.f32(0.0)]) as red:
-            (i,) = red.ivs
-            red.next = [lb.addf(red.carried[0], lb.mulf(lb.load(x, [n, i]), lb.load(w, [m, i])))]
-        acc = red.results[0]
-        if bias is not None:
-            acc = lb.addf(acc, lb.load(bias, [m]))
-        lb.store(acc, out, [n, m])
-
-
 FLOAT_LOWERINGS: dict[type[Operation], Lowering] = {
     bnn.SignOp: lower_sign,
     bnn.ReluOp: lower_relu,
@@ -387,8 +341,6 @@ FLOAT_LOWERINGS: dict[type[Operation], Lowering] = {
     bnn.AdaptiveAvgPool2dOp: lower_adaptive_avg_pool2d,
     bnn.AdaptiveMaxPool2dOp: lower_adaptive_max_pool2d,
     bnn.MeanOp: lower_mean,
-    bnn.Conv2dOp: lower_conv2d,
-    bnn.LinearOp: lower_linear,
 }
 
 

@@ -192,14 +192,14 @@ def elementwise(
     outer, inner = list(shape[:start]), int(np.prod(shape[start:]))
     begin, end = L.row_range(int(np.prod(outer)))
     with lb.loop(end, begin) as row:
-        outer_ivs = _unravel_index(lb, row.iv, outer)
+        outer_ivs = unravel_index(lb, row.iv, outer)
         with lb.loop(inner) as flat:
             ivs = [*outer_ivs, flat.iv]
             values = [lb.load(v, broadcast_indices(lb, v, ivs)) for v in flat_operands]
             lb.store(body(lb, values, ivs), flat_out, ivs)
 
 
-def _unravel_index(lb: LoopBuilder, linear: SSAValue, shape: Sequence[int]) -> list[SSAValue]:
+def unravel_index(lb: LoopBuilder, linear: SSAValue, shape: Sequence[int]) -> list[SSAValue]:
     """Row-major indices of `linear` in `shape` (no arithmetic for unit axes)."""
     indices: list[SSAValue] = []
     for i, d in enumerate(shape):
@@ -215,13 +215,3 @@ def _unravel_index(lb: LoopBuilder, linear: SSAValue, shape: Sequence[int]) -> l
 def channel_view(lb: LoopBuilder, vector: SSAValue, rank: int, ivs: list[SSAValue]) -> SSAValue:
     """vector[c] at the channel (axis 1) of ivs; a 1-element vector broadcasts."""
     return lb.load(vector, [0 if memref_shape(vector)[0] == 1 else ivs[1]])
-
-
-def window_taps(lb: LoopBuilder, oy: SSAValue, ox: SSAValue, ky: SSAValue, kx: SSAValue, window, hw) -> tuple:
-    """Input coordinates of a window tap, whether it is in bounds, and the
-    coordinates clamped into bounds (safe to load; the select discards them)."""
-    (sh, sw), (ph, pw), (dh, dw) = window
-    iy = lb.affine([(oy, sh), (ky, dh)], -ph)
-    ix = lb.affine([(ox, sw), (kx, dw)], -pw)
-    inb = lb.and_(lb.in_range(iy, hw[0]), lb.in_range(ix, hw[1]))
-    return inb, lb.clamp_index(iy, hw[0] - 1), lb.clamp_index(ix, hw[1] - 1)

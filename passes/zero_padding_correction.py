@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
@@ -30,12 +29,8 @@ from xdsl.pattern_rewriter import (
 )
 
 from bnnc.dialects import bnn
-from bnnc.passes._graph import const_array, copy_conv, insert_const, popcount64, replace
-
-
-def correction_table(weight: np.ndarray, channels_per_group: int) -> np.ndarray:
-    """Cout x KH x KW: the contribution of a tap padded with +1."""
-    return (channels_per_group - 2 * popcount64(weight).sum(axis=-1)).astype(np.int64)
+from bnnc.dialects.bitpack import padding_correction
+from bnnc.passes._graph import const_array, insert_const, replace
 
 
 class ZeroPaddingToCorrection(RewritePattern):
@@ -49,8 +44,8 @@ class ZeroPaddingToCorrection(RewritePattern):
         if weight is None:
             return
         cg = op.channels_in // op.groups.value.data
-        table = insert_const(rewriter, correction_table(weight, cg), op)
-        replace(rewriter, op, copy_conv(op, pad_value=1, correction=table))
+        table = insert_const(rewriter, padding_correction(weight, cg), op)
+        replace(rewriter, op, op.clone_with(pad_value=1, correction=table))
 
 
 @dataclass(frozen=True)

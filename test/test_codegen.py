@@ -12,6 +12,7 @@ from xdsl.passes import PassPipeline
 
 from bnnc.codegen import JitModule, emit_assembly, emit_object, optimize, to_llvmlite_ir
 from bnnc.context import make_context
+from bnnc.dialects.bitpack import popcount
 from bnnc.errors import TargetError
 from bnnc.passes.registry import all_passes
 from bnnc.target import KNOWN_TARGETS, Target, resolve_target
@@ -95,11 +96,6 @@ def lower(src: str) -> str:
     return to_llvmlite_ir(module)
 
 
-def popcount64(x: np.ndarray) -> np.ndarray:
-    u = x.view(np.uint64)
-    return np.array([bin(int(v)).count("1") for v in u], dtype=np.int64)
-
-
 @pytest.fixture(scope="module")
 def host() -> Target:
     return resolve_target("host")
@@ -116,13 +112,13 @@ def test_popcount_jit(host: Target, popcount_ir: str) -> None:
     a = rng.integers(-(2**63), 2**63 - 1, 256, dtype=np.int64)
     b = rng.integers(-(2**63), 2**63 - 1, 256, dtype=np.int64)
     fn = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p)(jit.address_of("popsum"))
-    assert fn(a.ctypes.data, b.ctypes.data) == int(popcount64(a ^ b).sum())
+    assert fn(a.ctypes.data, b.ctypes.data) == int(popcount(a ^ b).sum())
 
     m = rng.integers(-(2**63), 2**63 - 1, (4, 16), dtype=np.int64)
     out = np.zeros(4, dtype=np.int64)
     rows = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)(jit.address_of("popcount_rows"))
     rows(m.ctypes.data, out.ctypes.data)
-    expect = popcount64(m.reshape(-1)).reshape(4, 16).sum(axis=1) + np.arange(4)
+    expect = popcount(m.reshape(-1)).reshape(4, 16).sum(axis=1) + np.arange(4)
     np.testing.assert_array_equal(out, expect)
 
 

@@ -14,9 +14,9 @@ from xdsl.parser import Parser
 
 from bnnc.context import make_context
 from bnnc.dense import from_numpy
-from bnnc.dialects.bnn import batch_norm_affine, packed_words
+from bnnc.dialects.bitpack import pack_activations, packed_words
+from bnnc.dialects.bnn import batch_norm_affine
 from bnnc.driver import CompileOptions, build, jit
-from test_kernels import pack_bits
 
 THREADS = [1, 2, 3]
 
@@ -273,4 +273,4 @@ def test_pack_threads(c, groups, hw, threads):
         out,
         "i64",
     )
-    np.testing.assert_array_equal(compile_ir(ir, threads)(x), pack_bits(x, groups))
+    np.testing.assert_array_equal(compile_ir(ir, threads)(x), pack_activations(x, groups))

@@ -19,36 +19,24 @@ from xdsl.parser import Parser
 from bnnc.context import make_context
 from bnnc.dense import from_numpy
 from bnnc.dialects import bnn
-from bnnc.dialects.bnn import conv_output_size, packed_words, words_for
+from bnnc.dialects.bitpack import (
+    pack_activations,
+    pack_bits,
+    pack_conv_weight,
+    packed_words,
+    padding_correction,
+    unpack_conv_weight,
+)
+from bnnc.dialects.bnn import conv_output_size
 from bnnc.driver import CompileOptions, build, jit
 
 # Feature strings that select each x86 kernel variant on this host.
 VARIANTS = {"avx512": None, "avx2": "-avx512f", "scalar": "-avx512f,-avx2,-avx"}
 
 
-def pack_bits(signs: np.ndarray, groups: int) -> np.ndarray:
-    """+-1 values N x C x ... -> packed words along C per group (bit 1 = -1)."""
-    n, c = signs.shape[:2]
-    cg = c // groups
-    words = words_for(cg)
-    out = np.zeros((n, groups * words, *signs.shape[2:]), dtype=np.uint64)
-    for g in range(groups):
-        for ch in range(cg):
-            bit = (signs[:, g * cg + ch] < 0).astype(np.uint64) << np.uint64(ch % 64)
-            out[:, g * words + ch // 64] |= bit
-    return out.view(np.int64)
-
-
-def unpack_weights(words: np.ndarray, cg: int) -> np.ndarray:
-    """Cout x KH x KW x W packed -> Cout x Cg x KH x KW of +-1."""
-    bits = np.unpackbits(words.astype("<i8").view(np.uint8).reshape(*words.shape, 8), axis=-1, bitorder="little")
-    bits = bits.reshape(*words.shape[:3], -1)[..., :cg]
-    return (1 - 2 * bits.astype(np.float64)).transpose(0, 3, 1, 2)
-
-
 def reference_dot(signs, weight_words, groups, stride, padding, dilation, pad_value) -> np.ndarray:
     cg = signs.shape[1] // groups
-    w = torch.from_numpy(unpack_weights(weight_words, cg))
+    w = torch.from_numpy(1 - 2 * unpack_conv_weight(weight_words, cg).astype(np.float64))
     x = F.pad(torch.from_numpy(signs.astype(np.float64)), (padding,) * 4, value=float(pad_value))
     return F.conv2d(x, w, stride=stride, dilation=dilation, groups=groups).numpy()
 
@@ -105,7 +93,7 @@ def test_bconv2d_float_input_matches_reference(case):
     oh, ow = conv_output_size(h, k, s, p, d), conv_output_size(w, k, s, p, d)
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
     x[rng.random(x.shape) < 0.05] = 0.0  # binarize(0) = +1
-    weights = pack_bits(np.where(rng.random((co, cg, k, k)) < 0.5, -1.0, 1.0), 1).transpose(0, 2, 3, 1).copy()
+    weights = pack_conv_weight(rng.random((co, cg, k, k)) < 0.5)
     dot = reference_dot(np.where(x >= 0, 1.0, -1.0), weights, g, s, p, d, case["pad_value"])
     consts = [f"%w = arith.constant {from_numpy(weights, i64)}"]
     extra = ""
@@ -156,13 +144,12 @@ def test_bconv2d_packed_threshold_output(case, out_groups):
     cg = c // g
     oh, ow = conv_output_size(h, k, s, p, d), conv_output_size(w, k, s, p, d)
     signs = np.where(rng.random((n, c, h, w)) < 0.5, -1.0, 1.0)
-    packed = pack_bits(signs, g)
-    weights = pack_bits(np.where(rng.random((co, cg, k, k)) < 0.5, -1.0, 1.0), 1).transpose(0, 2, 3, 1).copy()
+    packed = pack_activations(signs, g)
+    weights = pack_conv_weight(rng.random((co, cg, k, k)) < 0.5)
     dot = reference_dot(signs, weights, g, s, p, d, 0)
-    ones = np.unpackbits(weights.astype("<i8").view(np.uint8).reshape(*weights.shape, 8), axis=-1).sum(axis=(-1, -2))
-    correction = (cg - 2 * ones).astype(np.int64)
+    correction = padding_correction(weights, cg)
     threshold = rng.integers(-k * k * cg, k * k * cg + 1, co).astype(np.int64)
-    expected = pack_bits(np.where(dot < threshold[None, :, None, None], -1.0, 1.0), out_groups)
+    expected = pack_activations(np.where(dot < threshold[None, :, None, None], -1.0, 1.0), out_groups)
     words_in, words_out = packed_words(c, g), packed_words(co, out_groups)
     props = (
         f"strides = array<i64: {s}, {s}>, padding = array<i64: {p}, {p}>, dilations = array<i64: {d}, {d}>, "
@@ -185,7 +172,7 @@ def test_bdense_matches_reference(variant, k, m):
     rng = np.random.default_rng(k * m)
     x = rng.standard_normal((3, k)).astype(np.float32)
     wsign = np.where(rng.random((m, k)) < 0.5, -1.0, 1.0)
-    words = pack_bits(wsign[:, :, None, None], 1)[:, :, 0, 0]
+    words = pack_bits(wsign < 0)
     mult = rng.uniform(0.5, 2, m).astype(np.float32)
     dot = np.where(x >= 0, 1.0, -1.0) @ wsign.T
     ir = f"""func.func @forward(%x: {_t([3, k])}) -> {_t([3, m])} {{
@@ -203,7 +190,7 @@ def test_packing_and_binary_maxpool():
     rng = np.random.default_rng(7)
     x = rng.standard_normal((2, 70, 9, 7)).astype(np.float32)
     pooled = F.max_pool2d(torch.from_numpy(np.where(x >= 0, 1.0, -1.0)), 3, 2, 1).numpy()
-    expected = pack_bits(pooled, 2)
+    expected = pack_activations(pooled, 2)
     ir = f"""func.func @forward(%x: {_t([2, 70, 9, 7])}) -> {_t([2, 2, 5, 4], 'i64')} {{
   %p = bnn.pack %x {{groups = 2 : i64}} : {_t([2, 70, 9, 7])} -> {_t([2, 2, 9, 7], 'i64')}
   %y = bnn.bmax_pool2d %p {{kernel = array<i64: 3, 3>, strides = array<i64: 2, 2>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>}} : ({_t([2, 2, 9, 7], 'i64')}) -> {_t([2, 2, 5, 4], 'i64')}

@@ -92,22 +92,8 @@ class FoldNegationIntoConv(RewritePattern):
         channels = conv.out_channels
         multiplier = negated(conv.multiplier, channels, rewriter, conv)
         bias = None if conv.bias is None else negated(conv.bias, channels, rewriter, conv)
-        (sh, sw), (ph, pw), (dh, dw) = conv.window()
-        new_conv = bnn.BConv2dOp(
-            conv.input,
-            conv.weight,
-            conv.result.type,
-            strides=(sh, sw),
-            padding=(ph, pw),
-            dilations=(dh, dw),
-            groups=conv.groups.value.data,
-            pad_value=conv.pad_value.value.data,
-            multiplier=multiplier,
-            bias=bias,
-            correction=conv.correction,
-            in_channels=None if conv.in_channels is None else conv.in_channels.value.data,
-        )
-        new_conv.location = conv.location
+        # the same conv (window, padding, attributes, location) with the negated transform
+        new_conv = conv.clone_with(multiplier=multiplier, bias=bias)
         rewriter.insert_op(new_conv, InsertPoint.before(conv))
         rewriter.replace_op(mul, [], [new_conv.result])
         rewriter.erase_op(conv)
