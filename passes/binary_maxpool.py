@@ -87,7 +87,7 @@ class MaxPoolOfSign(RewritePattern):
 
 
 @dataclass(frozen=True)
-class BinaryMaxpool(ModulePass):
+class BinaryMaxpoolPass(ModulePass):
     name = "binary-maxpool"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:

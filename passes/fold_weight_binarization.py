@@ -244,7 +244,7 @@ class FoldZeroPadIntoConv(RewritePattern):
 
 
 @dataclass(frozen=True)
-class FoldWeightBinarization(ModulePass):
+class FoldWeightBinarizationPass(ModulePass):
     name = "fold-weight-binarization"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:

@@ -172,7 +172,7 @@ def _after(op: Operation):
 
 
 @dataclass(frozen=True)
-class FuseBnSign(ModulePass):
+class FuseBnSignPass(ModulePass):
     name = "fuse-bn-sign"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:

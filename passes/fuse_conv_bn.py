@@ -61,7 +61,7 @@ class FuseBatchNormIntoConv(RewritePattern):
 
 
 @dataclass(frozen=True)
-class FuseConvBn(ModulePass):
+class FuseConvBnPass(ModulePass):
     name = "fuse-conv-bn"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:

@@ -176,7 +176,7 @@ class FuseIntoBinaryOp(RewritePattern):
 
 
 @dataclass(frozen=True)
-class FuseOutputTransform(ModulePass):
+class FuseOutputTransformPass(ModulePass):
     name = "fuse-output-transform"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:

@@ -42,7 +42,7 @@ class PackConvInput(RewritePattern):
 
 
 @dataclass(frozen=True)
-class PackBits(ModulePass):
+class PackBitsPass(ModulePass):
     name = "pack-bits"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:

@@ -61,7 +61,7 @@ class WhereToPRelu(RewritePattern):
 
 
 @dataclass(frozen=True)
-class RecognizePRelu(ModulePass):
+class RecognizePReluPass(ModulePass):
     name = "recognize-prelu"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:

@@ -49,7 +49,7 @@ class ZeroPaddingToCorrection(RewritePattern):
 
 
 @dataclass(frozen=True)
-class ZeroPaddingCorrection(ModulePass):
+class ZeroPaddingCorrectionPass(ModulePass):
     name = "zero-padding-correction"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
