@@ -18,7 +18,7 @@ func.func @reduce_ops(%x: tensor<2x4x3x37xf32>, %w: tensor<1x1x3x37xf32>) -> (te
   %v = bnn.reduce %x {kind = "std", dims = array<i64: 1>, correction = 1.0 : f32} : (tensor<2x4x3x37xf32>) -> tensor<2x1x3x37xf32>
   // CHECK: bnn.softmax %{{.*}} {dim = 1 : i64} : tensor<2x4x3x37xf32>
   // LOOPS-LABEL: func.func private @reduce_ops_2_softmax
-  // LOOPS: arith.maximumf
+  // LOOPS: arith.cmpf uno
   // LOOPS: math.exp
   %m = bnn.softmax %x {dim = 1 : i64} : tensor<2x4x3x37xf32>
   // CHECK: bnn.softmax %{{.*}} {dim = 3 : i64, log} : tensor<2x4x3x37xf32>
