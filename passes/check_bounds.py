@@ -49,7 +49,6 @@ from xdsl.dialects.builtin import (
     TensorType,
     UnitAttr,
     UnknownLoc,
-    VectorType,
     i32,
     i64,
 )
