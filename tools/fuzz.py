@@ -182,13 +182,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def _request(args: argparse.Namespace, index: int) -> dict:
     if args.recipe:
         given = json.loads(Path(args.recipe).read_text())
-        return {"recipe": given["recipe"], "threads": given.get("threads", 1), "aarch64": given.get("aarch64", False),
+        return {"recipe": given["recipe"], "threads": given.get("threads", 1),
+                "thread_min_work": given.get("thread_min_work"), "aarch64": given.get("aarch64", False),
                 "onnx": given.get("onnx", False), "inject": args.inject}
     recipe = random_recipe(args.seed, index)
     rng = random.Random(f"bnnc-fuzz-threads:{args.seed}:{index}")
     aarch64 = bool(args.aarch64_every) and index % args.aarch64_every == args.aarch64_every - 1
     onnx = bool(args.onnx_every) and index % args.onnx_every == args.onnx_every // 2
-    return {"recipe": recipe, "threads": rng.randint(1, args.threads), "aarch64": aarch64, "onnx": onnx,
+    threads = rng.randint(1, args.threads)
+    # every layer threaded (0) in most graphs: they are too small for the default threshold
+    min_work = rng.choice([0, 0, 0, None])
+    return {"recipe": recipe, "threads": threads, "thread_min_work": min_work, "aarch64": aarch64, "onnx": onnx,
             "inject": args.inject}
 
 
@@ -245,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             blocks = ",".join(b["kind"] if b["kind"] != "float" else b["op"] for b in request["recipe"]["blocks"])
             print(
                 f"graph {index}: {answer['status']} {answer.get('seconds', 0):.1f}s threads={request['threads']}"
+                f"{' (every layer)' if request['threads'] > 1 and request['thread_min_work'] == 0 else ''}"
                 f"{' +aarch64' if request['aarch64'] else ''}{' +onnx' if request['onnx'] else ''} [{blocks}]",
                 flush=True,
             )

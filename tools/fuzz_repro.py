@@ -33,15 +33,19 @@ import torch  # noqa: E402
 
 import bnnc  # noqa: E402
 from differential import assert_matches_torch  # noqa: E402
+from bnnc.driver import CompileOptions, jit  # noqa: E402
+from bnnc.driver import build as bnnc_build  # noqa: E402
 from graph_models import build, second_input  # noqa: E402
 
 RECIPE = json.loads({recipe!r})
 THREADS = {threads}
+MIN_WORK = {min_work}  # 0: every layer threaded; None: bnnc's default threshold
 
 model, x = build(RECIPE)
 xs = [x, second_input(x, RECIPE)]
 print(model)
-compiled = bnnc.compile(model, (x,), num_threads=THREADS, check_bounds=True)
+options = CompileOptions(num_threads=THREADS, thread_min_work=MIN_WORK, check_bounds=True)
+compiled = jit(bnnc_build(model, (x,), options))
 for xi in xs:
     print("jit:", assert_matches_torch(model, (xi,), compiled(xi)))
 {extra}print("OK: bnnc matches PyTorch")
@@ -53,10 +57,10 @@ AARCH64 = '''
 import tempfile  # noqa: E402
 
 from bnnc.artifacts import write_artifact  # noqa: E402
-from bnnc.driver import CompileOptions, build as bnnc_build  # noqa: E402
 from bnnc.runtime.emulated_run import run_artifact  # noqa: E402
 
-built = bnnc_build(model, (x,), CompileOptions(target="aarch64", name="fuzz", num_threads=THREADS, check_bounds=True))
+built = bnnc_build(model, (x,), CompileOptions(target="aarch64", name="fuzz", num_threads=THREADS, thread_min_work=MIN_WORK,
+                                             check_bounds=True))
 with tempfile.TemporaryDirectory() as tmp:
     write_artifact(built.llvm_module, built.target, built.signature, tmp + "/fuzz.o", kind="obj")
     for xi in xs:
@@ -70,7 +74,7 @@ import tempfile  # noqa: E402
 
 with tempfile.TemporaryDirectory() as tmp:
     torch.onnx.export(model, (x,), tmp + "/fuzz.onnx", dynamo=True, external_data=False)
-    from_onnx = bnnc.compile(tmp + "/fuzz.onnx", num_threads=THREADS, check_bounds=True)
+    from_onnx = jit(bnnc_build(tmp + "/fuzz.onnx", None, options))
     for xi in xs:
         print("onnx:", assert_matches_torch(model, (xi,), from_onnx(xi)))
 '''
@@ -82,14 +86,14 @@ def write_repro(out_dir: Path, *, kind: str, request: dict, seed: int, index: in
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{kind}_s{seed}_g{index}"
     recipe, threads = request["recipe"], request["threads"]
-    keep = {k: request[k] for k in ("recipe", "threads", "aarch64", "onnx") if k in request}
+    keep = {k: request[k] for k in ("recipe", "threads", "thread_min_work", "aarch64", "onnx") if k in request}
     (out_dir / f"{stem}.json").write_text(json.dumps(keep, indent=1))
     extra = (AARCH64 if request.get("aarch64") else "") + (ONNX if request.get("onnx") else "")
     body = "\n".join("    " + line for line in detail.strip().splitlines()[:40]).replace('"""', "'''")
     script = TEMPLATE.format(
         title=f"{kind} on a {len(recipe['blocks'])}-block graph at {threads} thread(s)",
         seed=seed, index=index, name=f"{stem}.py", detail=body, repo=str(repo),
-        recipe=json.dumps(recipe, sort_keys=True), threads=threads, extra=extra,
+        recipe=json.dumps(recipe, sort_keys=True), threads=threads, extra=extra, min_work=request.get("thread_min_work"),
     )
     path = out_dir / f"{stem}.py"
     path.write_text(script)

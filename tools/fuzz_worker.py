@@ -5,7 +5,10 @@ Why a separate process: a miscompile can crash (SIGSEGV) and a bounds-checked
 build aborts (SIGABRT); the parent (tools/fuzz.py) sees the worker die, reads
 its stderr (where __bnnc_bounds_fail writes the location) and starts another.
 
-Request: {"recipe": {...}, "threads": N, "aarch64": bool, "onnx": bool, "inject": str|null}.
+Request: {"recipe": {...}, "threads": N, "thread_min_work": int|null, "aarch64": bool,
+"onnx": bool, "inject": str|null}. thread_min_work 0 threads every layer, however
+small (the fuzz graphs are small; the default threshold would leave most of
+them on one thread).
 Answer: {"status": "ok" | "mismatch" | "refused" | "error", "detail": str, "seconds": float}.
 "ok" means every output matched PyTorch (assert_matches_torch, tie-aware) on
 the example input and a second input, JIT at N threads with --check-bounds,
@@ -31,25 +34,27 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "test"))
 
 
-def _aarch64(model, x, xs, threads: int) -> list:
+def _aarch64(model, x, xs, threads: int, min_work: int | None) -> list:
     """Outputs of the model compiled to an aarch64 object (bounds-checked), run under qemu."""
     from bnnc.artifacts import write_artifact
     from bnnc.driver import CompileOptions, build
     from bnnc.runtime.emulated_run import run_artifact
 
-    built = build(model, (x,), CompileOptions(target="aarch64", name="fuzz", num_threads=threads, check_bounds=True))
+    options = CompileOptions(
+        target="aarch64", name="fuzz", num_threads=threads, thread_min_work=min_work, check_bounds=True
+    )
+    built = build(model, (x,), options)
     with tempfile.TemporaryDirectory(prefix="bnnc-fuzz-") as tmp:
         path = str(Path(tmp) / "fuzz.o")
         write_artifact(built.llvm_module, built.target, built.signature, path, kind="obj")
         return [run_artifact(path, [xi.numpy()]) for xi in xs]
 
 
-def _onnx(model, x, xs, threads: int) -> list | str:
+def _onnx(model, x, xs, options) -> list | str:
     """Outputs of the model exported with torch.onnx and compiled from the .onnx
     file (bounds-checked), or why the export failed (PyTorch's exporter, not bnnc)."""
     import torch
 
-    import bnnc
 
     with tempfile.TemporaryDirectory(prefix="bnnc-fuzz-") as tmp:
         path = str(Path(tmp) / "fuzz.onnx")
@@ -57,7 +62,9 @@ def _onnx(model, x, xs, threads: int) -> list | str:
             torch.onnx.export(model, (x,), path, dynamo=True, external_data=False, verbose=False)
         except Exception as e:  # noqa: BLE001 (an exporter limitation is not a bnnc failure)
             return f"export failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-        compiled = bnnc.compile(path, num_threads=threads, check_bounds=True)
+        from bnnc.driver import build, jit
+
+        compiled = jit(build(path, None, options))
         return [compiled(xi) for xi in xs]
 
 
@@ -68,12 +75,15 @@ def check(request: dict) -> dict:
     from graph_models import build, second_input
 
     import bnnc
+    from bnnc.driver import CompileOptions, jit
+    from bnnc.driver import build as bnnc_build
 
     recipe, threads = request["recipe"], int(request["threads"])
     model, x = build(recipe)
     xs = [x, second_input(x, recipe)]
+    options = CompileOptions(num_threads=threads, thread_min_work=request.get("thread_min_work"), check_bounds=True)
     try:
-        compiled = bnnc.compile(model, (x,), num_threads=threads, check_bounds=True)
+        compiled = jit(bnnc_build(model, (x,), options))
     except bnnc.UnsupportedError as e:
         return {"status": "refused", "detail": str(e).splitlines()[0]}
     outs = [compiled(xi) for xi in xs]
@@ -83,13 +93,13 @@ def check(request: dict) -> dict:
     verdicts = [assert_matches_torch(model, (xi,), o) for xi, o in zip(xs, outs)]
     if request.get("aarch64"):
         try:
-            for xi, o in zip(xs, _aarch64(model, x, xs, threads)):
+            for xi, o in zip(xs, _aarch64(model, x, xs, threads, request.get("thread_min_work"))):
                 verdicts.append("aarch64: " + assert_matches_torch(model, (xi,), [torch.from_numpy(a) for a in o]))
         except AssertionError as e:
             raise AssertionError(f"aarch64 object under qemu: {e}") from None
     if request.get("onnx"):
         try:
-            outs = _onnx(model, x, xs, threads)
+            outs = _onnx(model, x, xs, options)
         except bnnc.UnsupportedError as e:
             return {"status": "refused", "detail": "onnx: " + str(e).splitlines()[0]}
         if isinstance(outs, str):
