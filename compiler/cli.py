@@ -8,6 +8,7 @@ the Python traceback of an internal error.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sys
@@ -110,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--num-threads", type=int, default=None, metavar="N", help="threads for a model compiled on the fly (default: all cores)"
     )
     r.add_argument("--check-bounds", action="store_true", help=_CHECK_BOUNDS_HELP + "; for a model compiled on the fly")
+    r.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="neither read nor write the compile cache ($BNNC_CACHE_DIR, else $XDG_CACHE_HOME/bnnc)",
+    )
     _add_model_args(r)
 
     o = sub.add_parser("opt", help="run passes on textual IR (the lit tests' driver)", add_help=False)
@@ -151,21 +157,42 @@ def _default_name(model: str) -> str:
     return stem if not stem[0].isdigit() else f"m_{stem}"
 
 
-def _shapes(args: argparse.Namespace) -> tuple | None:
+def _parse_shapes(args: argparse.Namespace) -> list[tuple[int, ...]] | None:
+    """The --input-shape values as tuples, refused when negative or absurdly large (nothing allocated)."""
     from bnnc.errors import BnncError
+    from bnnc.runtime.signature import shape_size_problem
 
     if not args.input_shape:
         return None
-    import torch
-
-    inputs = []
+    shapes = []
     for text in args.input_shape:
         try:
-            shape = [int(d) for d in text.replace("x", ",").split(",") if d.strip()]
+            shape = tuple(int(d) for d in text.replace("x", ",").split(",") if d.strip())
         except ValueError:
             raise BnncError(f"cannot read --input-shape '{text}': write it like 1,3,224,224") from None
-        inputs.append(torch.zeros(shape))
-    return tuple(inputs)
+        problem = shape_size_problem(shape)
+        if problem is not None:
+            raise BnncError(f"--input-shape {text}: {problem}")
+        shapes.append(shape)
+    return shapes
+
+
+def _shapes(args: argparse.Namespace) -> tuple | None:
+    """Example inputs (zeros) of the --input-shape shapes, if they fit in this machine's memory."""
+    from bnnc.errors import BnncError
+    from bnnc.runtime.signature import shape_size_problem
+
+    shapes = _parse_shapes(args)
+    if shapes is None:
+        return None
+    import torch
+
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for text, shape in zip(args.input_shape, shapes):
+        problem = shape_size_problem(shape, limit=memory // 2)
+        if problem is not None:
+            raise BnncError(f"--input-shape {text}: {problem} (half of this machine's memory, for the example input)")
+    return tuple(torch.zeros(shape) for shape in shapes)
 
 
 def _load_ir(path: str):
@@ -175,14 +202,21 @@ def _load_ir(path: str):
     from bnnc.context import make_context
     from bnnc.errors import IRError, ModelLoadError
 
+    from bnnc.opt import check_defined_before_use  # (also hardens xDSL's lexer)
+    from bnnc.runtime.signature import check_ir_text_sizes
+
     try:
         text = Path(path).read_text()
     except OSError as e:
         raise ModelLoadError(f"cannot read {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise IRError(f"{path} is not UTF-8 text IR ({e.reason} at byte {e.start})") from None
+    check_ir_text_sizes(text, path)
     try:
         module = Parser(make_context(), text, path).parse_module()
         module.verify()
-    except ParseError as e:
+        check_defined_before_use(module, path)
+    except (ParseError, IRError) as e:
         raise IRError(f"malformed IR in {path}:\n{e}") from None
     except Exception as e:
         raise IRError(f"invalid IR in {path}: {e}") from None
@@ -251,7 +285,7 @@ def _check_input_shapes(args: argparse.Namespace, module) -> None:
     if not args.input_shape:
         return
     wanted = [s.shape for s in signature_of(module, args.name).inputs]
-    given = [tuple(t.shape) for t in _shapes(args)]
+    given = _parse_shapes(args)
     if given != wanted:
         fmt = lambda shapes: " ".join(",".join(map(str, s)) for s in shapes)  # noqa: E731
         raise InputError(
@@ -337,17 +371,52 @@ def _write_text(text: str, output: str | None) -> int:
     return 0
 
 
+def _describe_array(array) -> str:
+    return f"{array.dtype}[{', '.join(map(str, array.shape))}]"
+
+
+def _read_npy(path: str):
+    """A .npy file as an array, never unpickling (allow_pickle=False) and checking
+    the header against the file's size first, so a lying header allocates nothing."""
+    import numpy as np
+
+    from bnnc.errors import InputError
+
+    fmt = np.lib.format
+    try:
+        with open(path, "rb") as f:
+            version = fmt.read_magic(f)
+            header = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}.get(version)
+            if header is not None:
+                shape, _, dtype = header(f)
+                if dtype.hasobject:
+                    raise InputError(
+                        f"input {path} holds Python objects ({dtype}), which bnnc never unpickles: "
+                        "expected a numeric array (float32)"
+                    )
+                available = os.fstat(f.fileno()).st_size - f.tell()
+                needed = math.prod(shape) * dtype.itemsize
+                if needed > available:
+                    raise InputError(
+                        f"input {path} is truncated: its header says {dtype}[{', '.join(map(str, shape))}] "
+                        f"({needed} bytes) but {available} bytes follow"
+                    )
+        return np.load(path, allow_pickle=False)
+    except InputError:
+        raise
+    except Exception as e:  # numpy's header parser raises ValueError, SyntaxError, tokenize errors...
+        raise InputError(f"cannot read input {path} as a .npy array: {e}") from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from bnnc.errors import InputError, ModelLoadError
 
-    inputs = []
-    for path in args.input:
-        try:
-            inputs.append(np.load(path, allow_pickle=False))
-        except (OSError, ValueError) as e:
-            raise InputError(f"cannot read input {path} as a .npy array: {e}") from None
+    inputs = [_read_npy(path) for path in args.input]
+    for path, array in zip(args.input, inputs):  # (torch cannot even take these as example inputs)
+        if array.dtype.fields is not None or not array.dtype.isnative or array.dtype.kind not in "biuf":
+            raise InputError(f"input {path}: expected dtype float32, got {array.dtype} ({_describe_array(array)})")
     if args.model.endswith((".so", ".o")):
         from bnnc.runtime.artifact_loader import elf_machine, host_arch, load_artifact
 
@@ -362,9 +431,24 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         import torch
 
-        examples = _shapes(args) or tuple(torch.from_numpy(np.asarray(x)) for x in inputs)
-        module = _import(args, examples)
-        model = jit(build(module, None, CompileOptions(name=args.name, num_threads=args.num_threads, check_bounds=args.check_bounds)))
+        if args.model.endswith(".pt2") and not args.input_shape:  # fixed shapes: the cache keys the file itself
+            args.name = args.name or "forward"
+            module = args.model
+        else:
+            examples = _shapes(args) or tuple(torch.from_numpy(np.asarray(x)) for x in inputs)
+            module = _import(args, examples)
+        options = CompileOptions(name=args.name, num_threads=args.num_threads, check_bounds=args.check_bounds)
+        model = jit(build(module, None, options, cache=not args.no_cache))
+    signature = getattr(model, "signature", None)
+    if signature is not None and len(signature.inputs) == len(inputs):
+        for path, array, spec in zip(args.input, inputs, signature.inputs):
+            if array.dtype != np.dtype(spec.dtype):
+                raise InputError(f"input {path}: expected dtype {spec.dtype} ({spec.describe()}), got {array.dtype}")
+            if tuple(array.shape) != spec.shape:
+                raise InputError(
+                    f"input {path}: expected shape {list(spec.shape)}, got {list(array.shape)} "
+                    f"(the model was compiled for {spec.describe()}; recompile for other shapes)"
+                )
     outputs = model(*inputs)
     outputs = outputs if isinstance(outputs, tuple) else (outputs,)
     if len(outputs) != len(args.output):

@@ -5,7 +5,9 @@ plus MLIR-style instrumentation (--print-ir-after-all, --print-ir-after=PASS,
 from __future__ import annotations
 
 import argparse
+import io
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -16,9 +18,45 @@ from xdsl.utils.exceptions import DiagnosticException, ParseError, PassFailedExc
 from xdsl.xdsl_opt_main import xDSLOptMain
 
 from bnnc.context import make_context
-from bnnc.errors import BnncError, PassError
+from bnnc.errors import BnncError, IRError, PassError
 from bnnc.passes.registry import all_passes
 from bnnc.pipeline import Instrumentation
+
+
+def _harden_xdsl_lexer() -> None:
+    """xDSL's string-literal regex nests `+` inside `*`: an unterminated string
+    on a long line backtracks exponentially (a hang). Same language, linear time."""
+    from xdsl.utils.mlir_lexer import MLIRLexer
+
+    MLIRLexer._unescaped_characters_regex = re.compile(r'"(?:[^"\\\n\v\f]|\\(?:["nt\\]|[0-9A-Fa-f]{2}))*"')
+
+
+_harden_xdsl_lexer()
+
+
+def check_defined_before_use(module: ModuleOp, where: str) -> None:
+    """Refuse a value used before its definition in the same block (xDSL's verifier
+    does not check dominance; passes assume it). Multi-block CFGs are not judged."""
+    from xdsl.ir import OpResult
+
+    from bnnc.errors import IRError
+
+    index: dict[int, dict] = {}
+    for user in module.walk():
+        for value in user.operands:
+            if not isinstance(value, OpResult):
+                continue
+            owner = value.op
+            block = owner.parent_block()
+            anchor = user
+            while anchor is not None and anchor.parent_block() is not block:
+                anchor = anchor.parent_op()
+            if anchor is None or block is None:
+                continue
+            positions = index.setdefault(id(block), {id(o): i for i, o in enumerate(block.ops)})
+            if anchor is owner or positions[id(anchor)] < positions[id(owner)]:
+                name = f"%{value.name_hint}" if value.name_hint else "a value"
+                raise IRError(f"{where}: {user.name} uses {name} (defined by {owner.name}) before its definition")
 
 
 class BnncOptMain(xDSLOptMain):
@@ -48,10 +86,24 @@ class BnncOptMain(xDSLOptMain):
             ) from None
 
     def parse_chunk(self, chunk, file_extension, start_offset=0):  # type: ignore[override]
-        """Parsed IR is verified before any pass runs, as mlir-opt does."""
-        module = super().parse_chunk(chunk, file_extension, start_offset)
+        """Parsed IR is verified before any pass runs, as mlir-opt does; absurd
+        shapes are refused before parsing, which would allocate splat constants."""
+        from bnnc.runtime.signature import check_ir_text_sizes
+
+        data = chunk.read()
+        text = data.decode() if isinstance(data, bytes) else data
+        check_ir_text_sizes(text, self.get_input_name())
+        chunk = io.BytesIO(data) if isinstance(data, bytes) else io.StringIO(data)
+        try:
+            module = super().parse_chunk(chunk, file_extension, start_offset)
+        except (ParseError, BnncError):
+            raise
+        except (KeyError, IndexError, AttributeError, TypeError, ValueError, RecursionError) as e:
+            # xDSL's parser fails this way on some malformed inputs (e.g. a duplicated block label)
+            raise IRError(f"malformed IR in {self.get_input_name()}: {type(e).__name__}: {e}") from None
         if module is not None and not self.args.disable_verify:
             module.verify()
+            check_defined_before_use(module, self.get_input_name())
         return module
 
     def register_all_arguments(self, arg_parser: argparse.ArgumentParser) -> None:

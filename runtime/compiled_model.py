@@ -13,8 +13,17 @@ from bnnc.errors import InputError
 from bnnc.runtime.signature import Signature, TensorSpec
 
 
+def _check_shape(shape: tuple[int, ...], spec: TensorSpec, position: int) -> None:
+    if shape != spec.shape:
+        raise InputError(
+            f"input {position}: expected shape {list(spec.shape)}, got {list(shape)} "
+            f"(the model was compiled for {spec.describe()}; recompile for other shapes)"
+        )
+
+
 def _as_array(value: Any, spec: TensorSpec, position: int) -> tuple[np.ndarray, bool]:
-    """A C-contiguous array of the spec's dtype for `value`, and whether it came from torch."""
+    """A C-contiguous array of the spec's dtype for `value`, and whether it came from torch.
+    The shape is checked before copying: a huge expanded view must not be materialised."""
     is_torch = type(value).__module__.startswith("torch")
     if is_torch:
         import torch
@@ -25,18 +34,15 @@ def _as_array(value: Any, spec: TensorSpec, position: int) -> tuple[np.ndarray, 
             raise InputError(f"input {position}: expected dtype {spec.dtype} ({spec.describe()}), got {value.dtype}")
         if value.device.type != "cpu":
             raise InputError(f"input {position}: expected a CPU tensor, got one on {value.device}")
+        _check_shape(tuple(value.shape), spec, position)
         array = value.detach().contiguous().numpy()
     elif isinstance(value, np.ndarray):
         if value.dtype != np.dtype(spec.dtype):
             raise InputError(f"input {position}: expected dtype {spec.dtype} ({spec.describe()}), got {value.dtype}")
-        array = np.ascontiguousarray(value)
+        _check_shape(value.shape, spec, position)
+        array = np.require(value, requirements="C")  # (ascontiguousarray would make a 0-d array 1-d)
     else:
         raise InputError(f"input {position}: expected a torch.Tensor or numpy.ndarray, got {type(value).__name__}")
-    if tuple(array.shape) != spec.shape:
-        raise InputError(
-            f"input {position}: expected shape {list(spec.shape)}, got {list(array.shape)} "
-            f"(the model was compiled for {spec.describe()}; recompile for other shapes)"
-        )
     return array, is_torch
 
 

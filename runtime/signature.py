@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 
 from xdsl.dialects import func
@@ -127,3 +128,65 @@ def signature_of(module: ModuleOp, name: str = "forward") -> Signature:
                 tuple(_spec(t) for t in ftype.outputs.data),
             )
     raise LookupError(f"no function @{name} in the module")
+
+
+# ---------------------------------------------------------------------------
+# Size limits: refuse absurd shapes with a clear error before anything is
+# allocated for them (the IR parser expands splat constants into Python lists,
+# example inputs are real tensors, and byte offsets must fit in int64).
+# ---------------------------------------------------------------------------
+
+MAX_TENSOR_BYTES = 1 << 40
+"""No tensor, memref or vector type (or model input) may need more than 1 TiB."""
+
+MAX_SPLAT_ELEMENTS = 1 << 24
+"""A splat constant in textual IR (`dense<0.0> : tensor<...>`) is expanded
+element by element when parsed: at most 16M elements (~128 MiB while parsing)."""
+
+_SHAPED_TYPE = re.compile(r"\b(tensor|memref|vector)<\s*((?:\[?\s*\d+\s*\]?\s*x\s*)+)([A-Za-z]\w*)")
+_SPLAT = re.compile(r"\bdense<\s*([^\s\"\[<>][^<>\"\[]*?)>\s*:\s*(?:tensor|vector)<\s*((?:\d+\s*x\s*)+)")
+
+
+def _element_bytes(element_type: str) -> int:
+    m = re.fullmatch(r"[a-z]*?(\d+)", element_type)
+    return max(1, (int(m.group(1)) + 7) // 8) if m else 8
+
+
+def _human_bytes(n: int) -> str:
+    for unit, size in (("EiB", 1 << 60), ("PiB", 1 << 50), ("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} bytes"
+
+
+def shape_size_problem(shape: tuple[int, ...] | list[int], element_bytes: int = 4, limit: int = MAX_TENSOR_BYTES) -> str | None:
+    """Why a tensor of `shape` is refused (negative or absurdly large), or None."""
+    if any(d < 0 for d in shape):
+        return "dimensions must be >= 0"
+    numel = math.prod(shape)
+    nbytes = numel * element_bytes
+    if nbytes > limit:
+        overflow = " (its element count overflows int64)" if numel >= 1 << 63 else ""
+        return f"it would need {_human_bytes(nbytes)}{overflow}, more than the {_human_bytes(limit)} bnnc accepts"
+    return None
+
+
+def check_ir_text_sizes(text: str, where: str) -> None:
+    """Raise IRError if textual IR names a shaped type over MAX_TENSOR_BYTES or a
+    splat constant over MAX_SPLAT_ELEMENTS; run before parsing, which would allocate them."""
+    from bnnc.errors import IRError
+
+    for m in _SHAPED_TYPE.finditer(text):
+        dims = [int(d) for d in re.findall(r"\d+", m.group(2))]
+        problem = shape_size_problem(dims, _element_bytes(m.group(3)))
+        if problem is not None:
+            line = text.count("\n", 0, m.start()) + 1
+            raise IRError(f"{where}:{line}: type {m.group(0)}> is too large: {problem}")
+    for m in _SPLAT.finditer(text):
+        numel = math.prod(int(d) for d in re.findall(r"\d+", m.group(2)))
+        if numel > MAX_SPLAT_ELEMENTS:
+            line = text.count("\n", 0, m.start()) + 1
+            raise IRError(
+                f"{where}:{line}: splat constant of {numel} elements is too large "
+                f"(at most {MAX_SPLAT_ELEMENTS} elements in textual IR)"
+            )
