@@ -19,6 +19,7 @@ def compile(
     plugins: tuple[str, ...] = (),
     trust: bool = False,
     check_bounds: bool = False,
+    cache: bool = True,
 ) -> Any:
     """Compile a PyTorch BNN to native code for this machine and return a callable.
 
@@ -32,6 +33,9 @@ def compile(
     (e.g. pipeline="bnn=fold-weight-binarization,my-pass").
     `check_bounds` guards every memory access with an index check that aborts
     the process with the layer's location (a debugging build, see check-bounds).
+    `cache` looks the compile up in (and saves it to) the persistent compile
+    cache (`bnnc.compile_cache`: $BNNC_CACHE_DIR or $XDG_CACHE_HOME/bnnc), so a
+    second compile of the same model, even in a new process, loads machine code.
     Raises a `bnnc.errors.BnncError` subclass on anything it cannot compile
     exactly.
     """
@@ -46,4 +50,4 @@ def compile(
         target=target, cpu=cpu, features=features, pipeline=pipeline, num_threads=num_threads, plugins=tuple(plugins),
         check_bounds=check_bounds,
     )
-    return jit(build(model, example_inputs, options, trust=trust))
+    return jit(build(model, example_inputs, options, trust=trust, cache=cache))

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from xdsl.dialects.builtin import ModuleOp
 
-from bnnc.context import make_context
+from bnnc import progress
 from bnnc.errors import BnncError, UnsupportedError
 from bnnc.pipeline import STAGES, Instrumentation, Pipeline, parse_pipeline, run_passes
 from bnnc.runtime.signature import Signature, signature_of
@@ -135,10 +135,13 @@ def lower(module: ModuleOp, options: CompileOptions, stop_after: str = "llvm") -
     """Run the pipeline on `module` in place up to the end of `stop_after`."""
     if stop_after not in STAGES:
         raise BnncError(f"unknown IR stage '{stop_after}'; stages are {', '.join(STAGES)}")
+    from bnnc.context import make_context  # (all dialects: not needed for a compile-cache hit)
+
     pipeline = options.resolved_pipeline()
     ctx = make_context()
     for stage in STAGES:
         spec = pipeline.stages.get(stage, "")
+        progress.stage("passes", f"{stage}: {spec[:100]}")
         run_passes(module, spec, ctx, options.instrument, options.plugins, options.verify_each or stage == "bnn")
         if stage == stop_after:
             break
@@ -160,24 +163,42 @@ class Build:
 
     signature: Signature
     target: Target
-    llvm_module: Any  # llvmlite.binding.ModuleRef
+    llvm_module: Any  # llvmlite.binding.ModuleRef; None for a build from the compile cache
+    object_code: bytes | None = None  # host-JIT object code (bnnc.compile_cache)
 
 
 @_without_gc
 def build(
-    model: Any, example_inputs: tuple | None = None, options: CompileOptions | None = None, *, trust: bool = False
+    model: Any,
+    example_inputs: tuple | None = None,
+    options: CompileOptions | None = None,
+    *,
+    trust: bool = False,
+    cache: bool = False,
 ) -> Build:
+    """Compile `model`; with `cache`, a host-JIT build goes through the
+    persistent compile cache (bnnc.compile_cache) and carries object code."""
     from bnnc.codegen import optimize
 
     options = options or CompileOptions()
     target = options.resolved_target()
-    module = (
-        model if isinstance(model, ModuleOp) else import_model(model, example_inputs, name=options.name, trust=trust)
-    )
-    signature = signature_of(module, options.name)
-    lower(module, options, "llvm")
-    text = llvm_ir(module, signature, target.triple)
-    return Build(signature, target, optimize(text, target, opt_level=options.opt_level))
+    if cache:
+        from bnnc.compile_cache import cached_build
+
+        return cached_build(model, example_inputs, options, trust=trust)
+    try:
+        progress.stage("import")
+        module = (
+            model if isinstance(model, ModuleOp) else import_model(model, example_inputs, name=options.name, trust=trust)
+        )
+        signature = signature_of(module, options.name)
+        lower(module, options, "llvm")
+        progress.stage("LLVM IR")
+        text = llvm_ir(module, signature, target.triple)
+        progress.stage("LLVM optimisation", f"-O{options.opt_level}")
+        return Build(signature, target, optimize(text, target, opt_level=options.opt_level))
+    finally:
+        progress.done()
 
 
 def jit(built: Build) -> Any:
@@ -190,5 +211,10 @@ def jit(built: Build) -> Any:
             f"a model built for target '{built.target.name}' cannot run in this process; "
             "write an artifact with `bnnc compile --emit=obj|so` instead"
         )
-    engine = JitModule(built.llvm_module, built.target)
+    if built.llvm_module is None and built.object_code is not None:
+        from bnnc.compile_cache import ObjectJit
+
+        engine: Any = ObjectJit(built.object_code, built.target)
+    else:
+        engine = JitModule(built.llvm_module, built.target)
     return CompiledModel(engine.address_of(built.signature.name), built.signature, engine)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -16,6 +18,17 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long-running test (deselect with -m 'not slow')")
+    # The compile cache stays out of the user's own cache directory, and off
+    # (tests that patch the compiler must compile); test_compile_cache.py turns
+    # it back on in temporary directories.
+    os.environ["BNNC_CACHE_DIR"] = tempfile.mkdtemp(prefix="bnnc-test-cache-")
+    os.environ["BNNC_NO_CACHE"] = "1"
+
+
+def pytest_unconfigure(config):
+    cache = os.environ.get("BNNC_CACHE_DIR", "")
+    if "bnnc-test-cache-" in cache:
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
