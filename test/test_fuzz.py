@@ -111,17 +111,17 @@ def test_failure_is_shrunk_into_a_repro_that_runs(tmp_path):
         ],
     }
     given = tmp_path / "given.json"
-    given.write_text(json.dumps({"recipe": recipe, "threads": 2, "onnx": True}))
+    given.write_text(json.dumps({"recipe": recipe, "threads": 2, "thread_min_work": 0}))
     out = tmp_path / "out"
-    r = _fuzz("--recipe", str(given), "--count", "1", "--inject", "tanh", "--shrink-budget", "4", "--out", str(out))
+    r = _fuzz("--recipe", str(given), "--count", "1", "--inject", "tanh", "--shrink-budget", "3", "--out", str(out))
     assert r.returncode == 1
     assert "graph 0: mismatch" in r.stdout and "NOT explained" in r.stdout
     scripts = sorted(out.glob("mismatch_*.py"))
     assert len(scripts) == 1, list(out.iterdir())
     shrunk = json.loads(scripts[0].with_suffix(".json").read_text())
     assert {"kind": "float", "op": "tanh"} in shrunk["recipe"]["blocks"]
-    assert len(shrunk["recipe"]["blocks"]) < 3 and shrunk["threads"] == 2 and shrunk["onnx"]
+    assert len(shrunk["recipe"]["blocks"]) < 3 and shrunk["threads"] == 2 and shrunk["thread_min_work"] == 0
     # the injected bug is not in bnnc, so the repro passes
     run = subprocess.run([sys.executable, str(scripts[0])], capture_output=True, text=True, timeout=600, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "OK: bnnc matches PyTorch" in run.stdout and "onnx: matches" in run.stdout
+    assert "OK: bnnc matches PyTorch" in run.stdout and "MIN_WORK = 0" in scripts[0].read_text()
