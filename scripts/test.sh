@@ -14,4 +14,4 @@ if ! command -v qemu-aarch64 >/dev/null || ! command -v aarch64-linux-gnu-gcc >/
 fi
 [ -x .venv/bin/bnnc ] || bash scripts/install.sh
 .venv/bin/lit -sv test/lit
-.venv/bin/python -m pytest test -q
+.venv/bin/python -m pytest test

@@ -27,7 +27,7 @@ import numpy as np
 from xdsl.dialects.builtin import TensorType, f32
 
 from bnnc.dialects import bnn
-from bnnc.passes.fold_weight_binarization import pack_bits
+from bnnc.dialects.bitpack import pack_bits
 
 from .tflite_import import FLOAT32, INT32, TFLiteImporter, handles
 from .tflite_ops_nn import SAME, VALID, pad_explicitly, pool, spatial_padding
