@@ -16,8 +16,9 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-EXIT_USAGE = 2
-EXIT_INTERNAL = 3
+from bnnc.cli_common import EXIT_INTERNAL, EXIT_USAGE, add_instrumentation_args, instrumentation_from_args, run_command
+
+__all__ = ["EXIT_INTERNAL", "EXIT_USAGE", "build_parser", "main"]
 
 _EMIT_HELP = (
     "what to write: bnn (graph IR), loops (scf/memref IR), llvm (llvm dialect), "
@@ -56,10 +57,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 def _add_pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pipeline", default=None, help="named pipeline or 'bnn=...;loops=...;llvm=...' (see --print-pipeline)")
     p.add_argument("--print-pipeline", action="store_true", help="print the pass pipeline and exit")
-    p.add_argument("--print-ir-after-all", action="store_true", help="print the IR after every pass (to stderr)")
-    p.add_argument("--print-ir-after", action="append", default=[], metavar="PASS", help="print the IR after PASS")
-    p.add_argument("--print-ir-before", action="append", default=[], metavar="PASS", help="print the IR before PASS")
-    p.add_argument("--timing", action="store_true", help="report the wall time of every pass (to stderr)")
+    add_instrumentation_args(p)
     p.add_argument(
         "--verify-each",
         action="store_true",
@@ -75,6 +73,8 @@ def _add_pipeline_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from bnnc.driver import EMIT_KINDS
+
     parser = argparse.ArgumentParser(prog="bnnc", description="bnnc: compile PyTorch binary neural networks to native code")
     parser.add_argument("--version", action="version", version=f"bnnc {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compile", help="compile a model (.pt2, TorchScript .pt, or bnn .mlir) to IR, assembly or an artifact")
     c.add_argument("model", help="a .pt2 from torch.export.save, a TorchScript .pt, or a .mlir file of bnn IR")
     c.add_argument("-o", "--output", default=None, help="output file (default: stdout for text, MODEL stem + suffix otherwise)")
-    c.add_argument("--emit", default="obj", choices=["bnn", "loops", "llvm", "ll", "asm", "obj", "so"], help=_EMIT_HELP)
+    c.add_argument("--emit", default="obj", choices=EMIT_KINDS, help=_EMIT_HELP)
     _add_target_args(c)
     c.add_argument(
         "--num-threads",
@@ -294,17 +294,6 @@ def _check_input_shapes(args: argparse.Namespace, module) -> None:
         )
 
 
-def _instrumentation(args: argparse.Namespace):
-    from bnnc.pipeline import Instrumentation
-
-    return Instrumentation(
-        print_after_all=args.print_ir_after_all,
-        print_after=set(args.print_ir_after),
-        print_before=set(args.print_ir_before),
-        timing=args.timing,
-    )
-
-
 def cmd_compile(args: argparse.Namespace) -> int:
     from xdsl.printer import Printer
 
@@ -322,7 +311,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         num_threads=args.num_threads,
         verify_each=args.verify_each,
         check_bounds=args.check_bounds,
-        instrument=_instrumentation(args),
+        instrument=instrumentation_from_args(args),
     )
     target = options.resolved_target()
     artifacts.check_features(target)
@@ -471,18 +460,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    try:
-        return {"compile": cmd_compile, "run": cmd_run}[args.command](args)
-    except BnncError as e:
-        print(f"bnnc: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        return 130
-    except Exception as e:  # an internal error: a short message, the traceback on request
-        if os.environ.get("BNNC_TRACEBACK"):
-            raise
-        print(f"bnnc: internal error: {type(e).__name__}: {e}\n(set BNNC_TRACEBACK=1 for the traceback and please report it)", file=sys.stderr)
-        return EXIT_INTERNAL
+    command = {"compile": cmd_compile, "run": cmd_run}[args.command]
+    return run_command(lambda: command(args), user_errors=(BnncError,))
 
 
 def _run_opt(argv: list[str]) -> int:

@@ -1,6 +1,8 @@
 """`bnnc opt`: xDSL's opt driver with the bnn dialect and every bnnc pass,
 plus MLIR-style instrumentation (--print-ir-after-all, --print-ir-after=PASS,
---print-ir-before=PASS, --timing) and one-line errors with exit code 2."""
+--print-ir-before=PASS, --timing) and one-line errors with exit code 2. The
+flags, the pass manager and the error handling are those of `bnnc compile`
+(cli_common.py, pipeline.apply_passes)."""
 
 from __future__ import annotations
 
@@ -9,18 +11,18 @@ import io
 import os
 import re
 import sys
-import time
 from collections.abc import Sequence
 
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.passes import ModulePass, PassPipeline
-from xdsl.utils.exceptions import DiagnosticException, ParseError, PassFailedException, VerifyException
+from xdsl.passes import PassPipeline
+from xdsl.utils.exceptions import ParseError
 from xdsl.xdsl_opt_main import xDSLOptMain
 
+from bnnc.cli_common import EXIT_OK, add_instrumentation_args, instrumentation_from_args, run_command
 from bnnc.context import make_context
 from bnnc.errors import BnncError, IRError, PassError
 from bnnc.passes.registry import all_passes
-from bnnc.pipeline import Instrumentation
+from bnnc.pipeline import Instrumentation, apply_passes
 
 
 def _harden_xdsl_lexer() -> None:
@@ -75,15 +77,14 @@ class BnncOptMain(xDSLOptMain):
             self.register_pass(name, factory)
 
     def prepare_input(self):  # type: ignore[override]
-        try:
-            return super().prepare_input()
-        except ValueError as e:
-            if "file extension" not in str(e):
-                raise
-            name = self.args.input_file
-            raise BnncError(
-                f"{name}: {str(e)[0].lower()}{str(e)[1:]}; bnnc opt reads textual IR (.mlir, or -f mlir)"
-            ) from None
+        name = self.args.input_file
+        if name is not None and self.args.frontend is None:
+            extension = os.path.splitext(name)[1].replace(".", "")  # as xDSL's get_input_stream
+            if extension not in self.available_frontends:
+                raise BnncError(
+                    f"{name}: unrecognized file extension '{extension}'; bnnc opt reads textual IR (.mlir, or -f mlir)"
+                )
+        return super().prepare_input()
 
     def parse_chunk(self, chunk, file_extension, start_offset=0):  # type: ignore[override]
         """Parsed IR is verified before any pass runs, as mlir-opt does; absurd
@@ -117,41 +118,19 @@ class BnncOptMain(xDSLOptMain):
             metavar="FILE.py",
             help="load the ModulePass classes in FILE.py so -p can name them",
         )
-        arg_parser.add_argument("--print-ir-after-all", action="store_true", help="print the IR after every pass")
-        arg_parser.add_argument("--print-ir-after", action="append", default=[], metavar="PASS", help="print the IR after PASS")
-        arg_parser.add_argument("--print-ir-before", action="append", default=[], metavar="PASS", help="print the IR before PASS")
-        arg_parser.add_argument("--timing", action="store_true", help="report wall time per pass on stderr")
+        add_instrumentation_args(arg_parser)
 
     def setup_pipeline(self) -> None:
-        args = self.args
-        self.instrument = Instrumentation(
-            print_after_all=args.print_ir_after_all,
-            print_after=set(args.print_ir_after),
-            print_before=set(args.print_ir_before),
-            timing=args.timing,
-        )
-        inst = self.instrument
-        started = [0.0]
-
-        def callback(previous: ModulePass | None, module: ModuleOp, next_pass: ModulePass | None) -> None:
-            if previous is not None:
-                inst.times.append((previous.name, time.perf_counter() - started[0]))
-                if not args.disable_verify:
-                    try:
-                        module.verify()
-                    except (VerifyException, DiagnosticException) as e:
-                        raise PassError(f"pass '{previous.name}' produced invalid IR: {e}") from None
-                if inst.print_after_all or previous.name in inst.print_after:
-                    inst.dump("After", previous.name, module)
-            if next_pass is not None:
-                if next_pass.name in inst.print_before:
-                    inst.dump("Before", next_pass.name, module)
-                started[0] = time.perf_counter()
-
+        self.instrument = instrumentation_from_args(self.args)
         try:
-            self.pipeline = PassPipeline.parse_spec(self.available_passes, args.passes, callback)
-        except Exception as e:
-            raise PassError(f"cannot build pass pipeline '{args.passes}': {e}") from None
+            self.pipeline = PassPipeline.parse_spec(self.available_passes, self.args.passes)
+        except Exception as e:  # xDSL raises several kinds for a bad spec
+            raise PassError(f"cannot build pass pipeline '{self.args.passes}': {e}") from None
+
+    def apply_passes(self, prog: ModuleOp) -> None:
+        """bnnc compile's pass manager (pipeline.apply_passes), not xDSL's."""
+        verify = not self.args.disable_verify
+        apply_passes(prog, self.pipeline.passes, self.ctx, self.instrument, verify_each=verify, verify=verify)
 
 
 def split_plugin_args(args: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -173,42 +152,16 @@ def split_plugin_args(args: Sequence[str]) -> tuple[list[str], list[str]]:
 def opt_main(args: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if args is None else args)
     args, plugins = split_plugin_args(args)
-    try:
+
+    def command() -> int:
         BnncOptMain.plugin_paths = plugins
         main = BnncOptMain(description="bnnc opt: run passes on textual IR (--load-pass-plugin=FILE adds passes)", args=args)
         main.run()
         if main.instrument.timing:
             sys.stderr.write(main.instrument.report())
-    except ParseError as e:
-        print(f"bnnc: error: malformed IR: {e}", file=sys.stderr)
-        return 2
-    except (VerifyException, DiagnosticException) as e:
-        print(f"bnnc: error: invalid IR: {e}", file=sys.stderr)
-        return 2
-    except PassFailedException as e:
-        print(f"bnnc: error: a pass failed: {e}", file=sys.stderr)
-        return 2
-    except BnncError as e:
-        print(f"bnnc: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:  # the input file is missing, a directory, unreadable
-        name = e.filename if e.filename is not None else "input"
-        print(f"bnnc: error: cannot read {name}: {e.strerror or e}", file=sys.stderr)
-        return 2
-    except UnicodeDecodeError as e:
-        print(f"bnnc: error: the input is not UTF-8 text IR ({e.reason} at byte {e.start})", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    except Exception as e:  # an internal error: a short message, the traceback on request
-        if os.environ.get("BNNC_TRACEBACK"):
-            raise
-        print(
-            f"bnnc: internal error: {type(e).__name__}: {e}\n(set BNNC_TRACEBACK=1 for the traceback and please report it)",
-            file=sys.stderr,
-        )
-        return 3
-    return 0
+        return EXIT_OK
+
+    return run_command(command)
 
 
 if __name__ == "__main__":

@@ -201,8 +201,21 @@ def run_passes(
     """Apply `spec` to `module`, verifying after each pass (or, without
     `verify_each`, once at the end); `plugins` are pass plugin files whose
     passes the spec may name."""
+    apply_passes(module, _passes_of(spec, plugins), ctx, instrument, verify_each)
+
+
+def apply_passes(
+    module: ModuleOp,
+    passes: Sequence[ModulePass],
+    ctx: Context,
+    instrument: Instrumentation | None = None,
+    verify_each: bool = True,
+    verify: bool = True,
+) -> None:
+    """The pass manager of `bnnc compile` and `bnnc opt`: apply `passes` in
+    order with `instrument`'s printing and timing, verifying after each pass
+    (without `verify_each`, once at the end; without `verify`, never)."""
     inst = instrument or Instrumentation()
-    passes = _passes_of(spec, plugins)
     for i, p in enumerate(passes):
         if p.name in inst.print_before:
             inst.dump("Before", p.name, module)
@@ -212,7 +225,7 @@ def run_passes(
         except PassFailedException as e:
             raise PassError(f"pass '{p.name}' failed: {e}") from None
         inst.times.append((p.name, time.perf_counter() - start))
-        if verify_each or i == len(passes) - 1:
+        if verify and (verify_each or i == len(passes) - 1):
             start = time.perf_counter()
             try:
                 module.verify()
