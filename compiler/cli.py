@@ -195,67 +195,14 @@ def _shapes(args: argparse.Namespace) -> tuple | None:
     return tuple(torch.zeros(shape) for shape in shapes)
 
 
-def _load_ir(path: str):
-    from xdsl.parser import Parser
-    from xdsl.utils.exceptions import ParseError
-
-    from bnnc.context import make_context
-    from bnnc.errors import IRError, ModelLoadError
-
-    from bnnc.opt import check_defined_before_use  # (also hardens xDSL's lexer)
-    from bnnc.runtime.signature import check_ir_text_sizes
-
-    try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise ModelLoadError(f"cannot read {path}: {e.strerror}") from None
-    except UnicodeDecodeError as e:
-        raise IRError(f"{path} is not UTF-8 text IR ({e.reason} at byte {e.start})") from None
-    check_ir_text_sizes(text, path)
-    try:
-        module = Parser(make_context(), text, path).parse_module()
-        module.verify()
-        check_defined_before_use(module, path)
-    except (ParseError, IRError) as e:
-        raise IRError(f"malformed IR in {path}:\n{e}") from None
-    except Exception as e:
-        raise IRError(f"invalid IR in {path}: {e}") from None
-    return module
-
-
-def _func_names(module) -> list[str]:
-    from xdsl.dialects import func
-
-    return [op.sym_name.data for op in module.ops if isinstance(op, func.FuncOp)]
-
-
-def _ir_entry(module, path: str, requested: str | None, default: str) -> str:
-    """The function of a .mlir file to compile: --name, else the file's only function."""
-    from bnnc.errors import IRError
-
-    names = _func_names(module)
-    if requested is not None:
-        if requested not in names:
-            raise IRError(f"{path} has no function @{requested}; its functions: {', '.join('@' + n for n in names) or 'none'}")
-        return requested
-    if default in names:
-        return default
-    if len(names) == 1:
-        return names[0]
-    raise IRError(
-        f"{path} has {len(names)} functions ({', '.join('@' + n for n in names) or 'none'}); "
-        "choose the entry point with --name"
-    )
-
-
 def _import(args: argparse.Namespace, example_inputs: tuple | None = None, *, default_name: str = "forward"):
     """Import the model; sets args.name to the entry point's name."""
-    from bnnc.driver import import_model
+    from bnnc.driver import import_model, ir_entry, load_ir
     from bnnc.errors import BnncError
 
     if args.model.endswith(".mlir"):
-        module = _load_ir(args.model)
-        args.name = _ir_entry(module, args.model, args.name, default_name)
+        module = load_ir(args.model)
+        args.name = ir_entry(module, args.model, args.name, default_name)
         _check_input_shapes(args, module)
         return module
     explicit = _shapes(args)

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from xdsl.dialects.builtin import ModuleOp
 
 from bnnc import progress
-from bnnc.errors import BnncError, UnsupportedError
+from bnnc.errors import BnncError, IRError, ModelLoadError, UnsupportedError
 from bnnc.pipeline import STAGES, Instrumentation, Pipeline, parse_pipeline, run_passes
 from bnnc.runtime.signature import Signature, signature_of
 from bnnc.target import Target, resolve_target
@@ -82,6 +82,56 @@ class CompileOptions:
         )
 
 
+def load_ir(path: str) -> ModuleOp:
+    """A `.mlir` file of bnn IR → its module, verified (xDSL's verifier, and
+    no value used before its definition); absurd shapes are refused first."""
+    from pathlib import Path
+
+    from xdsl.parser import Parser
+    from xdsl.utils.exceptions import ParseError
+
+    from bnnc.context import make_context
+    from bnnc.opt import check_defined_before_use  # (also hardens xDSL's lexer)
+    from bnnc.runtime.signature import check_ir_text_sizes
+
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise ModelLoadError(f"cannot read {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise IRError(f"{path} is not UTF-8 text IR ({e.reason} at byte {e.start})") from None
+    check_ir_text_sizes(text, path)
+    try:
+        module = Parser(make_context(), text, path).parse_module()
+        module.verify()
+        check_defined_before_use(module, path)
+    except (ParseError, IRError) as e:
+        raise IRError(f"malformed IR in {path}:\n{e}") from None
+    except Exception as e:
+        raise IRError(f"invalid IR in {path}: {e}") from None
+    return module
+
+
+def ir_entry(module: ModuleOp, path: str, requested: str | None, default: str) -> str:
+    """The function of a `.mlir` module to compile: `requested`, else `default`
+    if the module has it, else the module's only function."""
+    from xdsl.dialects import func
+
+    names = [op.sym_name.data for op in module.ops if isinstance(op, func.FuncOp)]
+    if requested is not None:
+        if requested not in names:
+            raise IRError(f"{path} has no function @{requested}; its functions: {', '.join('@' + n for n in names) or 'none'}")
+        return requested
+    if default in names:
+        return default
+    if len(names) == 1:
+        return names[0]
+    raise IRError(
+        f"{path} has {len(names)} functions ({', '.join('@' + n for n in names) or 'none'}); "
+        "choose the entry point with --name"
+    )
+
+
 @_without_gc
 def import_model(
     model: Any,
@@ -91,7 +141,12 @@ def import_model(
     trust: bool = False,
 ) -> ModuleOp:
     """An nn.Module (with example inputs), an ExportedProgram, or a model file
-    path → the bnn dialect, verified."""
+    path (.pt2, .pt, .onnx, .tflite, or .mlir bnn IR with a function @`name`)
+    → the bnn dialect, verified."""
+    if (isinstance(model, str) or hasattr(model, "__fspath__")) and os.fspath(model).lower().endswith(".mlir"):
+        module = load_ir(os.fspath(model))
+        ir_entry(module, os.fspath(model), name, name)
+        return module
     import torch
 
     from bnnc.frontend.loaders import load_model_file

@@ -198,6 +198,32 @@ def test_compile_exported_program_and_pt2_path(tmp_path):
     torch.testing.assert_close(bnnc.compile(path)(x), ref, rtol=1e-4, atol=1e-4)  # a pathlib.Path
 
 
+def test_compile_mlir_path(tmp_path):
+    """A .mlir file of bnn IR (what `bnnc compile --emit=bnn` writes) compiles
+    through the API as through the CLI; its function must be @forward (the API's name)."""
+    import io
+
+    from xdsl.printer import Printer
+
+    from bnnc.driver import import_model
+
+    model = SmallBNN().eval()
+    x = torch.randn(*SHAPE)
+    text = io.StringIO()
+    Printer(stream=text).print_op(import_model(model, (x,)))
+    path = tmp_path / "small.mlir"
+    path.write_text(text.getvalue())
+    torch.testing.assert_close(bnnc.compile(str(path))(x), model(x).detach(), rtol=1e-4, atol=1e-4)
+    renamed = tmp_path / "renamed.mlir"
+    renamed.write_text(text.getvalue().replace("@forward", "@net"))
+    with pytest.raises(bnnc.errors.IRError, match="no function @forward; its functions: @net"):
+        bnnc.compile(renamed)
+    broken = tmp_path / "broken.mlir"
+    broken.write_text("builtin.module {\n  func.func @forward(")
+    with pytest.raises(bnnc.errors.IRError, match="broken.mlir"):
+        bnnc.compile(broken)
+
+
 def test_model_file_errors(tmp_path):
     with pytest.raises(bnnc.ModelLoadError, match="no such file"):
         bnnc.compile(str(tmp_path / "missing.pt2"))
