@@ -28,7 +28,14 @@ from bnnc.dialects import bnn
 from bnnc.dialects.bitpack import WORD_BITS, packed_words, padding_correction, words_for
 from bnnc.passes._loop_builder import IndexLike, LoopBuilder, memref_shape
 from bnnc.passes._lowering import Lowerer, Lowering, WorkOf, collapse_trailing, conv_macs
-from bnnc.passes._microkernel import accumulate, ceil_to, choose_tile, interior_range, tap_position, tiled_conv_loops
+from bnnc.passes._microkernel import (
+    accumulate_popcount,
+    ceil_to,
+    choose_popcount_tile,
+    interior_range,
+    tap_position,
+    tiled_conv_loops,
+)
 
 WORD = WORD_BITS
 
@@ -233,10 +240,6 @@ def _epilogue_of(L: Lowerer, op: Operation, args: list[SSAValue], groups: int, p
     )
 
 
-def _popcount_xor(lb: LoopBuilder, acc: SSAValue, a: SSAValue, w: SSAValue) -> SSAValue:
-    return lb.iadd(acc, lb.ctpop(lb.xor(a, w)))
-
-
 def _dot(lb: LoopBuilder, acc: SSAValue, k_total: int, vty: VectorType) -> SSAValue:
     return lb.subi(lb.splat(k_total, vty), lb.shl(acc, lb.splat(1, vty)))
 
@@ -292,7 +295,7 @@ def lower_bconv2d(L: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out: SSAV
     cog = co // groups
     n_, _, oh, ow = memref_shape(out)
     h, w = (memref_shape(args[0])[2], memref_shape(args[0])[3])
-    tile = choose_tile(L.vector_bits, 64, L.registers, cog)
+    tile = choose_popcount_tile(L.vector_bits, L.registers, cog, L.popcount_bits)
     padded = ceil_to(cog, tile.channels)
     vty = VectorType(i64, [tile.lanes])
 
@@ -324,7 +327,9 @@ def lower_bconv2d(L: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out: SSAV
             iy, ix = tap_position(lb, oy, ox0, t, ky, kx, (sh, sw), (dh, dw))
             return lb.load(source, [n, lb.affine([(g, words), (j, 1)]), iy, ix])
 
-        accs = accumulate(lb, vty, pixels, vectors, [kh, kw, words], weight_vector, activation_word, _popcount_xor)
+        accs = accumulate_popcount(
+            lb, vty, pixels, vectors, [kh, kw, words], weight_vector, activation_word, L.popcount_bits
+        )
         # The tile's dot products go to a small stack buffer; one scalar loop
         # then applies the epilogue (short IR for every tile shape).
         for t in range(pixels):
@@ -385,7 +390,7 @@ def lower_bdense(L: Lowerer, op: bnn.BDenseOp, args: list[SSAValue], out: SSAVal
     x = args[0]
     n_, k = memref_shape(x)
     m_, words = memref_shape(args[1])
-    tile = choose_tile(L.vector_bits, 64, L.registers, m_)
+    tile = choose_popcount_tile(L.vector_bits, L.registers, m_, L.popcount_bits)
     padded = ceil_to(m_, tile.channels)
     vty = VectorType(i64, [tile.lanes])
     weight = L.constant_value(op.weight, op)  # M x W
@@ -402,7 +407,7 @@ def lower_bdense(L: Lowerer, op: bnn.BDenseOp, args: list[SSAValue], out: SSAVal
         lb.store(bit.results[0], packed, [n, j])
 
     def emit(n: SSAValue, m0: IndexLike, vectors: int, valid: int) -> None:
-        accs = accumulate(
+        accs = accumulate_popcount(
             lb,
             vty,
             1,
@@ -410,7 +415,7 @@ def lower_bdense(L: Lowerer, op: bnn.BDenseOp, args: list[SSAValue], out: SSAVal
             [words],
             lambda ks, v: lb.vload(weights, [ks[0], lb.addi(m0, v * tile.lanes)], vty),
             lambda ks, t: lb.load(packed, [n, ks[0]]),
-            _popcount_xor,
+            L.popcount_bits,
         )
         for v in range(vectors):
             oc = lb.addi(m0, v * tile.lanes)

@@ -53,6 +53,8 @@ class Lowerer:
     globals_made: list[int]
     vector_bits: int = 128
     registers: int = 16
+    # Lane width of binary kernels' popcount accumulators (64: one per word).
+    popcount_bits: int = 64
     # The kernel being lowered runs on `threads` threads as number `thread`
     # (index values), or on one thread when these are None.
     thread: SSAValue | None = None

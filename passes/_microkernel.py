@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from math import prod
 
-from xdsl.dialects import arith
-from xdsl.dialects.builtin import VectorType
+from xdsl.dialects import arith, vector
+from xdsl.dialects.builtin import IntegerType, VectorType
 from xdsl.ir import SSAValue
 
 from bnnc.passes._loop_builder import IndexLike, LoopBuilder
@@ -43,6 +44,28 @@ def choose_tile(vector_bits: int, element_bits: int, registers: int, channels: i
     lanes = max(1, vector_bits // element_bits)
     vectors = max(1, min(4, -(-channels // lanes)))
     pixels = max(1, min(6, (registers - vectors - 2) // vectors))
+    return RegisterTile(lanes, vectors, pixels)
+
+
+def choose_popcount_tile(vector_bits: int, registers: int, channels: int, acc_bits: int = 64) -> RegisterTile:
+    """The binary kernels' tile. With 64-bit accumulators (x86) `choose_tile`:
+    the broadcast activation word is a memory operand there (`{1to8}`) and
+    the popcount result goes straight into a non-destructive add.
+
+    With narrow accumulators (NEON) every live vector is counted: pixels x
+    vectors accumulators, one register per weight vector, one per pixel's
+    broadcast (`ld1r`, loaded together at the top of a step), and two per
+    weight vector for the `eor`/`cnt` results in flight before the
+    destructive `uadalp`: P V + V + P + 2 V <= registers. A broadcast also
+    takes a SIMD issue slot, so a step costs 3 P V + P slots for 128 P V
+    bit-MACs: more vectors per broadcast is better, at most 4 (the weights
+    of a step). On 32 registers this is 4 x 4 (26 live; 5 x 4 and 6 x 4
+    spilled in LLVM's schedule)."""
+    if acc_bits >= 64:
+        return choose_tile(vector_bits, 64, registers, channels)
+    lanes = max(1, vector_bits // 64)
+    vectors = max(1, min(4, -(-channels // lanes)))
+    pixels = max(1, min(6, (registers - 3 * vectors) // (vectors + 1)))
     return RegisterTile(lanes, vectors, pixels)
 
 
@@ -115,6 +138,119 @@ def accumulate(
         red.next = nxt
     accs = red.results
     return [accs[t * vectors : (t + 1) * vectors] for t in range(pixels)]
+
+
+def popcount_xor(lb: LoopBuilder, acc: SSAValue, a: SSAValue, w: SSAValue) -> SSAValue:
+    """acc + popcount(a ^ w), lane by lane in the operands' element type."""
+    return lb.iadd(acc, lb.ctpop(lb.xor(a, w)))
+
+
+def popcount_chunk_steps(acc_bits: int) -> int:
+    """How many K steps an accumulator of `acc_bits`-bit lanes takes before it
+    may overflow: a step adds at most acc_bits (the popcount of one lane)."""
+    return ((1 << acc_bits) - 1) // acc_bits
+
+
+def widen_popcounts(lb: LoopBuilder, acc: SSAValue, wide: VectorType) -> SSAValue:
+    """The narrow lanes of `acc` summed into the i64 lanes of `wide` that hold
+    the same bits: pairwise adds of halves under masks (outside the hot loop)."""
+    narrow = acc.type
+    assert isinstance(narrow, VectorType)
+    bits = narrow.element_type.bitwidth
+    v = lb.emit(vector.BitcastOp(acc, wide))
+    while bits < 64:
+        mask = lb.splat(sum(((1 << bits) - 1) << i for i in range(0, 64, 2 * bits)), wide)
+        high = lb.emit(arith.ShRUIOp(v, lb.splat(bits, wide)))
+        v = lb.iadd(lb.and_(v, mask), lb.and_(high, mask))
+        bits *= 2
+    return v
+
+
+def accumulate_popcount(
+    lb: LoopBuilder,
+    vty: VectorType,
+    pixels: int,
+    vectors: int,
+    k_bounds: Sequence[int],
+    weight_vector: Callable[[list[SSAValue], int], SSAValue],
+    input_element: Callable[[list[SSAValue], int], SSAValue],
+    acc_bits: int = 64,
+) -> list[list[SSAValue]]:
+    """acc[t][v] = sum over the K loops of popcount(broadcast(x_t) ^ w_v), per
+    i64 lane of `vty` (the binary kernels' accumulate).
+
+    With acc_bits = 64 this is `accumulate` with popcount_xor: one 64-bit
+    popcount per word (x86: VPOPCNTQ, popcnt). With narrower lanes (aarch64:
+    16) the popcount is of acc_bits-bit lanes and adds into acc_bits-bit
+    accumulators, which LLVM turns into `cnt v.16b` + `uadalp v.8h` (3 SIMD
+    ops per 128 bit-MACs with the `eor`, instead of widening every step). A
+    narrow accumulator overflows after popcount_chunk_steps(acc_bits) steps
+    (4095 for 16 bits), so K is cut into chunks of at most that many steps:
+    the outer K loops carry i64 accumulators, the inner ones narrow ones, and
+    each chunk is widened into the i64 ones when it ends. The K loops of
+    a 3x3 conv of up to 29k channels are one chunk, widened once per tile."""
+    if acc_bits >= 64:
+        return accumulate(lb, vty, pixels, vectors, k_bounds, weight_vector, input_element, popcount_xor)
+    count = pixels * vectors
+    nty = VectorType(IntegerType(acc_bits), [vty.get_shape()[0] * 64 // acc_bits])
+    limit = popcount_chunk_steps(acc_bits)
+    # K loops of one iteration are left out (index 0): LLVM's LICM sinks the
+    # adds of such a loop below all its popcounts (every partial count live
+    # at once: spills on NEON's 32 registers).
+    kept = [i for i, n in enumerate(k_bounds) if n != 1] or [len(k_bounds) - 1]
+    bounds = [k_bounds[i] for i in kept]
+
+    def chunk(ubs: list[int], index: Callable[[list[SSAValue]], list[SSAValue]]) -> list[SSAValue]:
+        """One chunk of narrow accumulation over loops `ubs`, widened to i64 lanes."""
+        with lb.reduction(ubs, [lb.splat(0, nty)] * count) as red:
+            ks = _expand(lb, index(red.ivs), kept, len(k_bounds))
+            ws = [lb.emit(vector.BitcastOp(weight_vector(ks, v), nty)) for v in range(vectors)]
+            nxt = []
+            for t in range(pixels):
+                a = lb.emit(vector.BitcastOp(lb.broadcast(input_element(ks, t), vty), nty))
+                for v in range(vectors):
+                    nxt.append(popcount_xor(lb, red.carried[t * vectors + v], a, ws[v]))
+            red.next = nxt
+        return [widen_popcounts(lb, acc, vty) for acc in red.results]
+
+    def add_all(a: list[SSAValue], b: list[SSAValue]) -> list[SSAValue]:
+        return [lb.iadd(x, y) for x, y in zip(a, b)]
+
+    def outer(ubs: list[int], body: Callable[[list[SSAValue]], list[SSAValue]]) -> list[SSAValue]:
+        """i64 accumulators carried through loops `ubs` around `body(ivs)`."""
+        if not ubs:
+            return body([])
+        with lb.reduction(ubs, [lb.splat(0, vty)] * count) as red:
+            red.next = add_all(red.carried, body(red.ivs))
+        return red.results
+
+    split = next(i for i in range(len(bounds) + 1) if prod(bounds[i:]) <= limit)
+    if split < len(bounds):
+        accs = outer(bounds[:split], lambda pre: chunk(bounds[split:], lambda ivs: [*pre, *ivs]))
+    else:
+        # the innermost K loop alone is longer than a chunk: full chunks, then the rest
+        q, r = divmod(bounds[-1], limit)
+
+        def row(pre: list[SSAValue]) -> list[SSAValue]:
+            def full(o: list[SSAValue]) -> list[SSAValue]:
+                base = lb.muli(o[0], limit)
+                return chunk([limit], lambda ivs: [*pre, lb.addi(base, ivs[0])])
+
+            sums = outer([q], full)
+            if r:
+                sums = add_all(sums, chunk([r], lambda ivs: [*pre, lb.addi(ivs[0], q * limit)]))
+            return sums
+
+        accs = outer(bounds[:-1], row)
+    return [accs[t * vectors : (t + 1) * vectors] for t in range(pixels)]
+
+
+def _expand(lb: LoopBuilder, ivs: list[SSAValue], kept: list[int], count: int) -> list[SSAValue]:
+    """Indices of all `count` K loops from those of the `kept` ones (0 elsewhere)."""
+    full = [lb.index(0)] * count
+    for i, iv in zip(kept, ivs):
+        full[i] = iv
+    return full
 
 
 def _is_float(vty: VectorType) -> bool:

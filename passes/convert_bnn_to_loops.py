@@ -153,6 +153,7 @@ def _lower_function(
     registers: int,
     num_threads: int,
     thread_min_work: int = MIN_THREADED_WORK,
+    popcount_bits: int = 64,
 ) -> None:
     ftype = fn.function_type
     in_types = [memref_of(t) for t in ftype.inputs.data]
@@ -165,6 +166,7 @@ def _lower_function(
     outs = list(block.args[len(in_types) :])
     L = Lowerer(module, lb, {}, {}, counter, vector_bits, registers)
     L.thread_min_work = thread_min_work
+    L.popcount_bits = popcount_bits
     for old, new in zip(old_block.args, block.args):
         L.buffers[old] = new
         new.name_hint = old.name_hint
@@ -241,13 +243,25 @@ class ConvertBnnToLoopsPass(ModulePass):
     registers: int = 16
     num_threads: int = 1
     thread_min_work: int = MIN_THREADED_WORK
+    # Lane width binary kernels accumulate popcounts in (16 on aarch64: see
+    # Target.popcount_accumulator_bits; _microkernel.accumulate_popcount).
+    popcount_bits: int = 64
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        if self.popcount_bits not in (8, 16, 32, 64):
+            raise PassFailedException(f"convert-bnn-to-loops: popcount_bits must be 8, 16, 32 or 64, got {self.popcount_bits}")
         counter: list[int] = []
         for fn in list(op.ops):
             if isinstance(fn, func.FuncOp) and not fn.is_declaration:
                 types = [*fn.function_type.inputs.data, *fn.function_type.outputs.data]
                 if any(isinstance(t, TensorType) for t in types):
                     _lower_function(
-                        op, fn, counter, self.vector_bits, self.registers, self.num_threads, self.thread_min_work
+                        op,
+                        fn,
+                        counter,
+                        self.vector_bits,
+                        self.registers,
+                        self.num_threads,
+                        self.thread_min_work,
+                        self.popcount_bits,
                     )
