@@ -18,7 +18,6 @@ from xdsl.dialects.builtin import (
     FloatAttr,
     IndexType,
     IntegerAttr,
-    IntegerType,
     MemRefType,
     VectorType,
     f32,
@@ -325,7 +324,3 @@ def memref_shape(value: SSAValue) -> tuple[int, ...]:
     typ = value.type
     assert isinstance(typ, MemRefType)
     return tuple(typ.get_shape())
-
-
-def is_index(typ: Attribute) -> bool:
-    return isinstance(typ, IndexType | IntegerType)

@@ -33,7 +33,7 @@ _FILL = -(1 << 40)
 
 
 @dataclass
-class _Axis:
+class Axis:
     """One (possibly merged) output axis: its size and the input offset each
     position adds (affine tables are emitted as arithmetic)."""
 
@@ -51,7 +51,7 @@ class _Axis:
         return None
 
 
-def _separable(index: np.ndarray) -> tuple[int, list[_Axis]] | None:
+def separable(index: np.ndarray) -> tuple[int, list[Axis]] | None:
     """index == base + sum_j table_j[i_j] on its valid (>= 0) elements, and the
     fill (-1) elements are exactly those where some axis table is _FILL; or None."""
     if index.ndim == 0:
@@ -74,27 +74,27 @@ def _separable(index: np.ndarray) -> tuple[int, list[_Axis]] | None:
         line[j] = slice(None)
         table = np.where(masks[j], index[tuple(line)] - base, 0).astype(np.int64)
         total = total + table.reshape([-1 if k == j else 1 for k in range(rank)])
-        axes.append(_Axis(index.shape[j], np.where(masks[j], table, _FILL)))
+        axes.append(Axis(index.shape[j], np.where(masks[j], table, _FILL)))
     if not np.array_equal(total[valid], index[valid]):
         return None
     return base, axes
 
 
-def _merge_axes(axes: list[_Axis]) -> list[_Axis]:
+def merge_axes(axes: list[Axis]) -> list[Axis]:
     """Drop unit axes and merge neighbours whose combined table is affine
     (row-major contiguous runs, whatever their stride)."""
-    merged: list[_Axis] = []
+    merged: list[Axis] = []
     for axis in axes:
         if axis.size == 1 and axis.table[0] == 0:
             continue
         if merged and merged[-1].affine() is not None and axis.affine() is not None:
             prev = merged[-1]
-            both = _Axis(prev.size * axis.size, (prev.table[:, None] + axis.table[None, :]).ravel())
+            both = Axis(prev.size * axis.size, (prev.table[:, None] + axis.table[None, :]).ravel())
             if both.affine() is not None:
                 merged[-1] = both
                 continue
         merged.append(axis)
-    return merged or [_Axis(1, np.zeros(1, dtype=np.int64))]
+    return merged or [Axis(1, np.zeros(1, dtype=np.int64))]
 
 
 def _flat(lb: LoopBuilder, buffer: SSAValue) -> SSAValue | None:
@@ -113,7 +113,7 @@ def _to_index(lb: LoopBuilder, value: SSAValue) -> SSAValue:
     return lb.emit(arith.IndexCastOp(value, IndexType()))
 
 
-def _lower_separable(L: Lowerer, op: bnn.GatherOp, src: SSAValue, out: SSAValue, base: int, axes: list[_Axis]) -> None:
+def _lower_separable(L: Lowerer, op: bnn.GatherOp, src: SSAValue, out: SSAValue, base: int, axes: list[Axis]) -> None:
     """Loops over the merged output axes; the input offset is base plus each
     axis's term. Threads split the rows (all axes but the innermost)."""
     lb, fill = L.lb, op.fill_value()
@@ -122,7 +122,7 @@ def _lower_separable(L: Lowerer, op: bnn.GatherOp, src: SSAValue, out: SSAValue,
     # the tables, as globals fetched once at the kernel's entry
     tables = {id(a): L.global_buffer(a.table) for a in axes if a.affine() is None}
 
-    def term(axis: _Axis, iv: SSAValue) -> SSAValue:
+    def term(axis: Axis, iv: SSAValue) -> SSAValue:
         aff = axis.affine()
         if aff is not None:
             return lb.affine([(iv, aff[1])], aff[0])
@@ -191,12 +191,12 @@ def _lower_table(L: Lowerer, op: bnn.GatherOp, sources: Sequence[SSAValue], inde
 def lower_gather(L: Lowerer, op: bnn.GatherOp, args: list[SSAValue], out: SSAValue) -> None:
     sources, index = args[:-1], args[-1]
     table = np.asarray(L.constant_value(op.index, op), dtype=np.int64)
-    plan = _separable(table) if len(sources) == 1 else None
+    plan = separable(table) if len(sources) == 1 else None
     if plan is None:
         _lower_table(L, op, sources, index, out)
         return
     base, axes = plan
-    _lower_separable(L, op, sources[0], out, base, _merge_axes(axes))
+    _lower_separable(L, op, sources[0], out, base, merge_axes(axes))
 
 
 # ------------------------------------------------------------------ bilinear

@@ -5,15 +5,11 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import sys
 import tempfile
 
 import numpy as np
 import pytest
 import torch
-
-# Test helpers (bnn_models, differential) live next to the tests.
-sys.path.insert(0, os.path.dirname(__file__))
 
 
 def pytest_configure(config):

@@ -16,7 +16,7 @@ from xdsl.parser import Parser
 from bnnc.context import make_context
 from bnnc.driver import CompileOptions, build, jit
 from bnnc.frontend.torch_import import export_module, import_program
-from bnnc.passes._lower_movement import _merge_axes, _separable
+from bnnc.passes._lower_movement import merge_axes, separable
 
 THREADS = [1, 2, 3]
 
@@ -211,7 +211,7 @@ def test_gather_table_path(threads, fill):
     rng = np.random.default_rng(threads)
     x = rng.standard_normal((2, 3, 4)).astype(np.float32)
     index = rng.integers(-1 if fill is not None else 0, x.size, size=(3, 5, 2))
-    assert _separable(index) is None
+    assert separable(index) is None
     module = Parser(make_context(), _gather_ir(x.shape, index, fill)).parse_module()
     fn = jit(build(module, options=CompileOptions(num_threads=threads, pipeline="bnn=", thread_min_work=0)))
     want = np.where(index >= 0, x.reshape(-1)[np.maximum(index, 0)], np.float32(fill or 0.0))
@@ -222,19 +222,19 @@ def test_separable_analysis():
     """permute is affine per axis; merged contiguous runs become one axis;
     reflection padding needs a table; constant padding marks fill entries."""
     idx = torch.arange(24).reshape(1, 2, 3, 4).permute(0, 2, 3, 1).numpy()
-    base, axes = _separable(idx)
-    merged = _merge_axes(axes)
+    base, axes = separable(idx)
+    merged = merge_axes(axes)
     assert base == 0 and [a.size for a in merged] == [12, 2] and all(a.affine() for a in merged)
     idx = torch.arange(24).reshape(1, 2, 3, 4)[:, :, 1:].numpy()
-    base, axes = _separable(idx)
-    assert base == 4 and [a.size for a in _merge_axes(axes)] == [2, 8]
+    base, axes = separable(idx)
+    assert base == 4 and [a.size for a in merge_axes(axes)] == [2, 8]
     refl = F.pad(torch.arange(12.0).reshape(1, 1, 3, 4), (1, 1, 1, 1), mode="reflect").long().numpy()
-    _, axes = _separable(refl)
-    assert [a.affine() is None for a in _merge_axes(axes)] == [True, True]
+    _, axes = separable(refl)
+    assert [a.affine() is None for a in merge_axes(axes)] == [True, True]
     padded = F.pad(torch.arange(12.0).reshape(1, 3, 4), (1, 0, 0, 0, 0, 1), value=-1.0).long().numpy()
-    _, axes = _separable(padded)
+    _, axes = separable(padded)
     assert [int((a.table < 0).sum()) for a in axes] == [1, 0, 1]
-    assert _separable(np.array([[0, 1], [1, 0]])) is None
+    assert separable(np.array([[0, 1], [1, 0]])) is None
 
 
 def test_computed_index_is_refused():
