@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from graph_models import build
 from graph_recipes import RandomDraw, generate, legalize, random_recipe
@@ -125,3 +126,25 @@ def test_failure_is_shrunk_into_a_repro_that_runs(tmp_path):
     run = subprocess.run([sys.executable, str(scripts[0])], capture_output=True, text=True, timeout=600, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "OK: bnnc matches PyTorch" in run.stdout and "MIN_WORK = 0" in scripts[0].read_text()
+
+
+# Bugs the fuzzer found, kept as regression tests (see docs/fuzzing.md).
+FOUND = {
+    # seed 20261129 graph 127, shrunk by hand: LayerNorm over (C, H, W) exported
+    # to ONNX; the ONNX frontend reshapes the (C, H, W) scale to (1, C, 1, 1)
+    # ("internal error: the imported IR does not verify: bnn.reshape cannot turn
+    # (4, 5, 7) into (1, 4, 1, 1)"). The torch path compiles it correctly.
+    "onnx_layer_norm_chw": {
+        "recipe": {"input": [1, 1, 5, 7], "stem": 4, "blocks": [{"kind": "float", "op": "layer_norm"}],
+                   "seed": 1, "head": "gap", "classes": 1},
+        "threads": 1, "onnx": True,
+    },
+}
+
+
+@pytest.mark.xfail(strict=True, reason="ONNX frontend: LayerNormalization scale over (C, H, W) reshaped per channel")
+def test_found_onnx_layer_norm_chw():
+    from fuzz_worker import check
+
+    answer = check(FOUND["onnx_layer_norm_chw"])
+    assert answer["status"] == "ok", answer

@@ -68,6 +68,13 @@ def _onnx(model, x, xs, options) -> list | str:
         return [compiled(xi) for xi in xs]
 
 
+def _refused(e: Exception, leg: str) -> dict:
+    """A refusal, unless bnnc calls it an internal error (e.g. imported IR that
+    does not verify): that is a bug, reported as "error"."""
+    first = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return {"status": "error" if first.startswith("internal error") else "refused", "detail": leg + first}
+
+
 def check(request: dict) -> dict:
     """Compile and compare one recipe (module docstring)."""
     import torch
@@ -85,7 +92,7 @@ def check(request: dict) -> dict:
     try:
         compiled = jit(bnnc_build(model, (x,), options))
     except bnnc.UnsupportedError as e:
-        return {"status": "refused", "detail": str(e).splitlines()[0]}
+        return _refused(e, "")
     outs = [compiled(xi) for xi in xs]
     inject = request.get("inject")
     if inject and any(b.get("op") == inject for b in recipe["blocks"]):
@@ -101,7 +108,7 @@ def check(request: dict) -> dict:
         try:
             outs = _onnx(model, x, xs, options)
         except bnnc.UnsupportedError as e:
-            return {"status": "refused", "detail": "onnx: " + str(e).splitlines()[0]}
+            return _refused(e, "onnx: ")
         if isinstance(outs, str):
             verdicts.append("onnx " + outs)
         else:
