@@ -142,8 +142,8 @@ FOUND = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="ONNX frontend: LayerNormalization scale over (C, H, W) reshaped per channel")
 def test_found_onnx_layer_norm_chw():
+    """Found by the fuzzer: the ONNX LayerNormalization scale over (C, H, W) was reshaped per channel."""
     from fuzz_worker import check
 
     answer = check(FOUND["onnx_layer_norm_chw"])

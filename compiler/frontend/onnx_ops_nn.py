@@ -209,13 +209,15 @@ def _batch_norm(imp: OnnxImporter, node: Any) -> list[Any]:
     return [imp.add(bnn.BatchNormOp(x, mean, var, gamma, beta, eps)).result]
 
 
-def _affine(imp: OnnxImporter, node: Any, i: int, shape: tuple[int, ...], at: int) -> SSAValue | None:
-    """Input i (a scale or bias) at the input's rank, broadcast from axis `at`."""
+def _affine(imp: OnnxImporter, node: Any, i: int, shape: tuple[int, ...], at: int | None) -> SSAValue | None:
+    """Input i (a scale or bias) at the input's rank: one value per channel
+    (at=None: InstanceNormalization), or the trailing axes from `at` on
+    (LayerNormalization, whose scale has the normalised axes' shape)."""
     if not imp.has_input(node, i):
         return None
     v = imp.value(node, i)
     s = tuple(v.type.get_shape())
-    if at == 1:  # per channel
+    if at is None:  # per channel
         target = (1, s[0] if s else 1) + (1,) * (len(shape) - 2)
     else:
         tail = (1,) * (len(shape) - at - len(s)) + s
@@ -227,7 +229,7 @@ def _affine(imp: OnnxImporter, node: Any, i: int, shape: tuple[int, ...], at: in
 def _instance_norm(imp: OnnxImporter, node: Any) -> list[Any]:
     shape = imp.shape(node, 0)
     eps = float(imp.attr(node, "epsilon", 1e-5))
-    w, b = _affine(imp, node, 1, shape, 1), _affine(imp, node, 2, shape, 1)
+    w, b = _affine(imp, node, 1, shape, None), _affine(imp, node, 2, shape, None)
     return [imp.add(bnn.NormalizeOp(imp.value(node, 0), list(range(2, len(shape))), eps, w, b)).result]
 
 
