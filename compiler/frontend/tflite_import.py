@@ -23,26 +23,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
-from xdsl.dialects import arith, func
 from xdsl.dialects.builtin import (
-    BytesAttr,
-    DenseIntOrFPElementsAttr,
     ModuleOp,
     NameLoc,
     StringAttr,
     TensorType,
     UnknownLoc,
     f32,
-    i64,
 )
-from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
+from xdsl.ir import Block, Operation, SSAValue
 
 from bnnc.dialects import bnn, bnn_math
 from bnnc.dialects.bnn_movement import GatherOp
 from bnnc.errors import ModelLoadError, UnsupportedError
+from bnnc.frontend.ir_builder import IRBuilder
 
 from .tflite_reader import TFLGraph, TFLOp, TFLTensor, read_tflite
 
@@ -79,18 +75,15 @@ def nhwc_axis(axis: int, rank: int) -> int:
     return (0, 2, 3, 1)[axis] if rank == 4 else axis
 
 
-class TFLiteImporter:
+class TFLiteImporter(IRBuilder):
     def __init__(self, graph: TFLGraph, func_name: str, path: str):
+        super().__init__(func_name)
         self.graph = graph
-        self.func_name = func_name
         self.path = path
         self.values: dict[int, SSAValue] = {}
         # bitpacked LCE tensors: index -> the channel count their words encode
         self.packed: dict[int, int] = {}
-        self.ops: list[Operation] = []
-        self.loc: Attribute = UnknownLoc()
         self.op: TFLOp | None = None
-        self._consts: dict[tuple, SSAValue] = {}
 
     # ------------------------------------------------------------ errors
 
@@ -163,29 +156,14 @@ class TFLiteImporter:
 
     # ------------------------------------------------------------ emission
 
-    def add(self, op: Operation) -> Operation:
-        op.location = self.loc
-        self.ops.append(op)
-        return op
-
     def emit(self, op: Operation) -> SSAValue:
         return self.add(op).results[0]
 
     def f32_const(self, value: np.ndarray) -> SSAValue:
-        arr = np.ascontiguousarray(value, dtype="<f4")
-        return self._const(arr, TensorType(f32, list(arr.shape)))
+        return self.const_tensor(value, "f32")
 
     def i64_const(self, value: np.ndarray) -> SSAValue:
-        arr = np.ascontiguousarray(value, dtype="<i8")
-        return self._const(arr, TensorType(i64, list(arr.shape)))
-
-    def _const(self, arr: np.ndarray, typ: TensorType) -> SSAValue:
-        data = arr.tobytes()
-        key = (str(arr.dtype), arr.shape, data)
-        if key not in self._consts:
-            op = self.add(arith.ConstantOp(DenseIntOrFPElementsAttr(typ, BytesAttr(data))))
-            self._consts[key] = op.results[0]
-        return self._consts[key]
+        return self.const_tensor(value, "i64")
 
     def move(
         self,
@@ -283,17 +261,7 @@ class TFLiteImporter:
                 raise UnsupportedError(f"{self.path}: output `{t.name}` is {t.type_name}; bnnc compiles float32 outputs")
             v = self.value(i)
             results.append(self.move(v, t.shape, lambda a: a, tflite_layout_result=True) if len(t.shape) == 4 else v)
-        self.loc = UnknownLoc()
-        self.add(func.ReturnOp(*results))
-        for op in self.ops:
-            block.add_op(op)
-        fn = func.FuncOp(self.func_name, ([a.type for a in block.args], [r.type for r in results]), Region(block))
-        module = ModuleOp([fn])
-        try:
-            module.verify()
-        except Exception as exc:
-            raise UnsupportedError(f"internal error: the imported TFLite model does not verify: {exc}") from exc
-        return module
+        return self.finish(block, results)
 
     def _to_internal(self, arg: SSAValue, shape: Sequence[int]) -> SSAValue:
         """An NHWC function argument as an NCHW value (a transposing gather)."""
@@ -323,7 +291,9 @@ def import_tflite(path: str, *, func_name: str = "forward") -> ModuleOp:
 
 
 # The handler modules register themselves in HANDLERS when imported.
-from . import tflite_ops_lce  # noqa: E402,F401
-from . import tflite_ops_nn  # noqa: E402,F401
-from . import tflite_ops_elementwise  # noqa: E402,F401
-from . import tflite_ops_movement  # noqa: E402,F401
+from . import (
+    tflite_ops_elementwise,  # noqa: E402,F401
+    tflite_ops_lce,  # noqa: E402,F401
+    tflite_ops_movement,  # noqa: E402,F401
+    tflite_ops_nn,  # noqa: E402,F401
+)
