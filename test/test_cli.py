@@ -234,10 +234,17 @@ def test_missing_file(capsys, files):
 
 
 def test_unknown_extension(capsys, files):
+    p = files["dir"] / "model.caffemodel"
+    p.write_bytes(b"\x08\x01")
+    rc, _, err = run_main(capsys, "compile", p)
+    assert_user_error(rc, err, "model.caffemodel", ".pt2", ".onnx", ".tflite")
+
+
+def test_garbage_onnx_is_a_clear_error(capsys, files):
     p = files["dir"] / "model.onnx"
     p.write_bytes(b"\x08\x01")
     rc, _, err = run_main(capsys, "compile", p)
-    assert_user_error(rc, err, "model.onnx", ".pt2")
+    assert_user_error(rc, err, "model.onnx", "truncated or corrupt")
 
 
 def test_truncated_pt2_subprocess(files):

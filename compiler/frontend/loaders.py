@@ -128,4 +128,4 @@ def load_model_file(path: str, *, trust: bool = False, example_inputs: tuple | N
                 "Python class; build the model, load_state_dict, and compile the module)"
             )
         return _export(obj, example_inputs, path)
-    raise ModelLoadError(f"{path}: unknown model file type `{ext or '(none)'}`; expected .pt2, .pt or .pth")
+    raise ModelLoadError(f"{path}: unknown model file type `{ext or '(none)'}`; expected .pt2, .pt or .pth (PyTorch), .onnx, .tflite or .mlir")
