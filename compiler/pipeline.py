@@ -82,12 +82,12 @@ class Pipeline:
 
 def kernel_options(target: Target | None, num_threads: int = 1, thread_min_work: int | None = None) -> str:
     """The kernels' inputs for a target: vector width and vector register
-    count (x86 has 32 zmm with AVX-512, else 16; AArch64 32), the popcount
+    count (Target.vector_registers: 32 zmm with AVX-512, else 16; AArch64 32), the popcount
     accumulator lane width where it is not 64 bits (Target.popcount_accumulator_bits),
     and threads."""
     if target is None:
         return "" if num_threads == 1 else f"{{num_threads={num_threads}}}"
-    registers = 32 if (target.is_aarch64 or target.has_avx512f) else 16
+    registers = target.vector_registers
     extra = "" if thread_min_work is None else f" thread_min_work={thread_min_work}"
     if target.popcount_accumulator_bits != 64:
         extra += f" popcount_bits={target.popcount_accumulator_bits}"

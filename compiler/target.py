@@ -13,12 +13,18 @@ from functools import lru_cache
 
 from bnnc.errors import TargetError
 
-KNOWN_TARGETS: tuple[str, ...] = ("host", "x86_64", "aarch64")
+KNOWN_TARGETS: tuple[str, ...] = ("host", "x86_64", "aarch64", "armv7", "riscv64")
 
 _DEFAULTS: dict[str, tuple[str, str, str]] = {
     # name: (triple, default cpu, default features)
     "x86_64": ("x86_64-unknown-linux-gnu", "x86-64-v3", ""),
     "aarch64": ("aarch64-unknown-linux-gnu", "generic", "+neon"),
+    # 32-bit Raspberry Pi OS and other armhf Linux: armv7-a, hard-float VFPv4 + NEON
+    # (Cortex-A7 is the oldest Pi with NEON; A53/A72 run the same code in AArch32).
+    "armv7": ("armv7-unknown-linux-gnueabihf", "cortex-a7", "+neon,+vfp4"),
+    # rv64gc (RVA20U64) + Zbb (scalar cpop; in RVA22U64 and on current boards).
+    # The vector build adds "+v,+zvbb" (VLEN >= 128 implied by +v, vcpop.v).
+    "riscv64": ("riscv64-unknown-linux-gnu", "generic-rv64", "+m,+a,+f,+d,+c,+zbb"),
 }
 
 # One LLVM feature: "+name" or "-name", names like avx512vpopcntdq, prefer-256-bit, v8.2a, sse4.1.
@@ -61,6 +67,39 @@ class Target:
         return self.arch in ("aarch64", "arm64")
 
     @property
+    def is_arm32(self) -> bool:
+        return self.arch.startswith(("armv7", "arm", "thumbv7"))
+
+    @property
+    def is_riscv64(self) -> bool:
+        return self.arch == "riscv64"
+
+    @property
+    def has_neon(self) -> bool:
+        """AArch64 always has it (unless "-neon"); Armv7 when the CPU or "+neon" says so."""
+        if self.is_aarch64:
+            return self._enabled().get("neon", True)
+        return self.is_arm32 and self._has("neon")
+
+    @property
+    def has_rvv(self) -> bool:
+        """RISC-V vector extension 1.0 (application profile: "+v")."""
+        return self.is_riscv64 and self._has("v")
+
+    @property
+    def rvv_min_vlen(self) -> int:
+        """The VLEN the code may assume: the largest "+zvl<N>b" in the features,
+        else 128 (what "+v" implies). LLVM lowers fixed-length vectors of up to
+        this many bits to RVV at LMUL 1."""
+        explicit = [int(m.group(1)) for f, on in self._enabled().items() if on and (m := re.fullmatch(r"zvl(\d+)b", f))]
+        return max(explicit, default=128)
+
+    @property
+    def pointer_bits(self) -> int:
+        """Width of a pointer and of C's size_t (what libc calls such as aligned_alloc take)."""
+        return 32 if self.is_arm32 else 64
+
+    @property
     def has_avx2(self) -> bool:
         return self.is_x86 and self._has("avx2")
 
@@ -84,7 +123,26 @@ class Target:
             return 64
         if self.is_aarch64:
             return 128  # NEON (SVE is not targeted)
+        if self.is_arm32:
+            return 128 if self.has_neon else 64  # NEON q registers, else scalar words
+        if self.is_riscv64:
+            # RVV registers are scalable; the kernels use fixed-length vectors of
+            # the guaranteed minimum VLEN (LMUL 1). Without +v: 64-bit words (cpop).
+            return self.rvv_min_vlen if self.has_rvv else 64
         return 128
+
+    @property
+    def vector_registers(self) -> int:
+        """Registers of `vector_bits` the register-tile model may fill: 32 for
+        AArch64 NEON, AVX-512 and RVV (v0 is also the mask register, but the
+        kernels use no masks); 16 for AVX2 / SSE and for ARMv7 NEON (q0-q15);
+        the scalar riscv64 build keeps its words in the 32 x registers, of
+        which ~24 are free after zero/ra/sp/gp/tp and the loop's pointers."""
+        if self.is_aarch64 or self.has_avx512f or self.has_rvv:
+            return 32
+        if self.is_riscv64:
+            return 24
+        return 16
 
     @property
     def popcount_accumulator_bits(self) -> int:
@@ -93,8 +151,10 @@ class Target:
         instruction, so aarch64 accumulates in 16-bit lanes (widened to 64 bits
         once per bounded chunk of K): eor + cnt + uadalp, 3 SIMD ops per 128
         bit-MACs instead of 5 for a 64-bit popcount. x86 (VPOPCNTQ, popcnt, the
-        AVX2 nibble LUT) counts whole 64-bit words."""
-        return 16 if self.is_aarch64 else 64
+        AVX2 nibble LUT) counts whole 64-bit words.
+        Armv7 NEON has the same pair (`vcnt.8` + `vpadal.u8`). RISC-V counts
+        whole 64-bit words (`cpop`, `vcpop.v` on e64)."""
+        return 16 if self.has_neon else 64
 
     @property
     def is_host(self) -> bool:
@@ -143,6 +203,14 @@ def _cpu_default_features(triple: str, cpu: str) -> frozenset[str]:
         "znver2": {"avx2", "popcnt", "fma"},
         "znver3": {"avx2", "popcnt", "fma"},
         "skylake-avx512": {"avx2", "avx512f", "avx512bw", "avx512vl", "popcnt"},
+        # Arm CPUs whose NEON LLVM enables without "+neon" in the features.
+        "cortex-a7": {"neon", "vfp4"},
+        "cortex-a15": {"neon", "vfp4"},
+        "cortex-a53": {"neon", "vfp4"},
+        "cortex-a72": {"neon", "vfp4"},
+        "cortex-a76": {"neon"},
+        "neoverse-n1": {"neon"},
+        "apple-m1": {"neon"},
     }
     return frozenset(levels.get(cpu, set()))
 
@@ -205,6 +273,9 @@ def resolve_target(name: str, cpu: str | None = None, features: str | None = Non
       where the CPU has them.
     - "x86_64": x86_64-unknown-linux-gnu, default cpu x86-64-v3.
     - "aarch64": aarch64-unknown-linux-gnu, default cpu "generic", features "+neon".
+    - "armv7": armv7-unknown-linux-gnueabihf, cpu "cortex-a7", features "+neon,+vfp4".
+    - "riscv64": riscv64-unknown-linux-gnu, cpu "generic-rv64", features
+      "+m,+a,+f,+d,+c,+zbb" (rv64gc + Zbb); add "+v,+zvbb" for RVV.
     `features` replaces the default feature string (for "host" it is appended).
     """
     import llvmlite.binding as llvm
