@@ -2,14 +2,17 @@
 # Install (if needed) and run every test: the lit/FileCheck IR suite, then pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The aarch64 artifact tests run code under qemu and link with the cross gcc.
-if ! command -v qemu-aarch64 >/dev/null || ! command -v aarch64-linux-gnu-gcc >/dev/null; then
+# The aarch64 / armv7 / riscv64 artifact tests run code under qemu and link with the cross gcc.
+if ! command -v qemu-aarch64 >/dev/null || ! command -v aarch64-linux-gnu-gcc >/dev/null \
+  || ! command -v arm-linux-gnueabihf-gcc >/dev/null || ! command -v riscv64-linux-gnu-gcc >/dev/null; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross >/dev/null
+    apt-get install -y -qq qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross \
+      gcc-arm-linux-gnueabihf libc6-dev-armhf-cross gcc-riscv64-linux-gnu libc6-dev-riscv64-cross >/dev/null
   else
-    echo "note: install qemu-user and gcc-aarch64-linux-gnu (Debian) for the aarch64 tests; they fail without them" >&2
+    echo "note: install qemu-user, gcc-aarch64-linux-gnu, gcc-arm-linux-gnueabihf and gcc-riscv64-linux-gnu (Debian)" \
+      "for the cross-target tests; they fail without them" >&2
   fi
 fi
 [ -x .venv/bin/bnnc ] || bash scripts/install.sh
