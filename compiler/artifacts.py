@@ -27,6 +27,8 @@ from bnnc.target import Target
 _PROVIDERS = {
     "x86_64": "the Debian package gcc (apt-get install gcc) or, on a non-x86 host, gcc-x86-64-linux-gnu",
     "aarch64": "the Debian package gcc-aarch64-linux-gnu (apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross)",
+    "arm": "the Debian package gcc-arm-linux-gnueabihf (apt-get install gcc-arm-linux-gnueabihf libc6-dev-armhf-cross)",
+    "riscv64": "the Debian package gcc-riscv64-linux-gnu (apt-get install gcc-riscv64-linux-gnu libc6-dev-riscv64-cross)",
 }
 
 
@@ -47,7 +49,7 @@ def measure(mod: Any) -> ArtifactFacts:
     sizes = re.findall(r"call [^\n]*@(?:aligned_alloc|malloc)\(([^)]*)\)", text)
     total: int | None = 0
     for args in sizes:
-        m = re.search(r"i64 (\d+)\s*$", args)
+        m = re.search(r"i(?:32|64) (\d+)\s*$", args)  # size_t is i32 on 32-bit targets
         if m is None:
             total = None
         elif total is not None:
@@ -162,6 +164,8 @@ def c_header(signature: Signature, target: Target, facts: ArtifactFacts | None =
 _FEATURE_EXAMPLES = {
     "aarch64": "+neon, +dotprod, +fullfp16, +sve, +v8.2a",
     "x86_64": "+avx2, +avx512f, +avx512vpopcntdq, +popcnt, -prefer-256-bit",
+    "armv7": "+neon, +vfp4, +fp16, -neon",
+    "riscv64": "+m, +a, +f, +d, +c, +zbb, +v, +zvbb, +zvl256b",
 }
 
 
@@ -203,19 +207,21 @@ def check_features(target: Target) -> None:
 def find_linker(target: Target) -> list[str]:
     """The command (a list) that links a shared library for `target`."""
     from bnnc.runtime.artifact_loader import host_arch
+    from bnnc.runtime.emulated_run import elf_arch, gnu_triple
 
-    arch = target.arch
-    candidates = [f"{arch}-linux-gnu-gcc"]
+    arch = elf_arch(target.arch)
+    prefix = gnu_triple(arch)
+    candidates = [f"{prefix}-gcc"]
     if arch == host_arch():
         candidates = ["cc", "gcc", *candidates]
     for tool in candidates:
         if (path := shutil.which(tool)) is not None:
             return [path, "-shared", "-Wl,-z,noexecstack"]
-    if (ld := shutil.which(f"{arch}-linux-gnu-ld")) is not None:  # binutils alone is enough
+    if (ld := shutil.which(f"{prefix}-ld")) is not None:  # binutils alone is enough
         return [ld, "-shared", "-z", "noexecstack"]
-    provider = _PROVIDERS.get(arch, f"a {arch}-linux-gnu cross toolchain")
+    provider = _PROVIDERS.get(arch, f"a {prefix} cross toolchain")
     raise TargetError(
-        f"linking a shared library for {arch} needs a linker ({', '.join(candidates)} or {arch}-linux-gnu-ld), "
+        f"linking a shared library for {arch} needs a linker ({', '.join(candidates)} or {prefix}-ld), "
         f"and none is installed: install {provider}, or use --emit=obj and link the object yourself"
     )
 

@@ -18,6 +18,8 @@ module (or llvmlite).
 
 from __future__ import annotations
 
+import re
+
 import llvmlite.binding as llvm
 import llvmlite.ir as ir
 from xdsl.backend.llvm import convert as _xconv
@@ -212,11 +214,34 @@ def _target_machine(target: Target, *, opt_level: int = 3, jit: bool = False) ->
     )
 
 
+_ALIGNED_ALLOC = re.compile(r'^declare (\S+) @"?aligned_alloc"?\(i64[^,]*, i64[^)]*\)[^\n]*$', re.M)
+
+
+def narrow_size_t(ir_text: str, target: Target) -> str:
+    """The lowering passes `index` (i64) sizes to aligned_alloc; where size_t is
+    32 bits (armv7) the C call takes i32 arguments, and passing i64 would split
+    each across two registers. Route the calls through an always-inlined shim
+    that truncates (the sizes of one model fit in 32 bits on such a target)."""
+    m = _ALIGNED_ALLOC.search(ir_text)
+    if target.pointer_bits == 64 or m is None:
+        return ir_text
+    ptr = m.group(1)
+    body = ir_text[: m.start()] + ir_text[m.end() :]
+    body = re.sub(r'@"?aligned_alloc"?\(', '@"__bnnc_aligned_alloc"(', body)
+    shim = (
+        f'define internal {ptr} @"__bnnc_aligned_alloc"(i64 %a, i64 %n) alwaysinline {{\n'
+        "  %a32 = trunc i64 %a to i32\n  %n32 = trunc i64 %n to i32\n"
+        f"  %p = call {ptr} @aligned_alloc(i32 %a32, i32 %n32)\n  ret {ptr} %p\n}}\n"
+        f"declare {ptr} @aligned_alloc(i32, i32)\n"
+    )
+    return f"{body}\n{shim}"
+
+
 def optimize(ir_text: str, target: Target, *, opt_level: int = 3) -> llvm.ModuleRef:
     """Parse and verify `ir_text`, set the target's triple and data layout, and
     run LLVM's new-pass-manager pipeline at `opt_level` for the target machine."""
     _init_llvm()
-    mod = llvm.parse_assembly(ir_text)
+    mod = llvm.parse_assembly(narrow_size_t(ir_text, target))
     mod.verify()
     tm = _target_machine(target, opt_level=opt_level)
     mod.triple = target.triple

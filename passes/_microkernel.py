@@ -60,11 +60,15 @@ def choose_popcount_tile(vector_bits: int, registers: int, channels: int, acc_bi
     takes a SIMD issue slot, so a step costs 3 P V + P slots for 128 P V
     bit-MACs: more vectors per broadcast is better, at most 4 (the weights
     of a step). On 32 registers this is 4 x 4 (26 live; 5 x 4 and 6 x 4
-    spilled in LLVM's schedule)."""
+    spilled in LLVM's schedule). On 16 registers (Armv7 NEON) 4 vectors
+    leave no room for a pixel, so the vectors shrink until at least two
+    pixels share each weight load: 3 x 2 (15 live)."""
     if acc_bits >= 64:
         return choose_tile(vector_bits, 64, registers, channels)
     lanes = max(1, vector_bits // 64)
     vectors = max(1, min(4, -(-channels // lanes)))
+    while vectors > 1 and (registers - 3 * vectors) // (vectors + 1) < 2:
+        vectors -= 1
     pixels = max(1, min(6, (registers - 3 * vectors) // (vectors + 1)))
     return RegisterTile(lanes, vectors, pixels)
 

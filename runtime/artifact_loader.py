@@ -15,7 +15,7 @@ from bnnc.errors import ModelLoadError
 from bnnc.runtime.compiled_model import CompiledModel
 from bnnc.runtime.signature import SIGNATURE_SUFFIX, Signature, signature_symbol
 
-ELF_MACHINES = {62: "x86_64", 183: "aarch64", 3: "i386", 40: "arm"}
+ELF_MACHINES = {62: "x86_64", 183: "aarch64", 3: "i386", 40: "arm", 243: "riscv"}
 
 
 def elf_machine(path: str) -> str:
@@ -28,7 +28,10 @@ def elf_machine(path: str) -> str:
         raise ModelLoadError(f"{path} is not an ELF file (expected a .so or .o written by `bnnc compile`)")
     order = "little" if head[5] == 1 else "big"
     machine = int.from_bytes(head[18:20], order)
-    return ELF_MACHINES.get(machine, f"machine {machine}")
+    name = ELF_MACHINES.get(machine, f"machine {machine}")
+    if name == "riscv":  # one machine number for both widths: the ELF class tells
+        name += "64" if head[4] == 2 else "32"
+    return name
 
 
 @dataclass(frozen=True)
@@ -41,32 +44,44 @@ class ElfSymbol:
     size: int
 
 
+def _is_elf32(data: bytes) -> bool:
+    """ELFCLASS32 (armv7 artifacts) or ELFCLASS64; anything else is refused."""
+    if data[:4] != b"\x7fELF" or data[4] not in (1, 2):
+        raise ModelLoadError("not an ELF file")
+    return data[4] == 1
+
+
 def _sections(data: bytes) -> tuple[str, list[tuple[int, int, int, int, int, int]]]:
-    """(byte-order prefix, [(type, addr, offset, size, link, entsize)]) of a 64-bit ELF."""
-    if data[:4] != b"\x7fELF" or data[4] != 2:
-        raise ModelLoadError("not a 64-bit ELF file")
+    """(byte-order prefix, [(type, addr, offset, size, link, entsize)]) of a 32- or 64-bit ELF."""
+    elf32 = _is_elf32(data)
     e = "<" if data[5] == 1 else ">"
-    shoff, = struct.unpack_from(e + "Q", data, 0x28)
-    shentsize, shnum = struct.unpack_from(e + "HH", data, 0x3A)
+    shoff, = struct.unpack_from(e + ("I" if elf32 else "Q"), data, 0x20 if elf32 else 0x28)
+    shentsize, shnum = struct.unpack_from(e + "HH", data, 0x2E if elf32 else 0x3A)
+    layout = e + ("IIIIIIIIII" if elf32 else "IIQQQQIIQQ")
     out = []
     for i in range(shnum):
         _name, typ, _flags, addr, off, size, link, _info, _align, entsize = struct.unpack_from(
-            e + "IIQQQQIIQQ", data, shoff + i * shentsize
+            layout, data, shoff + i * shentsize
         )
         out.append((typ, addr, off, size, link, entsize))
     return e, out
 
 
 def elf_symbols(path: str) -> list[ElfSymbol]:
-    """The symbols of a 64-bit ELF object or shared library (.symtab, else .dynsym)."""
+    """The symbols of an ELF object or shared library (.symtab, else .dynsym)."""
     data = Path(path).read_bytes()
     e, sections = _sections(data)
+    elf32 = _is_elf32(data)
     tables = [s for s in sections if s[0] == 2] or [s for s in sections if s[0] == 11]  # SYMTAB, DYNSYM
     symbols = []
     for _typ, _addr, off, size, link, entsize in tables:
         str_off = sections[link][2]
-        for k in range(1, size // (entsize or 24)):
-            st_name, st_info, _other, shndx, value, sz = struct.unpack_from(e + "IBBHQQ", data, off + k * 24)
+        step = entsize or (16 if elf32 else 24)
+        for k in range(1, size // step):
+            if elf32:  # Elf32_Sym: name, value, size, info, other, shndx
+                st_name, value, sz, st_info, _other, shndx = struct.unpack_from(e + "IIIBBH", data, off + k * step)
+            else:
+                st_name, st_info, _other, shndx, value, sz = struct.unpack_from(e + "IBBHQQ", data, off + k * step)
             end = data.index(b"\0", str_off + st_name)
             name = data[str_off + st_name : end].decode(errors="replace")
             if name:

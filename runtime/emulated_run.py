@@ -14,11 +14,16 @@ temporary directory:
 
 Tools are looked up on PATH. BNNC_QEMU=/path/to/emulator chooses the emulator;
 BNNC_QEMU=none turns emulation off (a foreign artifact is then refused).
+Cross tools are named after the GNU triple of the architecture (`gnu_triple`:
+arm-linux-gnueabihf for 32-bit ARM, `<arch>-linux-gnu` otherwise). A RISC-V
+artifact records the extensions it was compiled for (its `.riscv.attributes`
+arch string); qemu-riscv64 is started with a `-cpu` that enables them.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -37,13 +42,64 @@ RUNNER_SOURCE = resources.files("bnnc.runtime") / "run_model.c"
 
 # Debian packages that provide the tools, per architecture.
 QEMU_PACKAGE = "qemu-user"
-CROSS_PACKAGES = {"aarch64": "gcc-aarch64-linux-gnu libc6-dev-arm64-cross", "x86_64": "gcc-x86-64-linux-gnu"}
+CROSS_PACKAGES = {
+    "aarch64": "gcc-aarch64-linux-gnu libc6-dev-arm64-cross",
+    "x86_64": "gcc-x86-64-linux-gnu",
+    "arm": "gcc-arm-linux-gnueabihf libc6-dev-armhf-cross",
+    "riscv64": "gcc-riscv64-linux-gnu libc6-dev-riscv64-cross",
+}
 RUN_TIMEOUT = 900  # seconds; a big model under qemu takes a while
+
+# GNU triples whose name is not `<arch>-linux-gnu`: 32-bit ARM Linux is hard-float (armhf).
+_GNU_TRIPLES = {"arm": "arm-linux-gnueabihf"}
+
+
+def elf_arch(arch: str) -> str:
+    """The ELF architecture name (as `elf_machine` spells it) of an LLVM triple's
+    arch: armv7 / thumbv7* code is "arm"."""
+    return "arm" if arch.startswith(("armv", "thumbv")) else arch
+
+
+def gnu_triple(arch: str) -> str:
+    """Prefix of the cross tools and Debian sysroot name for an ELF architecture."""
+    return _GNU_TRIPLES.get(arch, f"{arch}-linux-gnu")
 
 
 def sysroot(arch: str) -> str:
     """Where Debian's cross libc for `arch` lives (qemu's -L)."""
-    return f"/usr/{arch}-linux-gnu"
+    return f"/usr/{gnu_triple(arch)}"
+
+
+def riscv_extensions(path: str) -> list[str]:
+    """The extensions in a RISC-V ELF file's arch attribute ("rv64i2p1_m2p0_..._zbb1p0"),
+    lower case without versions: ["i", "m", ..., "zbb"]; [] if it has none."""
+    data = Path(path).read_bytes()
+    m = re.search(rb"rv(?:32|64)([a-z0-9_]+)\0", data)
+    if m is None:
+        return []
+    exts: list[str] = []
+    for part in m.group(1).decode().split("_"):
+        if part[:1] in "sxz" and part:
+            exts.append(re.sub(r"\d+p\d+$", "", part))
+        else:  # the single-letter run, e.g. "i2p1" or "imafdc"
+            exts += [c for c in re.sub(r"\d+p\d+", "", part)]
+    return exts
+
+
+def qemu_cpu_args(path: str, arch: str) -> list[str]:
+    """qemu-user `-cpu` options the artifact needs. qemu-arm and qemu-aarch64
+    emulate their most capable CPU by default (NEON included); qemu-riscv64's
+    default rv64 lacks the vector extension, so ask for what the file uses:
+    V with its minimum VLEN (Zvl<N>b, 128 for plain V) and Zbb / Zvbb."""
+    if arch != "riscv64":
+        return []
+    exts = riscv_extensions(path)
+    props = ["rv64"]
+    if "v" in exts:
+        vlen = max([int(e[3:-1]) for e in exts if re.fullmatch(r"zvl\d+b", e)], default=128)
+        props += ["v=true", f"vlen={vlen}", "vext_spec=v1.0"]
+    props += [f"{e}=true" for e in ("zba", "zbb", "zbs", "zvbb") if e in exts]
+    return ["-cpu", ",".join(props)]
 
 
 def find_emulator(arch: str) -> str | None:
@@ -57,7 +113,7 @@ def find_emulator(arch: str) -> str | None:
 
 
 def find_compiler(arch: str) -> str | None:
-    candidates = [f"{arch}-linux-gnu-gcc"]
+    candidates = [f"{gnu_triple(arch)}-gcc"]
     if arch == host_arch():
         candidates = ["cc", "gcc", *candidates]
     for tool in candidates:
@@ -70,8 +126,9 @@ def how_to_run(path: str, arch: str) -> str:
     """The manual recipe, for error messages."""
     stem = Path(path).with_suffix("")
     return (
-        f"to run it by hand: make -C examples/c MODEL={path} CROSS={arch}-linux-gnu- && "
-        f"qemu-{arch} -L {sysroot(arch)} examples/c/run_model in.bin out.bin "
+        f"to run it by hand: make -C examples/c MODEL={path} CROSS={gnu_triple(arch)}- && "
+        f"qemu-{arch} {''.join(a + ' ' for a in qemu_cpu_args(path, arch))}"
+        f"-L {sysroot(arch)} examples/c/run_model in.bin out.bin "
         f"(raw float32 files; shapes in {stem}.h; see docs/deploying.md)"
     )
 
@@ -92,7 +149,7 @@ def check_tools(path: str, arch: str) -> tuple[str, str | None]:
     compiler = find_compiler(arch)
     if compiler is None:
         raise ModelLoadError(
-            f"running {path} ({arch}) builds the C example with {arch}-linux-gnu-gcc, which is not installed: "
+            f"running {path} ({arch}) builds the C example with {gnu_triple(arch)}-gcc, which is not installed: "
             f"apt-get install {CROSS_PACKAGES.get(arch, 'gcc')}"
         )
     return compiler, emulator
@@ -144,12 +201,12 @@ def run_artifact(path: str, inputs: Sequence[np.ndarray], name: str | None = Non
         in_files, out_files = [], []
         for i, x in enumerate(arrays):
             f = Path(tmp) / f"in{i}.bin"
-            x.astype("<f4" if arch in ("x86_64", "aarch64") else np.float32).tofile(f)
+            x.astype("<f4").tofile(f)  # every supported target is little-endian
             in_files.append(str(f))
         out_files = [str(Path(tmp) / f"out{i}.bin") for i in range(len(signature.outputs))]
         cmd = [str(program), *in_files, *out_files]
         if emulator is not None:
-            cmd = [emulator, "-L", sysroot(arch), *cmd]
+            cmd = [emulator, *qemu_cpu_args(path, arch), "-L", sysroot(arch), *cmd]
         try:
             result = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp, timeout=RUN_TIMEOUT)
         except subprocess.TimeoutExpired:
