@@ -33,7 +33,9 @@ _CHECK_BOUNDS_HELP = (
 
 
 def _add_target_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--target", default="host", help="host (default), x86_64 or aarch64; LLVM style -target=aarch64 works too")
+    from bnnc.target import describe_targets
+
+    p.add_argument("--target", default="host", help=f"{describe_targets()}. LLVM style -target=aarch64 works too")
     p.add_argument("--cpu", default=None, help="LLVM CPU name, e.g. cortex-a72, x86-64-v3, sapphirerapids")
     p.add_argument("--features", default=None, help="LLVM feature string, e.g. +dotprod or +avx512vpopcntdq")
 

@@ -301,3 +301,18 @@ def resolve_target(name: str, cpu: str | None = None, features: str | None = Non
     chosen_cpu = cpu if cpu is not None else default_cpu
     _check_cpu(triple, chosen_cpu)
     return Target(name, triple, chosen_cpu, features if features is not None else default_features)
+
+
+_HELP_NOTES = {"riscv64": " (add +v,+zvbb for RVV vectors with vcpop.v)"}
+
+
+def describe_targets() -> str:
+    """One line per known target with its default CPU and features (for
+    `bnnc compile --help`), read from the same table `resolve_target` uses."""
+    lines = ["host: this machine (JIT and native artifacts; its CPU and all its features)"]
+    for name in KNOWN_TARGETS:
+        if name in _DEFAULTS:
+            triple, cpu, feats = _DEFAULTS[name]
+            line = f"{name}: {triple}, --cpu {cpu}, --features {feats or '(those of the CPU)'}"
+            lines.append(line + _HELP_NOTES.get(name, ""))
+    return "; ".join(lines)
