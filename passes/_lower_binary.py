@@ -99,9 +99,9 @@ def _fill_border(lb: LoopBuilder, dest: SSAValue, groups: int, cg: int, pad: tup
                         lb.store(value, dest, [n, word, lb.addi(y, pad[0]), lb.addi(xx, x0)])
 
 
-def _packed_padded(L: Lowerer, x: SSAValue, op: bnn.BConv2dOp) -> tuple[SSAValue, bool]:
+def _packed_padded(lowerer: Lowerer, x: SSAValue, op: bnn.BConv2dOp) -> tuple[SSAValue, bool]:
     """The conv's input as a padded packed buffer, and whether it is a fresh allocation."""
-    lb = L.lb
+    lb = lowerer.lb
     groups = op.groups.value.data
     (ph, pw) = op.window()[1]
     cin = op.channels_in
@@ -116,8 +116,8 @@ def _packed_padded(L: Lowerer, x: SSAValue, op: bnn.BConv2dOp) -> tuple[SSAValue
         # only the rows this block reads (all of them on one thread)
         (sh, _), _, (dh, _) = op.window()
         kh = op.kernel_size[0]
-        rows = L.padded_rows(op.result.type.get_shape()[2], sh, kh, dh, h + 2 * ph)
-        src_lo, src_hi = L.source_rows(rows, ph, h)
+        rows = lowerer.padded_rows(op.result.type.get_shape()[2], sh, kh, dh, h + 2 * ph)
+        src_lo, src_hi = lowerer.source_rows(rows, ph, h)
         with lb.loops([n_, words]) as (n, k), lb.loop(src_hi, lb.index(src_lo)) as y, lb.loop(w) as xx:
             lb.store(lb.load(x, [n, k, y.iv, xx.iv]), dest, [n, k, lb.addi(y.iv, ph), lb.addi(xx.iv, pw)])
         return dest, True
@@ -128,20 +128,20 @@ def _packed_padded(L: Lowerer, x: SSAValue, op: bnn.BConv2dOp) -> tuple[SSAValue
     return dest, True
 
 
-def lower_pack(L: Lowerer, op: bnn.PackOp, args: list[SSAValue], out: SSAValue) -> None:
+def lower_pack(lowerer: Lowerer, op: bnn.PackOp, args: list[SSAValue], out: SSAValue) -> None:
     """Sign bits of x (N x C x H x W f32) into out[n, g*Wg + j, y, x], one
     word at a time in a register: for each pixel of a flat H*W loop (which
     LLVM vectorises), the word's channels are ORed in (statically unrolled;
     the full words loop over one copy of that body), then the word is stored
     once. Threads split the rows, so each thread's
     share is one contiguous span of pixels."""
-    lb = L.lb
+    lb = lowerer.lb
     groups = op.groups.value.data
     n_, c, h, w = memref_shape(args[0])
     cg = c // groups
     words = words_for(cg)
     src, dest = collapse_trailing(lb, args[0], 4, 2), collapse_trailing(lb, out, 4, 2)
-    begin, end = L.row_range(h)
+    begin, end = lowerer.row_range(h)
     lo, hi = (lb.muli(v, w) if isinstance(v, SSAValue) else v * w for v in (begin, end))
 
     def pack_word(n: SSAValue, g: SSAValue, j: IndexLike, bits: int) -> None:
@@ -172,15 +172,15 @@ def lower_pack(L: Lowerer, op: bnn.PackOp, args: list[SSAValue], out: SSAValue) 
 
 
 def _channel_table(
-    L: Lowerer, op: Operation, value: SSAValue | None, groups: int, padded: int, fill: float | int, dtype
+    lowerer: Lowerer, op: Operation, value: SSAValue | None, groups: int, padded: int, fill: float | int, dtype
 ) -> SSAValue | None:
     """A per-output-channel constant laid out [group, padded channel]."""
     if value is None:
         return None
-    data = L.constant_value(value, op).reshape(groups, -1)
+    data = lowerer.constant_value(value, op).reshape(groups, -1)
     table = np.full((groups, padded), fill, dtype=dtype)
     table[:, : data.shape[1]] = data
-    return L.global_buffer(table)
+    return lowerer.global_buffer(table)
 
 
 def _weights_k_major(weight: np.ndarray, groups: int, padded: int) -> np.ndarray:
@@ -193,15 +193,15 @@ def _weights_k_major(weight: np.ndarray, groups: int, padded: int) -> np.ndarray
     return out
 
 
-def _correction_table(L: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], groups: int, padded: int) -> SSAValue | None:
+def _correction_table(lowerer: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], groups: int, padded: int) -> SSAValue | None:
     """correction[g, ky, kx, oc]: what an out-of-bounds tap wrongly added, for
     zero padding computed here from the weights (the +1-padded tap's
     contribution, Cg - 2 popcount(w)), or the op's own `correction` operand."""
     pad_value = op.pad_value.value.data
     if op.correction is not None:
-        corr = L.constant_value(op.correction, op)
+        corr = lowerer.constant_value(op.correction, op)
     elif pad_value == 0 and any(op.window()[1]):
-        weight = L.constant_value(op.weight, op)
+        weight = lowerer.constant_value(op.weight, op)
         corr = padding_correction(weight, op.channels_in // groups)
     else:
         return None
@@ -209,7 +209,7 @@ def _correction_table(L: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], group
     cog = co // groups
     table = np.zeros((groups, kh, kw, padded), dtype=np.int64)
     table[..., :cog] = corr.reshape(groups, cog, kh, kw).transpose(0, 2, 3, 1)
-    return L.global_buffer(table)
+    return lowerer.global_buffer(table)
 
 
 # -------------------------------------------------------------- micro-kernel
@@ -227,14 +227,14 @@ class _Epilogue:
     clamp_max: float | None
 
 
-def _epilogue_of(L: Lowerer, op: Operation, args: list[SSAValue], groups: int, padded: int) -> _Epilogue:
+def _epilogue_of(lowerer: Lowerer, op: Operation, args: list[SSAValue], groups: int, padded: int) -> _Epilogue:
     lo = op.clamp_min.value.data if op.clamp_min is not None else None
     hi = op.clamp_max.value.data if op.clamp_max is not None else None
     return _Epilogue(
-        _channel_table(L, op, op.multiplier, groups, padded, 1.0, np.float32),
-        _channel_table(L, op, op.bias, groups, padded, 0.0, np.float32),
-        _channel_table(L, op, op.slope, groups, padded, 1.0, np.float32),
-        _channel_table(L, op, op.threshold, groups, padded, -(1 << 40), np.int64),  # never below: padded lanes
+        _channel_table(lowerer, op, op.multiplier, groups, padded, 1.0, np.float32),
+        _channel_table(lowerer, op, op.bias, groups, padded, 0.0, np.float32),
+        _channel_table(lowerer, op, op.slope, groups, padded, 1.0, np.float32),
+        _channel_table(lowerer, op, op.threshold, groups, padded, -(1 << 40), np.int64),  # never below: padded lanes
         lo,
         hi,
     )
@@ -285,8 +285,8 @@ def _or_bit(
     lb.store(lb.or_(old, lb.shl(bit, shift)), out, [n, word, oy, ox])
 
 
-def lower_bconv2d(L: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out: SSAValue) -> None:
-    lb = L.lb
+def lower_bconv2d(lowerer: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out: SSAValue) -> None:
+    lb = lowerer.lb
     groups = op.groups.value.data
     (sh, sw), (ph, pw), (dh, dw) = op.window()
     cin = op.channels_in
@@ -295,18 +295,18 @@ def lower_bconv2d(L: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out: SSAV
     cog = co // groups
     n_, _, oh, ow = memref_shape(out)
     h, w = (memref_shape(args[0])[2], memref_shape(args[0])[3])
-    tile = choose_popcount_tile(L.vector_bits, L.registers, cog, L.popcount_bits)
+    tile = choose_popcount_tile(lowerer.vector_bits, lowerer.registers, cog, lowerer.popcount_bits)
     padded = ceil_to(cog, tile.channels)
     vty = VectorType(i64, [tile.lanes])
 
-    weights = L.global_buffer(_weights_k_major(L.constant_value(op.weight, op), groups, padded))
-    correction = _correction_table(L, op, args, groups, padded)
-    ep = _epilogue_of(L, op, args, groups, padded)
-    source, fresh = _packed_padded(L, args[0], op)
+    weights = lowerer.global_buffer(_weights_k_major(lowerer.constant_value(op.weight, op), groups, padded))
+    correction = _correction_table(lowerer, op, args, groups, padded)
+    ep = _epilogue_of(lowerer, op, args, groups, padded)
+    source, fresh = _packed_padded(lowerer, args[0], op)
     dots = lb.alloca_entry([tile.pixels, tile.channels], i64)
     k_total = kh * kw * cg
     threshold_out = op.threshold is not None
-    rows = L.row_range(oh)
+    rows = lowerer.row_range(oh)
     if threshold_out:
         out_groups = op.out_groups.value.data if op.out_groups is not None else 1
         cog_out, words_out = co // out_groups, words_for(co // out_groups)
@@ -328,7 +328,7 @@ def lower_bconv2d(L: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out: SSAV
             return lb.load(source, [n, lb.affine([(g, words), (j, 1)]), iy, ix])
 
         accs = accumulate_popcount(
-            lb, vty, pixels, vectors, [kh, kw, words], weight_vector, activation_word, L.popcount_bits
+            lb, vty, pixels, vectors, [kh, kw, words], weight_vector, activation_word, lowerer.popcount_bits
         )
         # The tile's dot products go to a small stack buffer; one scalar loop
         # then applies the epilogue (short IR for every tile shape).
@@ -385,19 +385,19 @@ def _border_correction(lb, correction, g, oc, oy, ox, op: bnn.BConv2dOp, hw, vty
 # ------------------------------------------------------------------ bdense
 
 
-def lower_bdense(L: Lowerer, op: bnn.BDenseOp, args: list[SSAValue], out: SSAValue) -> None:
-    lb = L.lb
+def lower_bdense(lowerer: Lowerer, op: bnn.BDenseOp, args: list[SSAValue], out: SSAValue) -> None:
+    lb = lowerer.lb
     x = args[0]
     n_, k = memref_shape(x)
     m_, words = memref_shape(args[1])
-    tile = choose_popcount_tile(L.vector_bits, L.registers, m_, L.popcount_bits)
+    tile = choose_popcount_tile(lowerer.vector_bits, lowerer.registers, m_, lowerer.popcount_bits)
     padded = ceil_to(m_, tile.channels)
     vty = VectorType(i64, [tile.lanes])
-    weight = L.constant_value(op.weight, op)  # M x W
+    weight = lowerer.constant_value(op.weight, op)  # M x W
     wt = np.zeros((words, padded), dtype=np.int64)
     wt[:, :m_] = weight.T
-    weights = L.global_buffer(wt)
-    ep = _epilogue_of(L, op, args, 1, padded)
+    weights = lowerer.global_buffer(wt)
+    ep = _epilogue_of(lowerer, op, args, 1, padded)
     packed = lb.alloc([n_, words], i64)
     with lb.loops([n_, words]) as (n, j):
         first = lb.muli(j, WORD)
@@ -415,7 +415,7 @@ def lower_bdense(L: Lowerer, op: bnn.BDenseOp, args: list[SSAValue], out: SSAVal
             [words],
             lambda ks, v: lb.vload(weights, [ks[0], lb.addi(m0, v * tile.lanes)], vty),
             lambda ks, t: lb.load(packed, [n, ks[0]]),
-            L.popcount_bits,
+            lowerer.popcount_bits,
         )
         for v in range(vectors):
             oc = lb.addi(m0, v * tile.lanes)
@@ -437,9 +437,9 @@ def lower_bdense(L: Lowerer, op: bnn.BDenseOp, args: list[SSAValue], out: SSAVal
 # ---------------------------------------------------------------- bmaxpool
 
 
-def lower_bmax_pool2d(L: Lowerer, op: bnn.BMaxPool2dOp, args: list[SSAValue], out: SSAValue) -> None:
+def lower_bmax_pool2d(lowerer: Lowerer, op: bnn.BMaxPool2dOp, args: list[SSAValue], out: SSAValue) -> None:
     """AND of the packed words over the window's in-bounds taps."""
-    lb, x = L.lb, args[0]
+    lb, x = lowerer.lb, args[0]
     _, _, h, w = memref_shape(x)
     (sh, sw), (ph, pw), (dh, dw) = op.window()
     kh, kw = op.kernel.get_values()

@@ -14,22 +14,22 @@ from bnnc.passes._lowering import Lowerer, Lowering, WorkOf, elementwise
 _CMPF = {"ge": "oge", "gt": "ogt", "le": "ole", "lt": "olt", "eq": "oeq", "ne": "une"}
 
 
-def lower_signum(L: Lowerer, op: bnn.SignumOp, args: list[SSAValue], out: SSAValue) -> None:
+def lower_signum(lowerer: Lowerer, op: bnn.SignumOp, args: list[SSAValue], out: SSAValue) -> None:
     def body(lb: LoopBuilder, v: list[SSAValue], _: list[SSAValue]) -> SSAValue:
         # (x > 0) - (x < 0): +-0 and NaN give 0, as torch.sign does
         neg = lb.select(lb.cmpf(v[0], 0.0, "olt"), lb.f32(-1.0), lb.f32(0.0))
         return lb.select(lb.cmpf(v[0], 0.0, "ogt"), lb.f32(1.0), neg)
 
-    elementwise(L, out, args, body)
+    elementwise(lowerer, out, args, body)
 
 
-def lower_compare(L: Lowerer, op: bnn.CompareOp, args: list[SSAValue], out: SSAValue) -> None:
+def lower_compare(lowerer: Lowerer, op: bnn.CompareOp, args: list[SSAValue], out: SSAValue) -> None:
     pred = _CMPF[op.predicate.data]
-    elementwise(L, out, args, lambda lb, v, _: lb.select(lb.cmpf(v[0], v[1], pred), lb.f32(1.0), lb.f32(0.0)))
+    elementwise(lowerer, out, args, lambda lb, v, _: lb.select(lb.cmpf(v[0], v[1], pred), lb.f32(1.0), lb.f32(0.0)))
 
 
-def lower_where(L: Lowerer, op: bnn.WhereOp, args: list[SSAValue], out: SSAValue) -> None:
-    elementwise(L, out, args, lambda lb, v, _: lb.select(lb.cmpf(v[0], 0.0, "une"), v[1], v[2]))
+def lower_where(lowerer: Lowerer, op: bnn.WhereOp, args: list[SSAValue], out: SSAValue) -> None:
+    elementwise(lowerer, out, args, lambda lb, v, _: lb.select(lb.cmpf(v[0], 0.0, "une"), v[1], v[2]))
 
 
 COMPARE_LOWERINGS: dict[type[Operation], Lowering] = {

@@ -22,24 +22,24 @@ from bnnc.passes._lowering import (
 )
 
 
-def lower_sign(L: Lowerer, op: bnn.SignOp, args: list[SSAValue], out: SSAValue) -> None:
+def lower_sign(lowerer: Lowerer, op: bnn.SignOp, args: list[SSAValue], out: SSAValue) -> None:
     def body(lb: LoopBuilder, v: list[SSAValue], _: list[SSAValue]) -> SSAValue:
         # binarize(x) = +1 unless x < 0 (so -0.0 and NaN give +1)
         return lb.select(lb.cmpf(v[0], 0.0, "olt"), lb.f32(-1.0), lb.f32(1.0))
 
-    elementwise(L, out, args, body)
+    elementwise(lowerer, out, args, body)
 
 
-def lower_relu(L: Lowerer, op: bnn.ReluOp, args: list[SSAValue], out: SSAValue) -> None:
+def lower_relu(lowerer: Lowerer, op: bnn.ReluOp, args: list[SSAValue], out: SSAValue) -> None:
     # x < 0 ? 0 : x keeps NaN, as torch.relu does
-    elementwise(L, out, args, lambda lb, v, _: lb.select(lb.cmpf(v[0], 0.0, "olt"), lb.f32(0.0), v[0]))
+    elementwise(lowerer, out, args, lambda lb, v, _: lb.select(lb.cmpf(v[0], 0.0, "olt"), lb.f32(0.0), v[0]))
 
 
-def lower_abs(L: Lowerer, op: bnn.AbsOp, args: list[SSAValue], out: SSAValue) -> None:
-    elementwise(L, out, args, lambda lb, v, _: lb.absf(v[0]))
+def lower_abs(lowerer: Lowerer, op: bnn.AbsOp, args: list[SSAValue], out: SSAValue) -> None:
+    elementwise(lowerer, out, args, lambda lb, v, _: lb.absf(v[0]))
 
 
-def lower_hardtanh(L: Lowerer, op: bnn.HardtanhOp, args: list[SSAValue], out: SSAValue) -> None:
+def lower_hardtanh(lowerer: Lowerer, op: bnn.HardtanhOp, args: list[SSAValue], out: SSAValue) -> None:
     lo, hi = op.min_val.value.data, op.max_val.value.data
 
     def body(lb: LoopBuilder, v: list[SSAValue], _: list[SSAValue]) -> SSAValue:
@@ -47,47 +47,47 @@ def lower_hardtanh(L: Lowerer, op: bnn.HardtanhOp, args: list[SSAValue], out: SS
         x = lb.select(lb.cmpf(x, lo, "olt"), lb.f32(lo), x)
         return lb.select(lb.cmpf(x, hi, "ogt"), lb.f32(hi), x)
 
-    elementwise(L, out, args, body)
+    elementwise(lowerer, out, args, body)
 
 
-def lower_prelu(L: Lowerer, op: bnn.PReluOp, args: list[SSAValue], out: SSAValue) -> None:
+def lower_prelu(lowerer: Lowerer, op: bnn.PReluOp, args: list[SSAValue], out: SSAValue) -> None:
     x, slope = args
 
     def body(lb: LoopBuilder, v: list[SSAValue], ivs: list[SSAValue]) -> SSAValue:
         a = channel_view(lb, slope, len(ivs), ivs)
         return lb.select(lb.cmpf(v[0], 0.0, "ogt"), v[0], lb.mulf(a, v[0]))
 
-    elementwise(L, out, [x], body)
+    elementwise(lowerer, out, [x], body)
 
 
 def binary_elementwise(fn: Callable[[LoopBuilder, SSAValue, SSAValue], SSAValue]) -> Lowering:
-    def lower(L: Lowerer, op: Operation, args: list[SSAValue], out: SSAValue) -> None:
-        elementwise(L, out, args, lambda lb, v, _: fn(lb, v[0], v[1]))
+    def lower(lowerer: Lowerer, op: Operation, args: list[SSAValue], out: SSAValue) -> None:
+        elementwise(lowerer, out, args, lambda lb, v, _: fn(lb, v[0], v[1]))
 
     return lower
 
 
-def lower_batch_norm(L: Lowerer, op: bnn.BatchNormOp, args: list[SSAValue], out: SSAValue) -> None:
+def lower_batch_norm(lowerer: Lowerer, op: bnn.BatchNormOp, args: list[SSAValue], out: SSAValue) -> None:
     """y = fma(x, scale[c], shift[c]) with scale = (1 / sqrt(var + eps)) * gamma and
     shift = beta - mean * scale in f32, exactly as PyTorch's CPU kernel computes
     it (one rounding: values that cancel to 0 keep PyTorch's tiny residue and
     sign, which decides a following binarize)."""
     x = args[0]
-    mean, var, gamma, beta = (L.constant_value(v, op) for v in op.operands[1:])
+    mean, var, gamma, beta = (lowerer.constant_value(v, op) for v in op.operands[1:])
     scale, shift = bnn.batch_norm_affine(mean, var, gamma, beta, op.epsilon.value.data)
-    scale_buf, shift_buf = L.global_buffer(scale), L.global_buffer(shift)
+    scale_buf, shift_buf = lowerer.global_buffer(scale), lowerer.global_buffer(shift)
 
     def body(lb: LoopBuilder, v: list[SSAValue], ivs: list[SSAValue]) -> SSAValue:
         return lb.fma(v[0], lb.load(scale_buf, [ivs[1]]), lb.load(shift_buf, [ivs[1]]))
 
-    elementwise(L, out, [x], body)
+    elementwise(lowerer, out, [x], body)
 
 
 # ------------------------------------------------------------- data movement
 
 
-def lower_cat(L: Lowerer, op: bnn.CatOp, args: list[SSAValue], out: SSAValue) -> None:
-    lb, axis, offset = L.lb, op.axis.value.data, 0
+def lower_cat(lowerer: Lowerer, op: bnn.CatOp, args: list[SSAValue], out: SSAValue) -> None:
+    lb, axis, offset = lowerer.lb, op.axis.value.data, 0
     for src in args:
         with lb.loops(memref_shape(src)) as ivs:
             dst = list(ivs)
@@ -96,14 +96,14 @@ def lower_cat(L: Lowerer, op: bnn.CatOp, args: list[SSAValue], out: SSAValue) ->
         offset += memref_shape(src)[axis]
 
 
-def lower_reshape(L: Lowerer, op: bnn.ReshapeOp, args: list[SSAValue], out: SSAValue) -> None:
+def lower_reshape(lowerer: Lowerer, op: bnn.ReshapeOp, args: list[SSAValue], out: SSAValue) -> None:
     """Both buffers are contiguous and row-major, so a reshape keeps every
     element at its flat offset: one flat copy (1-D views of both, no index
     arithmetic per element; LLVM vectorises it), instead of a div/rem chain
     per element per axis."""
     from bnnc.passes._lowering import collapse_trailing  # (local: this file's imports are shared)
 
-    lb, src = L.lb, args[0]
+    lb, src = lowerer.lb, args[0]
     src_shape, out_shape = memref_shape(src), memref_shape(out)
     if not src_shape or not out_shape:  # a single element
         lb.store(lb.load(src, [0] * len(src_shape)), out, [0] * len(out_shape))
@@ -114,9 +114,9 @@ def lower_reshape(L: Lowerer, op: bnn.ReshapeOp, args: list[SSAValue], out: SSAV
         lb.store(lb.load(flat_src, [loop.iv]), flat_out, [loop.iv])
 
 
-def lower_pad(L: Lowerer, op: bnn.PadOp, args: list[SSAValue], out: SSAValue) -> None:
+def lower_pad(lowerer: Lowerer, op: bnn.PadOp, args: list[SSAValue], out: SSAValue) -> None:
     """out[n, c, y, x] = in[n, c, y - top, x - left] inside, `value` in the border."""
-    lb, src = L.lb, args[0]
+    lb, src = lowerer.lb, args[0]
     _, _, h, w = memref_shape(src)
     left, _, top, _ = op.padding.get_values()
     value = lb.f32(op.value.value.data)
@@ -160,10 +160,10 @@ def _positions(lb: LoopBuilder, lo: int, hi: int) -> Iterator[SSAValue]:
 
 
 @contextmanager
-def _planes(L: Lowerer, n_: int, c_: int) -> Iterator[tuple[IndexLike, SSAValue]]:
+def _planes(lowerer: Lowerer, n_: int, c_: int) -> Iterator[tuple[IndexLike, SSAValue]]:
     """Loop over this thread's share of the N x C planes; yields (n, c)."""
-    lb = L.lb
-    begin, end = L.row_range(n_ * c_)
+    lb = lowerer.lb
+    begin, end = lowerer.row_range(n_ * c_)
     with lb.loop(end, begin) as plane:
         if n_ == 1:
             yield 0, plane.iv
@@ -172,7 +172,7 @@ def _planes(L: Lowerer, n_: int, c_: int) -> Iterator[tuple[IndexLike, SSAValue]
 
 
 def _pool(
-    L: Lowerer,
+    lowerer: Lowerer,
     op: bnn.MaxPool2dOp | bnn.AvgPool2dOp,
     x: SSAValue,
     out: SSAValue,
@@ -183,14 +183,14 @@ def _pool(
     in-bounds taps) and the interior (every tap, no bounds checks), so the
     interior loop along ox is plain loads LLVM vectorises. Threads split the
     N x C planes."""
-    lb = L.lb
+    lb = lowerer.lb
     n_, c_, h, w = memref_shape(x)
     _, _, oh, ow = memref_shape(out)
     kh, kw = op.kernel.get_values()
     (sh, sw), (ph, pw), (dh, dw) = op.window()
     rows = _axis_segments(oh, h, kh, sh, ph, dh)
     cols = _axis_segments(ow, w, kw, sw, pw, dw)
-    with _planes(L, n_, c_) as (n, c):
+    with _planes(lowerer, n_, c_) as (n, c):
         for ylo, yhi, kys in rows:
             for xlo, xhi, kxs in cols:
                 with _positions(lb, ylo, yhi) as oy, _positions(lb, xlo, xhi) as ox:
@@ -207,12 +207,12 @@ def _max_rule(lb: LoopBuilder, m: SSAValue, v: SSAValue) -> SSAValue:
     return lb.select(lb.or_(lb.cmpf(v, m, "ogt"), lb.cmpf(v, v, "uno")), v, m)
 
 
-def lower_max_pool2d(L: Lowerer, op: bnn.MaxPool2dOp, args: list[SSAValue], out: SSAValue) -> None:
+def lower_max_pool2d(lowerer: Lowerer, op: bnn.MaxPool2dOp, args: list[SSAValue], out: SSAValue) -> None:
     """PyTorch's CPU rule, tap by tap in window order from -inf over the
     in-bounds taps: take v if v > max or v is NaN (NaN propagates; of equal
     values, -0.0 and 0.0 included, the first is kept). Ceil-mode windows past
     the bottom/right edge simply have fewer in-bounds taps."""
-    lb = L.lb
+    lb = lowerer.lb
 
     def reduce(values: list[SSAValue], *_) -> SSAValue:
         if not values:
@@ -222,7 +222,7 @@ def lower_max_pool2d(L: Lowerer, op: bnn.MaxPool2dOp, args: list[SSAValue], out:
             m = _max_rule(lb, m, v)
         return m
 
-    _pool(L, op, args[0], out, reduce)
+    _pool(lowerer, op, args[0], out, reduce)
 
 
 def _avg_divisors(op: bnn.AvgPool2dOp, h: int, w: int, oh: int, ow: int) -> np.ndarray:
@@ -246,10 +246,10 @@ def _avg_divisors(op: bnn.AvgPool2dOp, h: int, w: int, oh: int, ow: int) -> np.n
     return div
 
 
-def lower_avg_pool2d(L: Lowerer, op: bnn.AvgPool2dOp, args: list[SSAValue], out: SSAValue) -> None:
+def lower_avg_pool2d(lowerer: Lowerer, op: bnn.AvgPool2dOp, args: list[SSAValue], out: SSAValue) -> None:
     """(0 + taps in window order) / divisor; the divisor is one constant per
     border position and one for the interior (checked against the table)."""
-    lb, x = L.lb, args[0]
+    lb, x = lowerer.lb, args[0]
     _, _, h, w = memref_shape(x)
     _, _, oh, ow = memref_shape(out)
     divisors = _avg_divisors(op, h, w, oh, ow)
@@ -262,7 +262,7 @@ def lower_avg_pool2d(L: Lowerer, op: bnn.AvgPool2dOp, args: list[SSAValue], out:
             acc = lb.addf(acc, v)
         return lb.divf(acc, lb.f32(float(block[0])))
 
-    _pool(L, op, x, out, reduce)
+    _pool(lowerer, op, x, out, reduce)
 
 
 def adaptive_bins(size: int, out: int) -> list[tuple[int, int]]:
@@ -271,7 +271,7 @@ def adaptive_bins(size: int, out: int) -> list[tuple[int, int]]:
 
 
 def _adaptive(
-    L: Lowerer,
+    lowerer: Lowerer,
     x: SSAValue,
     out: SSAValue,
     init: float,
@@ -281,10 +281,10 @@ def _adaptive(
     """out[n, c, oy, ox] = finish(fold of `step` from `init` over the bin in
     row-major order). Threads split the N x C planes; each bin is a static
     2-D loop (a bin spanning a whole row runs as one flat loop)."""
-    lb = L.lb
+    lb = lowerer.lb
     n_, c_, h, w = memref_shape(x)
     _, _, oh, ow = memref_shape(out)
-    with _planes(L, n_, c_) as (n, c):
+    with _planes(lowerer, n_, c_) as (n, c):
         for oy, (y0, y1) in enumerate(adaptive_bins(h, oh)):
             for ox, (x0, x1) in enumerate(adaptive_bins(w, ow)):
                 with lb.reduction([y1 - y0, x1 - x0], [lb.f32(init)]) as red:
@@ -293,23 +293,23 @@ def _adaptive(
                 lb.store(finish(lb, red.results[0], y1 - y0, x1 - x0), out, [n, c, oy, ox])
 
 
-def lower_adaptive_avg_pool2d(L: Lowerer, op: bnn.AdaptiveAvgPool2dOp, args: list[SSAValue], out: SSAValue) -> None:
+def lower_adaptive_avg_pool2d(lowerer: Lowerer, op: bnn.AdaptiveAvgPool2dOp, args: list[SSAValue], out: SSAValue) -> None:
     """PyTorch's CPU kernel: sum = 0 + bin in row-major order, then
     sum / bin_height / bin_width (two roundings, as PyTorch divides)."""
 
     def finish(lb: LoopBuilder, total: SSAValue, kh: int, kw: int) -> SSAValue:
         return lb.divf(lb.divf(total, lb.f32(float(kh))), lb.f32(float(kw)))
 
-    _adaptive(L, args[0], out, 0.0, LoopBuilder.addf, finish)
+    _adaptive(lowerer, args[0], out, 0.0, LoopBuilder.addf, finish)
 
 
-def lower_adaptive_max_pool2d(L: Lowerer, op: bnn.AdaptiveMaxPool2dOp, args: list[SSAValue], out: SSAValue) -> None:
+def lower_adaptive_max_pool2d(lowerer: Lowerer, op: bnn.AdaptiveMaxPool2dOp, args: list[SSAValue], out: SSAValue) -> None:
     """PyTorch's CPU kernel: from -inf, take v if v > max or v is NaN."""
-    _adaptive(L, args[0], out, float("-inf"), _max_rule, lambda lb, m, kh, kw: m)
+    _adaptive(lowerer, args[0], out, float("-inf"), _max_rule, lambda lb, m, kh, kw: m)
 
 
-def lower_mean(L: Lowerer, op: bnn.MeanOp, args: list[SSAValue], out: SSAValue) -> None:
-    lb, x = L.lb, args[0]
+def lower_mean(lowerer: Lowerer, op: bnn.MeanOp, args: list[SSAValue], out: SSAValue) -> None:
+    lb, x = lowerer.lb, args[0]
     shape = memref_shape(x)
     dims = list(op.dims.get_values())
     count = lb.f32(float(pymath.prod(shape[d] for d in dims)))

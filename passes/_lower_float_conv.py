@@ -37,15 +37,15 @@ def _fma(lb: LoopBuilder, acc: SSAValue, a: SSAValue, w: SSAValue) -> SSAValue:
 Rows = tuple[IndexLike, IndexLike]
 
 
-def _zero_padded(L: Lowerer, x: SSAValue, ph: int, pw: int, rows: Rows) -> tuple[SSAValue, bool]:
+def _zero_padded(lowerer: Lowerer, x: SSAValue, ph: int, pw: int, rows: Rows) -> tuple[SSAValue, bool]:
     """The input zero-padded, filled only in `rows` (padded coordinates: the
     rows this block reads)."""
     if (ph, pw) == (0, 0):
         return x, False
-    lb = L.lb
+    lb = lowerer.lb
     n_, c, h, w = memref_shape(x)
     dest = lb.alloc([n_, c, h + 2 * ph, w + 2 * pw], f32)
-    src_lo, src_hi = L.source_rows(rows, ph, h)
+    src_lo, src_hi = lowerer.source_rows(rows, ph, h)
     with lb.loops([n_, c]) as (n, ch):
         with lb.loop(rows[1], lb.index(rows[0])) as y, lb.loop(w + 2 * pw) as xx:
             lb.store(lb.f32(0.0), dest, [n, ch, y.iv, xx.iv])
@@ -54,17 +54,17 @@ def _zero_padded(L: Lowerer, x: SSAValue, ph: int, pw: int, rows: Rows) -> tuple
     return dest, True
 
 
-def _phase_split_padded(L: Lowerer, x: SSAValue, ph: int, pw: int, sw: int, rows: Rows) -> SSAValue:
+def _phase_split_padded(lowerer: Lowerer, x: SSAValue, ph: int, pw: int, sw: int, rows: Rows) -> SSAValue:
     """The zero-padded input with x split by phase: padded column s*q + phase
     is stored at [n, c, y, phase, q], so `lanes` output columns read a
     contiguous vector at every tap whatever the stride. Only `rows` (padded
     coordinates) are filled."""
-    lb = L.lb
+    lb = lowerer.lb
     n_, c, h, w = memref_shape(x)
     wp = w + 2 * pw
     q_size = -(-wp // sw)
     dest = lb.alloc([n_, c, h + 2 * ph, sw, q_size], f32)
-    src_lo, src_hi = L.source_rows(rows, ph, h)
+    src_lo, src_hi = lowerer.source_rows(rows, ph, h)
     with lb.loops([n_, c]) as (n, ch):
         with lb.loop(rows[1], lb.index(rows[0])) as y, lb.loops([sw, q_size]) as (phase, q):
             lb.store(lb.f32(0.0), dest, [n, ch, y.iv, phase, q])
@@ -83,14 +83,14 @@ def _phase_split_padded(L: Lowerer, x: SSAValue, ph: int, pw: int, sw: int, rows
 
 
 def _constant_table(
-    L: Lowerer, op: Operation, value: SSAValue | None, groups: int, cog: int, padded: int
+    lowerer: Lowerer, op: Operation, value: SSAValue | None, groups: int, cog: int, padded: int
 ) -> SSAValue | None:
     """A constant per-channel vector as a groups x padded table (zeros past cog)."""
     if value is None:
         return None
     table = np.zeros((groups, padded), dtype=np.float32)
-    table[:, :cog] = L.constant_value(value, op).reshape(groups, cog)
-    return L.global_buffer(table)
+    table[:, :cog] = lowerer.constant_value(value, op).reshape(groups, cog)
+    return lowerer.global_buffer(table)
 
 
 def use_column_kernel(out_width: int, lanes: int) -> bool:
@@ -106,26 +106,26 @@ def use_column_kernel(out_width: int, lanes: int) -> bool:
     return out_width >= lanes and 5 * out_width >= 4 * covered
 
 
-def lower_conv2d(L: Lowerer, op: bnn.Conv2dOp, args: list[SSAValue], out: SSAValue) -> None:
+def lower_conv2d(lowerer: Lowerer, op: bnn.Conv2dOp, args: list[SSAValue], out: SSAValue) -> None:
     groups = op.groups.value.data
     co, cg, kh, kw = memref_shape(args[1])
     cog = co // groups
     ow = memref_shape(out)[3]
-    tile = choose_tile(L.vector_bits, 32, L.registers, cog)
+    tile = choose_tile(lowerer.vector_bits, 32, lowerer.registers, cog)
     padded = ceil_to(cog, tile.channels)
-    weight = L.constant_value(op.weight, op).reshape(groups, cog, cg, kh, kw).transpose(0, 2, 3, 4, 1)
+    weight = lowerer.constant_value(op.weight, op).reshape(groups, cog, cg, kh, kw).transpose(0, 2, 3, 4, 1)
     wt = np.zeros((groups, cg, kh, kw, padded), dtype=np.float32)
     wt[..., :cog] = weight
     tables = _Tables(
-        weights=L.global_buffer(wt),
-        bias=_constant_table(L, op, op.bias, groups, cog, padded),
-        scale=_constant_table(L, op, op.post_scale, groups, cog, padded),
-        shift=_constant_table(L, op, op.post_shift, groups, cog, padded),
+        weights=lowerer.global_buffer(wt),
+        bias=_constant_table(lowerer, op, op.bias, groups, cog, padded),
+        scale=_constant_table(lowerer, op, op.post_scale, groups, cog, padded),
+        shift=_constant_table(lowerer, op, op.post_shift, groups, cog, padded),
     )
     if ow >= tile.lanes and use_column_kernel(ow, tile.lanes):  # (and a row holds a vector)
-        _column_conv(L, op, args, out, tables)
+        _column_conv(lowerer, op, args, out, tables)
     else:
-        _channel_conv(L, op, args, out, tables, tile)
+        _channel_conv(lowerer, op, args, out, tables, tile)
 
 
 @dataclass
@@ -141,10 +141,10 @@ class _Tables:
 
 
 def _channel_conv(
-    L: Lowerer, op: bnn.Conv2dOp, args: list[SSAValue], out: SSAValue, tables: _Tables, tile: RegisterTile
+    lowerer: Lowerer, op: bnn.Conv2dOp, args: list[SSAValue], out: SSAValue, tables: _Tables, tile: RegisterTile
 ) -> None:
     """Vectorised over output channels: a pixels x channel-vectors tile."""
-    lb = L.lb
+    lb = lowerer.lb
     groups = op.groups.value.data
     (sh, sw), (ph, pw), (dh, dw) = op.window()
     co, cg, kh, kw = memref_shape(args[1])
@@ -152,8 +152,8 @@ def _channel_conv(
     n_, _, oh, ow = memref_shape(out)
     vty = VectorType(f32, [tile.lanes])
     weights, bias = tables.weights, tables.bias
-    rows = L.padded_rows(oh, sh, kh, dh, memref_shape(args[0])[2] + 2 * ph)
-    source, fresh = _zero_padded(L, args[0], ph, pw, rows)
+    rows = lowerer.padded_rows(oh, sh, kh, dh, memref_shape(args[0])[2] + 2 * ph)
+    source, fresh = _zero_padded(lowerer, args[0], ph, pw, rows)
     sums = lb.alloca_entry([tile.pixels, tile.channels], f32)
 
     def emit(n, g, oc0: IndexLike, vectors: int, valid: int, oy: IndexLike, ox0: IndexLike, pixels: int, _: bool):
@@ -192,13 +192,13 @@ def _channel_conv(
         interior_cols=(0, ow),
         split_border=False,
         emit=emit,
-        rows=L.row_range(oh),
+        rows=lowerer.row_range(oh),
     )
     if fresh:
         lb.dealloc(source)
 
 
-def _column_conv(L: Lowerer, op: bnn.Conv2dOp, args: list[SSAValue], out: SSAValue, tables: _Tables) -> None:
+def _column_conv(lowerer: Lowerer, op: bnn.Conv2dOp, args: list[SSAValue], out: SSAValue, tables: _Tables) -> None:
     """Vectorised over output columns: accumulators are `lanes` consecutive
     output columns of one channel; a K step (ic, ky, then every kx unrolled)
     loads one contiguous input vector per column vector and broadcasts one
@@ -207,21 +207,21 @@ def _column_conv(L: Lowerer, op: bnn.Conv2dOp, args: list[SSAValue], out: SSAVal
     bit for bit, so storing it twice is exact). The (row, vector) pairs of
     this thread's rows are walked as one flat range in tiles of
     `ctile.vectors` vectors, which may span rows; the rest one at a time."""
-    lb = L.lb
+    lb = lowerer.lb
     groups = op.groups.value.data
     (sh, sw), (ph, pw), (dh, dw) = op.window()
     co, cg, kh, kw = memref_shape(args[1])
     cog = co // groups
     n_, _, oh, ow = memref_shape(out)
-    ctile = choose_column_tile(L.vector_bits, 32, L.registers, cog)
+    ctile = choose_column_tile(lowerer.vector_bits, 32, lowerer.registers, cog)
     lanes = ctile.lanes
     vty = VectorType(f32, [lanes])
     per_row = -(-ow // lanes)
-    rows = L.padded_rows(oh, sh, kh, dh, memref_shape(args[0])[2] + 2 * ph)
+    rows = lowerer.padded_rows(oh, sh, kh, dh, memref_shape(args[0])[2] + 2 * ph)
     if sw == 1:
-        source, fresh = _zero_padded(L, args[0], ph, pw, rows)
+        source, fresh = _zero_padded(lowerer, args[0], ph, pw, rows)
     else:
-        source, fresh = _phase_split_padded(L, args[0], ph, pw, sw, rows), True
+        source, fresh = _phase_split_padded(lowerer, args[0], ph, pw, sw, rows), True
 
     def input_vector(n: SSAValue, ch: SSAValue, iy: SSAValue, kx: int, ox0: SSAValue) -> SSAValue:
         # padded column (ox0 + l) * sw + kx * dw = sw * (ox0 + l + step) + phase
@@ -267,7 +267,7 @@ def _column_conv(L: Lowerer, op: bnn.Conv2dOp, args: list[SSAValue], out: SSAVal
                     acc = _fma(lb, post[2], acc, post[1])  # fma(acc, scale, shift)
                 lb.vstore(acc, out, [n, lb.affine([(g, cog), (oc, 1)]), oy, ox0])
 
-    r0, r1 = L.row_range(oh)
+    r0, r1 = lowerer.row_range(oh)
     v_begin, v_end = lb.muli(r0, per_row), lb.muli(r1, per_row)
     full_end = lb.subi(v_end, lb.remui(lb.subi(v_end, v_begin), ctile.vectors)) if ctile.vectors > 1 else v_end
     full_tiles, rest = divmod(cog, ctile.channels)
@@ -289,18 +289,18 @@ def _column_conv(L: Lowerer, op: bnn.Conv2dOp, args: list[SSAValue], out: SSAVal
         lb.dealloc(source)
 
 
-def lower_linear(L: Lowerer, op: bnn.LinearOp, args: list[SSAValue], out: SSAValue) -> None:
-    lb = L.lb
+def lower_linear(lowerer: Lowerer, op: bnn.LinearOp, args: list[SSAValue], out: SSAValue) -> None:
+    lb = lowerer.lb
     x = args[0]
     n_, k = memref_shape(x)
     m_ = memref_shape(args[1])[0]
-    tile = choose_tile(L.vector_bits, 32, L.registers, m_)
+    tile = choose_tile(lowerer.vector_bits, 32, lowerer.registers, m_)
     padded = ceil_to(m_, tile.channels)
     vty = VectorType(f32, [tile.lanes])
     wt = np.zeros((k, padded), dtype=np.float32)
-    wt[:, :m_] = L.constant_value(op.weight, op).T
-    weights = L.global_buffer(wt)
-    bias = _constant_table(L, op, op.bias, 1, m_, padded)
+    wt[:, :m_] = lowerer.constant_value(op.weight, op).T
+    weights = lowerer.global_buffer(wt)
+    bias = _constant_table(lowerer, op, op.bias, 1, m_, padded)
 
     def emit(n: SSAValue, m0: IndexLike, vectors: int, valid: int) -> None:
         accs = accumulate(
@@ -323,7 +323,7 @@ def lower_linear(L: Lowerer, op: bnn.LinearOp, args: list[SSAValue], out: SSAVal
 
     # Threads split the output-feature tiles (the last, partial one included).
     full_tiles, rest = divmod(m_, tile.channels)
-    t0, t1 = L.row_range(full_tiles + (1 if rest else 0))
+    t0, t1 = lowerer.row_range(full_tiles + (1 if rest else 0))
     with lb.loops([n_]) as (n,):
         if full_tiles:
             with lb.loop(lb.emit(arith.MinSIOp(lb.index(t1), lb.index(full_tiles))), lb.index(t0)) as mt:

@@ -25,7 +25,7 @@ def _matmul_vectors(registers: int) -> int:
     return 4 if registers >= 32 else 2
 
 
-def lower_matmul(L: Lowerer, op: bnn.MatmulOp, args: list[SSAValue], out: SSAValue) -> None:
+def lower_matmul(lowerer: Lowerer, op: bnn.MatmulOp, args: list[SSAValue], out: SSAValue) -> None:
     """out[b, i, j] = fma chain over k = 0..K-1 from 0.0, the same order for
     every element (vector lanes and the scalar tail columns alike), so the
     result does not depend on tiling or threads. Vectorised over j: a tile of
@@ -33,13 +33,13 @@ def lower_matmul(L: Lowerer, op: bnn.MatmulOp, args: list[SSAValue], out: SSAVal
     against contiguous rhs[b, k, j:j+lanes]. A transposed rhs is first copied
     to [b, k, j] order (K x N per batch, cheap next to the M x N x K product).
     Threads split the (batch, row tile) pairs."""
-    lb = L.lb
+    lb = lowerer.lb
     lhs, rhs = args
     rank = len(memref_shape(lhs))
     batch, m, k, n = op.dims()
-    lanes = max(L.vector_bits // 32, 1)
+    lanes = max(lowerer.vector_bits // 32, 1)
     vty = VectorType(f32, [lanes])
-    vectors = _matmul_vectors(L.registers)
+    vectors = _matmul_vectors(lowerer.registers)
 
     def at(i: IndexLike, j: IndexLike, b: IndexLike) -> list[IndexLike]:
         return [b, i, j] if rank == 3 else [i, j]
@@ -48,7 +48,7 @@ def lower_matmul(L: Lowerer, op: bnn.MatmulOp, args: list[SSAValue], out: SSAVal
         return lb.load(lhs, at(kk, i, b) if op.transpose_lhs is not None else at(i, kk, b))
 
     fresh = op.transpose_rhs is not None
-    source = _transposed_copy(L, rhs, rank, batch, n, k) if fresh else rhs
+    source = _transposed_copy(lowerer, rhs, rank, batch, n, k) if fresh else rhs
 
     def tile(b: IndexLike, i0: IndexLike, rows: int) -> None:
         full = n // lanes
@@ -88,7 +88,7 @@ def lower_matmul(L: Lowerer, op: bnn.MatmulOp, args: list[SSAValue], out: SSAVal
     for per_batch, rows, first in ((full_tiles, ROWS, 0), (rest, 1, full_tiles * ROWS)):
         if not per_batch:
             continue
-        begin, end = L.row_range(batch * per_batch)
+        begin, end = lowerer.row_range(batch * per_batch)
         with lb.loop(end, begin) as unit:
             b = lb.divui(unit.iv, per_batch) if batch > 1 else 0
             local = lb.remui(unit.iv, per_batch) if batch > 1 else unit.iv
@@ -97,9 +97,9 @@ def lower_matmul(L: Lowerer, op: bnn.MatmulOp, args: list[SSAValue], out: SSAVal
         lb.dealloc(source)
 
 
-def _transposed_copy(L: Lowerer, rhs: SSAValue, rank: int, batch: int, n: int, k: int) -> SSAValue:
+def _transposed_copy(lowerer: Lowerer, rhs: SSAValue, rank: int, batch: int, n: int, k: int) -> SSAValue:
     """rhs stored [b, j, k] copied to a fresh [b, k, j] buffer."""
-    lb = L.lb
+    lb = lowerer.lb
     shape = [batch, k, n] if rank == 3 else [k, n]
     dest = lb.alloc(shape, f32)
     with lb.loops(shape) as ivs:
@@ -115,17 +115,17 @@ def _valid(count: int, size: int, offset: int, stride: int) -> tuple[int, int]:
     return lo, max(lo, hi)
 
 
-def lower_zero_insert(L: Lowerer, op: bnn.ZeroInsertOp, args: list[SSAValue], out: SSAValue) -> None:
+def lower_zero_insert(lowerer: Lowerer, op: bnn.ZeroInsertOp, args: list[SSAValue], out: SSAValue) -> None:
     """Per N x C plane (threads split the planes): zero the output plane, then
     scatter the input pixels that land inside it (static bounds)."""
-    lb, x = L.lb, args[0]
+    lb, x = lowerer.lb, args[0]
     n_, c_, h, w = memref_shape(x)
     _, _, oh, ow = memref_shape(out)
     sh, sw = op.strides.get_values()
     left, _, top, _ = op.padding.get_values()
     y_lo, y_hi = _valid(h, oh, top, sh)
     x_lo, x_hi = _valid(w, ow, left, sw)
-    begin, end = L.row_range(n_ * c_)
+    begin, end = lowerer.row_range(n_ * c_)
     with lb.loop(end, begin) as plane:
         n = lb.divui(plane.iv, c_) if n_ > 1 else 0
         c = lb.remui(plane.iv, c_) if n_ > 1 else plane.iv

@@ -77,17 +77,17 @@ _CALL_COST = 8
 
 
 def _unary(body: Body) -> Callable[[Lowerer, Operation, list[SSAValue], SSAValue], None]:
-    def lower(L: Lowerer, op: Operation, args: list[SSAValue], out: SSAValue) -> None:
-        elementwise(L, out, args, lambda lb, v, _: body(lb, v[0]))
+    def lower(lowerer: Lowerer, op: Operation, args: list[SSAValue], out: SSAValue) -> None:
+        elementwise(lowerer, out, args, lambda lb, v, _: body(lb, v[0]))
 
     return lower
 
 
-def lower_unary(L: Lowerer, op: bnn.UnaryMathOp, args: list[SSAValue], out: SSAValue) -> None:
-    _unary(UNARY_BODIES[op.fn.data])(L, op, args, out)
+def lower_unary(lowerer: Lowerer, op: bnn.UnaryMathOp, args: list[SSAValue], out: SSAValue) -> None:
+    _unary(UNARY_BODIES[op.fn.data])(lowerer, op, args, out)
 
 
-def lower_elu(L: Lowerer, op: bnn.EluOp, args: list[SSAValue], out: SSAValue) -> None:
+def lower_elu(lowerer: Lowerer, op: bnn.EluOp, args: list[SSAValue], out: SSAValue) -> None:
     alpha, scale = np.float32(op.alpha.value.data), np.float32(op.scale.value.data)
     negcoef, poscoef, inscale = float(alpha * scale), float(scale), float(np.float32(op.input_scale.value.data))
 
@@ -96,12 +96,12 @@ def lower_elu(L: Lowerer, op: bnn.EluOp, args: list[SSAValue], out: SSAValue) ->
         em1 = lb.subf(_m(lb, math.ExpOp, lb.mulf(x, lb.f32(inscale))), lb.f32(1.0))
         return lb.select(lb.cmpf(x, 0.0, "ole"), lb.mulf(em1, lb.f32(negcoef)), lb.mulf(x, lb.f32(poscoef)))
 
-    _unary(body)(L, op, args, out)
+    _unary(body)(lowerer, op, args, out)
 
 
-def lower_leaky_relu(L: Lowerer, op: bnn.LeakyReluOp, args: list[SSAValue], out: SSAValue) -> None:
+def lower_leaky_relu(lowerer: Lowerer, op: bnn.LeakyReluOp, args: list[SSAValue], out: SSAValue) -> None:
     slope = float(np.float32(op.negative_slope.value.data))
-    _unary(lambda lb, x: lb.select(lb.cmpf(x, 0.0, "ogt"), x, lb.mulf(x, lb.f32(slope))))(L, op, args, out)
+    _unary(lambda lb, x: lb.select(lb.cmpf(x, 0.0, "ogt"), x, lb.mulf(x, lb.f32(slope))))(lowerer, op, args, out)
 
 
 def _pow_body(e: float) -> Body:
@@ -118,21 +118,21 @@ def _pow_body(e: float) -> Body:
     return special.get(e, lambda lb, x: _m(lb, math.PowFOp, x, lb.f32(e)))
 
 
-def lower_pow(L: Lowerer, op: bnn.PowOp, args: list[SSAValue], out: SSAValue) -> None:
-    _unary(_pow_body(float(np.float32(op.exponent.value.data))))(L, op, args, out)
+def lower_pow(lowerer: Lowerer, op: bnn.PowOp, args: list[SSAValue], out: SSAValue) -> None:
+    _unary(_pow_body(float(np.float32(op.exponent.value.data))))(lowerer, op, args, out)
 
 
 def _extremum(pred: str) -> Lowering:
     """NaN if either operand is NaN, else (a `pred` b) ? a : b: PyTorch's
     vectorised minimum/maximum (of equal values it returns b)."""
 
-    def lower(L: Lowerer, op: Operation, args: list[SSAValue], out: SSAValue) -> None:
+    def lower(lowerer: Lowerer, op: Operation, args: list[SSAValue], out: SSAValue) -> None:
         def body(lb: LoopBuilder, v: list[SSAValue], _: list[SSAValue]) -> SSAValue:
             a, b = v
             pick = lb.select(lb.cmpf(a, b, pred), a, b)
             return lb.select(lb.cmpf(a, b, "uno"), lb.f32(float("nan")), pick)
 
-        elementwise(L, out, args, body)
+        elementwise(lowerer, out, args, body)
 
     return lower
 

@@ -113,14 +113,14 @@ def _to_index(lb: LoopBuilder, value: SSAValue) -> SSAValue:
     return lb.emit(arith.IndexCastOp(value, IndexType()))
 
 
-def _lower_separable(L: Lowerer, op: bnn.GatherOp, src: SSAValue, out: SSAValue, base: int, axes: list[Axis]) -> None:
+def _lower_separable(lowerer: Lowerer, op: bnn.GatherOp, src: SSAValue, out: SSAValue, base: int, axes: list[Axis]) -> None:
     """Loops over the merged output axes; the input offset is base plus each
     axis's term. Threads split the rows (all axes but the innermost)."""
-    lb, fill = L.lb, op.fill_value()
+    lb, fill = lowerer.lb, op.fill_value()
     src_flat, out_flat = _flat(lb, src), _flat(lb, out)
 
     # the tables, as globals fetched once at the kernel's entry
-    tables = {id(a): L.global_buffer(a.table) for a in axes if a.affine() is None}
+    tables = {id(a): lowerer.global_buffer(a.table) for a in axes if a.affine() is None}
 
     def term(axis: Axis, iv: SSAValue) -> SSAValue:
         aff = axis.affine()
@@ -130,7 +130,7 @@ def _lower_separable(L: Lowerer, op: bnn.GatherOp, src: SSAValue, out: SSAValue,
 
     outer, inner = axes[:-1], axes[-1]
     rows = math.prod(a.size for a in outer)
-    begin, end = L.row_range(rows if outer else inner.size)
+    begin, end = lowerer.row_range(rows if outer else inner.size)
 
     def body(partial: SSAValue, iv: SSAValue, pos: SSAValue) -> None:
         offset = lb.addi(partial, term(inner, iv))
@@ -163,15 +163,15 @@ def _lower_separable(L: Lowerer, op: bnn.GatherOp, src: SSAValue, out: SSAValue,
             body(partial, loop.iv, lb.addi(row_start, loop.iv))
 
 
-def _lower_table(L: Lowerer, op: bnn.GatherOp, sources: Sequence[SSAValue], index: SSAValue, out: SSAValue) -> None:
+def _lower_table(lowerer: Lowerer, op: bnn.GatherOp, sources: Sequence[SSAValue], index: SSAValue, out: SSAValue) -> None:
     """out[i] = the element index[i] names: a select over the inputs' ranges
     (one range, and no select, for a single input without fill)."""
-    lb, fill = L.lb, op.fill_value()
+    lb, fill = lowerer.lb, op.fill_value()
     numel = math.prod(memref_shape(out))
     out_flat, index_flat = _flat(lb, out), _flat(lb, index)
     flats = [_flat(lb, s) for s in sources]
     sizes = [math.prod(memref_shape(s)) for s in sources]
-    begin, end = L.row_range(numel)
+    begin, end = lowerer.row_range(numel)
     with lb.loop(end, begin) as loop:
         offset = _to_index(lb, lb.load(index, []) if index_flat is None else lb.load(index_flat, [loop.iv]))
         if len(sources) == 1 and fill is None:
@@ -188,15 +188,15 @@ def _lower_table(L: Lowerer, op: bnn.GatherOp, sources: Sequence[SSAValue], inde
             lb.store(value, out_flat, [loop.iv])
 
 
-def lower_gather(L: Lowerer, op: bnn.GatherOp, args: list[SSAValue], out: SSAValue) -> None:
+def lower_gather(lowerer: Lowerer, op: bnn.GatherOp, args: list[SSAValue], out: SSAValue) -> None:
     sources, index = args[:-1], args[-1]
-    table = np.asarray(L.constant_value(op.index, op), dtype=np.int64)
+    table = np.asarray(lowerer.constant_value(op.index, op), dtype=np.int64)
     plan = separable(table) if len(sources) == 1 else None
     if plan is None:
-        _lower_table(L, op, sources, index, out)
+        _lower_table(lowerer, op, sources, index, out)
         return
     base, axes = plan
-    _lower_separable(L, op, sources[0], out, base, merge_axes(axes))
+    _lower_separable(lowerer, op, sources[0], out, base, merge_axes(axes))
 
 
 # ------------------------------------------------------------------ bilinear
@@ -236,18 +236,18 @@ def linear_taps(
     return i0, i1, (np.float32(1.0) - l1).astype(np.float32), l1
 
 
-def lower_upsample_bilinear2d(L: Lowerer, op: bnn.UpsampleBilinear2dOp, args: list[SSAValue], out: SSAValue) -> None:
+def lower_upsample_bilinear2d(lowerer: Lowerer, op: bnn.UpsampleBilinear2dOp, args: list[SSAValue], out: SSAValue) -> None:
     """out = x00*w00 + x01*w01 + x10*w10 + x11*w11 with wij = wy_i * wx_j,
     accumulated with fused multiply-adds in that order (PyTorch's CPU result
     within float rounding). Threads split the N x C planes."""
-    lb, x = L.lb, args[0]
+    lb, x = lowerer.lb, args[0]
     n_, c_, h, w = memref_shape(x)
     _, _, oh, ow = memref_shape(out)
     sh, sw = op.scale_values()
     align = op.align_corners is not None
-    ys = [L.global_buffer(t) for t in linear_taps(h, oh, align, sh)]
-    xs = [L.global_buffer(t) for t in linear_taps(w, ow, align, sw)]
-    begin, end = L.row_range(n_ * c_)
+    ys = [lowerer.global_buffer(t) for t in linear_taps(h, oh, align, sh)]
+    xs = [lowerer.global_buffer(t) for t in linear_taps(w, ow, align, sw)]
+    begin, end = lowerer.row_range(n_ * c_)
     with lb.loop(end, begin) as plane:
         n, c = (lb.index(0), plane.iv) if n_ == 1 else (lb.divui(plane.iv, c_), lb.remui(plane.iv, c_))
         with lb.loop(oh) as oy:

@@ -234,11 +234,11 @@ def _store(lb: LoopBuilder, value: SSAValue, buffer: SSAValue, index: list[Index
 
 
 @contextmanager
-def _rows(L: Lowerer, nest: Nest) -> Iterator[list[IndexLike]]:
+def _rows(lowerer: Lowerer, nest: Nest) -> Iterator[list[IndexLike]]:
     """Loop over this thread's rows; yields the index with the row runs set."""
-    lb = L.lb
+    lb = lowerer.lb
     groups = nest.row_groups
-    begin, end = L.row_range(pymath.prod(nest.sizes[g] for g in groups))
+    begin, end = lowerer.row_range(pymath.prod(nest.sizes[g] for g in groups))
     with lb.loop(end, begin) as row:
         idx: list[IndexLike] = [0] * len(nest.sizes)
         for k, g in enumerate(groups):
@@ -278,10 +278,10 @@ def _tree(lb: LoopBuilder, values: list[SSAValue], comb: Combiner) -> SSAValue:
 
 
 def reduce_row(
-    L: Lowerer, nest: Nest, idx: list[IndexLike], x: SSAValue, acc: SSAValue, comb: Combiner, fn: MapFn | None = None
+    lowerer: Lowerer, nest: Nest, idx: list[IndexLike], x: SSAValue, acc: SSAValue, comb: Combiner, fn: MapFn | None = None
 ) -> None:
     """acc[stats of the row] = comb over the row's reduced elements of fn(x)."""
-    lb = L.lb
+    lb = lowerer.lb
     fn = fn or (lambda lb_, v, xi, si: v)
     if not nest.inner_reduced:
         with _row_stats(lb, nest, idx) as si:
@@ -291,7 +291,7 @@ def reduce_row(
             v = fn(lb, lb.load(x, xi), xi, si)
             lb.store(comb.combine(lb, lb.load(acc, si), v), acc, si)
         return
-    lanes = max(L.vector_bits // 32, 1)
+    lanes = max(lowerer.vector_bits // 32, 1)
     inner = nest.sizes[-1]
     nvec, tail = inner // lanes, inner % lanes
     vt = VectorType(f32, [lanes])
@@ -332,17 +332,17 @@ def _scale_stats(
 
 
 @contextmanager
-def _scratch(L: Lowerer, nest: Nest, count: int) -> Iterator[list[SSAValue]]:
+def _scratch(lowerer: Lowerer, nest: Nest, count: int) -> Iterator[list[SSAValue]]:
     """`count` buffers of per-row statistics, freed after the kernel's rows."""
-    bufs = [L.lb.alloc(nest.stat_sizes, f32) for _ in range(count)]
+    bufs = [lowerer.lb.alloc(nest.stat_sizes, f32) for _ in range(count)]
     yield bufs
     for b in bufs:
-        L.lb.dealloc(b)
+        lowerer.lb.dealloc(b)
 
 
-def _mean_into(L: Lowerer, nest: Nest, idx: list[IndexLike], x: SSAValue, m: SSAValue) -> None:
-    lb = L.lb
-    reduce_row(L, nest, idx, x, m, SUM)
+def _mean_into(lowerer: Lowerer, nest: Nest, idx: list[IndexLike], x: SSAValue, m: SSAValue) -> None:
+    lb = lowerer.lb
+    reduce_row(lowerer, nest, idx, x, m, SUM)
     _scale_stats(lb, nest, idx, m, lambda v: lb.divf(v, lb.f32(float(nest.count))))
 
 
@@ -354,23 +354,23 @@ def _squared_deviations(m: SSAValue) -> MapFn:
     return fn
 
 
-def lower_reduce(L: Lowerer, op: bnn.ReduceOp, args: list[SSAValue], out: SSAValue) -> None:
+def lower_reduce(lowerer: Lowerer, op: bnn.ReduceOp, args: list[SSAValue], out: SSAValue) -> None:
     """sum / max / min in one pass; mean = sum / N; var and std in two passes
     (mean, then the squared deviations from it) divided by max(0, N - correction)."""
-    lb, kind = L.lb, op.kind.data
+    lb, kind = lowerer.lb, op.kind.data
     nest = plan_nest(memref_shape(args[0]), op.dims.get_values())
     x, y = collapse(lb, args[0], nest), collapse(lb, out, nest)
     if kind in ("sum", "max", "min", "mean"):
         comb = {"sum": SUM, "mean": SUM, "max": MAX, "min": MIN}[kind]
-        with _rows(L, nest) as idx:
-            reduce_row(L, nest, idx, x, y, comb)
+        with _rows(lowerer, nest) as idx:
+            reduce_row(lowerer, nest, idx, x, y, comb)
             if kind == "mean":
                 _scale_stats(lb, nest, idx, y, lambda v: lb.divf(v, lb.f32(float(nest.count))))
         return
     divisor = float(max(0.0, nest.count - op.correction.value.data))
-    with _scratch(L, nest, 1) as (m,), _rows(L, nest) as idx:
-        _mean_into(L, nest, idx, x, m)
-        reduce_row(L, nest, idx, x, y, SUM, _squared_deviations(m))
+    with _scratch(lowerer, nest, 1) as (m,), _rows(lowerer, nest) as idx:
+        _mean_into(lowerer, nest, idx, x, m)
+        reduce_row(lowerer, nest, idx, x, y, SUM, _squared_deviations(m))
 
         def finish(v: SSAValue) -> SSAValue:
             v = lb.divf(v, lb.f32(divisor))
@@ -379,14 +379,14 @@ def lower_reduce(L: Lowerer, op: bnn.ReduceOp, args: list[SSAValue], out: SSAVal
         _scale_stats(lb, nest, idx, y, finish)
 
 
-def lower_softmax(L: Lowerer, op: bnn.SoftmaxOp, args: list[SSAValue], out: SSAValue) -> None:
+def lower_softmax(lowerer: Lowerer, op: bnn.SoftmaxOp, args: list[SSAValue], out: SSAValue) -> None:
     """PyTorch's order: max; sum of exp(x - max) (softmax keeps each exp in
     the output); then exp * (1 / sum), or (x - max) - log(sum)."""
-    lb, log = L.lb, op.log is not None
+    lb, log = lowerer.lb, op.log is not None
     nest = plan_nest(memref_shape(args[0]), [op.dim.value.data])
     x, y = collapse(lb, args[0], nest), collapse(lb, out, nest)
-    with _scratch(L, nest, 2) as (mx, s), _rows(L, nest) as idx:
-        reduce_row(L, nest, idx, x, mx, MAX)
+    with _scratch(lowerer, nest, 2) as (mx, s), _rows(lowerer, nest) as idx:
+        reduce_row(lowerer, nest, idx, x, mx, MAX)
 
         def exp_shifted(lb_: LoopBuilder, v: SSAValue, xi: list[IndexLike], si: list[IndexLike]) -> SSAValue:
             e = lb_.emit(math.ExpOp(lb_.subf(v, _like(lb_, lb_.load(mx, si), v))))
@@ -394,7 +394,7 @@ def lower_softmax(L: Lowerer, op: bnn.SoftmaxOp, args: list[SSAValue], out: SSAV
                 _store(lb_, e, y, xi)
             return e
 
-        reduce_row(L, nest, idx, x, s, SUM, exp_shifted)
+        reduce_row(lowerer, nest, idx, x, s, SUM, exp_shifted)
         if log:
             _scale_stats(lb, nest, idx, s, lambda v: lb.emit(math.LogOp(v)))
         else:
@@ -408,10 +408,10 @@ def lower_softmax(L: Lowerer, op: bnn.SoftmaxOp, args: list[SSAValue], out: SSAV
             lb.store(v, y, xi)
 
 
-def lower_normalize(L: Lowerer, op: bnn.NormalizeOp, args: list[SSAValue], out: SSAValue) -> None:
+def lower_normalize(lowerer: Lowerer, op: bnn.NormalizeOp, args: list[SSAValue], out: SSAValue) -> None:
     """mean, then the biased variance from it (two passes), rstd = 1 /
     sqrt(var + eps), then y = (x * rstd + (-rstd * mean)) * weight + bias."""
-    lb = L.lb
+    lb = lowerer.lb
     weight = args[1] if op.weight is not None else None
     bias = args[-1] if op.bias is not None else None
     params = [p for p in (weight, bias) if p is not None]
@@ -421,9 +421,9 @@ def lower_normalize(L: Lowerer, op: bnn.NormalizeOp, args: list[SSAValue], out: 
     b = collapse(lb, bias, nest) if bias is not None else None
     eps = lb.f32(op.epsilon.value.data)
     count = lb.f32(float(nest.count))
-    with _scratch(L, nest, 2) as (m, r), _rows(L, nest) as idx:
-        _mean_into(L, nest, idx, x, m)
-        reduce_row(L, nest, idx, x, r, SUM, _squared_deviations(m))
+    with _scratch(lowerer, nest, 2) as (m, r), _rows(lowerer, nest) as idx:
+        _mean_into(lowerer, nest, idx, x, m)
+        reduce_row(lowerer, nest, idx, x, r, SUM, _squared_deviations(m))
         with _row_stats(lb, nest, idx) as si:
             rstd = lb.divf(lb.f32(1.0), lb.emit(math.SqrtOp(lb.addf(lb.divf(lb.load(r, si), count), eps))))
             lb.store(rstd, r, si)

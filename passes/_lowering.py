@@ -168,7 +168,7 @@ def collapse_trailing(lb: LoopBuilder, value: SSAValue, rank: int, start: int) -
 
 
 def elementwise(
-    L: Lowerer,
+    lowerer: Lowerer,
     out: SSAValue,
     operands: Sequence[SSAValue],
     body: Callable[[LoopBuilder, list[SSAValue], list[SSAValue]], SSAValue],
@@ -181,7 +181,7 @@ def elementwise(
     indices and the flat index, so a body may only read ivs[0] and ivs[1]
     (batch and channel) besides passing them through. Threads split the
     outer rows (N x C for NCHW)."""
-    lb = L.lb
+    lb = lowerer.lb
     shape = memref_shape(out)
     if not shape:
         values = [lb.load(v, []) for v in operands]
@@ -192,7 +192,7 @@ def elementwise(
     flat_out = collapse_trailing(lb, out, rank, start)
     flat_operands = [collapse_trailing(lb, v, rank, start) for v in operands]
     outer, inner = list(shape[:start]), int(np.prod(shape[start:]))
-    begin, end = L.row_range(int(np.prod(outer)))
+    begin, end = lowerer.row_range(int(np.prod(outer)))
     with lb.loop(end, begin) as row:
         outer_ivs = unravel_index(lb, row.iv, outer)
         with lb.loop(inner) as flat:

@@ -43,8 +43,17 @@ from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import numpy as np
-from xdsl.dialects import llvm as L
-from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, FloatAttr, IntegerAttr, IntegerType, VectorType, f32, i1, i64
+from xdsl.dialects import llvm
+from xdsl.dialects.builtin import (
+    DenseIntOrFPElementsAttr,
+    FloatAttr,
+    IntegerAttr,
+    IntegerType,
+    VectorType,
+    f32,
+    i1,
+    i64,
+)
 from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.irdl import (
     AnyAttr,
@@ -118,7 +127,7 @@ SQRT_HALF_BITS = int(np.array(pymath.sqrt(0.5), np.float32).view(np.int32))
 
 # ------------------------------------------------------- vector fcmp/select
 @irdl_op_definition
-class VectorFCmpOp(L.FCmpOp):
+class VectorFCmpOp(llvm.FCmpOp):
     """`llvm.fcmp` of two float vectors: a vector<N x i1> mask."""
 
     name = "llvm.fcmp"
@@ -127,7 +136,7 @@ class VectorFCmpOp(L.FCmpOp):
     rhs = operand_def(T)
     res = result_def(base(VectorType))
     predicate = prop_def(IntegerAttr[i64])
-    fastmathFlags = prop_def(L.FastMathAttr, default_value=L.FastMathAttr(None))
+    fastmathFlags = prop_def(llvm.FastMathAttr, default_value=llvm.FastMathAttr(None))
     traits = traits_def(Pure())
 
     def __init__(self, lhs: SSAValue, rhs: SSAValue, predicate: str):
@@ -137,7 +146,7 @@ class VectorFCmpOp(L.FCmpOp):
             self,
             operands=[lhs, rhs],
             result_types=[VectorType(i1, typ.get_shape())],
-            properties={"predicate": IntegerAttr(L.FCmpPredicateFlag(predicate).to_int(), i64)},
+            properties={"predicate": IntegerAttr(llvm.FCmpPredicateFlag(predicate).to_int(), i64)},
         )
 
     def verify_(self) -> None:
@@ -145,7 +154,7 @@ class VectorFCmpOp(L.FCmpOp):
 
 
 @irdl_op_definition
-class VectorSelectOp(L.SelectOp):
+class VectorSelectOp(llvm.SelectOp):
     """`llvm.select` lane by lane on a vector<N x i1> mask."""
 
     name = "llvm.select"
@@ -154,7 +163,7 @@ class VectorSelectOp(L.SelectOp):
     lhs = operand_def(T)
     rhs = operand_def(T)
     res = result_def(T)
-    fastmathFlags = prop_def(L.FastMathAttr, default_value=L.FastMathAttr(None))
+    fastmathFlags = prop_def(llvm.FastMathAttr, default_value=llvm.FastMathAttr(None))
     traits = traits_def(Pure())
     assembly_format = None  # the inherited printer and parser: `%c, %a, %b : vector<4xi1>, vector<4xf32>`
 
@@ -185,7 +194,7 @@ class Emitter:
                 attr = DenseIntOrFPElementsAttr.from_list(typ, [value] * self.lanes)
             else:
                 attr = FloatAttr(float(value), element) if element == f32 else IntegerAttr(int(value), element)
-            self._consts[key] = self.op(L.ConstantOp(attr, typ))
+            self._consts[key] = self.op(llvm.ConstantOp(attr, typ))
         return self._consts[key]
 
     def c(self, value: float) -> SSAValue:
@@ -196,20 +205,20 @@ class Emitter:
 
     def _intrinsic(self, name: str, *args: SSAValue) -> SSAValue:
         suffix = f"v{self.lanes}f32" if self.lanes else "f32"
-        return self.op(L.CallIntrinsicOp(f"llvm.{name}.{suffix}", list(args), [self.ft]))
+        return self.op(llvm.CallIntrinsicOp(f"llvm.{name}.{suffix}", list(args), [self.ft]))
 
     # floats
     def add(self, a: SSAValue, b: SSAValue) -> SSAValue:
-        return self.op(L.FAddOp(a, b))
+        return self.op(llvm.FAddOp(a, b))
 
     def sub(self, a: SSAValue, b: SSAValue) -> SSAValue:
-        return self.op(L.FSubOp(a, b))
+        return self.op(llvm.FSubOp(a, b))
 
     def mul(self, a: SSAValue, b: SSAValue) -> SSAValue:
-        return self.op(L.FMulOp(a, b))
+        return self.op(llvm.FMulOp(a, b))
 
     def div(self, a: SSAValue, b: SSAValue) -> SSAValue:
-        return self.op(L.FDivOp(a, b))
+        return self.op(llvm.FDivOp(a, b))
 
     def fma(self, a: SSAValue, b: SSAValue, c: SSAValue) -> SSAValue:
         """a * b + c, fused where the target has FMA."""
@@ -223,7 +232,7 @@ class Emitter:
 
     def cmp(self, a: SSAValue, b: SSAValue | float, pred: str) -> SSAValue:
         b = self.c(b) if isinstance(b, float | int) else b
-        return self.op(VectorFCmpOp(a, b, pred) if self.lanes else L.FCmpOp(a, b, pred))
+        return self.op(VectorFCmpOp(a, b, pred) if self.lanes else llvm.FCmpOp(a, b, pred))
 
     def select(self, cond: SSAValue, a: SSAValue | float, b: SSAValue | float) -> SSAValue:
         a = self.c(a) if isinstance(a, float | int) else a
@@ -233,7 +242,7 @@ class Emitter:
     def _select(self, cond: SSAValue, a: SSAValue, b: SSAValue) -> SSAValue:
         if self.lanes:
             return self.op(VectorSelectOp.create(operands=[cond, a, b], result_types=[a.type]))
-        return self.op(L.SelectOp(cond, a, b))
+        return self.op(llvm.SelectOp(cond, a, b))
 
     def poly(self, x: SSAValue, coeffs: Sequence[float]) -> SSAValue:
         """Horner: coeffs[0] + x (coeffs[1] + x (...))."""
@@ -244,25 +253,25 @@ class Emitter:
 
     # bits
     def bits(self, a: SSAValue) -> SSAValue:
-        return self.op(L.BitcastOp(a, self.it))
+        return self.op(llvm.BitcastOp(a, self.it))
 
     def float(self, a: SSAValue) -> SSAValue:
-        return self.op(L.BitcastOp(a, self.ft))
+        return self.op(llvm.BitcastOp(a, self.ft))
 
     def iadd(self, a: SSAValue, b: SSAValue | int) -> SSAValue:
-        return self.op(L.AddOp(a, self.ci(b) if isinstance(b, int) else b))
+        return self.op(llvm.AddOp(a, self.ci(b) if isinstance(b, int) else b))
 
     def isub(self, a: SSAValue, b: SSAValue | int) -> SSAValue:
-        return self.op(L.SubOp(a, self.ci(b) if isinstance(b, int) else b))
+        return self.op(llvm.SubOp(a, self.ci(b) if isinstance(b, int) else b))
 
     def shl(self, a: SSAValue, n: int) -> SSAValue:
-        return self.op(L.ShlOp(a, self.ci(n)))
+        return self.op(llvm.ShlOp(a, self.ci(n)))
 
     def ashr(self, a: SSAValue, n: int) -> SSAValue:
-        return self.op(L.AShrOp(a, self.ci(n)))
+        return self.op(llvm.AShrOp(a, self.ci(n)))
 
     def iand(self, a: SSAValue, mask: int) -> SSAValue:
-        return self.op(L.AndOp(a, self.ci(mask)))
+        return self.op(llvm.AndOp(a, self.ci(mask)))
 
     def isel(self, cond: SSAValue, a: int, b: int) -> SSAValue:
         return self._select(cond, self.ci(a), self.ci(b))
@@ -272,7 +281,7 @@ class Emitter:
         return self.float(self.shl(self.iadd(n, 127), 23))
 
     def sitofp(self, n: SSAValue) -> SSAValue:
-        return self.op(L.SIToFPOp(n, self.ft))
+        return self.op(llvm.SIToFPOp(n, self.ft))
 
 
 # ---------------------------------------------------------------- functions

@@ -20,8 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects import arith
-from xdsl.dialects import llvm as L
+from xdsl.dialects import arith, llvm
 from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
     FloatAttr,
@@ -45,23 +44,23 @@ from bnnc.passes._llvm_common import cast_all, intrinsic_suffix, llvm_type, repl
 
 # arith binop -> llvm binop class
 _BINOPS: dict[type[Operation], type[Operation]] = {
-    arith.AddiOp: L.AddOp,
-    arith.SubiOp: L.SubOp,
-    arith.MuliOp: L.MulOp,
-    arith.DivSIOp: L.SDivOp,
-    arith.DivUIOp: L.UDivOp,
-    arith.RemSIOp: L.SRemOp,
-    arith.RemUIOp: L.URemOp,
-    arith.AndIOp: L.AndOp,
-    arith.OrIOp: L.OrOp,
-    arith.XOrIOp: L.XOrOp,
-    arith.ShLIOp: L.ShlOp,
-    arith.ShRSIOp: L.AShrOp,
-    arith.ShRUIOp: L.LShrOp,
-    arith.AddfOp: L.FAddOp,
-    arith.SubfOp: L.FSubOp,
-    arith.MulfOp: L.FMulOp,
-    arith.DivfOp: L.FDivOp,
+    arith.AddiOp: llvm.AddOp,
+    arith.SubiOp: llvm.SubOp,
+    arith.MuliOp: llvm.MulOp,
+    arith.DivSIOp: llvm.SDivOp,
+    arith.DivUIOp: llvm.UDivOp,
+    arith.RemSIOp: llvm.SRemOp,
+    arith.RemUIOp: llvm.URemOp,
+    arith.AndIOp: llvm.AndOp,
+    arith.OrIOp: llvm.OrOp,
+    arith.XOrIOp: llvm.XOrOp,
+    arith.ShLIOp: llvm.ShlOp,
+    arith.ShRSIOp: llvm.AShrOp,
+    arith.ShRUIOp: llvm.LShrOp,
+    arith.AddfOp: llvm.FAddOp,
+    arith.SubfOp: llvm.FSubOp,
+    arith.MulfOp: llvm.FMulOp,
+    arith.DivfOp: llvm.FDivOp,
 }
 
 # arith binop -> overloaded LLVM intrinsic (called through llvm.call_intrinsic)
@@ -78,16 +77,16 @@ _INTRINSIC_BINOPS: dict[type[Operation], str] = {
 
 # arith cast -> llvm cast class (index is i64, so index_cast picks by width below)
 _CASTS: dict[type[Operation], Callable[[SSAValue, Attribute], Operation]] = {
-    arith.ExtSIOp: lambda v, t: L.SExtOp(v, t),
-    arith.ExtUIOp: lambda v, t: L.ZExtOp(v, t),
-    arith.TruncIOp: lambda v, t: L.TruncOp(v, t),
-    arith.SIToFPOp: lambda v, t: L.SIToFPOp(v, t),
+    arith.ExtSIOp: lambda v, t: llvm.SExtOp(v, t),
+    arith.ExtUIOp: lambda v, t: llvm.ZExtOp(v, t),
+    arith.TruncIOp: lambda v, t: llvm.TruncOp(v, t),
+    arith.SIToFPOp: lambda v, t: llvm.SIToFPOp(v, t),
     arith.UIToFPOp: lambda v, t: UIToFPOp(v, t),
     arith.FPToSIOp: lambda v, t: FPToSIOp(v, t),
     arith.FPToUIOp: lambda v, t: FPToUIOp(v, t),
-    arith.ExtFOp: lambda v, t: L.FPExtOp(v, t),
-    arith.TruncFOp: lambda v, t: L.FPTruncOp(v, t),
-    arith.BitcastOp: lambda v, t: L.BitcastOp(v, t),
+    arith.ExtFOp: lambda v, t: llvm.FPExtOp(v, t),
+    arith.TruncFOp: lambda v, t: llvm.FPTruncOp(v, t),
+    arith.BitcastOp: lambda v, t: llvm.BitcastOp(v, t),
 }
 
 
@@ -114,7 +113,7 @@ class ConstantToLLVM(RewritePattern):
                 value = DenseIntOrFPElementsAttr.from_list(res_type, value.get_values())
         else:
             raise PassFailedException(f"convert-arith-to-llvm: unsupported constant {value}")
-        replace_with_llvm(rewriter, op, [L.ConstantOp(value, res_type)])
+        replace_with_llvm(rewriter, op, [llvm.ConstantOp(value, res_type)])
 
 
 class ArithToLLVM(RewritePattern):
@@ -127,7 +126,7 @@ class ArithToLLVM(RewritePattern):
             lhs, rhs = cast_all(rewriter, op.operands)
             t = llvm_type(op.results[0].type)
             name = f"{_INTRINSIC_BINOPS[kind]}.{intrinsic_suffix(t)}"
-            replace_with_llvm(rewriter, op, [L.CallIntrinsicOp(name, [lhs, rhs], [t])])
+            replace_with_llvm(rewriter, op, [llvm.CallIntrinsicOp(name, [lhs, rhs], [t])])
         elif kind in _CASTS:
             (arg,) = cast_all(rewriter, op.operands)
             replace_with_llvm(rewriter, op, [_CASTS[kind](arg, llvm_type(op.results[0].type))])
@@ -139,26 +138,26 @@ class ArithToLLVM(RewritePattern):
             if src_w == dst_w:
                 replace_with_llvm(rewriter, op, [], [arg])
             elif src_w > dst_w:
-                replace_with_llvm(rewriter, op, [L.TruncOp(arg, res_t)])
+                replace_with_llvm(rewriter, op, [llvm.TruncOp(arg, res_t)])
             else:
-                ext = L.ZExtOp(arg, res_t) if unsigned else L.SExtOp(arg, res_t)
+                ext = llvm.ZExtOp(arg, res_t) if unsigned else llvm.SExtOp(arg, res_t)
                 replace_with_llvm(rewriter, op, [ext])
         elif isinstance(op, arith.CmpiOp):
             lhs, rhs = cast_all(rewriter, op.operands)
             # arith.cmpi and llvm.icmp number their predicates identically (eq..uge)
             pred = IntegerAttr(op.predicate.value.data, 64)
-            replace_with_llvm(rewriter, op, [L.ICmpOp(lhs, rhs, pred)])
+            replace_with_llvm(rewriter, op, [llvm.ICmpOp(lhs, rhs, pred)])
         elif isinstance(op, arith.CmpfOp):
             lhs, rhs = cast_all(rewriter, op.operands)
             # arith.cmpf and llvm.fcmp number their predicates identically (false..true)
-            flag = list(L.FCmpPredicateFlag)[op.predicate.value.data]
-            replace_with_llvm(rewriter, op, [L.FCmpOp(lhs, rhs, flag.value)])
+            flag = list(llvm.FCmpPredicateFlag)[op.predicate.value.data]
+            replace_with_llvm(rewriter, op, [llvm.FCmpOp(lhs, rhs, flag.value)])
         elif isinstance(op, arith.SelectOp):
             cond, a, b = cast_all(rewriter, op.operands)
-            replace_with_llvm(rewriter, op, [L.SelectOp(cond, a, b)])
+            replace_with_llvm(rewriter, op, [llvm.SelectOp(cond, a, b)])
         elif isinstance(op, arith.NegfOp):
             (arg,) = cast_all(rewriter, op.operands)
-            replace_with_llvm(rewriter, op, [L.FNegOp(arg)])
+            replace_with_llvm(rewriter, op, [llvm.FNegOp(arg)])
 
 
 @dataclass(frozen=True)

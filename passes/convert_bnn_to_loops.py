@@ -36,9 +36,9 @@ from xdsl.utils.exceptions import PassFailedException
 from bnnc.dense import to_numpy
 from bnnc.passes._loop_builder import LoopBuilder, memref_shape
 from bnnc.passes._lower_binary import BINARY_LOWERINGS, BINARY_THREADED
+from bnnc.passes._lower_compare import COMPARE_LOWERINGS, COMPARE_THREADED
 from bnnc.passes._lower_float import FLOAT_LOWERINGS, FLOAT_THREADED
 from bnnc.passes._lower_float_conv import FLOAT_CONV_LOWERINGS, FLOAT_CONV_THREADED
-from bnnc.passes._lower_compare import COMPARE_LOWERINGS, COMPARE_THREADED
 from bnnc.passes._lower_linalg import LINALG_LOWERINGS, LINALG_THREADED
 from bnnc.passes._lower_math import MATH_LOWERINGS, MATH_THREADED
 from bnnc.passes._lower_movement import MOVEMENT_LOWERINGS, MOVEMENT_THREADED
@@ -116,33 +116,33 @@ def _worth_threads(op: Operation, min_work: int) -> bool:
     return work_of is not None and work_of(op) >= min_work
 
 
-def _kernel(L: Lowerer, op: Operation, fn_name: str, args: list[SSAValue], out: SSAValue, num_threads: int) -> None:
+def _kernel(lowerer: Lowerer, op: Operation, fn_name: str, args: list[SSAValue], out: SSAValue, num_threads: int) -> None:
     """Lower `op` into its own private function and call it: functions keep
     each CFG small (cheap to verify and to optimise) and name the layer.
     Threaded kernels take (block, blocks) last and compute their block's
     share; their call carries `bnnc.threads` and `bnnc.blocks`, which
     lower-parallel-calls turns into blocks run by a thread pool."""
-    threaded = num_threads > 1 and _worth_threads(op, L.thread_min_work)
+    threaded = num_threads > 1 and _worth_threads(op, lowerer.thread_min_work)
     arg_types = [a.type for a in args] + [out.type] + ([IndexType(), IndexType()] if threaded else [])
     block = Block(arg_types=arg_types)
-    saved, L.lb = L.lb, LoopBuilder(block)
+    saved, lowerer.lb = lowerer.lb, LoopBuilder(block)
     if threaded:
-        L.thread, L.threads = block.args[-2], block.args[-1]
+        lowerer.thread, lowerer.threads = block.args[-2], block.args[-1]
     try:
-        LOWERINGS[type(op)](L, op, list(block.args[: len(args)]), block.args[len(args)])
-        L.lb.insert(func.ReturnOp())
+        LOWERINGS[type(op)](lowerer, op, list(block.args[: len(args)]), block.args[len(args)])
+        lowerer.lb.insert(func.ReturnOp())
     finally:
-        L.lb, L.thread, L.threads = saved, None, None
+        lowerer.lb, lowerer.thread, lowerer.threads = saved, None, None
     kernel = func.FuncOp(fn_name, FunctionType.from_lists(arg_types, []), Region(block), visibility="private")
     kernel.location = op.location
-    L.module.body.block.add_op(kernel)
+    lowerer.module.body.block.add_op(kernel)
     blocks = num_threads * BLOCKS_PER_THREAD
-    extra = [L.lb.index(0), L.lb.index(blocks)] if threaded else []
+    extra = [lowerer.lb.index(0), lowerer.lb.index(blocks)] if threaded else []
     call = func.CallOp(fn_name, [*args, out, *extra], [])
     if threaded:
         call.attributes[THREADS_ATTR] = IntegerAttr(num_threads, i64)
         call.attributes[BLOCKS_ATTR] = IntegerAttr(blocks, i64)
-    L.lb.insert(call)
+    lowerer.lb.insert(call)
 
 
 def _lower_function(
@@ -164,11 +164,11 @@ def _lower_function(
     ret = old_block.last_op
     assert isinstance(ret, func.ReturnOp)
     outs = list(block.args[len(in_types) :])
-    L = Lowerer(module, lb, {}, {}, counter, vector_bits, registers)
-    L.thread_min_work = thread_min_work
-    L.popcount_bits = popcount_bits
+    lowerer = Lowerer(module, lb, {}, {}, counter, vector_bits, registers)
+    lowerer.thread_min_work = thread_min_work
+    lowerer.popcount_bits = popcount_bits
     for old, new in zip(old_block.args, block.args):
-        L.buffers[old] = new
+        lowerer.buffers[old] = new
         new.name_hint = old.name_hint
 
     # A returned value computed by an op is written straight into its output buffer.
@@ -188,8 +188,8 @@ def _lower_function(
                     f"convert-bnn-to-loops: only dense tensor constants are supported, got {value}"
                 )
             array = to_numpy(value)
-            L.constants[op.result] = array
-            L.buffers[op.result] = L.global_buffer(array)
+            lowerer.constants[op.result] = array
+            lowerer.buffers[op.result] = lowerer.global_buffer(array)
             continue
         if type(op) not in LOWERINGS:
             raise PassFailedException(f"convert-bnn-to-loops: no lowering for {op.name}")
@@ -201,21 +201,21 @@ def _lower_function(
         if result.name_hint:
             out.name_hint = result.name_hint
         kernel_name = f"{fn.sym_name.data}_{index}_{op.name.split('.')[-1]}"
-        _kernel(L, op, kernel_name, [L.buffers[v] for v in op.operands], out, num_threads)
-        L.buffers[result] = out
+        _kernel(lowerer, op, kernel_name, [lowerer.buffers[v] for v in op.operands], out, num_threads)
+        lowerer.buffers[result] = out
         for dead in last_uses.get(op, []):
             if dead in owned and dead not in ret.arguments:
-                lb.dealloc(L.buffers[dead])
+                lb.dealloc(lowerer.buffers[dead])
     # Outputs not written in place (function arguments, constants, repeats) are copied.
     for value, out in zip(ret.arguments, outs):
         if dest.get(value) is not out:
-            src = L.buffers[value]
+            src = lowerer.buffers[value]
             with lb.loops(memref_shape(out)) as ivs:
                 lb.store(lb.load(src, ivs), out, ivs)
     used = last_uses_values(last_uses)
     for value in owned:
         if value in ret.arguments or value not in used:
-            lb.dealloc(L.buffers[value])
+            lb.dealloc(lowerer.buffers[value])
     lb.insert(func.ReturnOp())
 
     new_fn = func.FuncOp(fn.sym_name.data, FunctionType.from_lists([*in_types, *out_types], []), Region(block))

@@ -13,8 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects import cf
-from xdsl.dialects import llvm as L
+from xdsl.dialects import cf, llvm
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Block, Operation
 from xdsl.passes import ModulePass
@@ -33,13 +32,13 @@ class CfToLLVM(RewritePattern):
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
         if isinstance(op, cf.BranchOp):
             args = [cast_to_llvm(rewriter, v, want=a.type) for v, a in zip(op.arguments, op.successor.args, strict=True)]
-            rewriter.replace(op, [L.BrOp(op.successor, *args)], [])
+            rewriter.replace(op, [llvm.BrOp(op.successor, *args)], [])
         elif isinstance(op, cf.ConditionalBranchOp):
             then_b, else_b = op.then_block, op.else_block
             targs = [cast_to_llvm(rewriter, v, want=a.type) for v, a in zip(op.then_arguments, then_b.args, strict=True)]
             eargs = [cast_to_llvm(rewriter, v, want=a.type) for v, a in zip(op.else_arguments, else_b.args, strict=True)]
             cond = cast_to_llvm(rewriter, op.cond)
-            rewriter.replace(op, [L.CondBrOp(cond, then_b, targs, else_b, eargs)], [])
+            rewriter.replace(op, [llvm.CondBrOp(cond, then_b, targs, else_b, eargs)], [])
 
 
 def _branch_targets(module: ModuleOp) -> list[Block]:

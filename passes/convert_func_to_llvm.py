@@ -18,8 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects import func
-from xdsl.dialects import llvm as L
+from xdsl.dialects import func, llvm
 from xdsl.dialects.builtin import FunctionType, ModuleOp
 from xdsl.ir import Operation, Region
 from xdsl.passes import ModulePass
@@ -34,11 +33,11 @@ from xdsl.utils.exceptions import PassFailedException
 from bnnc.passes._llvm_common import cast_all, convert_block_args, llvm_type, replace_with_llvm
 
 
-def llvm_function_type(ft: FunctionType, what: str) -> L.LLVMFunctionType:
+def llvm_function_type(ft: FunctionType, what: str) -> llvm.LLVMFunctionType:
     outs = list(ft.outputs.data)
     if len(outs) > 1:
         raise PassFailedException(f"convert-func-to-llvm: {what} returns {len(outs)} values; at most one is supported")
-    return L.LLVMFunctionType([llvm_type(t) for t in ft.inputs.data], llvm_type(outs[0]) if outs else None)
+    return llvm.LLVMFunctionType([llvm_type(t) for t in ft.inputs.data], llvm_type(outs[0]) if outs else None)
 
 
 def _discardable(op: Operation) -> dict:
@@ -58,18 +57,18 @@ class FuncToLLVM(RewritePattern):
             if not is_decl:
                 convert_block_args(op.body.blocks[0])
                 op.body.move_blocks(body)
-            new = L.FuncOp(op.sym_name.data, fty, linkage=L.LinkageAttr(linkage), body=body)
+            new = llvm.FuncOp(op.sym_name.data, fty, linkage=llvm.LinkageAttr(linkage), body=body)
             new.attributes.update(_discardable(op))
             rewriter.replace(op, [new], [])
         elif isinstance(op, func.ReturnOp):
             args = cast_all(rewriter, op.operands)
-            rewriter.replace(op, [L.ReturnOp(args[0] if args else None)], [])
+            rewriter.replace(op, [llvm.ReturnOp(args[0] if args else None)], [])
         elif isinstance(op, func.CallOp):
             args = cast_all(rewriter, op.arguments)
             outs = [llvm_type(r.type) for r in op.results]
             if len(outs) > 1:
                 raise PassFailedException("convert-func-to-llvm: calls with several results are not supported")
-            call = L.CallOp(op.callee, *args, return_type=outs[0] if outs else None)
+            call = llvm.CallOp(op.callee, *args, return_type=outs[0] if outs else None)
             call.attributes.update(_discardable(op))
             replace_with_llvm(rewriter, op, [call], list(call.results))
 

@@ -24,8 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects import llvm as L
-from xdsl.dialects import math
+from xdsl.dialects import llvm, math
 from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
     FloatAttr,
@@ -43,8 +42,8 @@ from xdsl.utils.exceptions import PassFailedException
 
 from bnnc.dialects.llvm_extra import ExtractElementOp
 from bnnc.passes._llvm_common import cast_all, intrinsic_suffix, llvm_type, replace_with_llvm
-from bnnc.passes._vector_math import Emitter
 from bnnc.passes._vector_math import FUNCTIONS as POLYNOMIALS
+from bnnc.passes._vector_math import Emitter
 from bnnc.passes.convert_memref_to_llvm import _declare as declare_function
 
 # math op -> (LLVM intrinsic, extra trailing `i1 false` flag operand?)
@@ -105,18 +104,18 @@ def _libm_call(module: ModuleOp, op: Operation, rewriter: PatternRewriter) -> No
     t = llvm_type(op.results[0].type)
     name = _libm_name(_LIBM[type(op)], t)
     element = t.element_type if isinstance(t, VectorType) else t
-    declare_function(module, name, L.LLVMFunctionType([element], element))
+    declare_function(module, name, llvm.LLVMFunctionType([element], element))
     if not isinstance(t, VectorType):
-        replace_with_llvm(rewriter, op, [L.CallOp(name, x, return_type=element)])
+        replace_with_llvm(rewriter, op, [llvm.CallOp(name, x, return_type=element)])
         return
     # start from zeros: xDSL's llvmlite translation has no `llvm.mlir.undef`
-    new_ops: list[Operation] = [L.ConstantOp(DenseIntOrFPElementsAttr.from_list(t, [0.0] * t.get_shape()[0]), t)]
+    new_ops: list[Operation] = [llvm.ConstantOp(DenseIntOrFPElementsAttr.from_list(t, [0.0] * t.get_shape()[0]), t)]
     acc = new_ops[0].results[0]
     for lane in range(t.get_shape()[0]):
-        pos = L.ConstantOp(IntegerAttr(lane, 64), IntegerType(64))
+        pos = llvm.ConstantOp(IntegerAttr(lane, 64), IntegerType(64))
         lane_x = ExtractElementOp(x, pos)
-        call = L.CallOp(name, lane_x, return_type=element)
-        ins = L.InsertElementOp(acc, call.results[0], pos)
+        call = llvm.CallOp(name, lane_x, return_type=element)
+        ins = llvm.InsertElementOp(acc, call.results[0], pos)
         new_ops += [pos, lane_x, call, ins]
         acc = ins.results[0]
     replace_with_llvm(rewriter, op, new_ops, [acc])
@@ -150,14 +149,14 @@ def _rsqrt(op: math.RsqrtOp, rewriter: PatternRewriter) -> None:
     (x,) = cast_all(rewriter, op.operands)
     t = llvm_type(op.results[0].type)
     element = t.element_type if isinstance(t, VectorType) else t
-    one = L.ConstantOp(
+    one = llvm.ConstantOp(
         DenseIntOrFPElementsAttr.from_list(t, [1.0] * t.get_shape()[0])
         if isinstance(t, VectorType)
         else FloatAttr(1.0, element),
         t,
     )
-    root = L.CallIntrinsicOp(f"llvm.sqrt.{intrinsic_suffix(t)}", [x], [t])
-    replace_with_llvm(rewriter, op, [one, root, L.FDivOp(one.result, root.results[0])])
+    root = llvm.CallIntrinsicOp(f"llvm.sqrt.{intrinsic_suffix(t)}", [x], [t])
+    replace_with_llvm(rewriter, op, [one, root, llvm.FDivOp(one.result, root.results[0])])
 
 
 @dataclass
@@ -181,11 +180,11 @@ class MathToLLVM(RewritePattern):
         args = cast_all(rewriter, op.operands)
         new_ops: list[Operation] = []
         if has_flag:
-            flag = L.ConstantOp(IntegerAttr(0, 1), IntegerType(1))
+            flag = llvm.ConstantOp(IntegerAttr(0, 1), IntegerType(1))
             new_ops.append(flag)
             args.append(flag.result)
         t = llvm_type(op.results[0].type)
-        new_ops.append(L.CallIntrinsicOp(f"{intrinsic}.{intrinsic_suffix(t)}", args, [t]))
+        new_ops.append(llvm.CallIntrinsicOp(f"{intrinsic}.{intrinsic_suffix(t)}", args, [t]))
         replace_with_llvm(rewriter, op, new_ops)
 
 

@@ -21,6 +21,7 @@ row-major; strided layouts from subviews: their static strides).
 - memref.global  -> llvm.mlir.global over a flat !llvm.array, with the dense
   initializer, `constant` kept, internal linkage for private globals, 64-byte
   aligned; memref.get_global -> llvm.mlir.addressof.
+- memref.view (plan-memory's arena slices) -> GEP i8 by the byte shift.
 - memref.subview / memref.reinterpret_cast with static offsets -> GEP by the
   linear offset (relative to the source pointer); memref.cast, collapse_shape,
   expand_shape -> the same pointer; memref.copy -> llvm.memcpy (identity
@@ -37,8 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects import llvm as L
-from xdsl.dialects import memref, vector
+from xdsl.dialects import llvm, memref, vector
 from xdsl.dialects.builtin import (
     DYNAMIC_INDEX,
     DenseIntOrFPElementsAttr,
@@ -68,7 +68,7 @@ from xdsl.utils.exceptions import PassFailedException
 
 from bnnc.passes._llvm_common import I64, cast_all, cast_to_llvm, llvm_type, replace_with_llvm
 
-PTR = L.LLVMPointerType()
+PTR = llvm.LLVMPointerType()
 ALLOC_ALIGNMENT = 64
 
 
@@ -109,8 +109,8 @@ def strides_of(t: MemRefType) -> tuple[int, ...]:
     return tuple(int(s) for s in strides)  # type: ignore[arg-type]
 
 
-def _const(value: int) -> L.ConstantOp:
-    return L.ConstantOp(IntegerAttr(value, 64), I64)
+def _const(value: int) -> llvm.ConstantOp:
+    return llvm.ConstantOp(IntegerAttr(value, 64), I64)
 
 
 def element_pointer(rewriter: PatternRewriter, base: SSAValue, mtype: MemRefType,
@@ -126,28 +126,28 @@ def element_pointer(rewriter: PatternRewriter, base: SSAValue, mtype: MemRefType
         term = i
         if s != 1:
             c = _const(s)
-            mul = L.MulOp(i, c.result)
+            mul = llvm.MulOp(i, c.result)
             rewriter.insert([c, mul])
             term = mul.res
         if linear is None:
             linear = term
         else:
-            add = L.AddOp(linear, term)
+            add = llvm.AddOp(linear, term)
             rewriter.insert(add)
             linear = add.res
     assert linear is not None
-    gep = L.GEPOp(ptr, [L.GEP_USE_SSA_VAL], llvm_type(mtype.element_type), ssa_indices=[linear], inbounds=True)
+    gep = llvm.GEPOp(ptr, [llvm.GEP_USE_SSA_VAL], llvm_type(mtype.element_type), ssa_indices=[linear], inbounds=True)
     rewriter.insert(gep)
     return gep.result
 
 
-def _declare(module: ModuleOp, name: str, fty: L.LLVMFunctionType) -> None:
+def _declare(module: ModuleOp, name: str, fty: llvm.LLVMFunctionType) -> None:
     for op in module.ops:
-        if isinstance(op, L.FuncOp | memref.GlobalOp) or op.name == "func.func":
+        if isinstance(op, llvm.FuncOp | memref.GlobalOp) or op.name == "func.func":
             sym = op.properties.get("sym_name")
             if isinstance(sym, StringAttr) and sym.data == name:
                 return
-    decl = L.FuncOp(name, fty, linkage=L.LinkageAttr("external"))
+    decl = llvm.FuncOp(name, fty, linkage=llvm.LinkageAttr("external"))
     if module.body.block.first_op is None:
         module.body.block.add_op(decl)
     else:
@@ -163,53 +163,53 @@ class MemrefToLLVM(RewritePattern):
         if isinstance(op, memref.LoadOp):
             mt = _static(op.memref.type)
             p = element_pointer(rewriter, op.memref, mt, list(op.indices))
-            replace_with_llvm(rewriter, op, [L.LoadOp(p, llvm_type(mt.element_type))])
+            replace_with_llvm(rewriter, op, [llvm.LoadOp(p, llvm_type(mt.element_type))])
         elif isinstance(op, memref.StoreOp):
             mt = _static(op.memref.type)
             p = element_pointer(rewriter, op.memref, mt, list(op.indices))
-            rewriter.replace(op, [L.StoreOp(cast_to_llvm(rewriter, op.value), p)], [])
+            rewriter.replace(op, [llvm.StoreOp(cast_to_llvm(rewriter, op.value), p)], [])
         elif isinstance(op, vector.LoadOp):
             mt = _static(op.base.type)
             p = element_pointer(rewriter, op.base, mt, list(op.indices))
             align = self.vector_alignment or byte_size(mt.element_type)
-            replace_with_llvm(rewriter, op, [L.LoadOp(p, llvm_type(op.result.type), alignment=align)])
+            replace_with_llvm(rewriter, op, [llvm.LoadOp(p, llvm_type(op.result.type), alignment=align)])
         elif isinstance(op, vector.StoreOp):
             mt = _static(op.base.type)
             p = element_pointer(rewriter, op.base, mt, list(op.indices))
             align = self.vector_alignment or byte_size(mt.element_type)
-            rewriter.replace(op, [L.StoreOp(cast_to_llvm(rewriter, op.vector), p, alignment=align)], [])
+            rewriter.replace(op, [llvm.StoreOp(cast_to_llvm(rewriter, op.vector), p, alignment=align)], [])
         elif isinstance(op, memref.AllocOp):
             mt = _static(op.memref.type)
             align = max(ALLOC_ALIGNMENT, op.alignment.value.data if op.alignment is not None else 0)
             size = mt.element_count() * byte_size(mt.element_type)
             size = max(align, (size + align - 1) // align * align)
-            _declare(self.module, "aligned_alloc", L.LLVMFunctionType([I64, I64], PTR))
+            _declare(self.module, "aligned_alloc", llvm.LLVMFunctionType([I64, I64], PTR))
             a, s = _const(align), _const(size)
-            call = L.CallOp("aligned_alloc", a.result, s.result, return_type=PTR)
+            call = llvm.CallOp("aligned_alloc", a.result, s.result, return_type=PTR)
             replace_with_llvm(rewriter, op, [a, s, call], [call.returned])
         elif isinstance(op, memref.DeallocOp):
-            _declare(self.module, "free", L.LLVMFunctionType([PTR], None))
-            rewriter.replace(op, [L.CallOp("free", cast_to_llvm(rewriter, op.memref))], [])
+            _declare(self.module, "free", llvm.LLVMFunctionType([PTR], None))
+            rewriter.replace(op, [llvm.CallOp("free", cast_to_llvm(rewriter, op.memref))], [])
         elif isinstance(op, memref.AllocaOp):
             mt = _static(op.memref.type)
             n = _const(mt.element_count())
             align = op.alignment.value.data if op.alignment is not None else ALLOC_ALIGNMENT
-            alloca = L.AllocaOp(n.result, llvm_type(mt.element_type), alignment=align)
+            alloca = llvm.AllocaOp(n.result, llvm_type(mt.element_type), alignment=align)
             replace_with_llvm(rewriter, op, [n, alloca])
         elif isinstance(op, memref.GlobalOp):
             mt = _static(op.type)
-            gtype = L.LLVMArrayType(mt.element_count(), llvm_type(mt.element_type))
+            gtype = llvm.LLVMArrayType(mt.element_count(), llvm_type(mt.element_type))
             init = op.initial_value
             value = init if isinstance(init, DenseIntOrFPElementsAttr) else None
             private = op.sym_visibility is not None and op.sym_visibility.data == "private"
             is_decl = init is None
             linkage = "internal" if private and not is_decl else "external"
             align = op.alignment.value.data if op.alignment is not None else ALLOC_ALIGNMENT
-            new = L.GlobalOp(gtype, op.sym_name, linkage, constant=True if op.constant is not None else None,
+            new = llvm.GlobalOp(gtype, op.sym_name, linkage, constant=True if op.constant is not None else None,
                              value=value, alignment=align)
             rewriter.replace(op, [new], [])
         elif isinstance(op, memref.GetGlobalOp):
-            replace_with_llvm(rewriter, op, [L.AddressOfOp(op.name_, PTR)])
+            replace_with_llvm(rewriter, op, [llvm.AddressOfOp(op.name_, PTR)])
         elif isinstance(op, memref.SubviewOp | memref.ReinterpretCastOp):
             src_t = _static(op.source.type)
             if op.offsets:
@@ -227,8 +227,15 @@ class MemrefToLLVM(RewritePattern):
             if offset == 0:
                 replace_with_llvm(rewriter, op, [], [ptr])
             else:
-                gep = L.GEPOp(ptr, [offset], llvm_type(src_t.element_type), inbounds=True)
+                gep = llvm.GEPOp(ptr, [offset], llvm_type(src_t.element_type), inbounds=True)
                 replace_with_llvm(rewriter, op, [gep])
+        elif isinstance(op, memref.ViewOp):
+            if op.sizes:
+                raise _fail("memref.view with dynamic sizes")
+            (shift,) = cast_all(rewriter, [op.byte_shift])
+            gep = llvm.GEPOp(cast_to_llvm(rewriter, op.source), [llvm.GEP_USE_SSA_VAL], IntegerType(8),
+                             ssa_indices=[shift], inbounds=True)
+            replace_with_llvm(rewriter, op, [gep])
         elif isinstance(op, memref.CastOp | memref.CollapseShapeOp | memref.ExpandShapeOp):
             replace_with_llvm(rewriter, op, [], [cast_to_llvm(rewriter, op.operands[0])])
         elif isinstance(op, memref.AssumeAlignmentOp):
@@ -239,9 +246,9 @@ class MemrefToLLVM(RewritePattern):
                 if strides_of(t) != MemRefType.strides_for_shape(t.get_shape()):
                     raise _fail("memref.copy of non-contiguous memrefs")
             n = _const(src_t.element_count() * byte_size(src_t.element_type))
-            f = L.ConstantOp(IntegerAttr(0, 1), IntegerType(1))
+            f = llvm.ConstantOp(IntegerAttr(0, 1), IntegerType(1))
             src, dst = cast_to_llvm(rewriter, op.source), cast_to_llvm(rewriter, op.destination)
-            call = L.CallIntrinsicOp("llvm.memcpy.p0.p0.i64", [dst, src, n.result, f.result], [])
+            call = llvm.CallIntrinsicOp("llvm.memcpy.p0.p0.i64", [dst, src, n.result, f.result], [])
             rewriter.replace(op, [n, f, call], [])
 
 

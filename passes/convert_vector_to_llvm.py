@@ -26,8 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects import llvm as L
-from xdsl.dialects import vector
+from xdsl.dialects import llvm, vector
 from xdsl.dialects.builtin import (
     DenseArrayBase,
     FloatAttr,
@@ -52,11 +51,11 @@ from bnnc.passes._llvm_common import I64, cast_all, cast_to_llvm, intrinsic_suff
 
 # reduction kind -> (llvm.vector.reduce.* name, how to combine with the accumulator)
 _REDUCTIONS: dict[str, tuple[str, type[Operation] | str]] = {
-    "add": ("llvm.vector.reduce.add", L.AddOp),
-    "mul": ("llvm.vector.reduce.mul", L.MulOp),
-    "and": ("llvm.vector.reduce.and", L.AndOp),
-    "or": ("llvm.vector.reduce.or", L.OrOp),
-    "xor": ("llvm.vector.reduce.xor", L.XOrOp),
+    "add": ("llvm.vector.reduce.add", llvm.AddOp),
+    "mul": ("llvm.vector.reduce.mul", llvm.MulOp),
+    "and": ("llvm.vector.reduce.and", llvm.AndOp),
+    "or": ("llvm.vector.reduce.or", llvm.OrOp),
+    "xor": ("llvm.vector.reduce.xor", llvm.XOrOp),
     "minsi": ("llvm.vector.reduce.smin", "llvm.smin"),
     "maxsi": ("llvm.vector.reduce.smax", "llvm.smax"),
     "minui": ("llvm.vector.reduce.umin", "llvm.umin"),
@@ -93,7 +92,7 @@ def _position(rewriter: PatternRewriter, op: Operation, static: DenseArrayBase, 
     if values[0] < 0:  # dynamic
         (d,) = dynamic
         return cast_to_llvm(rewriter, d)
-    c = L.ConstantOp(IntegerAttr(values[0], 64), I64)
+    c = llvm.ConstantOp(IntegerAttr(values[0], 64), I64)
     rewriter.insert(c)
     return c.result
 
@@ -108,11 +107,11 @@ class VectorToLLVM(RewritePattern):
                 return
             if isinstance(src.type, VectorType):
                 raise _fail(f"broadcast from {op.source.type} to {op.vector.type}")
-            undef = L.UndefOp(vt)
-            zero = L.ConstantOp(IntegerAttr(0, 32), i32)
-            ins = L.InsertElementOp(undef.res, src, zero.result)
+            undef = llvm.UndefOp(vt)
+            zero = llvm.ConstantOp(IntegerAttr(0, 32), i32)
+            ins = llvm.InsertElementOp(undef.res, src, zero.result)
             mask = DenseArrayBase.from_list(i32, [0] * vt.get_shape()[0])
-            shuf = L.ShuffleVectorOp(ins.res, undef.res, mask, vt)
+            shuf = llvm.ShuffleVectorOp(ins.res, undef.res, mask, vt)
             replace_with_llvm(rewriter, op, [undef, zero, ins, shuf])
         elif isinstance(op, vector.ReductionOp):
             vt = _one_d(llvm_type(op.vector.type))
@@ -124,31 +123,31 @@ class VectorToLLVM(RewritePattern):
             if kind in ("add", "mul") and not isinstance(elem, IntegerType):
                 ops: list[Operation] = []
                 if acc is None:
-                    start = L.ConstantOp(FloatAttr(-0.0 if kind == "add" else 1.0, elem), elem)
+                    start = llvm.ConstantOp(FloatAttr(-0.0 if kind == "add" else 1.0, elem), elem)
                     ops.append(start)
                     acc = start.result
-                cls = L.VectorReduceFAddOp if kind == "add" else L.VectorReduceFMulOp
-                red = cls(acc, vec, L.FastMathAttr([f.value for f in fm.data]) if fm is not None else None)
+                cls = llvm.VectorReduceFAddOp if kind == "add" else llvm.VectorReduceFMulOp
+                red = cls(acc, vec, llvm.FastMathAttr([f.value for f in fm.data]) if fm is not None else None)
                 replace_with_llvm(rewriter, op, [*ops, red])
                 return
             if kind not in _REDUCTIONS:
                 raise _fail(f"reduction kind '{kind}'")
             name, combine = _REDUCTIONS[kind]
-            red = L.CallIntrinsicOp(f"{name}.{intrinsic_suffix(vt)}", [vec], [elem])
+            red = llvm.CallIntrinsicOp(f"{name}.{intrinsic_suffix(vt)}", [vec], [elem])
             ops = [red]
             if acc is not None:
                 if isinstance(combine, str):
-                    ops.append(L.CallIntrinsicOp(f"{combine}.{intrinsic_suffix(elem)}", [red.results[0], acc], [elem]))
+                    ops.append(llvm.CallIntrinsicOp(f"{combine}.{intrinsic_suffix(elem)}", [red.results[0], acc], [elem]))
                 else:
                     ops.append(combine(red.results[0], acc))
             replace_with_llvm(rewriter, op, ops)
         elif isinstance(op, vector.FMAOp):
             _one_d(op.lhs.type)
             a, b, c = cast_all(rewriter, op.operands)
-            replace_with_llvm(rewriter, op, [L.FMAOp(a, b, c)])
+            replace_with_llvm(rewriter, op, [llvm.FMAOp(a, b, c)])
         elif isinstance(op, vector.BitcastOp):
             (src,) = cast_all(rewriter, op.operands)
-            replace_with_llvm(rewriter, op, [L.BitcastOp(src, llvm_type(op.results[0].type))])
+            replace_with_llvm(rewriter, op, [llvm.BitcastOp(src, llvm_type(op.results[0].type))])
         elif isinstance(op, vector.ExtractOp):
             _one_d(op.vector.type)
             if isinstance(op.result.type, VectorType):
@@ -162,7 +161,7 @@ class VectorToLLVM(RewritePattern):
                 raise _fail("vector.insert of a sub-vector")
             pos = _position(rewriter, op, op.static_position, op.dynamic_position)
             vec, val = cast_all(rewriter, [op.dest, op.source])
-            replace_with_llvm(rewriter, op, [L.InsertElementOp(vec, val, pos)])
+            replace_with_llvm(rewriter, op, [llvm.InsertElementOp(vec, val, pos)])
 
 
 @dataclass(frozen=True)

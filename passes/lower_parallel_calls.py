@@ -6,78 +6,90 @@ each block computes its share of the work (the kernels partition their
 output by block index, so results do not depend on N or on which thread
 runs a block).
 
-A function with threaded calls gets a thread pool for the duration of each
-call: its entry allocates the pool's state on the stack and calls
-`__bnnc_pool_start(pool, N)` (N the largest of its calls), every return
-first calls `__bnnc_pool_stop`, and each threaded call becomes an on-stack
-array of B argument blocks (8-byte slots: pointers and i64, the block index
-filled in per block) and one
+A function with threaded calls gets one thread pool that outlives its calls:
+the pool's state is a zero-initialised internal global `@<fn>.pool`; the
+function's entry takes it with `__bnnc_pool_acquire(pool, N)` (N the largest
+of its calls; the first call starts the workers, and a call made while
+another holds the pool gets null and runs its blocks alone), every return
+first calls `__bnnc_pool_release` (the workers go to sleep), and each
+threaded call becomes an on-stack array of B argument blocks (8-byte slots:
+pointers and i64, the block index filled in per block) and one
 `__bnnc_parallel_for(pool, trampoline, blocks, B, block_bytes)`, where the
 trampoline `<callee>.thread(ptr) -> ptr` unpacks a block and calls the callee.
 The pool functions (their contract in bnnc.passes._parallel_contract, their
-bodies defined at code generation by bnnc.parallel_runtime) need
-only libc's pthread_create/pthread_join/sched_yield; a worker that cannot
-be started leaves its blocks to the others.
+bodies and the destructor that joins the workers defined at code generation
+by bnnc.parallel_runtime) need only libc's pthread_create / pthread_join /
+sched_yield / syscall (futex); a worker that cannot be started leaves its
+blocks to the others.
 """
 
 from __future__ import annotations
 
 from xdsl.context import Context
-from xdsl.dialects import llvm as L
+from xdsl.dialects import llvm
 from xdsl.dialects.builtin import IntegerAttr, IntegerType, ModuleOp, i64
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.rewriter import Rewriter
 from xdsl.utils.exceptions import PassFailedException
 
-from bnnc.passes._parallel_contract import BLOCKS_ATTR, PARALLEL_FOR, START, STOP, THREADS_ATTR, pool_words
+from bnnc.passes._parallel_contract import (
+    ACQUIRE,
+    BLOCKS_ATTR,
+    PARALLEL_FOR,
+    RELEASE,
+    STOP,
+    THREADS_ATTR,
+    pool_global,
+    pool_words,
+)
 
-PTR = L.LLVMPointerType()
+PTR = llvm.LLVMPointerType()
 
 
-def _const(value: int, typ: Attribute = i64) -> L.ConstantOp:
-    return L.ConstantOp(IntegerAttr(value, typ), typ)
+def _const(value: int, typ: Attribute = i64) -> llvm.ConstantOp:
+    return llvm.ConstantOp(IntegerAttr(value, typ), typ)
 
 
-def _declare(module: ModuleOp, name: str, fty: L.LLVMFunctionType) -> None:
-    if not any(isinstance(op, L.FuncOp) and op.sym_name.data == name for op in module.ops):
-        module.body.block.add_op(L.FuncOp(name, fty, linkage=L.LinkageAttr("external")))
+def _declare(module: ModuleOp, name: str, fty: llvm.LLVMFunctionType) -> None:
+    if not any(isinstance(op, llvm.FuncOp) and op.sym_name.data == name for op in module.ops):
+        module.body.block.add_op(llvm.FuncOp(name, fty, linkage=llvm.LinkageAttr("external")))
 
 
-def _trampoline(module: ModuleOp, callee: L.FuncOp) -> str:
+def _trampoline(module: ModuleOp, callee: llvm.FuncOp) -> str:
     """`<callee>.thread(ptr args) -> ptr`: unpack the slots, call the callee."""
     name = f"{callee.sym_name.data}.thread"
-    if any(isinstance(op, L.FuncOp) and op.sym_name.data == name for op in module.ops):
+    if any(isinstance(op, llvm.FuncOp) and op.sym_name.data == name for op in module.ops):
         return name
     block = Block(arg_types=[PTR])
     args = []
     for i, typ in enumerate(callee.function_type.inputs.data):
-        gep = L.GEPOp(block.args[0], [i], i64, inbounds=True)
-        load = L.LoadOp(gep.result, i64)
+        gep = llvm.GEPOp(block.args[0], [i], i64, inbounds=True)
+        load = llvm.LoadOp(gep.result, i64)
         block.add_ops([gep, load])
         value = load.dereferenced_value
-        if isinstance(typ, L.LLVMPointerType):
-            cast = L.IntToPtrOp(value)
+        if isinstance(typ, llvm.LLVMPointerType):
+            cast = llvm.IntToPtrOp(value)
             block.add_op(cast)
             value = cast.results[0]
         args.append(value)
-    block.add_op(L.CallOp(callee.sym_name.data, *args))
-    null = L.ZeroOp(result_types=[PTR])
-    block.add_ops([null, L.ReturnOp(null.res)])
-    fn = L.FuncOp(name, L.LLVMFunctionType([PTR], PTR), linkage=L.LinkageAttr("internal"), body=Region(block))
+    block.add_op(llvm.CallOp(callee.sym_name.data, *args))
+    null = llvm.ZeroOp(result_types=[PTR])
+    block.add_ops([null, llvm.ReturnOp(null.res)])
+    fn = llvm.FuncOp(name, llvm.LLVMFunctionType([PTR], PTR), linkage=llvm.LinkageAttr("internal"), body=Region(block))
     module.body.block.add_op(fn)
     return name
 
 
-def _threads_of(op: L.CallOp, name: str = THREADS_ATTR) -> int | None:
+def _threads_of(op: llvm.CallOp, name: str = THREADS_ATTR) -> int | None:
     attr = op.attributes.get(name)
     return attr.value.data if isinstance(attr, IntegerAttr) else None
 
 
-def _callee(module: ModuleOp, op: L.CallOp) -> L.FuncOp:
+def _callee(module: ModuleOp, op: llvm.CallOp) -> llvm.FuncOp:
     name = op.callee.string_value() if op.callee is not None else None
     for f in module.ops:
-        if isinstance(f, L.FuncOp) and f.sym_name.data == name:
+        if isinstance(f, llvm.FuncOp) and f.sym_name.data == name:
             return f
     raise PassFailedException(f"lower-parallel-calls: no function @{name}")
 
@@ -88,7 +100,7 @@ def _const_op(ops: list[Operation], value: int, typ: Attribute = i64) -> SSAValu
     return c.result
 
 
-def _parallel_call(module: ModuleOp, op: L.CallOp, pool: SSAValue, threads: int) -> list[Operation]:
+def _parallel_call(module: ModuleOp, op: llvm.CallOp, pool: SSAValue, threads: int) -> list[Operation]:
     """The ops replacing a threaded call: `threads` argument blocks (the
     call's bnnc.blocks) and a __bnnc_parallel_for on the pool."""
     callee = _callee(module, op)
@@ -100,30 +112,30 @@ def _parallel_call(module: ModuleOp, op: L.CallOp, pool: SSAValue, threads: int)
     trampoline = _trampoline(module, callee)
     ops: list[Operation] = []
     nslots = len(params)
-    blocks = L.AllocaOp(_const_op(ops, threads * nslots), i64, alignment=8)
+    blocks = llvm.AllocaOp(_const_op(ops, threads * nslots), i64, alignment=8)
     ops.append(blocks)
     count = _const_op(ops, threads)
     fixed = list(op.args)[:-2]
     for t in range(threads):
         for i, value in enumerate([*fixed, _const_op(ops, t), count]):
-            if isinstance(value.type, L.LLVMPointerType):
-                as_int = L.PtrToIntOp(value, i64)
+            if isinstance(value.type, llvm.LLVMPointerType):
+                as_int = llvm.PtrToIntOp(value, i64)
                 ops.append(as_int)
                 value = as_int.results[0]
-            gep = L.GEPOp(blocks.res, [t * nslots + i], i64, inbounds=True)
-            ops += [gep, L.StoreOp(value, gep.result)]
-    fn_ptr = L.AddressOfOp(trampoline, PTR)
+            gep = llvm.GEPOp(blocks.res, [t * nslots + i], i64, inbounds=True)
+            ops += [gep, llvm.StoreOp(value, gep.result)]
+    fn_ptr = llvm.AddressOfOp(trampoline, PTR)
     ops.append(fn_ptr)
-    ops.append(L.CallOp(PARALLEL_FOR, pool, fn_ptr.result, blocks.res, count, _const_op(ops, nslots * 8)))
+    ops.append(llvm.CallOp(PARALLEL_FOR, pool, fn_ptr.result, blocks.res, count, _const_op(ops, nslots * 8)))
     return ops
 
 
-def _lower_function(module: ModuleOp, fn: L.FuncOp) -> None:
-    """Run fn's threaded calls on one pool that lives for one call of fn."""
-    threaded: list[tuple[L.CallOp, int]] = []
+def _lower_function(module: ModuleOp, fn: llvm.FuncOp) -> None:
+    """Run fn's threaded calls on fn's pool, taken for the duration of each call."""
+    threaded: list[tuple[llvm.CallOp, int]] = []
     capacity = 1
     for op in list(fn.walk()):
-        if isinstance(op, L.CallOp) and (threads := _threads_of(op)) is not None:
+        if isinstance(op, llvm.CallOp) and (threads := _threads_of(op)) is not None:
             blocks = _threads_of(op, BLOCKS_ATTR) or threads
             for name in (THREADS_ATTR, BLOCKS_ATTR):
                 op.attributes.pop(name, None)
@@ -132,27 +144,33 @@ def _lower_function(module: ModuleOp, fn: L.FuncOp) -> None:
                 capacity = max(capacity, threads)
     if not threaded:
         return
+    state = pool_global(fn.sym_name.data)
+    words = llvm.LLVMArrayType(pool_words(capacity), i64)
+    module.body.block.insert_op_before(llvm.GlobalOp(words, state, "internal", alignment=64), fn)
     entry = fn.body.blocks[0]
     setup: list[Operation] = []
-    pool = L.AllocaOp(_const_op(setup, pool_words(capacity)), i64, alignment=64)
-    setup.append(pool)
-    setup.append(L.CallOp(START, pool.res, _const_op(setup, capacity)))
+    address = llvm.AddressOfOp(state, PTR)
+    setup.append(address)
+    acquire = llvm.CallOp(ACQUIRE, address.result, _const_op(setup, capacity), return_type=PTR)
+    setup.append(acquire)
     entry.insert_ops_before(setup, entry.first_op)
-    for ret in [op for op in fn.walk() if isinstance(op, L.ReturnOp)]:
-        ret.parent_block().insert_op_before(L.CallOp(STOP, pool.res), ret)
+    pool = acquire.returned
+    for ret in [op for op in fn.walk() if isinstance(op, llvm.ReturnOp)]:
+        ret.parent_block().insert_op_before(llvm.CallOp(RELEASE, pool), ret)
     for op, blocks in threaded:
-        Rewriter.replace_op(op, _parallel_call(module, op, pool.res, blocks), [])
+        Rewriter.replace_op(op, _parallel_call(module, op, pool, blocks), [])
 
 
 class LowerParallelCallsPass(ModulePass):
     name = "lower-parallel-calls"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        functions = [f for f in op.ops if isinstance(f, L.FuncOp) and f.body.blocks]
-        if not any(isinstance(c, L.CallOp) and _threads_of(c) for f in functions for c in f.walk()):
+        functions = [f for f in op.ops if isinstance(f, llvm.FuncOp) and f.body.blocks]
+        if not any(isinstance(c, llvm.CallOp) and _threads_of(c) for f in functions for c in f.walk()):
             return
-        _declare(op, START, L.LLVMFunctionType([PTR, i64]))
-        _declare(op, PARALLEL_FOR, L.LLVMFunctionType([PTR, PTR, PTR, i64, i64]))
-        _declare(op, STOP, L.LLVMFunctionType([PTR]))
+        _declare(op, ACQUIRE, llvm.LLVMFunctionType([PTR, i64], PTR))
+        _declare(op, PARALLEL_FOR, llvm.LLVMFunctionType([PTR, PTR, PTR, i64, i64]))
+        _declare(op, RELEASE, llvm.LLVMFunctionType([PTR]))
+        _declare(op, STOP, llvm.LLVMFunctionType([PTR]))
         for f in functions:
             _lower_function(op, f)
