@@ -50,4 +50,11 @@ def compile(
         target=target, cpu=cpu, features=features, pipeline=pipeline, num_threads=num_threads, plugins=tuple(plugins),
         check_bounds=check_bounds,
     )
-    return jit(build(model, example_inputs, options, trust=trust, cache=cache))
+    compiled = jit(build(model, example_inputs, options, trust=trust, cache=cache))
+    # compiled.summary() imports the model again and runs the graph passes, on first use only.
+    from functools import partial
+
+    from bnnc.summary import summarize_model
+
+    compiled.summary_source = partial(summarize_model, model, example_inputs, options, trust=trust)
+    return compiled

@@ -120,9 +120,69 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_model_args(r)
 
+    _add_summary_profile_parsers(sub)
+
     o = sub.add_parser("opt", help="run passes on textual IR (the lit tests' driver)", add_help=False)
     o.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the opt driver; see `bnnc opt --help`")
     return parser
+
+
+def _add_summary_profile_parsers(sub: argparse._SubParsersAction) -> None:
+    """`bnnc summary` and `bnnc profile` (bnnc.summary, bnnc.profile)."""
+    s = sub.add_parser("summary", help="per-layer parameters, bytes, MACs (binary and float) and activation memory of a model")
+    s.add_argument("model", help="a .pt2 / TorchScript .pt / .onnx / .tflite / .mlir model")
+    s.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _add_model_args(s)
+    p = sub.add_parser("profile", help="compile with per-layer timers, run many times, and report where the time goes")
+    p.add_argument("model", help="a .pt2 / TorchScript .pt / .onnx / .tflite / .mlir model")
+    p.add_argument("--input", action="append", default=None, metavar="X.npy", help="input array (repeat per input; default: seeded random values)")
+    p.add_argument("--num-threads", type=int, default=None, metavar="N", help="threads the model uses (default: all cores)")
+    p.add_argument("--runs", type=int, default=100, metavar="R", help="timed runs (default 100)")
+    p.add_argument("--ghz", type=float, default=None, help="clock for the roofline (default: from /sys or /proc/cpuinfo)")
+    p.add_argument("--no-pytorch", action="store_true", help="do not time PyTorch eager next to bnnc")
+    p.add_argument("--json", action="store_true", help="print the profile as JSON")
+    p.add_argument("--plot", default=None, metavar="FILE.svg", help="draw a bar chart of the layers (needs matplotlib: bnnc[plot])")
+    _add_model_args(p)
+
+
+def _summary_inputs(args: argparse.Namespace) -> tuple[list | None, tuple | None]:
+    """(input arrays, example tensors) for summary/profile: from --input files,
+    else --input-shape."""
+    arrays = [_read_npy(path) for path in getattr(args, "input", None) or []] or None
+    examples = _shapes(args)
+    if examples is None and arrays is not None and not args.model.endswith(".mlir"):
+        import numpy as np
+        import torch
+
+        examples = tuple(torch.from_numpy(np.asarray(a)) for a in arrays)
+    return arrays, examples
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from bnnc.driver import CompileOptions
+    from bnnc.summary import summarize_model
+
+    _, examples = _summary_inputs(args)
+    options = CompileOptions(name=args.name or "forward")
+    summary = summarize_model(args.model, examples, options, trust=args.trust)
+    sys.stdout.write(summary.to_json() + "\n" if args.json else str(summary))
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from bnnc.driver import CompileOptions
+    from bnnc.profile import plot_profile, profile_model
+
+    arrays, examples = _summary_inputs(args)
+    options = CompileOptions(name=args.name or "forward", num_threads=args.num_threads)
+    report = profile_model(
+        args.model, arrays, options, example_inputs=examples, runs=args.runs, trust=args.trust, ghz=args.ghz,
+        compare_pytorch=not args.no_pytorch,
+    )
+    if args.plot:
+        plot_profile(report, args.plot)
+    sys.stdout.write(report.to_json() + "\n" if args.json else str(report))
+    return 0
 
 
 def _version() -> str:
@@ -409,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    command = {"compile": cmd_compile, "run": cmd_run}[args.command]
+    command = {"compile": cmd_compile, "run": cmd_run, "summary": cmd_summary, "profile": cmd_profile}[args.command]
     return run_command(lambda: command(args), user_errors=(BnncError,))
 
 

@@ -151,12 +151,13 @@ def _convert_func(op: xllvm.FuncOp, module: ir.Module) -> None:
             _convert_op(inner, builder, val_map, block_map)
 
 
-def to_llvmlite_ir(module: ModuleOp, triple: str = "") -> str:
+def to_llvmlite_ir(module: ModuleOp, triple: str = "", profile_entry: str | None = None) -> str:
     """Translate an llvm-dialect module (only llvm.func / llvm.mlir.global at top
     level) to LLVM IR text. Upstream's per-op converter is reused through a
     dispatcher that adds the ops it lacks; function linkage is applied.
     `triple` (or the module's llvm.target_triple) picks the thread pool's
-    spin-wait hint."""
+    spin-wait hint. With `profile_entry`, that function times each of its
+    layer calls (add_layer_timers); without it the output is unchanged."""
     llvm_module = ir.Module()
     triple_attr = module.attributes.get("llvm.target_triple")
     if isinstance(triple_attr, StringAttr):
@@ -190,7 +191,68 @@ def to_llvmlite_ir(module: ModuleOp, triple: str = "") -> str:
             # name the layer.
             fn.attributes.add("noinline")
     define_thread_pool(llvm_module, llvm_module.triple or triple)
+    if profile_entry is not None:
+        add_layer_timers(llvm_module, profile_entry)
     return str(llvm_module)
+
+
+# Per-layer timing (bnnc profile). The counters are globals the runtime reads:
+# PROFILE_NS[i] accumulates the nanoseconds of the entry function's i-th layer
+# call, PROFILE_LAYERS holds the count.
+PROFILE_NS, PROFILE_LAYERS = "__bnnc_profile_ns", "__bnnc_profile_layers"
+_CLOCK_MONOTONIC = 1  # Linux, on x86_64 and AArch64 alike
+_POOL_CONTROL = ("__bnnc_pool_start", "__bnnc_pool_stop")
+
+
+def _layer_calls(fn: ir.Function) -> list[ir.instructions.CallInstr]:
+    """The calls of `fn` that run a layer, in program order: calls of defined
+    (private) kernels and of the thread pool's parallel-for; not libc
+    (malloc/free) nor pool start/stop."""
+    calls = []
+    for block in fn.blocks:
+        for inst in block.instructions:
+            if not isinstance(inst, ir.instructions.CallInstr) or not isinstance(inst.callee, ir.Function):
+                continue
+            callee = inst.callee
+            if callee.name == "__bnnc_parallel_for" or (not callee.is_declaration and callee.name not in _POOL_CONTROL):
+                calls.append(inst)
+    return calls
+
+
+def add_layer_timers(module: ir.Module, entry: str) -> int:
+    """Wrap each layer call of `entry` in clock_gettime(CLOCK_MONOTONIC) reads
+    and add the elapsed nanoseconds to its counter; returns the layer count.
+    Layer calls follow the bnn ops in order (convert-bnn-to-loops emits one
+    call per op, and dedupe-layer-functions keeps every call site), so
+    counter i is the i-th non-constant op of the graph (bnnc.summary)."""
+    fn = module.get_global(entry)
+    calls = _layer_calls(fn)
+    i32, i64 = ir.IntType(32), ir.IntType(64)
+    counters = ir.GlobalVariable(module, ir.ArrayType(i64, max(len(calls), 1)), name=PROFILE_NS)
+    counters.initializer = ir.Constant(counters.value_type, None)
+    count = ir.GlobalVariable(module, i64, name=PROFILE_LAYERS)
+    count.initializer, count.global_constant = ir.Constant(i64, len(calls)), True
+    timespec = ir.LiteralStructType([i64, i64])
+    clock = ir.Function(module, ir.FunctionType(i32, [i32, timespec.as_pointer()]), name="clock_gettime")
+    builder = ir.IRBuilder(fn.entry_basic_block)
+    builder.position_at_start(fn.entry_basic_block)
+    slot = builder.alloca(timespec, name="profile.ts")
+
+    def now() -> ir.Value:
+        builder.call(clock, [ir.Constant(i32, _CLOCK_MONOTONIC), slot])
+        zero = ir.Constant(i32, 0)
+        sec = builder.load(builder.gep(slot, [zero, zero], inbounds=True))
+        nsec = builder.load(builder.gep(slot, [zero, ir.Constant(i32, 1)], inbounds=True))
+        return builder.add(builder.mul(sec, ir.Constant(i64, 1_000_000_000)), nsec)
+
+    for i, call in enumerate(calls):
+        builder.position_before(call)
+        start = now()
+        builder.position_after(call)
+        elapsed = builder.sub(now(), start)
+        cell = builder.gep(counters, [ir.Constant(i32, 0), ir.Constant(i32, i)], inbounds=True)
+        builder.store(builder.add(builder.load(cell), elapsed), cell)
+    return len(calls)
 
 
 # --------------------------------------------------------------------------

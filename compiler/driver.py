@@ -64,6 +64,9 @@ class CompileOptions:
     verify_each: bool = False
     # Guard every memory access of the loop IR (the check-bounds pass).
     check_bounds: bool = False
+    # Time each layer call of the entry function into counters the runtime
+    # reads (bnnc profile); off, the generated code is unchanged.
+    profile_layers: bool = False
     instrument: Instrumentation = field(default_factory=Instrumentation)
 
     def resolved_target(self) -> Target:
@@ -204,12 +207,13 @@ def lower(module: ModuleOp, options: CompileOptions, stop_after: str = "llvm") -
 
 
 @_without_gc
-def llvm_ir(module: ModuleOp, signature: Signature, triple: str = "") -> str:
+def llvm_ir(module: ModuleOp, signature: Signature, triple: str = "", *, profile_layers: bool = False) -> str:
     """LLVM IR text of an llvm-dialect module, with the signature embedded as a
     JSON string so artifacts describe themselves (`bnnc run` reads it)."""
     from bnnc.codegen import to_llvmlite_ir
 
-    return f"{to_llvmlite_ir(module, triple)}\n{signature.llvm_global()}\n"
+    entry = signature.name if profile_layers else None
+    return f"{to_llvmlite_ir(module, triple, profile_entry=entry)}\n{signature.llvm_global()}\n"
 
 
 @dataclass
@@ -249,7 +253,7 @@ def build(
         signature = signature_of(module, options.name)
         lower(module, options, "llvm")
         progress.stage("LLVM IR")
-        text = llvm_ir(module, signature, target.triple)
+        text = llvm_ir(module, signature, target.triple, profile_layers=options.profile_layers)
         progress.stage("LLVM optimisation", f"-O{options.opt_level}")
         return Build(signature, target, optimize(text, target, opt_level=options.opt_level))
     finally:

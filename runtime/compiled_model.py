@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from bnnc.errors import InputError
+from bnnc.errors import BnncError, InputError
 from bnnc.runtime.signature import Signature, TensorSpec
 
 
@@ -76,6 +76,41 @@ class CompiledModel:
 
             outputs = [torch.from_numpy(o) for o in outputs]
         return outputs[0] if self._single else tuple(outputs)
+
+    def layer_times_ns(self) -> np.ndarray | None:
+        """Nanoseconds spent in each layer call since the last reset, summed
+        over calls, from a model compiled with per-layer timing
+        (CompileOptions.profile_layers); None for a model without it."""
+        counters = self._profile_counters()
+        return None if counters is None else counters.copy()
+
+    def reset_layer_times(self) -> None:
+        """Zero the per-layer timing counters (if the model has them)."""
+        counters = self._profile_counters()
+        if counters is not None:
+            counters[:] = 0
+
+    def _profile_counters(self) -> np.ndarray | None:
+        address_of = getattr(self._owner, "address_of", None)
+        if address_of is None:
+            return None
+        try:
+            count_at, counters_at = address_of("__bnnc_profile_layers"), address_of("__bnnc_profile_ns")
+        except (KeyError, AttributeError, OSError):
+            return None
+        count = ctypes.c_int64.from_address(count_at).value
+        return np.ctypeslib.as_array((ctypes.c_int64 * count).from_address(counters_at))
+
+    def summary(self) -> Any:
+        """Per-layer sizes, MACs and memory of the model (a bnnc.summary.ModelSummary,
+        printed as a table), computed once on first use by the compiler that
+        built this model; unavailable for a model loaded from an artifact."""
+        if getattr(self, "_summary", None) is None:
+            source = getattr(self, "summary_source", None)
+            if source is None:
+                raise BnncError("this model carries no summary: it was not compiled in this process (use `bnnc summary MODEL`)")
+            self._summary = source()
+        return self._summary
 
     def __repr__(self) -> str:
         ins = ", ".join(s.describe() for s in self.signature.inputs)
