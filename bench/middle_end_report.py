@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bnnc.context import make_context  # noqa: E402
-from bnnc.dense import to_numpy  # noqa: E402
 from bnnc.dialects import bnn  # noqa: E402
+from bnnc.dialects.dense import to_numpy  # noqa: E402
 from bnnc.frontend.torch_import import export_module, import_program  # noqa: E402
 from bnnc.pipeline import GRAPH_PASSES, run_passes  # noqa: E402
 

@@ -227,7 +227,7 @@ def _const_values(value) -> np.ndarray | None:
     from xdsl.dialects import arith
     from xdsl.dialects.builtin import DenseIntOrFPElementsAttr
 
-    from bnnc.dense import to_numpy
+    from bnnc.dialects.dense import to_numpy
 
     op = value.owner
     if isinstance(op, arith.ConstantOp) and isinstance(op.value, DenseIntOrFPElementsAttr):

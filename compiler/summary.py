@@ -154,7 +154,7 @@ def _type_text(typ: Attribute) -> str:
 def _constant(value: SSAValue) -> np.ndarray | None:
     owner = value.owner
     if isinstance(owner, arith.ConstantOp) and isinstance(owner.value, DenseIntOrFPElementsAttr):
-        from bnnc.dense import to_numpy
+        from bnnc.dialects.dense import to_numpy
 
         return to_numpy(owner.value)
     return None

@@ -28,8 +28,8 @@ from digits_bnn import WEIGHTS, load_split, load_trained  # noqa: E402
 from example_bnn import make_example  # noqa: E402
 
 import bnnc  # noqa: E402
-from bnnc.dense import to_numpy  # noqa: E402
 from bnnc.dialects import bnn  # noqa: E402
+from bnnc.dialects.dense import to_numpy  # noqa: E402
 from bnnc.driver import CompileOptions, import_model, lower  # noqa: E402
 
 BINARY_OPS = (bnn.BConv2dOp, bnn.BDenseOp)

@@ -10,8 +10,8 @@ from xdsl.ir import Operation, SSAValue
 from xdsl.pattern_rewriter import PatternRewriter
 from xdsl.rewriter import InsertPoint
 
-from bnnc.dense import from_numpy, to_numpy
 from bnnc.dialects import bnn
+from bnnc.dialects.dense import from_numpy, to_numpy
 
 
 def const_array(value: SSAValue | None) -> np.ndarray | None:

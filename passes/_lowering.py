@@ -22,7 +22,7 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Operation, SSAValue
 from xdsl.utils.exceptions import PassFailedException
 
-from bnnc.dense import from_numpy
+from bnnc.dialects.dense import from_numpy
 from bnnc.passes._loop_builder import IndexLike, LoopBuilder, memref_shape
 
 

@@ -33,7 +33,7 @@ from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import PassFailedException
 
-from bnnc.dense import to_numpy
+from bnnc.dialects.dense import to_numpy
 from bnnc.passes._loop_builder import LoopBuilder, memref_shape
 from bnnc.passes._lower_binary import BINARY_LOWERINGS, BINARY_THREADED
 from bnnc.passes._lower_compare import COMPARE_LOWERINGS, COMPARE_THREADED

@@ -13,9 +13,9 @@ from xdsl.dialects.builtin import f32
 from xdsl.parser import Parser
 
 from bnnc.context import make_context
-from bnnc.dense import from_numpy
 from bnnc.dialects.bitpack import pack_activations, packed_words
 from bnnc.dialects.bnn import batch_norm_affine
+from bnnc.dialects.dense import from_numpy
 from bnnc.driver import CompileOptions, build, jit
 
 THREADS = [1, 2, 3]

@@ -17,7 +17,6 @@ from xdsl.dialects.builtin import f32, i64
 from xdsl.parser import Parser
 
 from bnnc.context import make_context
-from bnnc.dense import from_numpy
 from bnnc.dialects import bnn
 from bnnc.dialects.bitpack import (
     pack_activations,
@@ -28,6 +27,7 @@ from bnnc.dialects.bitpack import (
     unpack_conv_weight,
 )
 from bnnc.dialects.bnn import conv_output_size
+from bnnc.dialects.dense import from_numpy
 from bnnc.driver import CompileOptions, build, jit
 
 # Feature strings that select each x86 kernel variant on this host.

@@ -42,8 +42,8 @@ from xdsl.pattern_rewriter import (
 )
 from xdsl.rewriter import InsertPoint
 
-from bnnc.dense import from_numpy, to_numpy
 from bnnc.dialects import bnn
+from bnnc.dialects.dense import from_numpy, to_numpy
 
 
 def constant_array(value: SSAValue) -> np.ndarray | None:
