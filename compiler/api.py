@@ -19,6 +19,7 @@ def compile(
     plugins: tuple[str, ...] = (),
     trust: bool = False,
     check_bounds: bool = False,
+    static_memory: bool = False,
     cache: bool = True,
 ) -> Any:
     """Compile a PyTorch BNN to native code for this machine and return a callable.
@@ -33,6 +34,8 @@ def compile(
     (e.g. pipeline="bnn=fold-weight-binarization,my-pass").
     `check_bounds` guards every memory access with an index check that aborts
     the process with the layer's location (a debugging build, see check-bounds).
+    `static_memory` runs the model in one scratch arena planned by liveness
+    (the plan-memory pass) instead of allocating per layer; results are identical.
     `cache` looks the compile up in (and saves it to) the persistent compile
     cache (`bnnc.compile_cache`: $BNNC_CACHE_DIR or $XDG_CACHE_HOME/bnnc), so a
     second compile of the same model, even in a new process, loads machine code.
@@ -48,7 +51,7 @@ def compile(
         )
     options = CompileOptions(
         target=target, cpu=cpu, features=features, pipeline=pipeline, num_threads=num_threads, plugins=tuple(plugins),
-        check_bounds=check_bounds,
+        check_bounds=check_bounds, static_memory=static_memory,
     )
     compiled = jit(build(model, example_inputs, options, trust=trust, cache=cache))
     # compiled.summary() imports the model again and runs the graph passes, on first use only.

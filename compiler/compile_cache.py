@@ -353,7 +353,7 @@ def cached_build(model: Any, example_inputs: Any, options: Any, *, trust: bool) 
     looked up before it is even loaded, anything else after import (by its IR);
     a miss compiles, emits the JIT object once and stores it under both keys."""
     from bnnc import driver, progress
-    from bnnc.runtime.signature import Signature, signature_of
+    from bnnc.runtime.signature import Signature
 
     target = options.resolved_target()
     if _instrumented(options) or not target.is_host or disabled():
@@ -382,13 +382,12 @@ def cached_build(model: Any, example_inputs: Any, options: Any, *, trust: bool) 
             if file_key is not None:
                 store_alias(file_key, key)
             return hit
-        signature = signature_of(module, options.name)
         built = driver.build(module, None, options)
         progress.stage("machine code")
         code = emit_jit_object(built.llvm_module, target)
-        store(key, Entry(signature.to_json(), target.triple, code))
+        store(key, Entry(built.signature.to_json(), target.triple, code))
         if file_key is not None:
             store_alias(file_key, key)
-        return driver.Build(signature, target, None, code)
+        return driver.Build(built.signature, target, None, code)
     finally:
         progress.done()

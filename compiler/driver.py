@@ -64,6 +64,9 @@ class CompileOptions:
     verify_each: bool = False
     # Guard every memory access of the loop IR (the check-bounds pass).
     check_bounds: bool = False
+    # One caller-provided scratch arena, planned by liveness (plan-memory),
+    # instead of allocations; always on for bare-metal targets.
+    static_memory: bool = False
     # Time each layer call of the entry function into counters the runtime
     # reads (bnnc profile); off, the generated code is unchanged.
     profile_layers: bool = False
@@ -80,8 +83,10 @@ class CompileOptions:
         return self.num_threads
 
     def resolved_pipeline(self) -> Pipeline:
+        target = self.resolved_target()
         return parse_pipeline(
-            self.pipeline, self.resolved_target(), self.resolved_threads(), self.thread_min_work, self.check_bounds
+            self.pipeline, target, self.resolved_threads(), self.thread_min_work, self.check_bounds,
+            self.static_memory or target.is_bare_metal,
         )
 
 
@@ -206,6 +211,16 @@ def lower(module: ModuleOp, options: CompileOptions, stop_after: str = "llvm") -
     return module
 
 
+def with_arena(signature: Signature, module: ModuleOp) -> Signature:
+    """`signature` with the arena size of the lowered `module`'s static memory
+    plan (None without one): the entry point then takes the arena last."""
+    import dataclasses
+
+    from bnnc.runtime.signature import planned_arena
+
+    return dataclasses.replace(signature, arena_bytes=planned_arena(module, signature.name))
+
+
 @_without_gc
 def llvm_ir(module: ModuleOp, signature: Signature, triple: str = "", *, profile_layers: bool = False) -> str:
     """LLVM IR text of an llvm-dialect module, with the signature embedded as a
@@ -252,6 +267,7 @@ def build(
         )
         signature = signature_of(module, options.name)
         lower(module, options, "llvm")
+        signature = with_arena(signature, module)
         progress.stage("LLVM IR")
         text = llvm_ir(module, signature, target.triple, profile_layers=options.profile_layers)
         progress.stage("LLVM optimisation", f"-O{options.opt_level}")

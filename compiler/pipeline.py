@@ -114,6 +114,17 @@ def with_bounds_checks(pipeline: Pipeline) -> Pipeline:
     return Pipeline({**pipeline.stages, "loops": ",".join(passes)})
 
 
+def with_static_memory(pipeline: Pipeline) -> Pipeline:
+    """The pipeline with `plan-memory` at the end of its loops stage (after
+    dedupe-layer-functions, so a shared kernel is planned once): one
+    caller-provided arena instead of allocations (bare-metal targets, and
+    `--static-memory` on the others)."""
+    passes = [p for p in pipeline.stages.get("loops", "").split(",") if p]
+    if "plan-memory" in passes:
+        return pipeline
+    return Pipeline({**pipeline.stages, "loops": ",".join([*passes, "plan-memory"])})
+
+
 NAMED_PIPELINES: dict[str, Callable[[Target | None, int, int | None], Pipeline]] = {"default": default_pipeline}
 
 
@@ -123,11 +134,14 @@ def parse_pipeline(
     num_threads: int = 1,
     thread_min_work: int | None = None,
     check_bounds: bool = False,
+    static_memory: bool = False,
 ) -> Pipeline:
     """A named pipeline, or `bnn=a,b;loops=c;llvm=d` overriding stages of the
-    default; `check_bounds` adds the check-bounds pass (with_bounds_checks)."""
+    default; `check_bounds` adds the check-bounds pass (with_bounds_checks),
+    `static_memory` the plan-memory pass (with_static_memory)."""
     pipeline = _parse_pipeline(text, target, num_threads, thread_min_work)
-    return with_bounds_checks(pipeline) if check_bounds else pipeline
+    pipeline = with_bounds_checks(pipeline) if check_bounds else pipeline
+    return with_static_memory(pipeline) if static_memory else pipeline
 
 
 def _parse_pipeline(

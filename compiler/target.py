@@ -13,7 +13,7 @@ from functools import lru_cache
 
 from bnnc.errors import TargetError
 
-KNOWN_TARGETS: tuple[str, ...] = ("host", "x86_64", "aarch64", "armv7", "riscv64")
+KNOWN_TARGETS: tuple[str, ...] = ("host", "x86_64", "aarch64", "armv7", "riscv64", "cortex-m4", "cortex-m7")
 
 _DEFAULTS: dict[str, tuple[str, str, str]] = {
     # name: (triple, default cpu, default features)
@@ -25,6 +25,10 @@ _DEFAULTS: dict[str, tuple[str, str, str]] = {
     # rv64gc (RVA20U64) + Zbb (scalar cpop; in RVA22U64 and on current boards).
     # The vector build adds "+v,+zvbb" (VLEN >= 128 implied by +v, vcpop.v).
     "riscv64": ("riscv64-unknown-linux-gnu", "generic-rv64", "+m,+a,+f,+d,+c,+zbb"),
+    # Bare-metal Cortex-M (thumbv7em, no OS): the CPU brings its FPU (cortex-m4:
+    # fpv4-sp-d16, cortex-m7: fp-armv8-d16); eabihf passes floats in FPU registers.
+    "cortex-m4": ("thumbv7em-none-eabihf", "cortex-m4", ""),
+    "cortex-m7": ("thumbv7em-none-eabihf", "cortex-m7", ""),
 }
 
 # One LLVM feature: "+name" or "-name", names like avx512vpopcntdq, prefer-256-bit, v8.2a, sse4.1.
@@ -98,6 +102,12 @@ class Target:
     def pointer_bits(self) -> int:
         """Width of a pointer and of C's size_t (what libc calls such as aligned_alloc take)."""
         return 32 if self.is_arm32 else 64
+
+    @property
+    def is_bare_metal(self) -> bool:
+        """No OS (a `-none-` triple): no heap, no threads, no libc but mem*; the
+        model runs in a caller-provided arena (the plan-memory pass)."""
+        return "-none" in self.triple
 
     @property
     def has_avx2(self) -> bool:

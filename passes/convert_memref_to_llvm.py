@@ -21,6 +21,7 @@ row-major; strided layouts from subviews: their static strides).
 - memref.global  -> llvm.mlir.global over a flat !llvm.array, with the dense
   initializer, `constant` kept, internal linkage for private globals, 64-byte
   aligned; memref.get_global -> llvm.mlir.addressof.
+- memref.view (plan-memory's arena slices) -> GEP i8 by the byte shift.
 - memref.subview / memref.reinterpret_cast with static offsets -> GEP by the
   linear offset (relative to the source pointer); memref.cast, collapse_shape,
   expand_shape -> the same pointer; memref.copy -> llvm.memcpy (identity
@@ -228,6 +229,13 @@ class MemrefToLLVM(RewritePattern):
             else:
                 gep = llvm.GEPOp(ptr, [offset], llvm_type(src_t.element_type), inbounds=True)
                 replace_with_llvm(rewriter, op, [gep])
+        elif isinstance(op, memref.ViewOp):
+            if op.sizes:
+                raise _fail("memref.view with dynamic sizes")
+            (shift,) = cast_all(rewriter, [op.byte_shift])
+            gep = llvm.GEPOp(cast_to_llvm(rewriter, op.source), [llvm.GEP_USE_SSA_VAL], IntegerType(8),
+                             ssa_indices=[shift], inbounds=True)
+            replace_with_llvm(rewriter, op, [gep])
         elif isinstance(op, memref.CastOp | memref.CollapseShapeOp | memref.ExpandShapeOp):
             replace_with_llvm(rewriter, op, [], [cast_to_llvm(rewriter, op.operands[0])])
         elif isinstance(op, memref.AssumeAlignmentOp):

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from bnnc.errors import BnncError, InputError
-from bnnc.runtime.signature import Signature, TensorSpec
+from bnnc.runtime.signature import ARENA_ALIGNMENT, Signature, TensorSpec
 
 
 def _check_shape(shape: tuple[int, ...], spec: TensorSpec, position: int) -> None:
@@ -55,12 +55,17 @@ class CompiledModel:
         self.signature = signature
         self._owner = owner
         self._single = single_output and len(signature.outputs) == 1
-        n = len(signature.inputs) + len(signature.outputs)
+        n = len(signature.inputs) + len(signature.outputs) + (signature.arena_bytes is not None)
         self._fn = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * n))(address)
 
     def run_numpy(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
         outputs = [np.empty(s.shape, dtype=s.dtype) for s in self.signature.outputs]
         pointers = [a.ctypes.data for a in (*arrays, *outputs)]
+        if self.signature.arena_bytes is not None:
+            # A static memory plan: the scratch arena is the caller's; one per
+            # call keeps concurrent calls independent.
+            arena = np.empty(self.signature.arena_bytes + ARENA_ALIGNMENT, dtype=np.uint8)
+            pointers.append(arena.ctypes.data + (-arena.ctypes.data) % ARENA_ALIGNMENT)
         self._fn(*pointers)
         return outputs
 

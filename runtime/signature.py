@@ -23,6 +23,12 @@ _DTYPES = {"f32": "float32", "i64": "int64"}
 
 SIGNATURE_SUFFIX = "_bnnc_signature"
 
+# The static memory plan's contract (passes/plan_memory.py uses the same
+# values): the entry point's attribute holding the arena size, and the
+# alignment the caller's arena must have.
+ARENA_ATTR = "bnnc.arena_bytes"
+ARENA_ALIGNMENT = 64
+
 # LLVM IR's c"..." string literal: printable ASCII as is, the rest (and `"`, `\`) as \XX.
 _LLVM_ESCAPES = [chr(b) if 32 <= b < 127 and b not in (34, 92) else f"\\{b:02X}" for b in range(256)]
 
@@ -55,15 +61,20 @@ class Signature:
     name: str
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
+    # With a static memory plan (the plan-memory pass) the entry point takes one
+    # more pointer, last: a caller-provided scratch arena of this many bytes,
+    # aligned to ARENA_ALIGNMENT. None: no arena parameter (the code allocates).
+    arena_bytes: int | None = None
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "name": self.name,
-                "inputs": [{"shape": list(s.shape), "dtype": s.dtype} for s in self.inputs],
-                "outputs": [{"shape": list(s.shape), "dtype": s.dtype} for s in self.outputs],
-            }
-        )
+        data: dict = {
+            "name": self.name,
+            "inputs": [{"shape": list(s.shape), "dtype": s.dtype} for s in self.inputs],
+            "outputs": [{"shape": list(s.shape), "dtype": s.dtype} for s in self.outputs],
+        }
+        if self.arena_bytes is not None:
+            data["arena_bytes"] = self.arena_bytes
+        return json.dumps(data)
 
     def llvm_global(self) -> str:
         """The LLVM IR definition of the signature constant (NUL-terminated JSON)."""
@@ -74,6 +85,8 @@ class Signature:
         """The entry point's C declaration: one pointer per input, then one per output."""
         params = [f"const float *in{i}" for i in range(len(self.inputs))]
         params += [f"float *out{i}" for i in range(len(self.outputs))]
+        if self.arena_bytes is not None:
+            params.append("void *arena")
         return f"void {self.name}({', '.join(params)});"
 
     def c_generic_abi(self) -> list[str]:
@@ -84,6 +97,15 @@ class Signature:
         in_numel = ", ".join(str(s.numel) for s in self.inputs) or "0"
         out_numel = ", ".join(str(s.numel) for s in self.outputs) or "0"
         args = [f"inputs[{i}]" for i in range(n_in)] + [f"outputs[{i}]" for i in range(n_out)]
+        arena: list[str] = []
+        if self.arena_bytes is not None:
+            # generic code has no arena of its own: the wrapper uses a static one
+            # (so NAME_run, unlike NAME, is not reentrant).
+            args.append(f"{name}_arena")
+            arena = [
+                f"    static unsigned char {name}_arena[{max(1, self.arena_bytes)}]"
+                f" __attribute__((aligned({ARENA_ALIGNMENT})));"
+            ]
         return [
             "/* The signature as JSON, for tools (`bnnc run` reads it). */",
             f"extern const char {signature_symbol(name)}[];",
@@ -92,6 +114,7 @@ class Signature:
             f"static const unsigned long {name}_input_numel[{max(n_in, 1)}] = {{{in_numel}}};",
             f"static const unsigned long {name}_output_numel[{max(n_out, 1)}] = {{{out_numel}}};",
             f"static inline void {name}_run(const float *const *inputs, float *const *outputs) {{",
+            *arena,
             f"    {name}({', '.join(args)});",
             "}",
             "",
@@ -109,12 +132,23 @@ class Signature:
             data["name"],
             tuple(TensorSpec(tuple(s["shape"]), s["dtype"]) for s in data["inputs"]),
             tuple(TensorSpec(tuple(s["shape"]), s["dtype"]) for s in data["outputs"]),
+            data.get("arena_bytes"),
         )
 
 
 def _spec(typ) -> TensorSpec:
     assert isinstance(typ, TensorType)
     return TensorSpec(tuple(typ.get_shape()), _DTYPES.get(str(typ.element_type), str(typ.element_type)))
+
+
+def planned_arena(module: ModuleOp, name: str = "forward") -> int | None:
+    """The arena size the plan-memory pass gave function `name` (its attribute
+    ARENA_ATTR, kept by the lowering to the llvm dialect), or None (no plan)."""
+    for op in module.ops:
+        sym = op.properties.get("sym_name")
+        if getattr(sym, "data", None) == name and ARENA_ATTR in op.attributes:
+            return int(op.attributes[ARENA_ATTR].value.data)  # type: ignore[attr-defined]
+    return None
 
 
 def signature_of(module: ModuleOp, name: str = "forward") -> Signature:

@@ -296,14 +296,13 @@ def test_torch_compile_backend_tuple_outputs(fresh_dynamo):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
-def test_torch_compile_backend_unsupported_graph_raises(fresh_dynamo):
-    compiled = torch.compile(WithUnsupported().eval(), backend="bnnc")
-    with pytest.raises(Exception) as info, torch.no_grad():
-        compiled(torch.randn(*SHAPE))
-    chain, e = [], info.value
-    while e is not None:
-        chain.append(e)
-        e = e.__cause__ or e.__context__
-    text = "\n".join(str(e) for e in chain)
-    assert "aten.sort" in text, text
-    assert any(isinstance(e, bnnc.UnsupportedError) for e in chain) or "unsupported op" in text
+def test_torch_compile_backend_unsupported_graph_runs_eagerly(fresh_dynamo):
+    """A graph bnnc cannot compile runs in eager PyTorch with a warning naming
+    the op (test_torch_compile.py covers the backend in depth)."""
+    from bnnc.torch_backend import BnncFallbackWarning
+
+    model = WithUnsupported().eval()
+    compiled = torch.compile(model, backend="bnnc")
+    x = torch.randn(*SHAPE)
+    with torch.no_grad(), pytest.warns(BnncFallbackWarning, match="aten.sort"):
+        torch.testing.assert_close(compiled(x), model(x))
