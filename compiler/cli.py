@@ -30,6 +30,10 @@ _CHECK_BOUNDS_HELP = (
     "guard every memory access with an index check that aborts with the layer's location "
     "(the check-bounds pass; for debugging: slower code, needs libc's write/abort)"
 )
+_STATIC_MEMORY_HELP = (
+    "no allocation: the entry point takes one scratch arena (last argument, size in the header), "
+    "buffers share it by liveness (the plan-memory pass; always on for cortex-m4/cortex-m7)"
+)
 
 
 def _add_target_args(p: argparse.ArgumentParser) -> None:
@@ -94,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="threads the conv layers of the artifact use (default 1; they call pthread_create)",
     )
     c.add_argument("--check-bounds", action="store_true", help=_CHECK_BOUNDS_HELP)
+    c.add_argument("--static-memory", action="store_true", help=_STATIC_MEMORY_HELP)
     _add_model_args(c)
     _add_pipeline_args(c)
 
@@ -113,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--num-threads", type=int, default=None, metavar="N", help="threads for a model compiled on the fly (default: all cores)"
     )
     r.add_argument("--check-bounds", action="store_true", help=_CHECK_BOUNDS_HELP + "; for a model compiled on the fly")
+    r.add_argument("--static-memory", action="store_true", help=_STATIC_MEMORY_HELP + "; for a model compiled on the fly")
     r.add_argument(
         "--no-cache",
         action="store_true",
@@ -307,7 +313,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from xdsl.printer import Printer
 
     from bnnc import artifacts
-    from bnnc.driver import STAGES, CompileOptions, llvm_ir, lower
+    from bnnc.driver import STAGES, CompileOptions, llvm_ir, lower, with_arena
     from bnnc.runtime.signature import signature_of
 
     options = CompileOptions(
@@ -320,6 +326,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         num_threads=args.num_threads,
         verify_each=args.verify_each,
         check_bounds=args.check_bounds,
+        static_memory=args.static_memory,
         instrument=instrumentation_from_args(args),
     )
     target = options.resolved_target()
@@ -333,6 +340,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     signature = signature_of(module, args.name)
     stage = args.emit if args.emit in STAGES else "llvm"
     lower(module, options, stage)
+    signature = with_arena(signature, module)
     if options.instrument.timing:
         sys.stderr.write(options.instrument.report())
     if args.emit in STAGES:
@@ -435,7 +443,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             examples = _shapes(args) or tuple(torch.from_numpy(np.asarray(x)) for x in inputs)
             module = _import(args, examples)
-        options = CompileOptions(name=args.name, num_threads=args.num_threads, check_bounds=args.check_bounds)
+        options = CompileOptions(
+            name=args.name, num_threads=args.num_threads, check_bounds=args.check_bounds, static_memory=args.static_memory
+        )
         model = jit(build(module, None, options, cache=not args.no_cache))
     signature = getattr(model, "signature", None)
     if signature is not None and len(signature.inputs) == len(inputs):
