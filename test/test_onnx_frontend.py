@@ -223,6 +223,67 @@ def test_layer_ops(tmp_path):
     _check_reference(path, {"x": x}, rtol=1e-4, atol=1e-4)
 
 
+def _avg_pool_spec(x, kernel, strides, pads, include_pad):
+    """ONNX AveragePool with ceil_mode=1 as its definition (opset 19) and PyTorch
+    say: a window starting in the right padding is dropped, a window running past
+    the padded input counts only the part inside it (count_include_pad=1), or
+    only the real pixels (count_include_pad=0). onnx.reference 1.23 is no oracle
+    here: with ceil_mode=1 it averages even interior windows wrongly."""
+    _, _, h, w = x.shape
+    size = [h, w]
+    out = []
+    for d in range(2):
+        o = -(-(size[d] + 2 * pads[d] - kernel[d]) // strides[d]) + 1
+        out.append(o - 1 if (o - 1) * strides[d] >= size[d] + pads[d] else o)
+    y = np.zeros((*x.shape[:2], *out), np.float64)
+    for i in range(out[0]):
+        for j in range(out[1]):
+            y0, x0 = i * strides[0] - pads[0], j * strides[1] - pads[1]
+            y1, x1 = min(y0 + kernel[0], h + pads[0]), min(x0 + kernel[1], w + pads[1])
+            a0, a1, b0, b1 = max(y0, 0), min(y1, h), max(x0, 0), min(x1, w)
+            count = (y1 - y0) * (x1 - x0) if include_pad else (a1 - a0) * (b1 - b0)
+            y[:, :, i, j] = x[:, :, a0:a1, b0:b1].sum(axis=(2, 3)) / count
+    return y.astype(np.float32)
+
+
+# (input H, W), kernel, strides, pads: windows clipped at the bottom/right,
+# a last window that would start in the padding (dropped), mixed per axis
+AVG_CEIL_CASES = [
+    ((7, 10), (3, 3), (2, 2), (1, 1)),
+    ((7, 10), (2, 2), (2, 2), (1, 1)),
+    ((7, 10), (3, 3), (3, 3), (0, 0)),
+    ((7, 10), (3, 2), (2, 3), (1, 0)),
+    ((5, 6), (3, 3), (3, 3), (1, 1)),
+    ((5, 6), (2, 3), (3, 2), (1, 1)),
+]
+
+
+def test_average_pool_ceil_mode(tmp_path):
+    """AveragePool ceil_mode=1 with pads, count_include_pad 0 and 1: bnnc's divisors
+    against the operator's definition, itself checked against PyTorch."""
+    rng = np.random.default_rng(5)
+    n = helper.make_node
+    for hw in sorted({c[0] for c in AVG_CEIL_CASES}):
+        x = rng.standard_normal((1, 2, *hw)).astype(np.float32)
+        nodes, outs, want = [], [], []
+        for i, (_, k, s, p) in enumerate(c for c in AVG_CEIL_CASES if c[0] == hw):
+            for include in (0, 1):
+                name = f"avg{i}_{include}"
+                nodes.append(n("AveragePool", ["x"], [name], kernel_shape=list(k), strides=list(s),
+                               pads=[p[0], p[1], p[0], p[1]], ceil_mode=1, count_include_pad=include))
+                ref = _avg_pool_spec(x, k, s, p, include)
+                torch_ref = torch.nn.functional.avg_pool2d(
+                    torch.from_numpy(x), k, s, p, ceil_mode=True, count_include_pad=bool(include)
+                )
+                np.testing.assert_allclose(ref, torch_ref.numpy(), rtol=1e-6, atol=1e-6)
+                outs.append(_vi(name, list(ref.shape)))
+                want.append(ref)
+        path = _save(tmp_path, nodes, [_vi("x", list(x.shape))], outs, name=f"avg{hw[0]}.onnx")
+        got = bnnc.compile(str(path))(x)
+        for o, g, w in zip(outs, got, want):
+            np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-6, err_msg=o.name)
+
+
 def test_symbolic_batch_needs_input_shape(tmp_path, capsys):
     nodes = [helper.make_node("Relu", ["x"], ["y"])]
     path = _save(tmp_path, nodes, [_vi("x", ["N", 3])], [_vi("y", ["N", 3])])
