@@ -95,7 +95,11 @@ def c_header(signature: Signature, target: Target, facts: ArtifactFacts | None =
             f"{facts.scratch_allocations} buffer(s), {facts.scratch_bytes} bytes in total\n"
             " * (an upper bound on the peak: buffers are freed as soon as they are dead)"
         )
-    libc = ", ".join(facts.libc_symbols) if facts.libc_symbols else "(not measured)"
+    # 32-bit targets call the compiler runtime for what they lack in hardware
+    # (armv7: __aeabi_l2f converts an i64 accumulator to float); gcc links it.
+    helpers = [s for s in facts.libc_symbols if s.startswith("__aeabi_")]
+    libc_only = [s for s in facts.libc_symbols if s not in helpers]
+    libc = ", ".join(libc_only) if facts.libc_symbols else "(not measured)"
     state = (
         "there is no global mutable state: weights and the signature are read-only constants"
         if not facts.mutable_globals
@@ -138,6 +142,7 @@ def c_header(signature: Signature, target: Target, facts: ArtifactFacts | None =
         f" * {_threads_note(facts)}",
         " *",
         f" * Undefined symbols (all from libc): {libc}.",
+        *([f" * Compiler-runtime helpers (libgcc, which gcc links by default): {', '.join(helpers)}."] if helpers else []),
         " */",
         signature.c_prototype(),
         "",

@@ -145,13 +145,12 @@ class Target:
     def vector_registers(self) -> int:
         """Registers of `vector_bits` the register-tile model may fill: 32 for
         AArch64 NEON, AVX-512 and RVV (v0 is also the mask register, but the
-        kernels use no masks); 16 for AVX2 / SSE and for ARMv7 NEON (q0-q15);
-        the scalar riscv64 build keeps its words in the 32 x registers, of
-        which ~24 are free after zero/ra/sp/gp/tp and the loop's pointers."""
+        kernels use no masks); 16 for AVX2 / SSE and for ARMv7 NEON (q0-q15).
+        The scalar riscv64 build keeps its words in the 31 x registers, which
+        also hold the loop's pointers and indices: 16 (a 2 x 4 tile) spilled
+        least in the 3x3 conv's hot block of 12, 16, 20 and 24 (LLVM 20)."""
         if self.is_aarch64 or self.has_avx512f or self.has_rvv:
             return 32
-        if self.is_riscv64:
-            return 24
         return 16
 
     @property
