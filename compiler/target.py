@@ -26,9 +26,11 @@ _DEFAULTS: dict[str, tuple[str, str, str]] = {
     # The vector build adds "+v,+zvbb" (VLEN >= 128 implied by +v, vcpop.v).
     "riscv64": ("riscv64-unknown-linux-gnu", "generic-rv64", "+m,+a,+f,+d,+c,+zbb"),
     # Bare-metal Cortex-M (thumbv7em, no OS): the CPU brings its FPU (cortex-m4:
-    # fpv4-sp-d16, cortex-m7: fp-armv8-d16); eabihf passes floats in FPU registers.
-    "cortex-m4": ("thumbv7em-none-eabihf", "cortex-m4", ""),
-    "cortex-m7": ("thumbv7em-none-eabihf", "cortex-m7", ""),
+    # fpv4-sp-d16, cortex-m7: fp-armv8-d16); eabihf passes floats in FPU registers
+    # (spelled with all four parts: LLVM reads "thumbv7em-none-eabihf" as OS
+    # "eabihf" with no environment, i.e. the soft-float calling convention).
+    "cortex-m4": ("thumbv7em-unknown-none-eabihf", "cortex-m4", ""),
+    "cortex-m7": ("thumbv7em-unknown-none-eabihf", "cortex-m7", ""),
 }
 
 # One LLVM feature: "+name" or "-name", names like avx512vpopcntdq, prefer-256-bit, v8.2a, sse4.1.
