@@ -1,32 +1,35 @@
 """The exceptions bnnc raises. Every user-facing failure is a `BnncError`:
-the CLI prints its message and exits with code 2, the API lets it propagate."""
+the CLI prints its message and exits with code 2, the API lets it propagate.
+
+The errors the runtime raises too are defined in `bnnc.runtime.errors` (so
+runtime/ imports nothing of the compiler) and re-exported here; this module
+adds the ones only the compiler raises."""
 
 from __future__ import annotations
 
+from bnnc.runtime.errors import BnncError, InputError, IRError, ModelLoadError, TargetError
 
-class BnncError(Exception):
-    """Base of every error bnnc reports to a user."""
+__all__ = [
+    "BnncError",
+    "IRError",
+    "InputError",
+    "ModelLoadError",
+    "PassError",
+    "TargetError",
+    "TracingError",
+    "UnsupportedError",
+]
 
 
 class UnsupportedError(BnncError):
     """The model uses an op or pattern bnnc cannot compile exactly."""
 
 
-class ModelLoadError(BnncError):
-    """A model file is missing, malformed, truncated or untrusted."""
-
-
-class InputError(BnncError):
-    """A compiled model was called with inputs of the wrong count, shape or dtype."""
-
-
-class TargetError(BnncError):
-    """Unknown target, CPU or feature, or a toolchain the target needs is missing."""
-
-
 class PassError(BnncError):
     """Unknown pass, bad pass options, a pass plugin that fails, or a pass that broke the IR."""
 
 
-class IRError(BnncError):
-    """Malformed textual IR or IR that fails verification."""
+class TracingError(ModelLoadError):
+    """torch could not trace the model (torch.export) or convert it (TorchScript)
+    with the example inputs it was given, so their shapes may be what is wrong:
+    the CLI adds a hint naming the shapes it traced with."""
