@@ -201,21 +201,21 @@ def to_llvmlite_ir(module: ModuleOp, triple: str = "", profile_entry: str | None
 # call, PROFILE_LAYERS holds the count.
 PROFILE_NS, PROFILE_LAYERS = "__bnnc_profile_ns", "__bnnc_profile_layers"
 _CLOCK_MONOTONIC = 1  # Linux, on x86_64 and AArch64 alike
-_POOL_CONTROL = ("__bnnc_pool_start", "__bnnc_pool_stop")
 
 
 def _layer_calls(fn: ir.Function) -> list[ir.instructions.CallInstr]:
-    """The calls of `fn` that run a layer, in program order: calls of defined
-    (private) kernels and of the thread pool's parallel-for; not libc
-    (malloc/free) nor pool start/stop."""
+    """The calls of `fn` that run a layer, in program order: calls of its
+    kernels (convert-bnn-to-loops names them `<fn>_<index>_<op>`) and of the
+    thread pool's parallel-for; not libc (malloc/free) nor the pool's set-up."""
+    from bnnc.passes._parallel_contract import PARALLEL_FOR
+
     calls = []
     for block in fn.blocks:
         for inst in block.instructions:
-            if not isinstance(inst, ir.instructions.CallInstr) or not isinstance(inst.callee, ir.Function):
-                continue
-            callee = inst.callee
-            if callee.name == "__bnnc_parallel_for" or (not callee.is_declaration and callee.name not in _POOL_CONTROL):
-                calls.append(inst)
+            if isinstance(inst, ir.instructions.CallInstr) and isinstance(inst.callee, ir.Function):
+                name = inst.callee.name
+                if name == PARALLEL_FOR or (name.startswith(f"{fn.name}_") and not inst.callee.is_declaration):
+                    calls.append(inst)
     return calls
 
 
