@@ -11,8 +11,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from bnnc.errors import ModelLoadError
 from bnnc.runtime.compiled_model import CompiledModel
+from bnnc.runtime.errors import ModelLoadError
 from bnnc.runtime.signature import SIGNATURE_SUFFIX, Signature, signature_symbol
 
 ELF_MACHINES = {62: "x86_64", 183: "aarch64", 3: "i386", 40: "arm", 243: "riscv"}

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from bnnc.errors import BnncError, InputError
+from bnnc.runtime.errors import BnncError, InputError
 from bnnc.runtime.signature import ARENA_ALIGNMENT, Signature, TensorSpec
 
 

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bnnc.errors import InputError, ModelLoadError, TargetError
 from bnnc.runtime.artifact_loader import elf_machine, entry_name, host_arch, read_signature
+from bnnc.runtime.errors import InputError, ModelLoadError, TargetError
 from bnnc.runtime.signature import Signature
 
 # The C runner, package data of bnnc.runtime (examples/c includes it).

@@ -208,7 +208,7 @@ def shape_size_problem(shape: tuple[int, ...] | list[int], element_bytes: int = 
 def check_ir_text_sizes(text: str, where: str) -> None:
     """Raise IRError if textual IR names a shaped type over MAX_TENSOR_BYTES or a
     splat constant over MAX_SPLAT_ELEMENTS; run before parsing, which would allocate them."""
-    from bnnc.errors import IRError
+    from bnnc.runtime.errors import IRError
 
     for m in _SHAPED_TYPE.finditer(text):
         dims = [int(d) for d in re.findall(r"\d+", m.group(2))]
