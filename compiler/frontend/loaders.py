@@ -18,7 +18,7 @@ import zipfile
 import torch
 from torch.export import ExportedProgram
 
-from bnnc.errors import ModelLoadError, UnsupportedError
+from bnnc.errors import ModelLoadError, TracingError, UnsupportedError
 
 __all__ = ["load_model_file"]
 
@@ -61,8 +61,8 @@ def _export(model: torch.nn.Module, example_inputs: tuple | None, path: str) -> 
 
     try:
         return export_module(model, tuple(example_inputs))
-    except UnsupportedError as exc:
-        raise ModelLoadError(f"{path}: {exc}") from exc
+    except UnsupportedError as exc:  # torch.export could not trace it with these inputs
+        raise TracingError(f"{path}: {exc}") from exc
 
 
 def _export_script(model: torch.jit.ScriptModule, example_inputs: tuple | None, path: str) -> ExportedProgram:
@@ -77,7 +77,7 @@ def _export_script(model: torch.jit.ScriptModule, example_inputs: tuple | None, 
         return torch.export.export(converted.module(), tuple(example_inputs), strict=False)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"{path}: torch cannot convert this TorchScript module to an ExportedProgram: {first}") from exc
+        raise TracingError(f"{path}: torch cannot convert this TorchScript module to an ExportedProgram: {first}") from exc
 
 
 def load_model_file(path: str, *, trust: bool = False, example_inputs: tuple | None = None) -> ExportedProgram:
