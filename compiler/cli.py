@@ -266,7 +266,7 @@ def _shapes(args: argparse.Namespace) -> tuple | None:
 def _import(args: argparse.Namespace, example_inputs: tuple | None = None, *, default_name: str = "forward"):
     """Import the model; sets args.name to the entry point's name."""
     from bnnc.driver import import_model, ir_entry, load_ir
-    from bnnc.errors import BnncError
+    from bnnc.errors import TracingError
 
     if args.model.endswith(".mlir"):
         module = load_ir(args.model)
@@ -278,9 +278,9 @@ def _import(args: argparse.Namespace, example_inputs: tuple | None = None, *, de
     args.name = args.name or default_name
     try:
         module = import_model(args.model, examples, name=args.name, trust=args.trust)
-    except BnncError as e:
+    except TracingError as e:  # the example inputs torch traced with may be the wrong shape
         text = str(e)
-        if examples is not None and ("could not capture" in text or "cannot convert" in text):
+        if examples is not None:
             shapes = ", ".join("x".join(map(str, t.shape)) for t in examples)
             source = "--input-shape" if explicit is not None else "the --input arrays"
             raise type(e)(
