@@ -21,6 +21,7 @@ def compile(
     check_bounds: bool = False,
     static_memory: bool = False,
     cache: bool = True,
+    dynamic_batch: bool = False,
 ) -> Any:
     """Compile a PyTorch BNN to native code for this machine and return a callable.
 
@@ -39,6 +40,10 @@ def compile(
     `cache` looks the compile up in (and saves it to) the persistent compile
     cache (`bnnc.compile_cache`: $BNNC_CACHE_DIR or $XDG_CACHE_HOME/bnnc), so a
     second compile of the same model, even in a new process, loads machine code.
+    `dynamic_batch` compiles one function for any batch size N >= 1 (the
+    callable then takes inputs of any N; see bnnc.dynamic_batch): the model
+    must compute its samples independently, which is checked (an nn.Module or
+    ExportedProgram, exported again with a symbolic batch), else refused.
     Raises a `bnnc.errors.BnncError` subclass on anything it cannot compile
     exactly.
     """
@@ -51,8 +56,13 @@ def compile(
         )
     options = CompileOptions(
         target=target, cpu=cpu, features=features, pipeline=pipeline, num_threads=num_threads, plugins=tuple(plugins),
-        check_bounds=check_bounds, static_memory=static_memory,
+        check_bounds=check_bounds, static_memory=static_memory, dynamic_batch=dynamic_batch,
     )
+    if dynamic_batch:  # the per-sample network, once checked batch-independent
+        from bnnc.dynamic_batch import batch_examples
+
+        example_inputs = batch_examples(model, example_inputs)
+        model = model.module() if hasattr(model, "graph_signature") else model
     compiled = jit(build(model, example_inputs, options, trust=trust, cache=cache))
     # compiled.summary() imports the model again and runs the graph passes, on first use only.
     from functools import partial

@@ -70,6 +70,9 @@ class CompileOptions:
     # Time each layer call of the entry function into counters the runtime
     # reads (bnnc profile); off, the generated code is unchanged.
     profile_layers: bool = False
+    # One entry point for any batch size N (bnnc.dynamic_batch): the model is
+    # the per-sample network (import it at batch 1), called in a batch loop.
+    dynamic_batch: bool = False
     instrument: Instrumentation = field(default_factory=Instrumentation)
 
     def resolved_target(self) -> Target:
@@ -266,6 +269,10 @@ def build(
             model if isinstance(model, ModuleOp) else import_model(model, example_inputs, name=options.name, trust=trust)
         )
         signature = signature_of(module, options.name)
+        if options.dynamic_batch:
+            from bnnc import dynamic_batch
+
+            return dynamic_batch.build(module, signature, options)
         lower(module, options, "llvm")
         signature = with_arena(signature, module)
         progress.stage("LLVM IR")

@@ -56,11 +56,13 @@ class CompiledModel:
         self._owner = owner
         self._single = single_output and len(signature.outputs) == 1
         n = len(signature.inputs) + len(signature.outputs) + (signature.arena_bytes is not None)
-        self._fn = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * n))(address)
+        batch = [ctypes.c_int64] if signature.dynamic_batch else []  # (a dynamic-batch entry takes N first)
+        self._fn = ctypes.CFUNCTYPE(None, *batch, *([ctypes.c_void_p] * n))(address)
 
     def run_numpy(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
-        outputs = [np.empty(s.shape, dtype=s.dtype) for s in self.signature.outputs]
-        pointers = [a.ctypes.data for a in (*arrays, *outputs)]
+        batch = [arrays[0].shape[0]] if self.signature.dynamic_batch else []
+        outputs = [np.empty((*batch, *s.shape[len(batch):]), dtype=s.dtype) for s in self.signature.outputs]
+        pointers = [*batch, *(a.ctypes.data for a in (*arrays, *outputs))]
         if self.signature.arena_bytes is not None:
             # A static memory plan: the scratch arena is the caller's; one per
             # call keeps concurrent calls independent.
@@ -73,7 +75,8 @@ class CompiledModel:
         if len(inputs) != len(self.signature.inputs):
             expected = ", ".join(s.describe() for s in self.signature.inputs)
             raise InputError(f"expected {len(self.signature.inputs)} input(s) ({expected}), got {len(inputs)}")
-        checked = [_as_array(v, s, i) for i, (v, s) in enumerate(zip(inputs, self.signature.inputs))]
+        specs = self._batch_specs(inputs) if self.signature.dynamic_batch else self.signature.inputs
+        checked = [_as_array(v, s, i) for i, (v, s) in enumerate(zip(inputs, specs))]
         arrays = [a for a, _ in checked]
         outputs: list[Any] = self.run_numpy(arrays)
         if any(is_torch for _, is_torch in checked):
@@ -81,6 +84,20 @@ class CompiledModel:
 
             outputs = [torch.from_numpy(o) for o in outputs]
         return outputs[0] if self._single else tuple(outputs)
+
+    def _batch_specs(self, inputs: Sequence[Any]) -> list[TensorSpec]:
+        """The input specs at the batch size of `inputs` (a dynamic-batch model:
+        every input holds the same number N >= 1 of samples along dimension 0)."""
+        shapes = [tuple(getattr(v, "shape", ())) for v in inputs]
+        n = shapes[0][0] if shapes[0] else 0
+        for i, (shape, spec) in enumerate(zip(shapes, self.signature.inputs)):
+            per_sample = f"[N, {', '.join(map(str, spec.shape[1:]))}]"
+            if len(shape) != len(spec.shape) or shape[1:] != spec.shape[1:] or shape[0] != n or n < 1:
+                raise InputError(
+                    f"input {i}: expected shape {per_sample} with the same batch size N >= 1 for every input, "
+                    f"got {list(shape)} (the model was compiled for any batch of {spec.dtype}{per_sample})"
+                )
+        return [TensorSpec((n, *s.shape[1:]), s.dtype) for s in self.signature.inputs]
 
     def layer_times_ns(self) -> np.ndarray | None:
         """Nanoseconds spent in each layer call since the last reset, summed

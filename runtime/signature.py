@@ -65,6 +65,10 @@ class Signature:
     # more pointer, last: a caller-provided scratch arena of this many bytes,
     # aligned to ARENA_ALIGNMENT. None: no arena parameter (the code allocates).
     arena_bytes: int | None = None
+    # A dynamic-batch build (bnnc.dynamic_batch): the entry point takes the
+    # batch size N first (`long long n`); the shapes are those of one sample
+    # (leading dimension 1) and every buffer holds N of them.
+    dynamic_batch: bool = False
 
     def to_json(self) -> str:
         data: dict = {
@@ -74,6 +78,8 @@ class Signature:
         }
         if self.arena_bytes is not None:
             data["arena_bytes"] = self.arena_bytes
+        if self.dynamic_batch:
+            data["dynamic_batch"] = True
         return json.dumps(data)
 
     def llvm_global(self) -> str:
@@ -83,7 +89,8 @@ class Signature:
 
     def c_prototype(self) -> str:
         """The entry point's C declaration: one pointer per input, then one per output."""
-        params = [f"const float *in{i}" for i in range(len(self.inputs))]
+        params = ["long long n"] if self.dynamic_batch else []
+        params += [f"const float *in{i}" for i in range(len(self.inputs))]
         params += [f"float *out{i}" for i in range(len(self.outputs))]
         if self.arena_bytes is not None:
             params.append("void *arena")
@@ -97,6 +104,7 @@ class Signature:
         in_numel = ", ".join(str(s.numel) for s in self.inputs) or "0"
         out_numel = ", ".join(str(s.numel) for s in self.outputs) or "0"
         args = [f"inputs[{i}]" for i in range(n_in)] + [f"outputs[{i}]" for i in range(n_out)]
+        batch, one = (["n"], ["1"]) if self.dynamic_batch else ([], [])
         arena: list[str] = []
         if self.arena_bytes is not None:
             # generic code has no arena of its own: the wrapper uses a static one
@@ -115,7 +123,15 @@ class Signature:
             f"static const unsigned long {name}_output_numel[{max(n_out, 1)}] = {{{out_numel}}};",
             f"static inline void {name}_run(const float *const *inputs, float *const *outputs) {{",
             *arena,
-            f"    {name}({', '.join(args)});",
+            f"    {name}({', '.join(one + args)});",
+            "}",
+            "/* A dynamic-batch model runs n samples (the numel above are per sample);",
+            " * a fixed-batch one runs its compiled batch once (n must be 1). */",
+            f"static const int {name}_dynamic_batch = {int(self.dynamic_batch)};",
+            f"static inline void {name}_run_batch(long long n, const float *const *inputs, float *const *outputs) {{",
+            *arena,
+            *([] if self.dynamic_batch else ["    (void)n;"]),
+            f"    {name}({', '.join(batch + args)});",
             "}",
             "",
             "/* The model generic code runs when it includes this header (override with -DBNNC_MODEL=name). */",
@@ -133,6 +149,7 @@ class Signature:
             tuple(TensorSpec(tuple(s["shape"]), s["dtype"]) for s in data["inputs"]),
             tuple(TensorSpec(tuple(s["shape"]), s["dtype"]) for s in data["outputs"]),
             data.get("arena_bytes"),
+            bool(data.get("dynamic_batch", False)),
         )
 
 
