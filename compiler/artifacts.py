@@ -20,7 +20,7 @@ from typing import Any
 
 from bnnc import __version__
 from bnnc.errors import TargetError
-from bnnc.runtime.signature import Signature
+from bnnc.runtime.signature import ARENA_ALIGNMENT, Signature
 from bnnc.target import Target
 
 # Where to get a linker for each architecture.
@@ -79,6 +79,32 @@ def _threads_note(facts: ArtifactFacts) -> str:
     return "Each call runs on the calling thread only (no threads are created)."
 
 
+def _scratch_lines(signature: Signature, scratch: str) -> list[str]:
+    """How the call gets its scratch memory: a caller-provided arena (a static
+    memory plan) or its own allocations."""
+    if signature.arena_bytes is not None:
+        return [
+            f" * Scratch memory: the last argument, `arena`, {signature.arena_bytes} bytes (NAME_ARENA_BYTES)",
+            f" * aligned to {ARENA_ALIGNMENT} bytes, owned by the caller, e.g. a static buffer. The buffers",
+            " * of all layers share it by liveness (a static plan: its size is the peak of",
+            " * live buffers). The call allocates nothing; the arena's contents need no",
+            " * initialisation and are garbage afterwards. Concurrent calls need distinct arenas.",
+        ]
+    return [
+        f" * Scratch memory: {scratch}.",
+        " * The call allocates it itself with aligned_alloc(64, n) and frees it with",
+        " * free() before returning; the caller provides none. Allocation failure is not",
+        " * checked: make sure the heap can hold it.",
+    ]
+
+
+def _arena_defines(signature: Signature) -> list[str]:
+    if signature.arena_bytes is None:
+        return []
+    up = signature.name.upper()
+    return [f"#define {up}_ARENA_BYTES {signature.arena_bytes}", f"#define {up}_ARENA_ALIGN {ARENA_ALIGNMENT}"]
+
+
 def c_header(signature: Signature, target: Target, facts: ArtifactFacts | None = None) -> str:
     """The header that documents an artifact's C ABI."""
     facts = facts or ArtifactFacts()
@@ -97,7 +123,9 @@ def c_header(signature: Signature, target: Target, facts: ArtifactFacts | None =
         )
     # 32-bit targets call the compiler runtime for what they lack in hardware
     # (armv7: __aeabi_l2f converts an i64 accumulator to float); gcc links it.
-    helpers = [s for s in facts.libc_symbols if s.startswith("__aeabi_")]
+    # (__aeabi_memcpy/memset/memclr/memmove are the ARM run-time ABI's names of
+    # the mem* functions: the C library's, like memcpy.)
+    helpers = [s for s in facts.libc_symbols if s.startswith("__aeabi_") and not s.startswith("__aeabi_mem")]
     libc_only = [s for s in facts.libc_symbols if s not in helpers]
     libc = ", ".join(libc_only) if facts.libc_symbols else "(not measured)"
     state = (
@@ -132,10 +160,7 @@ def c_header(signature: Signature, target: Target, facts: ArtifactFacts | None =
         )
     lines += [
         " *",
-        f" * Scratch memory: {scratch}.",
-        " * The call allocates it itself with aligned_alloc(64, n) and frees it with",
-        " * free() before returning; the caller provides none. Allocation failure is not",
-        " * checked: make sure the heap can hold it.",
+        *_scratch_lines(signature, scratch),
         " *",
         f" * Thread safety: {state},",
         " * so concurrent calls from several threads with distinct buffers are safe.",
@@ -155,6 +180,7 @@ def c_header(signature: Signature, target: Target, facts: ArtifactFacts | None =
         lines.append(f"#define {up}_OUT{i}_NUMEL {spec.numel}")
     lines += [
         f"#define {up}_SCRATCH_BYTES {facts.scratch_bytes if facts.scratch_bytes is not None else -1}",
+        *_arena_defines(signature),
         "",
         *signature.c_generic_abi(),
         "#ifdef __cplusplus",
