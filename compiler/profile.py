@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from bnnc.errors import BnncError
+from bnnc.errors import BnncError, InternalError
 from bnnc.summary import ModelSummary, human_count, render
 from bnnc.target import Target
 
@@ -167,8 +167,8 @@ class ModelProfile:
 def layer_profiles(summary: ModelSummary, ns_per_run: np.ndarray, roof: Roofline) -> list[LayerProfile]:
     """Join the per-layer times with the summary's MACs and the roofline."""
     if len(ns_per_run) != len(summary.layers):
-        raise BnncError(
-            f"internal error: {len(ns_per_run)} timed layer calls but {len(summary.layers)} layers in the graph"
+        raise InternalError(
+            f"{len(ns_per_run)} timed layer calls but {len(summary.layers)} layers in the graph"
         )
     total = float(np.sum(ns_per_run)) or 1.0
     out = []
