@@ -13,6 +13,7 @@ __all__ = [
     "BnncError",
     "IRError",
     "InputError",
+    "InternalError",
     "ModelLoadError",
     "PassError",
     "TargetError",
@@ -33,3 +34,10 @@ class TracingError(ModelLoadError):
     """torch could not trace the model (torch.export) or convert it (TorchScript)
     with the example inputs it was given, so their shapes may be what is wrong:
     the CLI adds a hint naming the shapes it traced with."""
+
+
+class InternalError(RuntimeError):
+    """A bug in bnnc caught by one of its own consistency checks (a frontend
+    whose IR does not verify, a shape that disagrees with ONNX's inference).
+    Deliberately not a `BnncError`: the CLI reports it as an internal error
+    (exit 3) and tools tell it from a refusal by its type."""

@@ -69,10 +69,10 @@ def _onnx(model, x, xs, options) -> list | str:
 
 
 def _refused(e: Exception, leg: str) -> dict:
-    """A refusal, unless bnnc calls it an internal error (e.g. imported IR that
-    does not verify): that is a bug, reported as "error"."""
+    """A refusal (an UnsupportedError). bnnc's own consistency checks raise
+    bnnc.errors.InternalError instead, which serve() reports as "error"."""
     first = str(e).splitlines()[0] if str(e) else type(e).__name__
-    return {"status": "error" if first.startswith("internal error") else "refused", "detail": leg + first}
+    return {"status": "refused", "detail": leg + first}
 
 
 def check(request: dict) -> dict:

@@ -23,7 +23,7 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 
-from bnnc.errors import UnsupportedError
+from bnnc.errors import InternalError
 
 __all__ = ["IRBuilder"]
 
@@ -74,5 +74,5 @@ class IRBuilder:
         try:
             module.verify()
         except Exception as exc:
-            raise UnsupportedError(f"internal error: the imported IR does not verify: {exc}") from exc
+            raise InternalError(f"the imported IR does not verify: {exc}") from exc
         return module

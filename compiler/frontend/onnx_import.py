@@ -35,7 +35,7 @@ import numpy as np
 from xdsl.dialects.builtin import FileLineColLoc, IntAttr, ModuleOp, NameLoc, StringAttr, TensorType, UnknownLoc, f32
 from xdsl.ir import Attribute, Block, SSAValue
 
-from bnnc.errors import ModelLoadError, UnsupportedError
+from bnnc.errors import InternalError, ModelLoadError, UnsupportedError
 
 from .ir_builder import IRBuilder
 from .onnx_load import MIN_OPSET, load_onnx_file
@@ -411,9 +411,7 @@ class OnnxImporter(IRBuilder):
         got = tuple(value.type.get_shape())
         want = self.inferred.get(name)
         if want is not None and want[1] != got:
-            raise UnsupportedError(
-                f"internal error: {node.op_type} node `{node.name}` produced shape {got}, ONNX infers {want[1]}"
-            )
+            raise InternalError(f"{node.op_type} node `{node.name}` produced shape {got}, ONNX infers {want[1]}")
         if want is None:
             from onnx import TensorProto
 

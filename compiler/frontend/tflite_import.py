@@ -37,7 +37,7 @@ from xdsl.ir import Block, Operation, SSAValue
 
 from bnnc.dialects import bnn, bnn_math
 from bnnc.dialects.bnn_movement import GatherOp
-from bnnc.errors import ModelLoadError, UnsupportedError
+from bnnc.errors import InternalError, ModelLoadError, UnsupportedError
 from bnnc.frontend.ir_builder import IRBuilder
 
 from .tflite_reader import TFLGraph, TFLOp, TFLTensor, read_tflite
@@ -251,7 +251,7 @@ class TFLiteImporter(IRBuilder):
             handler(self, op)
             for out in op.outputs:
                 if out not in self.values:
-                    raise UnsupportedError(f"internal error: {op.name} did not define output {out}{self.where()}")
+                    raise InternalError(f"{op.name} did not define output {out}{self.where()}")
         self.op = None
         results = []
         for i in g.outputs:
