@@ -79,7 +79,7 @@ def _add_pipeline_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bnnc.driver import EMIT_KINDS
+    from bnnc.stages import EMIT_KINDS
 
     parser = argparse.ArgumentParser(prog="bnnc", description="bnnc: compile PyTorch binary neural networks to native code")
     parser.add_argument("--version", action="version", version=f"bnnc {_version()}")
@@ -313,7 +313,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from xdsl.printer import Printer
 
     from bnnc import artifacts
-    from bnnc.driver import STAGES, CompileOptions, llvm_ir, lower, with_arena
+    from bnnc.driver import CompileOptions, llvm_ir, lower, with_arena
+    from bnnc.stages import STAGES
     from bnnc.runtime.signature import signature_of
 
     options = CompileOptions(

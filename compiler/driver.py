@@ -15,12 +15,10 @@ from xdsl.dialects.builtin import ModuleOp
 
 from bnnc import progress
 from bnnc.errors import BnncError, IRError, ModelLoadError, UnsupportedError
-from bnnc.pipeline import STAGES, Instrumentation, Pipeline, parse_pipeline, run_passes
+from bnnc.pipeline import Instrumentation, Pipeline, parse_pipeline, run_passes
 from bnnc.runtime.signature import Signature, signature_of
+from bnnc.stages import STAGES
 from bnnc.target import Target, resolve_target
-
-# Stages after the IR ones, in order: LLVM IR text, assembly, object, shared library.
-EMIT_KINDS = (*STAGES, "ll", "asm", "obj", "so")
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])

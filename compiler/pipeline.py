@@ -24,9 +24,8 @@ from xdsl.utils.exceptions import DiagnosticException, PassFailedException, Veri
 
 from bnnc.errors import PassError
 from bnnc.passes.registry import all_passes
+from bnnc.stages import STAGES
 from bnnc.target import Target
-
-STAGES = ("bnn", "loops", "llvm")
 
 # Graph-level passes run on the imported bnn dialect (the middle end):
 # binarisers recognised from the values tensors can take, binary ops from weight binarisation, fused epilogues, exact zero padding, pooling
