@@ -84,7 +84,8 @@ def _scratch_lines(signature: Signature, scratch: str) -> list[str]:
     memory plan) or its own allocations."""
     if signature.arena_bytes is not None:
         return [
-            f" * Scratch memory: the last argument, `arena`, {signature.arena_bytes} bytes (NAME_ARENA_BYTES)",
+            f" * Scratch memory: the last argument, `arena`, {signature.arena_bytes} bytes"
+            f" ({signature.name.upper()}_ARENA_BYTES)",
             f" * aligned to {ARENA_ALIGNMENT} bytes, owned by the caller, e.g. a static buffer. The buffers",
             " * of all layers share it by liveness (a static plan: its size is the peak of",
             " * live buffers). The call allocates nothing; the arena's contents need no",

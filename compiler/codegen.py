@@ -270,7 +270,7 @@ def _target_machine(target: Target, *, opt_level: int = 3, jit: bool = False) ->
         cpu=target.cpu,
         features=target.features,
         opt=opt_level,
-        reloc="pic",
+        reloc="static" if target.is_bare_metal else "pic",  # firmware is linked at fixed addresses
         codemodel="jitdefault" if jit else "default",
         jit=jit,
     )

@@ -74,7 +74,7 @@ def batch_examples(model: Any, example_inputs: Any) -> tuple:
     was_training = model.training
     model.eval()
     try:
-        ep = torch.export.export(model, pair, dynamic_shapes=tuple({0: batch} for _ in pair), strict=False)
+        ep = torch.export.export(model, pair, dynamic_shapes=_batch_specs(model, pair, batch), strict=False)
     except Exception as exc:  # torch raises many exception types here
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UnsupportedError(
@@ -85,6 +85,18 @@ def batch_examples(model: Any, example_inputs: Any) -> tuple:
         model.train(was_training)
     check_batch_independent(ep)
     return first
+
+
+def _batch_specs(model: Any, inputs: tuple, batch: Any) -> tuple:
+    """torch.export's dynamic_shapes for a symbolic batch on every input (a
+    forward(*inputs) takes them as one tuple argument)."""
+    import inspect
+
+    specs = tuple({0: batch} for _ in inputs)
+    params = list(inspect.signature(model.forward).parameters.values())
+    if len(params) == 1 and params[0].kind == inspect.Parameter.VAR_POSITIONAL:
+        return (specs,)
+    return specs
 
 
 def check_batch_independent(ep: Any) -> None:

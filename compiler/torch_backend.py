@@ -61,7 +61,7 @@ def bnnc_backend(
     `dynamic_batch` (default True: a symbolic batch uses one dynamic-batch build)."""
     settings = {**(options or {}), **kwargs}
     fallback = bool(settings.pop("fallback", True))
-    dynamic_batch = bool(settings.pop("dynamic_batch", False))
+    dynamic_batch = bool(settings.pop("dynamic_batch", True))
     from bnnc.driver import CompileOptions
 
     compile_options = CompileOptions(**settings)
@@ -104,12 +104,22 @@ class _GraphInfo:
             val = placeholders[i].meta.get("example_value")
             if isinstance(val, torch.Tensor):
                 self.symbolic_dims[i] = [d for d, s in enumerate(val.shape) if isinstance(s, torch.SymInt)]
+        # a size input that is a dimension of a tensor input is read off that tensor when traced
+        self.size_sources: dict[int, tuple[int, int]] = {}
+        for i in self.sizes:
+            for k, t in enumerate(self.tensors):
+                val = placeholders[t].meta.get("example_value")
+                dims = [d for d, s in enumerate(getattr(val, "shape", ())) if str(s) == self.symbols[i]]
+                if dims and i not in self.size_sources:
+                    self.size_sources[i] = (k, dims[0])
         self.returns_sequence = _returns_sequence(gm)
         self.warned = False
         self.label = _graph_label(gm)
 
     def frozen(self, sizes: dict[int, int]) -> torch.nn.Module:
-        return _Frozen(self.gm, {**self.state, **sizes}, self.arity).eval()
+        """The graph as a module of the tensor inputs alone (state and sizes bound)."""
+        other = {i: v for i, v in sizes.items() if i not in self.size_sources}
+        return _Frozen(self.gm, {**self.state, **other}, self.arity, self.size_sources).eval()
 
 
 class _Dispatcher:
@@ -182,13 +192,17 @@ class _Dispatcher:
             sizes = {i: int(args[i]) for i in g.sizes}
             examples = tuple(torch.zeros(tuple(args[i].shape), dtype=args[i].dtype) for i in g.tensors)
             frozen = g.frozen(sizes)
+            model_inputs, options = examples, self.options
             if self.dynamic_batch:
-                from bnnc.api import batch_independent_examples
+                from bnnc.dynamic_batch import batch_examples
+                from bnnc.errors import UnsupportedError
 
-                model_inputs = batch_independent_examples(frozen, examples)
-                options = _with(self.options, dynamic_batch=True)
-            else:
-                model_inputs, options = examples, self.options
+                try:
+                    model_inputs = batch_examples(frozen, examples)
+                    options = _with(self.options, dynamic_batch=True)
+                except UnsupportedError as e:  # samples interact: one build per batch size instead
+                    log.info("bnnc: %s: no dynamic batch (%s)", g.label, str(e).splitlines()[0])
+                    self.dynamic_batch = False
             module = import_model(frozen, model_inputs, name=options.name)
         probe = module.clone()
         lower(probe, options, "bnn")
@@ -302,10 +316,13 @@ class _Frozen(torch.nn.Module):
     at compile time (inference: later weight updates need a recompile) and its
     symbolic-size inputs bound to one signature's values."""
 
-    def __init__(self, gm: torch.fx.GraphModule, bound: dict[int, Any], arity: int):
+    def __init__(
+        self, gm: torch.fx.GraphModule, bound: dict[int, Any], arity: int, sizes: dict[int, tuple[int, int]] | None = None
+    ):
         super().__init__()
         self.gm = gm
         self.arity = arity
+        self.sizes = dict(sizes or {})  # size input -> (tensor input, dim) it is read from
         self.slots = sorted(i for i, v in bound.items() if isinstance(v, torch.Tensor))
         self.ints = {i: v for i, v in bound.items() if not isinstance(v, torch.Tensor)}
         for k, i in enumerate(self.slots):
@@ -315,6 +332,7 @@ class _Frozen(torch.nn.Module):
         it = iter(user_inputs)
         bound: dict[int, Any] = {i: getattr(self, f"state{k}") for k, i in enumerate(self.slots)}
         bound.update(self.ints)
+        bound.update({i: user_inputs[k].shape[d] for i, (k, d) in self.sizes.items()})
         return self.gm(*(bound[i] if i in bound else next(it) for i in range(self.arity)))
 
 

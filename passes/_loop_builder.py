@@ -21,6 +21,7 @@ from xdsl.dialects.builtin import (
     MemRefType,
     VectorType,
     f32,
+    i32,
     i64,
 )
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
@@ -273,8 +274,14 @@ class LoopBuilder:
         """The same bits as another type of the same width (f32 <-> i32, lane by lane)."""
         return self.emit(arith.BitcastOp(a, typ))
 
-    def sitofp(self, a: SSAValue) -> SSAValue:
+    def sitofp(self, a: SSAValue, *, fits_i32: bool = False) -> SSAValue:
+        """Signed integer -> f32. `fits_i32`: the caller knows the i64 value fits
+        in 32 bits, so convert from i32 (same result; 32-bit targets such as
+        Cortex-M have the instruction for it, but call a runtime helper,
+        __aeabi_l2f / __floatdisf, for i64)."""
         typ = a.type
+        if fits_i32 and typ == i64:
+            a = self.emit(arith.TruncIOp(a, i32))
         target = VectorType(f32, typ.get_shape()) if isinstance(typ, VectorType) else f32
         return self.emit(arith.SIToFPOp(a, target))
 

@@ -247,7 +247,9 @@ def _dot(lb: LoopBuilder, acc: SSAValue, k_total: int, vty: VectorType) -> SSAVa
 def _float_transform(lb: LoopBuilder, ep: _Epilogue, dot: SSAValue, g: IndexLike, oc: IndexLike) -> SSAValue:
     """The output transform of one channel's scalar dot (xDSL's arith casts are
     scalar-only, and NCHW stores are per element anyway)."""
-    value = lb.sitofp(dot)
+    # |dot| <= K, the bits of one receptive field: far below 2^31 (K >= 2^31
+    # would need a 256 MiB packed filter per output channel).
+    value = lb.sitofp(dot, fits_i32=True)
     if ep.multiplier is not None and ep.bias is not None:
         value = lb.fma(value, lb.load(ep.multiplier, [g, oc]), lb.load(ep.bias, [g, oc]))
     elif ep.multiplier is not None:

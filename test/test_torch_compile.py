@@ -103,9 +103,9 @@ def test_batch_sizes_1_2_5_1_match_eager_and_reuse_code(bnnc_builds):
             builds_after.append(len(bnnc_builds))
     # Dynamo compiles batch 1 statically and, on seeing batch 2, once more with a symbolic batch.
     assert counter.frame_count <= 2
-    # 1, 2 and 5 are new signatures; the second 1 reuses the first build.
-    assert builds_after[-1] == builds_after[-2]
-    assert builds_after[0] == 1 and builds_after[-1] <= 3
+    # batch 1: a static build; batch 2: Dynamo's symbolic batch maps to one
+    # dynamic-batch build, which serves 5 too; the second 1 reuses the first.
+    assert builds_after == [1, 2, 2, 2]
 
 
 def test_repeated_shapes_never_recompile(bnnc_builds):
@@ -117,8 +117,9 @@ def test_repeated_shapes_never_recompile(bnnc_builds):
             x = torch.randn(n, 8, 4, 4)
             close(compiled(x), model(x))
             counts.append(len(bnnc_builds))
-    # (Dynamo tries its newest graph first, so the symbolic-batch graph may serve 3 too)
-    assert counts[2] == counts[-1] <= 3
+    # 3: static; 4: the dynamic-batch build (Dynamo tries its newest graph
+    # first, so that build serves the later 3s as well)
+    assert counts[2] == counts[-1] <= 2
 
 
 def test_graph_break_matches_eager(bnnc_builds, capsys):
