@@ -14,7 +14,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -285,7 +285,7 @@ def write_artifact(mod: Any, target: Target, signature: Signature, output: str, 
                 raise TargetError(f"{cmd[0]} failed to link {out}:\n{result.stderr.strip()}")
         facts = measure(mod)
         libc = tuple(sorted({sym.split("@")[0] for sym in undefined_symbols(str(built))}))
-        facts = ArtifactFacts(libc, facts.scratch_bytes, facts.scratch_allocations, facts.mutable_globals)
+        facts = replace(facts, libc_symbols=libc)  # (keeps creates_threads)
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(built, out)
         if kind == "so":

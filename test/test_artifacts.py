@@ -207,6 +207,17 @@ def test_header_documents_the_abi(root):
     assert imports <= LIBC_ALLOWED and f"(all from libc): {', '.join(sorted(imports))}." in h
 
 
+def test_header_of_a_threaded_artifact_says_it_creates_threads(root):
+    """write_artifact rebuilt the measured facts with the libc symbols and lost
+    creates_threads, so a threaded artifact's header said no threads are created."""
+    threaded, *_ = _artifact(root, "odd_shapes", "x86_64", "obj", num_threads=2, thread_min_work=0)
+    single, *_ = _artifact(root, "odd_shapes", "x86_64", "obj")
+    assert "pthread_create" in _nm_undefined("nm", threaded)
+    threaded_h = threaded.with_suffix(".h").read_text()
+    assert "no threads are created" not in threaded_h and "pool of worker threads" in threaded_h
+    assert "no threads are created" in single.with_suffix(".h").read_text()
+
+
 def test_header_compiles_as_c_and_cxx_without_warnings(root):
     path, *_ = _artifact(root, "odd_shapes", "x86_64", "obj")
     for compiler, lang in (("cc", "c"), ("c++", "c++")):
