@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from bnnc.errors import BnncError, InternalError
-from bnnc.summary import ModelSummary, human_count, render
+from bnnc.summary import ModelSummary, _clip, human_count, render
 from bnnc.target import Target
 
 
@@ -320,7 +320,7 @@ def format_profile(p: ModelProfile) -> str:
         [
             str(layer.index),
             layer.op.removeprefix("bnn."),
-            layer.location or "-",
+            _clip(layer.location or "-", 60),
             layer.kind,
             f"{layer.ms:.5f}",
             f"{layer.percent:.1f}",

@@ -12,10 +12,10 @@ Counting rules, one function per op family (`_conv_like`, `_dense_like`,
 (a conv's Cout * Cin/groups * KH * KW * OH * OW per image), so bit-MACs and
 float MACs compare directly. Parameters are the elements of an op's constant
 operands, except that a packed binary weight counts its bits (Cout * Cin/groups
-* KH * KW), not its words, and a binary conv's zero-padding `correction`
-table (derived from the weights) is no parameter; "bytes" are what all the
-constants occupy in the compiled code (words padded to 64 channels, splats
-expanded, correction tables included). A constant two ops share is counted
+* KH * KW), not its words, and tables (a binary conv's zero-padding
+`correction`, derived from the weights; a gather's indices) are no
+parameters; "bytes" are what all the constants occupy in the compiled code
+(words padded to 64 channels, splats expanded, tables included). A constant two ops share is counted
 at its first user.
 
 Activation memory is each op's output tensor; the peak replays
@@ -215,6 +215,12 @@ _FAMILIES = {
 }
 
 
+def _is_table(op: Operation, operand: SSAValue) -> bool:
+    """A constant that is stored but no parameter: a binary conv's zero-padding
+    correction (derived from the weights), a gather's index table (a layout)."""
+    return operand is getattr(op, "correction", None) or (isinstance(op, bnn.GatherOp) and operand is op.index)
+
+
 def _location(loc: Attribute) -> str:
     """`module.path (file.py:12)` from the frontend's NameLoc(FileLineColLoc)."""
     if isinstance(loc, NameLoc):
@@ -262,8 +268,8 @@ def summarize(module: ModuleOp, name: str | None = None) -> ModelSummary:
                 continue
             seen.add(operand)
             param_bytes += _type_bytes(operand.type)
-            if operand is getattr(op, "correction", None):
-                continue  # a table derived from the weights (zero-padding-correction), not a parameter
+            if _is_table(op, operand):
+                continue
             count = math.prod(_shape(operand))
             if operand is getattr(op, "weight", getattr(op, "rhs", None)):
                 count = weight_count if weight_count is not None else count
@@ -425,13 +431,17 @@ def render(headers: list[str], rows: list[list[str]], right: set[int]) -> list[s
     return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
 
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def format_table(summary: ModelSummary) -> str:
     headers = ["#", "op", "location", "input", "output", "kind", "params", "bytes", "bit-MACs", "float MACs", "act. bytes"]
     rows = [
         [
             str(layer.index),
             layer.op.removeprefix("bnn."),
-            layer.location or "-",
+            _clip(layer.location or "-", 60),
             ", ".join(layer.inputs),
             layer.output,
             layer.kind,
