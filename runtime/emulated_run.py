@@ -86,6 +86,10 @@ def riscv_extensions(path: str) -> list[str]:
     return exts
 
 
+# qemu-user's complaint about a -cpu property it lacks (an extension it cannot emulate).
+_UNKNOWN_CPU_PROPERTY = re.compile(r"can't apply global \S+\.(\w+)=\S+: Property '\S+' not found")
+
+
 def qemu_cpu_args(path: str, arch: str) -> list[str]:
     """qemu-user `-cpu` options the artifact needs. qemu-arm and qemu-aarch64
     emulate their most capable CPU by default (NEON included); qemu-riscv64's
@@ -211,6 +215,12 @@ def run_artifact(path: str, inputs: Sequence[np.ndarray], name: str | None = Non
             result = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp, timeout=RUN_TIMEOUT)
         except subprocess.TimeoutExpired:
             raise TargetError(f"running {path} took longer than {RUN_TIMEOUT} s: {' '.join(cmd)}") from None
+        if result.returncode != 0 and emulator is not None and (m := _UNKNOWN_CPU_PROPERTY.search(result.stderr)):
+            raise TargetError(
+                f"{path} uses the {arch} extension '{m.group(1)}', which this {Path(emulator).name} does not "
+                f"emulate (it has no '{m.group(1)}' cpu property; QEMU 8.2 and later emulate Zvbb): run it on "
+                f"hardware or a newer qemu (BNNC_QEMU=/path/to/qemu-{arch}), or compile it without +{m.group(1)}"
+            )
         if result.returncode != 0:
             raise TargetError(
                 f"running {path} failed (exit code {result.returncode}):\n$ {' '.join(cmd)}\n{result.stderr.strip()}"
