@@ -336,10 +336,14 @@ def format_profile(p: ModelProfile) -> str:
         f"bnnc profile: @{p.model}, {p.threads} thread(s), median of {p.bnnc.runs if p.bnnc else 0} runs per layer",
         *render(headers, rows, {0, 4, 5, 6, 7, 8, 9}),
         "",
-        f"roofline: {r.isa}, {r.bitmac_per_cycle:g} bit-MAC/cycle and {r.mac_per_cycle:g} fp32 MAC/cycle per core "
-        f"x {r.cores} core(s) x {r.ghz:.2f} GHz ({r.ghz_source})",
-        f"layers: {p.layers_ms:.4f} ms per run (sum of the layer medians; the whole model adds the call from "
-        "Python, output allocation and buffer management)",
+        (
+            f"roofline: {r.isa}, {r.bitmac_per_cycle:g} bit-MAC/cycle and {r.mac_per_cycle:g} fp32 MAC/cycle per core "
+            f"x {r.cores} core(s) x {r.ghz:.2f} GHz ({r.ghz_source})"
+        ),
+        (
+            f"layers: {p.layers_ms:.4f} ms per run (sum of the layer medians; the whole model adds the call from "
+            "Python, output allocation and buffer management)"
+        ),
     ]
     if p.bnnc is not None:
         t = p.bnnc

@@ -321,17 +321,6 @@ def _peak_activation(fn: func.FuncOp, body: list[Operation], ret: Operation | No
     return peak
 
 
-def constant_totals(module: ModuleOp) -> tuple[int, int]:
-    """(elements, bytes) of the tensor constants of `module` (the imported
-    weights, for models that are not PyTorch)."""
-    count = size = 0
-    for op in module.walk():
-        if isinstance(op, arith.ConstantOp) and isinstance(op.result.type, TensorType):
-            count += math.prod(op.result.type.get_shape())
-            size += _type_bytes(op.result.type)
-    return count, size
-
-
 def state_dict_totals(state: dict[str, Any]) -> tuple[int, int]:
     """(elements, bytes) of a PyTorch state_dict's tensors."""
     count = size = 0
@@ -373,7 +362,8 @@ def import_graph(model: Any, example_inputs: Any = None, options: Any = None, *,
                 source = load_model_file(path, trust=trust, example_inputs=example_inputs)
             state = _state_dict(source)
             module = import_model(source, example_inputs, name=options.name, trust=trust)
-    before = constant_totals(module)
+    imported = summarize(module, options.name)  # (packed weights, as in a .mlir of bnn IR, count their bits)
+    before = imported.params_after, imported.bytes_after
     lower(module, options, "bnn")
     summary = summarize(module, options.name)
     if state is not None:
