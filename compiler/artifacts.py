@@ -258,9 +258,14 @@ def find_linker(target: Target) -> list[str]:
     )
 
 
-def write_artifact(mod: Any, target: Target, signature: Signature, output: str, *, kind: str) -> list[str]:
+def write_artifact(
+    mod: Any, target: Target, signature: Signature, output: str, *, kind: str,
+    compiled: tuple[bytes, ArtifactFacts] | None = None,
+) -> list[str]:
     """Write `output` (an ELF object for kind "obj", a shared library for "so")
-    and its C header next to it (same stem, .h); return the paths written."""
+    and its C header next to it (same stem, .h); return the paths written.
+    `compiled` is the object code and facts of `mod` when they are known
+    already (from the compile cache; `mod` is then unused)."""
     from bnnc.codegen import emit_object
     from bnnc.runtime.artifact_loader import undefined_symbols
 
@@ -270,7 +275,7 @@ def write_artifact(mod: Any, target: Target, signature: Signature, output: str, 
     header = out.with_suffix(".h")
     if header == out:
         raise TargetError(f"the artifact {out} would overwrite its own header; give it a .o or .so name")
-    obj_bytes = emit_object(mod, target)
+    obj_bytes = emit_object(mod, target) if compiled is None else compiled[0]
     with tempfile.TemporaryDirectory(prefix="bnnc-") as tmp:
         obj = Path(tmp) / f"{signature.name}.o"
         obj.write_bytes(obj_bytes)
@@ -283,7 +288,7 @@ def write_artifact(mod: Any, target: Target, signature: Signature, output: str, 
             result = subprocess.run([*cmd, *soname, "-o", str(built), str(obj)], capture_output=True, text=True)
             if result.returncode != 0:
                 raise TargetError(f"{cmd[0]} failed to link {out}:\n{result.stderr.strip()}")
-        facts = measure(mod)
+        facts = measure(mod) if compiled is None else compiled[1]
         libc = tuple(sorted({sym.split("@")[0] for sym in undefined_symbols(str(built))}))
         facts = replace(facts, libc_symbols=libc)  # (keeps creates_threads)
         out.parent.mkdir(parents=True, exist_ok=True)

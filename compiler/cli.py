@@ -99,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--check-bounds", action="store_true", help=_CHECK_BOUNDS_HELP)
     c.add_argument("--static-memory", action="store_true", help=_STATIC_MEMORY_HELP)
+    c.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="for --emit=obj|so: neither read nor write the compile cache ($BNNC_CACHE_DIR, else $XDG_CACHE_HOME/bnnc)",
+    )
     _add_model_args(c)
     _add_pipeline_args(c)
 
@@ -336,6 +341,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if args.print_pipeline:
         print(pipeline.describe())
         return 0
+    if args.emit in ("obj", "so"):
+        return _compile_artifact(args, options)
     module = _import(args, default_name=options.name)
     options.name = args.name
     signature = signature_of(module, args.name)
@@ -353,10 +360,26 @@ def cmd_compile(args: argparse.Namespace) -> int:
     mod = optimize(ir_text, target, opt_level=options.opt_level)
     if args.emit == "ll":
         return _write_text(str(mod), args.output)
-    if args.emit == "asm":
-        return _write_text(emit_assembly(mod, target), args.output)
+    return _write_text(emit_assembly(mod, target), args.output)  # asm (obj and so: _compile_artifact)
+
+
+def _compile_artifact(args: argparse.Namespace, options) -> int:
+    """--emit=obj|so through the compile cache (a fixed-shape .pt2/.pt file is
+    looked up before it is loaded)."""
+    from bnnc import artifacts
+    from bnnc.compile_cache import artifact_build
+
+    def importer():
+        module = _import(args, default_name=options.name)
+        options.name = args.name
+        return module
+
+    model = args.model if not args.input_shape else None  # shapes given: key the imported IR
+    signature, code, facts = artifact_build(model, options, importer, trust=args.trust, cache=not args.no_cache)
+    if options.instrument.timing:
+        sys.stderr.write(options.instrument.report())
     out = args.output or f"{Path(args.model).stem}.{'o' if args.emit == 'obj' else 'so'}"
-    written = artifacts.write_artifact(mod, target, signature, out, kind=args.emit)
+    written = artifacts.write_artifact(None, options.resolved_target(), signature, out, kind=args.emit, compiled=(code, facts))
     for path in written:
         print(f"bnnc: wrote {path}", file=sys.stderr)
     return 0

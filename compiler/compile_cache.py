@@ -391,3 +391,70 @@ def cached_build(model: Any, example_inputs: Any, options: Any, *, trust: bool) 
         return driver.Build(built.signature, target, None, code)
     finally:
         progress.done()
+
+
+# --------------------------------------------------------------------------
+# artifacts (bnnc compile --emit=obj|so)
+# --------------------------------------------------------------------------
+
+
+def artifact_build(model: Any, options: Any, importer: Any, *, trust: bool = False, cache: bool = True) -> tuple[Any, bytes, Any]:
+    """The signature, relocatable object code and measured facts
+    (artifacts.ArtifactFacts) of an artifact for `options`' target, through
+    the cache as for the JIT: a `.pt2`/`.pt` `model` path is looked up before
+    `importer()` imports it, anything else by the imported IR. The object is what
+    `codegen.emit_object` writes (purpose "object": JIT code is other code);
+    linking a `.so` and writing the header stay with the caller."""
+    from bnnc import artifacts, driver, progress
+    from bnnc.runtime.signature import Signature
+
+    target = options.resolved_target()
+    use_cache = cache and not disabled() and not _instrumented(options)
+
+    def from_entry(entry: Entry) -> tuple[Any, bytes, Any] | None:
+        try:
+            if entry.triple != target.triple:
+                return None
+            return Signature.from_json(entry.signature_json), entry.object_code, artifacts.ArtifactFacts(
+                scratch_bytes=entry.meta["scratch_bytes"],
+                scratch_allocations=int(entry.meta["scratch_allocations"]),
+                mutable_globals=tuple(entry.meta["mutable_globals"]),
+                creates_threads=bool(entry.meta["creates_threads"]),
+            )
+        except Exception:  # a malformed entry is a corrupt one
+            return None
+
+    try:
+        file_key = None
+        if use_cache:
+            progress.stage("compile cache")
+            file_key = source_key(model, None, options, trust=trust, purpose="object")
+            if file_key is not None and (entry := load(file_key)) is not None and (hit := from_entry(entry)):
+                return hit
+        progress.stage("import")
+        module = importer()
+        key = ir_key(module, options, purpose="object") if use_cache else None
+        if key is not None:
+            if (entry := load(key)) is not None and (hit := from_entry(entry)) is not None:
+                if file_key is not None:
+                    store_alias(file_key, key)
+                return hit
+        from bnnc.codegen import emit_object
+
+        built = driver.build(module, None, options)
+        progress.stage("machine code")
+        code = emit_object(built.llvm_module, target)
+        facts = artifacts.measure(built.llvm_module)
+        if key is not None:
+            meta = {
+                "scratch_bytes": facts.scratch_bytes,
+                "scratch_allocations": facts.scratch_allocations,
+                "mutable_globals": list(facts.mutable_globals),
+                "creates_threads": facts.creates_threads,
+            }
+            store(key, Entry(built.signature.to_json(), target.triple, code, meta))
+            if file_key is not None:
+                store_alias(file_key, key)
+        return built.signature, code, facts
+    finally:
+        progress.done()

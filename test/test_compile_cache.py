@@ -352,6 +352,66 @@ def test_cli_run_uses_the_cache_and_no_cache_skips_it(cache, pt2, tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), _expected(), rtol=1e-5, atol=1e-5)
 
 
+# A `bnnc compile` in a new process in which any compiling fails: only a hit succeeds.
+_COMPILE_NO_LOWERING = (
+    "import sys, bnnc.driver as d\n"
+    "def boom(*a, **k): raise AssertionError('compiled although the cache should have hit')\n"
+    "d.lower = d.import_model = boom\n"
+    "from bnnc.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+def test_cli_artifacts_use_the_cache(cache, pt2, tmp_path):
+    """--emit=obj|so: a second compile of a .pt2 in a new process loads the
+    object from the cache without importing the model (obj and so share the
+    entry) and writes the same artifact and header; --no-cache does not read it."""
+    env = _env(cache)
+    cli = [sys.executable, "-W", "ignore::FutureWarning", "-m", "bnnc.cli"]
+    no_compiling = [sys.executable, "-W", "ignore::FutureWarning", "-c", _COMPILE_NO_LOWERING]
+    first = tmp_path / "first.o"
+    done = subprocess.run([*cli, "compile", str(pt2), "--emit=obj", "-o", str(first)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    entries = _entries(cache)
+    assert len(entries) == 2  # the IR entry and the file alias
+    for out in (tmp_path / "second.o", tmp_path / "lib.so"):
+        done = subprocess.run(
+            [*no_compiling, "compile", str(pt2), "--emit=" + ("obj" if out.suffix == ".o" else "so"), "-o", str(out)], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+    assert _entries(cache) == entries
+    assert (tmp_path / "second.o").read_bytes() == first.read_bytes()
+    header = first.with_suffix(".h").read_text()
+    assert (tmp_path / "second.h").read_text() == header
+    assert "_SCRATCH_BYTES" in header and "(not measured)" not in header
+    # the .so linked from the cached object computes the model
+    x, y = tmp_path / "x.npy", tmp_path / "y.npy"
+    np.save(x, X.numpy())
+    ran = subprocess.run([*cli, "run", str(tmp_path / "lib.so"), "--input", str(x), "--output", str(y)], env=env, capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    np.testing.assert_allclose(np.load(y), _expected(), rtol=1e-5, atol=1e-5)
+    # --no-cache compiles (here, where compiling fails) and writes nothing
+    done = subprocess.run(
+        [*no_compiling, "compile", str(pt2), "--emit=obj", "-o", str(tmp_path / "third.o"), "--no-cache"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode != 0 and "compiled although the cache should have hit" in done.stderr
+    assert _entries(cache) == entries
+
+
+def test_artifact_entries_are_keyed_by_target(cache, pt2):
+    """An aarch64 artifact is its own entry (the key holds the resolved
+    target), hit without importing the model."""
+    compile_cache.artifact_build(str(pt2), CompileOptions(target="aarch64"), lambda: driver.import_model(str(pt2)))
+    assert len(_entries(cache)) == 2
+    signature, code, facts = compile_cache.artifact_build(
+        str(pt2), CompileOptions(target="aarch64"), lambda: pytest.fail("imported on a hit")
+    )
+    assert code[:4] == b"\x7fELF" and code[18] == 183  # EM_AARCH64
+    assert signature.name == "forward" and not facts.creates_threads
+    host_key = compile_cache.source_key(str(pt2), None, CompileOptions(), trust=False, purpose="object")
+    assert compile_cache.load(host_key) is None
+
+
 # ---------------------------------------------------------------------------
 # progress
 # ---------------------------------------------------------------------------
