@@ -13,6 +13,7 @@ EXIT_OK = 0
 EXIT_USAGE = 2  # an error the user can fix: bad model, input, IR, target or pass
 EXIT_INTERNAL = 3  # a bug in bnnc
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
+EXIT_BROKEN_PIPE = 141  # stdout's reader went away, as a shell reports SIGPIPE
 
 
 def add_instrumentation_args(p: argparse.ArgumentParser) -> None:
@@ -61,14 +62,20 @@ def error_message(e: BaseException) -> str | None:
 def run_command(command: Callable[[], int], *, user_errors: tuple[type[BaseException], ...] | None = None) -> int:
     """Run `command` and turn what it raises into an exit code: a user error
     (error_message) prints `bnnc: error: ...` and gives EXIT_USAGE; Ctrl-C
-    gives EXIT_INTERRUPTED; anything else is an internal error (EXIT_INTERNAL,
-    the traceback with BNNC_TRACEBACK=1). `user_errors`, if given, narrows which
-    exception types count as the user's (cli.py: only BnncError)."""
+    gives EXIT_INTERRUPTED; a closed stdout (`bnnc opt f.mlir | head -1`)
+    stops quietly with EXIT_BROKEN_PIPE, as Unix tools do; anything else is
+    an internal error (EXIT_INTERNAL, the traceback with BNNC_TRACEBACK=1).
+    `user_errors`, if given, narrows which exception types count as the
+    user's (cli.py: only BnncError)."""
     try:
-        return command()
+        code = command()
+        sys.stdout.flush()  # here, not at exit, so that a closed stdout is seen below
+        return code
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except Exception as e:
+        if isinstance(e, BrokenPipeError) and _stdout_closed():
+            return EXIT_BROKEN_PIPE
         message = error_message(e) if user_errors is None or isinstance(e, user_errors) else None
         if message is not None:
             print(f"bnnc: error: {message}", file=sys.stderr)
@@ -80,3 +87,23 @@ def run_command(command: Callable[[], int], *, user_errors: tuple[type[BaseExcep
             file=sys.stderr,
         )
         return EXIT_INTERNAL
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (poll reports POLLERR on
+    its write end). If so, stdout is pointed at /dev/null so that Python's flush
+    at exit does not report the same error again."""
+    import select
+
+    try:
+        fd = sys.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        broken = any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # stdout replaced or already closed
+        return False
+    if broken:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    return broken

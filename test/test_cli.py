@@ -636,3 +636,35 @@ def test_opt_roundtrip(capsys, files):
     rc, out, err = run_main(capsys, "opt", files["mlir"])
     assert rc == 0, err
     assert "bnn.bconv2d" in out and "func.func @net" in out
+
+
+def _run_with_closed_stdout(*args) -> subprocess.CompletedProcess:
+    """`bnnc ARGS | head -0`, deterministically: the pipe's reader is closed before bnnc starts."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    env = dict(os.environ)
+    env.pop("BNNC_TRACEBACK", None)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "bnnc.cli", *map(str, args)], stdout=write_end, stderr=subprocess.PIPE, text=True, env=env
+        )
+    finally:
+        os.close(write_end)
+
+
+@pytest.mark.parametrize("what", ["opt_small", "opt_large", "compile"])
+def test_closed_stdout_stops_quietly(files, tmp_path, what):
+    """`bnnc opt f.mlir | head -1`: once stdout's reader has gone, bnnc stops as
+    a Unix tool does on SIGPIPE (exit 141, nothing on stderr); it used to print
+    `bnnc: error: cannot read input: Broken pipe`. Small output fails at the
+    final flush, large output while it is written."""
+    large = tmp_path / "large.mlir"
+    lines = "".join(f"  %c{i} = arith.constant {i} : i64\n" for i in range(3000))
+    large.write_text("builtin.module {\n" + lines + "}\n")
+    args = {
+        "opt_small": ["opt", files["mlir"]],
+        "opt_large": ["opt", large],
+        "compile": ["compile", files["mlir"], "--emit=bnn"],
+    }[what]
+    r = _run_with_closed_stdout(*args)
+    assert (r.returncode, r.stderr) == (141, "")
