@@ -59,10 +59,11 @@ def compile(
         check_bounds=check_bounds, static_memory=static_memory, dynamic_batch=dynamic_batch,
     )
     if dynamic_batch:  # the per-sample network, once checked batch-independent
-        from bnnc.dynamic_batch import batch_examples
+        from bnnc.dynamic_batch import batch_examples, per_sample_program
 
         example_inputs = batch_examples(model, example_inputs)
-        model = model.module() if hasattr(model, "graph_signature") else model
+        if hasattr(model, "graph_signature"):  # an ExportedProgram
+            model, example_inputs = per_sample_program(model, example_inputs), None
     compiled = jit(build(model, example_inputs, options, trust=trust, cache=cache))
     # compiled.summary() imports the model again and runs the graph passes, on first use only.
     from functools import partial

@@ -151,6 +151,12 @@ def c_header(signature: Signature, target: Target, facts: ArtifactFacts | None =
         " * dense, row-major (C-contiguous) float32 array, allocated and owned by the",
         " * caller; outputs are overwritten, inputs only read. Buffers must not overlap.",
     ]
+    if signature.dynamic_batch:
+        lines += [
+            " * A dynamic-batch model: the first argument, n >= 1, is the batch size, and",
+            " * every buffer holds n samples of the per-sample shape below (leading 1),",
+            " * so n times its size; results are identical at every n.",
+        ]
     for i, spec in enumerate(signature.inputs):
         lines.append(
             f" *   in{i}:  input  {i}, {spec.dtype}[{_dims(spec.shape)}] ({spec.numel} floats, {4 * spec.numel} bytes)"
@@ -174,6 +180,7 @@ def c_header(signature: Signature, target: Target, facts: ArtifactFacts | None =
         "",
         f"#define {up}_NUM_INPUTS {n_in}",
         f"#define {up}_NUM_OUTPUTS {n_out}",
+        f"#define {up}_DYNAMIC_BATCH {int(signature.dynamic_batch)}",
     ]
     for i, spec in enumerate(signature.inputs):
         lines.append(f"#define {up}_IN{i}_NUMEL {spec.numel}")

@@ -98,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="threads the conv layers of the artifact use (default 1; they call pthread_create)",
     )
     c.add_argument("--check-bounds", action="store_true", help=_CHECK_BOUNDS_HELP)
+    c.add_argument(
+        "--dynamic-batch",
+        action="store_true",
+        help="one entry point for any batch size: NAME(long long n, in..., out...) (a batch-independent "
+        ".pt2/.pt model; --input-shape gives one sample's shape with any batch; --emit=obj|so)",
+    )
     c.add_argument("--static-memory", action="store_true", help=_STATIC_MEMORY_HELP)
     c.add_argument(
         "--no-cache",
@@ -270,6 +276,8 @@ def _shapes(args: argparse.Namespace) -> tuple | None:
 
 def _import(args: argparse.Namespace, example_inputs: tuple | None = None, *, default_name: str = "forward"):
     """Import the model; sets args.name to the entry point's name."""
+    if getattr(args, "dynamic_batch", False):
+        return _import_per_sample(args, default_name)
     from bnnc.driver import import_model, ir_entry, load_ir
     from bnnc.errors import TracingError
 
@@ -295,6 +303,28 @@ def _import(args: argparse.Namespace, example_inputs: tuple | None = None, *, de
         raise
     _check_input_shapes(args, module)
     return module
+
+
+def _import_per_sample(args: argparse.Namespace, default_name: str):
+    """--dynamic-batch: the model's per-sample network (bnnc.dynamic_batch),
+    checked batch-independent; sets args.name."""
+    from bnnc.driver import import_model
+    from bnnc.dynamic_batch import batch_examples, per_sample_program
+    from bnnc.errors import UnsupportedError
+    from bnnc.frontend.loaders import load_model_file
+
+    if not args.model.lower().endswith((".pt2", ".pt", ".pth")):
+        raise UnsupportedError(f"--dynamic-batch needs a PyTorch model (.pt2 or TorchScript .pt), not {args.model}")
+    if args.emit not in ("obj", "so"):
+        raise UnsupportedError(
+            f"--dynamic-batch writes artifacts (--emit=obj or so), not --emit={args.emit}: "
+            "the batch entry point is added when the artifact is built"
+        )
+    examples = _shapes(args)
+    ep = load_model_file(args.model, trust=args.trust, example_inputs=examples)
+    first = batch_examples(ep, examples)
+    args.name = args.name or default_name
+    return import_model(per_sample_program(ep, first), name=args.name)
 
 
 def _check_input_shapes(args: argparse.Namespace, module) -> None:
@@ -333,6 +363,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         verify_each=args.verify_each,
         check_bounds=args.check_bounds,
         static_memory=args.static_memory,
+        dynamic_batch=args.dynamic_batch,
         instrument=instrumentation_from_args(args),
     )
     target = options.resolved_target()
@@ -472,7 +503,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         model = jit(build(module, None, options, cache=not args.no_cache))
     signature = getattr(model, "signature", None)
-    if signature is not None and len(signature.inputs) == len(inputs):
+    # (a dynamic-batch model checks its inputs' batch size itself)
+    if signature is not None and len(signature.inputs) == len(inputs) and not signature.dynamic_batch:
         for path, array, spec in zip(args.input, inputs, signature.inputs):
             if array.dtype != np.dtype(spec.dtype):
                 raise InputError(f"input {path}: expected dtype {spec.dtype} ({spec.describe()}), got {array.dtype}")

@@ -48,13 +48,16 @@ def batch_examples(model: Any, example_inputs: Any) -> tuple:
     import torch
 
     if isinstance(model, torch.export.ExportedProgram):
-        if example_inputs is None:
-            example_inputs = tuple(
-                torch.zeros(tuple(n.meta["val"].shape))
+        if example_inputs is None:  # one sample per input, from the program's input shapes
+            shapes = [
+                tuple(n.meta["val"].shape)
                 for n in model.graph.nodes
                 if n.op == "placeholder" and n.name in model.graph_signature.user_inputs
-            )
-        model = model.module()
+            ]
+            if any(not isinstance(d, int) for shape in shapes for d in shape[1:]):
+                raise UnsupportedError("dynamic batch: the program has symbolic dimensions besides the batch; give the input shapes")
+            example_inputs = tuple(torch.zeros((1, *shape[1:])) for shape in shapes)
+        model = model.module(check_guards=False)  # (its input-shape guards are the old batch's)
     if not isinstance(model, torch.nn.Module):
         raise UnsupportedError(
             f"dynamic batch needs a torch.nn.Module or an ExportedProgram (to re-export with a symbolic batch), "
@@ -72,19 +75,41 @@ def batch_examples(model: Any, example_inputs: Any) -> tuple:
     pair = tuple(torch.cat([x, x]) for x in first)  # batch 2: torch.export specialises sizes 0 and 1
     batch = torch.export.Dim("batch", min=1)
     was_training = model.training
-    model.eval()
+    _set_training(model, False)
     try:
         ep = torch.export.export(model, pair, dynamic_shapes=_batch_specs(model, pair, batch), strict=False)
     except Exception as exc:  # torch raises many exception types here
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UnsupportedError(
             f"dynamic batch: torch.export cannot make the batch dimension symbolic: {first_line}\n"
-            "  hint: the model's computation depends on the batch size; compile a fixed batch size instead"
+            "  hint: the model's computation depends on the batch size (for a .pt2 or ExportedProgram: export it with "
+            "a dynamic batch, dynamic_shapes={0: Dim('batch')} per input), or compile a fixed batch size"
         ) from None
     finally:
-        model.train(was_training)
+        _set_training(model, was_training)
     check_batch_independent(ep)
     return first
+
+
+def _set_training(model: Any, mode: bool) -> None:
+    try:
+        model.train(mode)
+    except NotImplementedError:  # an ExportedProgram's module() is in eval mode for good
+        pass
+
+
+def per_sample_program(model: Any, examples: tuple) -> Any:
+    """`model` (an nn.Module, or an ExportedProgram at another batch size)
+    exported at batch 1 for the frontend; `examples` from batch_examples."""
+    import torch
+
+    if isinstance(model, torch.export.ExportedProgram):
+        model = model.module(check_guards=False)  # (its input-shape guards are the old batch's)
+    try:
+        return torch.export.export(model, examples, strict=False)
+    except Exception as exc:  # torch raises many exception types here
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UnsupportedError(f"dynamic batch: torch.export cannot capture the model at batch 1: {first_line}") from None
 
 
 def _batch_specs(model: Any, inputs: tuple, batch: Any) -> tuple:
@@ -148,7 +173,7 @@ def check_batch_independent(ep: Any) -> None:
 
 def _check_args(node: Any, name: str, refuse: Any) -> None:
     schema = getattr(node.target, "_schema", None)
-    if schema is None:
+    if schema is None or name == "sym_size":  # (reading the batch size: its users are checked)
         return
     for arg, value in zip(schema.arguments, node.args):
         _check_arg(node, name, arg.name, value, refuse)

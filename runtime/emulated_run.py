@@ -167,10 +167,17 @@ def _check_inputs(signature: Signature, inputs: Sequence[np.ndarray]) -> list[np
         x = np.asarray(x)
         if x.dtype != np.float32:
             raise InputError(f"input {i}: expected dtype float32 ({spec.describe()}), got {x.dtype}")
-        if tuple(x.shape) != spec.shape:
-            raise InputError(f"input {i}: expected shape {list(spec.shape)}, got {list(x.shape)}")
+        expected = _batched(spec.shape, signature, np.shape(inputs[0])[:1])
+        if tuple(x.shape) != expected or (signature.dynamic_batch and expected[0] < 1):
+            raise InputError(f"input {i}: expected shape {list(expected)}, got {list(x.shape)}")
         arrays.append(np.ascontiguousarray(x))
     return arrays
+
+
+def _batched(shape: tuple[int, ...], signature: Signature, batch: tuple[int, ...]) -> tuple[int, ...]:
+    """A per-sample shape at the batch size of input 0 for a dynamic-batch model (run_model.c
+    reads N off the size of input 0's file); a fixed-batch model's shape as it is."""
+    return (*(batch or (0,)), *shape[1:]) if signature.dynamic_batch else tuple(shape)
 
 
 def build_runner(path: str, workdir: str, name: str | None = None) -> tuple[Path, Signature, str, str | None]:
@@ -228,7 +235,8 @@ def run_artifact(path: str, inputs: Sequence[np.ndarray], name: str | None = Non
         outputs = []
         for f, spec in zip(out_files, signature.outputs):
             data = np.fromfile(f, dtype="<f4")
-            if data.size != spec.numel:
-                raise TargetError(f"{path} wrote {data.size} floats for an output of {spec.numel}")
-            outputs.append(data.astype(np.float32).reshape(spec.shape))
+            shape = _batched(spec.shape, signature, arrays[0].shape[:1])
+            if data.size != int(np.prod(shape)):
+                raise TargetError(f"{path} wrote {data.size} floats for an output of {int(np.prod(shape))}")
+            outputs.append(data.astype(np.float32).reshape(shape))
         return outputs
