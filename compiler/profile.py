@@ -125,7 +125,7 @@ class Timing:
     @staticmethod
     def of(seconds: list[float]) -> Timing:
         ms = sorted(s * 1e3 for s in seconds)
-        q = statistics.quantiles(ms, n=10) if len(ms) > 1 else [ms[0]] * 9
+        q = statistics.quantiles(ms, n=10, method="inclusive") if len(ms) > 1 else [ms[0]] * 9
         return Timing(statistics.median(ms), ms[0], q[0], q[-1], ms[-1], len(ms))
 
 
