@@ -31,6 +31,7 @@ from xdsl.dialects import llvm as xllvm
 from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, ModuleOp, StringAttr
 from xdsl.ir import Block, Operation, SSAValue
 
+from bnnc import progress
 from bnnc.dialects.llvm_extra import ExtractElementOp, FPToSIOp, FPToUIOp, UIToFPOp
 from bnnc.errors import TargetError
 from bnnc.parallel_runtime import define_thread_pool
@@ -178,9 +179,10 @@ def to_llvmlite_ir(module: ModuleOp, triple: str = "", profile_entry: str | None
         _convert_global(g, llvm_module)
     for f in funcs:
         _xconv._declare_func(f, llvm_module)
-    for f in funcs:
-        if f.body.blocks:
-            _convert_func(f, llvm_module)
+    defined = [f for f in funcs if f.body.blocks]
+    for i, f in enumerate(defined):
+        progress.item(f"function {i + 1}/{len(defined)} {f.sym_name.data}")
+        _convert_func(f, llvm_module)
     for f in funcs:
         fn = llvm_module.get_global(f.sym_name.data)
         linkage = f.linkage.linkage.data

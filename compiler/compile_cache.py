@@ -434,11 +434,10 @@ def artifact_build(model: Any, options: Any, importer: Any, *, trust: bool = Fal
         progress.stage("import")
         module = importer()
         key = ir_key(module, options, purpose="object") if use_cache else None
-        if key is not None:
-            if (entry := load(key)) is not None and (hit := from_entry(entry)) is not None:
-                if file_key is not None:
-                    store_alias(file_key, key)
-                return hit
+        if key is not None and (entry := load(key)) is not None and (hit := from_entry(entry)) is not None:
+            if file_key is not None:
+                store_alias(file_key, key)
+            return hit
         from bnnc.codegen import emit_object
 
         built = driver.build(module, None, options)

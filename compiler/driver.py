@@ -205,8 +205,10 @@ def lower(module: ModuleOp, options: CompileOptions, stop_after: str = "llvm") -
     ctx = make_context()
     for stage in STAGES:
         spec = pipeline.stages.get(stage, "")
-        progress.stage("passes", f"{stage}: {spec[:100]}")
-        run_passes(module, spec, ctx, options.instrument, options.plugins, options.verify_each or stage == "bnn")
+        run_passes(
+            module, spec, ctx, options.instrument, options.plugins, options.verify_each or stage == "bnn",
+            on_pass=lambda name, stage=stage: progress.stage("passes", f"{stage}: {name}"),
+        )
         if stage == stop_after:
             break
     return module

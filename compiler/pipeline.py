@@ -214,11 +214,12 @@ def run_passes(
     instrument: Instrumentation | None = None,
     plugins: Sequence[str] = (),
     verify_each: bool = True,
+    on_pass: Callable[[str], None] | None = None,
 ) -> None:
     """Apply `spec` to `module`, verifying after each pass (or, without
     `verify_each`, once at the end); `plugins` are pass plugin files whose
-    passes the spec may name."""
-    apply_passes(module, _passes_of(spec, plugins), ctx, instrument, verify_each)
+    passes the spec may name; `on_pass` hears each pass's name before it runs."""
+    apply_passes(module, _passes_of(spec, plugins), ctx, instrument, verify_each, on_pass=on_pass)
 
 
 def apply_passes(
@@ -228,12 +229,16 @@ def apply_passes(
     instrument: Instrumentation | None = None,
     verify_each: bool = True,
     verify: bool = True,
+    on_pass: Callable[[str], None] | None = None,
 ) -> None:
     """The pass manager of `bnnc compile` and `bnnc opt`: apply `passes` in
     order with `instrument`'s printing and timing, verifying after each pass
-    (without `verify_each`, once at the end; without `verify`, never)."""
+    (without `verify_each`, once at the end; without `verify`, never).
+    `on_pass` (the progress line) hears each pass's name before it runs."""
     inst = instrument or Instrumentation()
     for i, p in enumerate(passes):
+        if on_pass is not None:
+            on_pass(p.name)
         if p.name in inst.print_before:
             inst.dump("Before", p.name, module)
         start = time.perf_counter()

@@ -34,6 +34,7 @@ from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import PassFailedException
 
 from bnnc.dialects.dense import to_numpy
+from bnnc.passes import _progress
 from bnnc.passes._loop_builder import LoopBuilder, memref_shape
 from bnnc.passes._lower_binary import BINARY_LOWERINGS, BINARY_THREADED
 from bnnc.passes._lower_compare import COMPARE_LOWERINGS, COMPARE_THREADED
@@ -180,6 +181,7 @@ def _lower_function(
     body_ops = [op for op in old_block.ops if op is not ret]
     last_uses = _last_uses(body_ops)
     owned: set[SSAValue] = set()
+    layers, done = sum(not isinstance(op, arith.ConstantOp) for op in body_ops), 0  # (for the progress line)
     for index, op in enumerate(body_ops):
         if isinstance(op, arith.ConstantOp):
             value = op.value
@@ -201,6 +203,8 @@ def _lower_function(
         if result.name_hint:
             out.name_hint = result.name_hint
         kernel_name = f"{fn.sym_name.data}_{index}_{op.name.split('.')[-1]}"
+        done += 1
+        _progress.layer(done, layers, kernel_name, op.location)
         _kernel(lowerer, op, kernel_name, [lowerer.buffers[v] for v in op.operands], out, num_threads)
         lowerer.buffers[result] = out
         for dead in last_uses.get(op, []):
