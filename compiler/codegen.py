@@ -200,8 +200,10 @@ def to_llvmlite_ir(module: ModuleOp, triple: str = "", profile_entry: str | None
 
 # Per-layer timing (bnnc profile). The counters are globals the runtime reads:
 # PROFILE_NS[i] accumulates the nanoseconds of the entry function's i-th layer
-# call, PROFILE_LAYERS holds the count.
+# call, PROFILE_LAYERS holds the count, PROFILE_PARALLEL[i] (i8) is 1 where
+# the layer runs on the thread pool.
 PROFILE_NS, PROFILE_LAYERS = "__bnnc_profile_ns", "__bnnc_profile_layers"
+PROFILE_PARALLEL = "__bnnc_profile_parallel"
 _CLOCK_MONOTONIC = 1  # Linux, on x86_64 and AArch64 alike
 
 
@@ -234,6 +236,11 @@ def add_layer_timers(module: ir.Module, entry: str) -> int:
     counters.initializer = ir.Constant(counters.value_type, None)
     count = ir.GlobalVariable(module, i64, name=PROFILE_LAYERS)
     count.initializer, count.global_constant = ir.Constant(i64, len(calls)), True
+    from bnnc.passes._parallel_contract import PARALLEL_FOR
+
+    flags = [int(call.callee.name == PARALLEL_FOR) for call in calls] or [0]
+    parallel = ir.GlobalVariable(module, ir.ArrayType(ir.IntType(8), len(flags)), name=PROFILE_PARALLEL)
+    parallel.initializer, parallel.global_constant = ir.Constant(parallel.value_type, flags), True
     timespec = ir.LiteralStructType([i64, i64])
     clock = ir.Function(module, ir.FunctionType(i32, [i32, timespec.as_pointer()]), name="clock_gettime")
     builder = ir.IRBuilder(fn.entry_basic_block)

@@ -5,18 +5,19 @@ the entry function reads clock_gettime(CLOCK_MONOTONIC) around each layer
 call and adds the nanoseconds to a counter global, bnnc.codegen.add_layer_timers),
 run many times, and each layer's median time is set against its MACs from
 bnnc.summary (same order: one layer function per bnn op) and against the
-roofline of the host's instruction set. The whole model's median and spread
-are measured on the same build (the timers add two clock reads per layer,
-tens of nanoseconds each), next to PyTorch eager on the same input when the
-model came from PyTorch.
+roofline of the cores it runs on. The whole model's median and spread are
+measured on the same build (the timers add two clock reads per layer, tens
+of nanoseconds each), next to PyTorch eager on the same input when the model
+came from PyTorch.
 
-The roofline is per core times the threads the model was compiled for:
-bit-MACs per cycle of xor + popcount + add for the vector instructions the
-target has (bnnc's measured and modelled figures, /work docs: ANCHORS), fp32
-FMA MACs per cycle for float layers, times the clock frequency. The
-frequency is /sys's cpuinfo_max_freq, else the fastest "cpu MHz" in
-/proc/cpuinfo, unless given (--ghz); the report says which. Layers without
-MACs (packing, adds, pooling) are memory-bound and get no roofline share.
+The roofline is per core, times the model's threads for a layer that runs
+on the thread pool (one core otherwise): bit-MACs per cycle of xor +
+popcount + add for the vector instructions the target has (instruction-mix
+bounds and measured ceilings, docs/summary-and-profile.md), fp32 FMA MACs per
+cycle for float layers, times the clock frequency: /sys's cpuinfo_max_freq,
+else the fastest "cpu MHz" in /proc/cpuinfo, unless given (--ghz); the
+report says which. Layers without MACs (packing, adds, pooling) are
+memory-bound and get no roofline share.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ class LayerProfile:
     op: str
     location: str
     kind: str
+    threads: int  # 1, or the model's threads for a layer run on the thread pool
     ms: float  # median over the runs
     percent: float  # of the sum of the layers
     bit_macs: int
@@ -164,21 +166,26 @@ class ModelProfile:
         return format_profile(self)
 
 
-def layer_profiles(summary: ModelSummary, ns_per_run: np.ndarray, roof: Roofline) -> list[LayerProfile]:
-    """Join the per-layer times with the summary's MACs and the roofline."""
+def layer_profiles(
+    summary: ModelSummary, ns_per_run: np.ndarray, roof: Roofline, parallel: np.ndarray | None = None
+) -> list[LayerProfile]:
+    """Join the per-layer times with the summary's MACs and the roofline of
+    the cores each layer runs on (`parallel[i]`: layer i is on the thread
+    pool, all of roof.cores; else one core)."""
     if len(ns_per_run) != len(summary.layers):
         raise InternalError(
             f"{len(ns_per_run)} timed layer calls but {len(summary.layers)} layers in the graph"
         )
     total = float(np.sum(ns_per_run)) or 1.0
     out = []
-    for layer, ns in zip(summary.layers, ns_per_run):
+    for i, (layer, ns) in enumerate(zip(summary.layers, ns_per_run)):
         seconds = float(ns) / 1e9
+        cores = roof.cores if parallel is not None and parallel[i] else 1
         bit_rate = layer.bit_macs / seconds / 1e9 if layer.bit_macs and seconds > 0 else None
         flop_rate = 2 * layer.float_macs / seconds / 1e9 if layer.float_macs and seconds > 0 else None
         share = None
         if seconds > 0 and (layer.bit_macs or layer.float_macs):
-            ideal = layer.bit_macs / roof.bitmac_per_s + layer.float_macs / roof.mac_per_s
+            ideal = (layer.bit_macs / roof.bitmac_per_s + layer.float_macs / roof.mac_per_s) * roof.cores / cores
             share = 100.0 * ideal / seconds
         out.append(
             LayerProfile(
@@ -187,6 +194,7 @@ def layer_profiles(summary: ModelSummary, ns_per_run: np.ndarray, roof: Roofline
                 op=layer.op,
                 location=layer.location,
                 kind=layer.kind,
+                threads=cores,
                 ms=seconds * 1e3,
                 percent=100.0 * float(ns) / total,
                 bit_macs=layer.bit_macs,
@@ -265,7 +273,9 @@ def profile_model(
     roof = roofline(target, threads, ghz)
     # The median run of each layer: robust to the runs a loaded machine stalls.
     layer_ns = np.median(np.stack(per_run), axis=0)
-    report = ModelProfile(summary.name, threads, roof, layer_profiles(summary, layer_ns, roof), Timing.of(seconds))
+    parallel = _parallel_flags(engine, len(layer_ns))
+    rows = layer_profiles(summary, layer_ns, roof, parallel)
+    report = ModelProfile(summary.name, threads, roof, rows, Timing.of(seconds))
     eager = _pytorch_callable(model, trust=trust, example_inputs=example_inputs) if compare_pytorch else None
     if eager is not None:
         import torch
@@ -282,6 +292,16 @@ def profile_model(
         finally:
             torch.set_num_threads(saved)
     return report
+
+
+def _parallel_flags(engine: Any, count: int) -> np.ndarray:
+    """Which layers run on the thread pool (bnnc.codegen.PROFILE_PARALLEL)."""
+    import ctypes
+
+    from bnnc.codegen import PROFILE_PARALLEL
+
+    flags = (ctypes.c_int8 * count).from_address(engine.address_of(PROFILE_PARALLEL))
+    return np.array(flags, dtype=bool)
 
 
 def _pytorch_callable(model: Any, *, trust: bool, example_inputs: Any) -> Any:
@@ -315,13 +335,14 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def format_profile(p: ModelProfile) -> str:
-    headers = ["#", "op", "location", "kind", "ms", "%", "MACs", "Gbit-MAC/s", "GFLOP/s", "% roof"]
+    headers = ["#", "op", "location", "kind", "thr", "ms", "%", "MACs", "Gbit-MAC/s", "GFLOP/s", "% roof"]
     rows = [
         [
             str(layer.index),
             layer.op.removeprefix("bnn."),
             _clip(layer.location or "-", 60),
             layer.kind,
+            str(layer.threads),
             f"{layer.ms:.5f}",
             f"{layer.percent:.1f}",
             human_count(layer.bit_macs + layer.float_macs) if layer.bit_macs or layer.float_macs else "-",
@@ -334,7 +355,7 @@ def format_profile(p: ModelProfile) -> str:
     r = p.roofline
     lines = [
         f"bnnc profile: @{p.model}, {p.threads} thread(s), median of {p.bnnc.runs if p.bnnc else 0} runs per layer",
-        *render(headers, rows, {0, 4, 5, 6, 7, 8, 9}),
+        *render(headers, rows, {0, 4, 5, 6, 7, 8, 9, 10}),
         "",
         (
             f"roofline: {r.isa}, {r.bitmac_per_cycle:g} bit-MAC/cycle and {r.mac_per_cycle:g} fp32 MAC/cycle per core "

@@ -63,6 +63,7 @@ def test_profile_module(tiny, tiny_summary):
     report = profile_model(model, [x.numpy()], CompileOptions(num_threads=1), example_inputs=(x,), runs=5, warmup=1)
     _check_structure(report, tiny_summary)
     assert [layer.op for layer in report.layers if layer.bit_macs] == ["bnn.bconv2d"]
+    assert all(layer.threads == 1 for layer in report.layers)
     assert report.bnnc is not None and report.bnnc.runs == 5
     t = report.bnnc
     assert t.min_ms <= t.p10_ms <= t.median_ms <= t.p90_ms <= t.max_ms  # (5 runs: percentiles inside the data)
@@ -70,7 +71,7 @@ def test_profile_module(tiny, tiny_summary):
     data = json.loads(report.to_json())
     assert set(data) == {"model", "threads", "roofline", "layers", "layers_ms", "bnnc", "pytorch", "pytorch_threads"}
     assert set(data["layers"][0]) == {
-        "index", "function", "op", "location", "kind", "ms", "percent", "bit_macs", "float_macs",
+        "index", "function", "op", "location", "kind", "threads", "ms", "percent", "bit_macs", "float_macs",
         "gbitmac_per_s", "gflop_per_s", "roofline_percent",
     }
     assert data["roofline"]["bitmac_per_cycle"] > 0 and data["roofline"]["ghz"] > 0
@@ -85,6 +86,8 @@ def test_threaded_layers_are_timed(tiny, tiny_summary):
     report = profile_model(model, None, options, example_inputs=(x,), runs=3, warmup=1, compare_pytorch=False)
     _check_structure(report, tiny_summary)
     assert report.threads == 2 and report.roofline.cores == 2 and report.pytorch is None
+    on_pool = {layer.op for layer in report.layers if layer.threads == 2}
+    assert "bnn.bconv2d" in on_pool and "bnn.reshape" not in on_pool  # (a reshape is never threaded)
 
 
 def test_timers_change_no_result_and_are_off_by_default(tiny, tiny_summary):
@@ -125,11 +128,13 @@ def test_layer_profiles_arithmetic():
         return LayerSummary(i, f"f_{i}_x", "bnn.x", "", [], "", "binary", 0, 0, 0, 0, bits, flops, 0)
 
     summary = ModelSummary("m", [row(0, 2_000_000, 0), row(1, 0, 1_000_000), row(2, 0, 0)])
-    roof = Roofline("test", bitmac_per_cycle=100, mac_per_cycle=10, ghz=2.0, ghz_source="test")
-    rows = layer_profiles(summary, np.array([1e6, 1e6, 2e6]), roof)  # 1 ms, 1 ms, 2 ms
+    roof = Roofline("test", bitmac_per_cycle=100, mac_per_cycle=10, ghz=2.0, ghz_source="test", cores=2)
+    # 1 ms, 1 ms, 2 ms; layer 0 on the thread pool (2 cores), the others on one
+    rows = layer_profiles(summary, np.array([1e6, 1e6, 2e6]), roof, np.array([True, False, False]))
     assert [r.percent for r in rows] == [25.0, 25.0, 50.0]
     assert rows[0].gbitmac_per_s == pytest.approx(2.0) and rows[0].gflop_per_s is None
-    assert rows[0].roofline_percent == pytest.approx(100 * 2e6 / 200e9 / 1e-3)  # 1%
+    assert rows[0].threads == 2 and rows[1].threads == 1
+    assert rows[0].roofline_percent == pytest.approx(100 * 2e6 / (2 * 200e9) / 1e-3)  # 0.5%
     assert rows[1].gflop_per_s == pytest.approx(2.0)
     assert rows[1].roofline_percent == pytest.approx(100 * 1e6 / 20e9 / 1e-3)  # 5%
     assert rows[2].roofline_percent is None and rows[2].gbitmac_per_s is None
