@@ -20,6 +20,7 @@ from typing import Any
 
 from bnnc import __version__
 from bnnc.errors import TargetError
+from bnnc.passes._parallel_contract import pool_global
 from bnnc.runtime.signature import ARENA_ALIGNMENT, Signature
 from bnnc.target import Target
 
@@ -55,7 +56,9 @@ def measure(mod: Any) -> ArtifactFacts:
         elif total is not None:
             total += int(m.group(1))
     mutable = tuple(
-        m.group(1) for m in re.finditer(r'^@("?[^\s=]+"?) = (?![^\n]*\bconstant\b)[^\n]*\bglobal\b', text, re.M)
+        m.group(1)
+        for m in re.finditer(r'^@("?[^\s=]+"?) = (?![^\n]*\bconstant\b)[^\n]*\bglobal\b', text, re.M)
+        if not _thread_pool_state(m.group(1).strip('"'))
     )
     return ArtifactFacts(
         scratch_bytes=total,
@@ -63,6 +66,12 @@ def measure(mod: Any) -> ArtifactFacts:
         mutable_globals=mutable,
         creates_threads="@pthread_create" in text,
     )
+
+
+def _thread_pool_state(name: str) -> bool:
+    """The thread pool's own globals (its state, taken by one call at a time,
+    and the destructor list that joins its workers) keep calls reentrant."""
+    return name.endswith(pool_global("")) or name == "llvm.global_dtors"
 
 
 def _dims(shape: tuple[int, ...]) -> str:
@@ -73,8 +82,9 @@ def _threads_note(facts: ArtifactFacts) -> str:
     """Whether the artifact creates threads (bnnc compile --num-threads)."""
     if facts.creates_threads:
         return (
-            "Each call starts a pool of worker threads (pthread_create), splits its layers' work between"
-            " them and joins them before it returns."
+            "The first call starts a pool of worker threads (pthread_create) that splits its layers' work;"
+            "\n * the workers sleep (futex) between calls and are joined by the artifact's destructor at"
+            "\n * dlclose or exit. A call made while another call holds the pool runs on its own thread."
         )
     return "Each call runs on the calling thread only (no threads are created)."
 

@@ -192,7 +192,8 @@ def to_llvmlite_ir(module: ModuleOp, triple: str = "", profile_entry: str | None
             # on its own (much faster than one inlined giant) and profiles
             # name the layer.
             fn.attributes.add("noinline")
-    define_thread_pool(llvm_module, llvm_module.triple or triple)
+    # (an ir.Module without a triple says "unknown-unknown-unknown", which is truthy)
+    define_thread_pool(llvm_module, triple_attr.data if isinstance(triple_attr, StringAttr) else triple)
     if profile_entry is not None:
         add_layer_timers(llvm_module, profile_entry)
     return str(llvm_module)

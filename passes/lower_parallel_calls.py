@@ -6,18 +6,21 @@ each block computes its share of the work (the kernels partition their
 output by block index, so results do not depend on N or on which thread
 runs a block).
 
-A function with threaded calls gets a thread pool for the duration of each
-call: its entry allocates the pool's state on the stack and calls
-`__bnnc_pool_start(pool, N)` (N the largest of its calls), every return
-first calls `__bnnc_pool_stop`, and each threaded call becomes an on-stack
-array of B argument blocks (8-byte slots: pointers and i64, the block index
-filled in per block) and one
+A function with threaded calls gets one thread pool that outlives its calls:
+the pool's state is a zero-initialised internal global `@<fn>.pool`; the
+function's entry takes it with `__bnnc_pool_acquire(pool, N)` (N the largest
+of its calls; the first call starts the workers, and a call made while
+another holds the pool gets null and runs its blocks alone), every return
+first calls `__bnnc_pool_release` (the workers go to sleep), and each
+threaded call becomes an on-stack array of B argument blocks (8-byte slots:
+pointers and i64, the block index filled in per block) and one
 `__bnnc_parallel_for(pool, trampoline, blocks, B, block_bytes)`, where the
 trampoline `<callee>.thread(ptr) -> ptr` unpacks a block and calls the callee.
 The pool functions (their contract in bnnc.passes._parallel_contract, their
-bodies defined at code generation by bnnc.parallel_runtime) need
-only libc's pthread_create/pthread_join/sched_yield; a worker that cannot
-be started leaves its blocks to the others.
+bodies and the destructor that joins the workers defined at code generation
+by bnnc.parallel_runtime) need only libc's pthread_create / pthread_join /
+sched_yield / syscall (futex); a worker that cannot be started leaves its
+blocks to the others.
 """
 
 from __future__ import annotations
@@ -30,7 +33,16 @@ from xdsl.passes import ModulePass
 from xdsl.rewriter import Rewriter
 from xdsl.utils.exceptions import PassFailedException
 
-from bnnc.passes._parallel_contract import BLOCKS_ATTR, PARALLEL_FOR, START, STOP, THREADS_ATTR, pool_words
+from bnnc.passes._parallel_contract import (
+    ACQUIRE,
+    BLOCKS_ATTR,
+    PARALLEL_FOR,
+    RELEASE,
+    STOP,
+    THREADS_ATTR,
+    pool_global,
+    pool_words,
+)
 
 PTR = llvm.LLVMPointerType()
 
@@ -119,7 +131,7 @@ def _parallel_call(module: ModuleOp, op: llvm.CallOp, pool: SSAValue, threads: i
 
 
 def _lower_function(module: ModuleOp, fn: llvm.FuncOp) -> None:
-    """Run fn's threaded calls on one pool that lives for one call of fn."""
+    """Run fn's threaded calls on fn's pool, taken for the duration of each call."""
     threaded: list[tuple[llvm.CallOp, int]] = []
     capacity = 1
     for op in list(fn.walk()):
@@ -132,16 +144,21 @@ def _lower_function(module: ModuleOp, fn: llvm.FuncOp) -> None:
                 capacity = max(capacity, threads)
     if not threaded:
         return
+    state = pool_global(fn.sym_name.data)
+    words = llvm.LLVMArrayType(pool_words(capacity), i64)
+    module.body.block.insert_op_before(llvm.GlobalOp(words, state, "internal", alignment=64), fn)
     entry = fn.body.blocks[0]
     setup: list[Operation] = []
-    pool = llvm.AllocaOp(_const_op(setup, pool_words(capacity)), i64, alignment=64)
-    setup.append(pool)
-    setup.append(llvm.CallOp(START, pool.res, _const_op(setup, capacity)))
+    address = llvm.AddressOfOp(state, PTR)
+    setup.append(address)
+    acquire = llvm.CallOp(ACQUIRE, address.result, _const_op(setup, capacity), return_type=PTR)
+    setup.append(acquire)
     entry.insert_ops_before(setup, entry.first_op)
+    pool = acquire.returned
     for ret in [op for op in fn.walk() if isinstance(op, llvm.ReturnOp)]:
-        ret.parent_block().insert_op_before(llvm.CallOp(STOP, pool.res), ret)
+        ret.parent_block().insert_op_before(llvm.CallOp(RELEASE, pool), ret)
     for op, blocks in threaded:
-        Rewriter.replace_op(op, _parallel_call(module, op, pool.res, blocks), [])
+        Rewriter.replace_op(op, _parallel_call(module, op, pool, blocks), [])
 
 
 class LowerParallelCallsPass(ModulePass):
@@ -151,8 +168,9 @@ class LowerParallelCallsPass(ModulePass):
         functions = [f for f in op.ops if isinstance(f, llvm.FuncOp) and f.body.blocks]
         if not any(isinstance(c, llvm.CallOp) and _threads_of(c) for f in functions for c in f.walk()):
             return
-        _declare(op, START, llvm.LLVMFunctionType([PTR, i64]))
+        _declare(op, ACQUIRE, llvm.LLVMFunctionType([PTR, i64], PTR))
         _declare(op, PARALLEL_FOR, llvm.LLVMFunctionType([PTR, PTR, PTR, i64, i64]))
+        _declare(op, RELEASE, llvm.LLVMFunctionType([PTR]))
         _declare(op, STOP, llvm.LLVMFunctionType([PTR]))
         for f in functions:
             _lower_function(op, f)

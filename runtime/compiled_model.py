@@ -4,6 +4,7 @@ native entry point through ctypes (which releases the GIL during the call)."""
 from __future__ import annotations
 
 import ctypes
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,6 +47,18 @@ def _as_array(value: Any, spec: TensorSpec, position: int) -> tuple[np.ndarray, 
     return array, is_torch
 
 
+def stop_threads_symbol(entry: str) -> str:
+    """The function a threaded model exports to join its thread pool's workers
+    (bnnc.parallel_runtime defines it): they run the model's code, so they
+    must be gone before the code is freed."""
+    return f"{entry}.stop_threads"
+
+
+def _stop_threads(stop: Any, owner: object) -> None:
+    """Join the pool's workers; `owner` (the code) is kept alive until then."""
+    stop()
+
+
 class CompiledModel:
     """Calls native code compiled by bnnc with the model's signature.
 
@@ -58,6 +71,12 @@ class CompiledModel:
         n = len(signature.inputs) + len(signature.outputs) + (signature.arena_bytes is not None)
         batch = [ctypes.c_int64] if signature.dynamic_batch else []  # (a dynamic-batch entry takes N first)
         self._fn = ctypes.CFUNCTYPE(None, *batch, *([ctypes.c_void_p] * n))(address)
+        try:  # a threaded JIT model: join its workers before its code goes
+            stop = owner.address_of(stop_threads_symbol(signature.name))  # type: ignore[attr-defined]
+        except (AttributeError, KeyError):
+            stop = None
+        if stop:
+            weakref.finalize(self, _stop_threads, ctypes.CFUNCTYPE(None)(stop), owner)
 
     def run_numpy(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
         batch = [arrays[0].shape[0]] if self.signature.dynamic_batch else []

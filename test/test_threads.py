@@ -1,11 +1,17 @@
 """Whole models on the thread pool: every layer split (thread_min_work=0), at
 thread counts below, at and above the core count; results must equal the
 single-thread build bit for bit and PyTorch's within its tolerance, also when
-one compiled model is called from several Python threads at once."""
+one compiled model is called from several Python threads at once. The pool
+outlives a call (its workers sleep between calls) and is joined when the
+compiled model is collected: no thread outlives its model."""
 
 from __future__ import annotations
 
+import dataclasses
+import gc
+import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -14,6 +20,7 @@ import torch
 import bnn_models as bm
 from differential import assert_matches_torch
 
+from bnnc.compile_cache import emit_jit_object
 from bnnc.driver import CompileOptions, build, import_model, jit
 
 FACTORIES = {f.__name__.removeprefix("make_"): f for f in bm.MODEL_FACTORIES}
@@ -40,8 +47,8 @@ def test_every_thread_count_gives_the_single_thread_result(name):
 
 
 def test_concurrent_calls_of_one_threaded_model_are_independent():
-    """Each call has its own pool (on its stack): calls from four Python
-    threads at once all get their own input's result."""
+    """One call at a time holds the model's pool, the others run their blocks
+    alone: calls from four Python threads at once all get their own input's result."""
     model, x = FACTORIES["bireal"](0)
     cm = _compiled(model, x, 2)
     inputs = [torch.randn_like(x).numpy() for _ in range(4)]
@@ -61,3 +68,57 @@ def test_concurrent_calls_of_one_threaded_model_are_independent():
     for t in threads:
         t.join()
     assert not failures, failures
+
+
+def _threads_of_this_process() -> set[str]:
+    return set(os.listdir("/proc/self/task"))
+
+
+def _stat(tid: str) -> list[str]:
+    """The fields of /proc/self/task/<tid>/stat after the command name (state first)."""
+    with open(f"/proc/self/task/{tid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def _cpu_seconds(tid: str) -> float:
+    """User + system time of one thread of this process."""
+    fields = _stat(tid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_the_pool_outlives_a_call_sleeps_between_calls_and_goes_with_its_model():
+    """The workers start with the first call and are the same threads on the
+    next one (not re-created per call); between calls they sleep instead of
+    spinning; dropping the compiled model joins them, also for many models
+    made and dropped in a loop (no thread leaks)."""
+    model, x = FACTORIES["bireal"](0)
+    built = build(import_model(model, (x,)), options=CompileOptions(num_threads=3, thread_min_work=0))
+    code = emit_jit_object(built.llvm_module, built.target)  # one compile, many loads
+    cached = dataclasses.replace(built, llvm_module=None, object_code=code)
+    xn = x.numpy()
+    before = _threads_of_this_process()
+
+    cm = jit(cached)
+    want = np.asarray(cm(xn)).copy()
+    workers = _threads_of_this_process() - before
+    assert len(workers) == 2, f"a 3-thread pool should add 2 workers, added {len(workers)}"
+    for _ in range(3):
+        assert np.array_equal(np.asarray(cm(xn)), want)
+    assert _threads_of_this_process() - before == workers, "the workers were re-created by a later call"
+    busy = sum(_cpu_seconds(t) for t in workers)
+    time.sleep(0.5)  # idle: a spinning worker would burn this whole half second
+    idle = sum(_cpu_seconds(t) for t in workers) - busy
+    assert idle < 0.1, f"idle workers used {idle:.2f} s of CPU in 0.5 s"
+    states = {_stat(t)[0] for t in workers}
+    assert states == {"S"}, f"idle workers should sleep (state S), not spin or yield: {states}"
+    del cm
+    gc.collect()
+    assert not (_threads_of_this_process() & workers), "dropping the model left its workers running"
+
+    for i in range(30):
+        cm = jit(cached)
+        if i % 3:  # some models never run (no pool started), the others do
+            assert np.array_equal(np.asarray(cm(xn)), want)
+        del cm
+        gc.collect()
+    assert _threads_of_this_process() <= before, "compiled models leaked threads"
