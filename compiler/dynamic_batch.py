@@ -26,6 +26,7 @@ not change any sample's result.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from bnnc.errors import UnsupportedError
@@ -76,6 +77,10 @@ def batch_examples(model: Any, example_inputs: Any) -> tuple:
     batch = torch.export.Dim("batch", min=1)
     was_training = model.training
     _set_training(model, False)
+    # a failed trace is our answer, not news: torch's fake-tensor logger prints its traceback at ERROR
+    fake_log = logging.getLogger("torch._subclasses.fake_tensor")
+    fake_level = fake_log.level
+    fake_log.setLevel(logging.CRITICAL)
     try:
         ep = torch.export.export(model, pair, dynamic_shapes=_batch_specs(model, pair, batch), strict=False)
     except Exception as exc:  # torch raises many exception types here
@@ -86,6 +91,7 @@ def batch_examples(model: Any, example_inputs: Any) -> tuple:
             "a dynamic batch, dynamic_shapes={0: Dim('batch')} per input), or compile a fixed batch size"
         ) from None
     finally:
+        fake_log.setLevel(fake_level)
         _set_training(model, was_training)
     check_batch_independent(ep)
     return first
