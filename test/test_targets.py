@@ -123,6 +123,18 @@ def test_artifact_matches_torch_under_qemu(root, target, features, name, kind):
         _check(m, xi, run_artifact(str(path), [xi.numpy()]), exact)
 
 
+def test_armv7_threaded_artifact_matches_torch(root):
+    """--num-threads 3 with every layer split: the pool (futex syscall number,
+    32-bit pointers in its argument blocks) works in a 32-bit artifact."""
+    _need("armv7")
+    m, x, exact = _model("pure_binary")
+    built = build(m, (x,), CompileOptions(target="armv7", name="pure_binary", num_threads=3, thread_min_work=0))
+    path = root / "armv7-threads" / "pure_binary.so"
+    write_artifact(built.llvm_module, built.target, built.signature, str(path), kind="so")
+    _check(m, x, run_artifact(str(path), [x.numpy()]), exact)
+    assert {"pthread_create", "pthread_join"} <= _nm_undefined(TOOLS["armv7"][2], path)
+
+
 def _nm_undefined(nm: str, path: Path) -> set[str]:
     out = subprocess.run([nm, "-u", str(path)], capture_output=True, text=True, check=True).stdout
     return {p[-1].split("@")[0] for p in (line.split() for line in out.splitlines()) if len(p) >= 2 and p[-2] == "U"}
