@@ -215,11 +215,13 @@ def run_passes(
     plugins: Sequence[str] = (),
     verify_each: bool = True,
     on_pass: Callable[[str], None] | None = None,
+    verify: bool = True,
 ) -> None:
     """Apply `spec` to `module`, verifying after each pass (or, without
-    `verify_each`, once at the end); `plugins` are pass plugin files whose
-    passes the spec may name; `on_pass` hears each pass's name before it runs."""
-    apply_passes(module, _passes_of(spec, plugins), ctx, instrument, verify_each, on_pass=on_pass)
+    `verify_each`, once at the end; without `verify`, never); `plugins` are
+    pass plugin files whose passes the spec may name; `on_pass` hears each
+    pass's name before it runs."""
+    apply_passes(module, _passes_of(spec, plugins), ctx, instrument, verify_each, verify, on_pass=on_pass)
 
 
 def apply_passes(

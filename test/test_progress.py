@@ -113,3 +113,31 @@ def test_terminal_shows_stage_pass_and_layer_and_pipes_see_nothing(tmp_path):
     piped = _stderr_of_compile(ir, tmp_path / "b.o", tty=False)
     assert "\x1b" not in piped and "\r" not in piped
     assert piped.splitlines() == [f"bnnc: wrote {tmp_path / 'b.o'}", f"bnnc: wrote {tmp_path / 'b.h'}"]
+
+
+def test_lowering_verifies_graph_passes_each_and_the_lowering_once(monkeypatch):
+    """driver.lower verifies every graph (bnn) pass, the mechanical lowering
+    stages once at the end of the last stage run, and every stage with
+    --verify-each or pass plugins (the compile-time saving must not hide a
+    broken pass)."""
+    from bnnc import driver
+    from bnnc.driver import CompileOptions
+
+    calls: list[tuple[str, bool, bool]] = []
+
+    def record(module, spec, ctx, instrument=None, plugins=(), verify_each=True, on_pass=None, verify=True):
+        calls.append((spec.split(",")[0], verify_each, verify))
+
+    monkeypatch.setattr(driver, "run_passes", record)
+    driver.lower(None, CompileOptions())
+    assert [(v_each, v) for _, v_each, v in calls] == [(True, True), (False, False), (False, True)]
+    calls.clear()
+    driver.lower(None, CompileOptions(), "loops")
+    assert [v for *_, v in calls] == [True, True]
+    calls.clear()
+    driver.lower(None, CompileOptions(pipeline="llvm="))  # an empty last stage: the loops stage is the last run
+    assert [v for *_, v in calls] == [True, True]
+    for options in (CompileOptions(verify_each=True), CompileOptions(plugins=(__file__,))):
+        calls.clear()
+        driver.lower(None, options)
+        assert all(v for *_, v in calls) and len(calls) == 3
