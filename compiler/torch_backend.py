@@ -146,9 +146,11 @@ class _Dispatcher:
         run = self.compiled.get(key)
         if run is None:
             with self._lock:  # (two threads calling with a new shape compile it once)
-                run = self.compiled.get(key)
+                run = self.compiled.get(self._key(args))
                 if run is None:
-                    run = self.compiled[key] = self._compile(args)
+                    run = self._compile(args)
+                    # (keyed after compiling: a refused dynamic batch keys by the full shape)
+                    self.compiled[self._key(args)] = run
         return run(*args)
 
     def _key(self, args: Sequence[Any]) -> tuple:

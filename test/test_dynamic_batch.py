@@ -170,7 +170,8 @@ def test_c_example_runs_two_batch_sizes(model, dynamic, tmp_path):
     assert "void pair(long long n, const float *in0, const float *in1, float *out0, float *out1);" in header
     assert "#define PAIR_DYNAMIC_BATCH 1" in header
     build = subprocess.run(
-        ["make", "-s", "-C", str(ROOT / "examples/c"), f"MODEL={tmp_path / 'pair.o'}", f"OUT={tmp_path / 'run_model'}"],
+        ["make", "-s", "-C", str(ROOT / "examples/c"), f"MODEL={tmp_path / 'pair.o'}", f"OUT={tmp_path / 'run_model'}",
+         "CFLAGS=-O2 -Wall -Wextra -Werror"],
         capture_output=True, text=True,
     )
     assert build.returncode == 0, build.stderr

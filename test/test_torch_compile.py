@@ -60,6 +60,14 @@ class WithSecondInput(Tiny):
         return super().forward(x) + extra.sum(dim=1, keepdim=True)
 
 
+class MixesSamples(Tiny):
+    """Subtracts the batch mean: no dynamic-batch build, one build per batch size."""
+
+    def forward(self, x):
+        out = super().forward(x)
+        return out - out.mean(dim=0, keepdim=True)
+
+
 class Sorting(Tiny):
     def forward(self, x):
         return torch.sort(super().forward(x), dim=-1).values  # an op bnnc does not compile
@@ -120,6 +128,19 @@ def test_repeated_shapes_never_recompile(bnnc_builds):
     # 3: static; 4: the dynamic-batch build (Dynamo tries its newest graph
     # first, so that build serves the later 3s as well)
     assert counts[2] == counts[-1] <= 2
+
+
+def test_samples_that_interact_get_one_build_per_batch_size(bnnc_builds):
+    model = MixesSamples().eval()
+    compiled = torch.compile(model, backend="bnnc")
+    counts = []
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("error", BnncFallbackWarning)
+        for n in (2, 3, 4, 3):
+            x = torch.randn(n, 8, 4, 4)
+            close(compiled(x), model(x))
+            counts.append(len(bnnc_builds))
+    assert counts == [1, 2, 3, 3]
 
 
 def test_graph_break_matches_eager(bnnc_builds, capsys):
