@@ -318,6 +318,10 @@ def _define_acquire(e: _Emitter) -> None:
     b.position_at_end(mine)
     with b.if_then(b.icmp_signed("==", e.load(pool, CAPACITY), e.const(0)), likely=False):
         b.call(_define_start(e.module, e.triple), [pool, capacity])
+    # Wake sleeping workers now: they spin while the call holds the pool, so
+    # the first threaded layer does not wait for a futex wake-up.
+    with b.if_then(b.icmp_signed("!=", e.load(pool, SLEEPERS, "seq_cst"), e.const(0))):
+        e.futex(pool, _FUTEX_WAKE, e.const(_WAKE_ALL, e.long))
     b.ret(pool)
 
 
