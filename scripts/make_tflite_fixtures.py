@@ -7,20 +7,34 @@ committed. This script regenerates them in a separate converter environment
     python3.11 -m venv /tmp/lce-conv
     /tmp/lce-conv/bin/pip install "tensorflow==2.16.*" "tf-keras==2.16.*" larq==0.14.0 \
         "larq-compute-engine==0.16.*" "numpy<2"
-    TF_USE_LEGACY_KERAS=1 /tmp/lce-conv/bin/python scripts/make_tflite_fixtures.py
+    /tmp/lce-conv/bin/pip install larq-zoo==2.4.0          # the zoo architectures
+    TF_USE_LEGACY_KERAS=1 /tmp/lce-conv/bin/python scripts/make_tflite_fixtures.py [NAME ...]
+    TF_USE_LEGACY_KERAS=1 /tmp/lce-conv/bin/python scripts/make_tflite_fixtures.py --bench DIR [MODEL ...]
 
 (verified with tensorflow 2.16.2, tf-keras 2.16.0, larq 0.14.0,
 larq-compute-engine 0.16.0, numpy 1.26.4). For every model NAME it writes
 NAME.tflite (LCE's converter, random weights, non-trivial batch-norm
 statistics), NAME.input.npy (a random NHWC input) and NAME.output.npy (what
 LCE's own interpreter, larq_compute_engine.testing.Interpreter, computes for
-that input with one thread): the oracle of test/test_tflite_frontend.py.
+that input with one thread and its reference bconv kernel): the oracle of
+test/test_tflite_frontend.py.
+
+The zoo fixtures (quicknet_small, quicknet, quicknet_large, birealnet) are
+Larq zoo 2.4.0's architectures at 64x64 (the smallest input their five
+stride-2 stages leave a 2x2 map for), 10 classes and without the final softmax
+(random weights saturate it; the logits are the sharper oracle), with random
+weights: the zoo's pretrained weights cannot be downloaded here.
+
+``--bench DIR`` writes the zoo models at 224x224 with 1000 classes and the
+softmax, the zoo's own random initialisation, for bench/lce_table.py (too
+large to commit: 4-10 MB each).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import zlib
 from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -47,14 +61,13 @@ def randomize(model: keras.Model) -> None:
     (some negative gammas, means and variances of the scale the binary accumulators have)."""
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
-            c = layer.gamma.shape[0]
+            c = layer.moving_mean.shape[0]
             gamma = RNG.uniform(0.5, 1.5, c) * RNG.choice([1.0, 1.0, 1.0, -1.0], c)
-            layer.set_weights([
-                gamma.astype(np.float32),
-                RNG.normal(0, 0.5, c).astype(np.float32),
-                RNG.normal(0, 3.0, c).astype(np.float32),
-                RNG.uniform(4.0, 30.0, c).astype(np.float32),
-            ])
+            beta = RNG.normal(0, 0.5, c)
+            stats = [RNG.normal(0, 3.0, c), RNG.uniform(4.0, 30.0, c)]
+            # the zoo's batch norms may have no gamma (scale=False) or beta (center=False)
+            weights = [gamma] * (layer.gamma is not None) + [beta] * (layer.beta is not None) + stats
+            layer.set_weights([w.astype(np.float32) for w in weights])
         elif layer.weights:
             layer.set_weights([RNG.normal(0, 0.5, w.shape).astype(np.float32) for w in layer.get_weights()])
 
@@ -150,15 +163,59 @@ MODELS = {
 }
 
 
+# fixture name -> larq_zoo model function name (module sota or literature)
+ZOO = {
+    "quicknet_small": "QuickNetSmall",
+    "quicknet": "QuickNet",
+    "quicknet_large": "QuickNetLarge",
+    "birealnet": "BiRealNet",
+}
+
+
+def zoo_fixture(zoo_name: str) -> keras.Model:
+    """The zoo architecture at 64x64, 10 classes, logits out (the final softmax layer dropped)."""
+    import larq_zoo as lqz
+
+    make = getattr(lqz.sota, zoo_name, None) or getattr(lqz.literature, zoo_name)
+    model = make(input_shape=(64, 64, 3), weights=None, num_classes=10)
+    last = model.layers[-1]
+    assert isinstance(last, keras.layers.Activation) and last.get_config()["activation"] == "softmax"
+    return keras.Model(model.inputs, model.layers[-2].output)
+
+
+def bench(out: Path, names: list[str]) -> None:
+    """The 224x224, 1000-class zoo models of bench/lce_table.py (zoo initialisation, batch 1)."""
+    import larq_zoo as lqz
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name in names or list(ZOO.values()):
+        make = getattr(lqz.sota, name, None) or getattr(lqz.literature, name)
+        flatbuffer = lce.convert_keras_model(make(input_shape=(224, 224, 3), weights=None))
+        (out / f"{name}.tflite").write_bytes(flatbuffer)
+        print(f"{name}: {len(flatbuffer)} bytes")
+
+
 def main(names: list[str]) -> None:
+    if names[:1] == ["--bench"]:
+        bench(Path(names[1]), names[2:])
+        return
     OUT.mkdir(parents=True, exist_ok=True)
-    for name in names or list(MODELS):
-        model = MODELS[name]()
+    global RNG
+    for name in names or list(MODELS) + list(ZOO):
+        if name in ZOO:  # own seed: a zoo fixture regenerates alone to the same file
+            RNG = np.random.default_rng(zlib.crc32(name.encode()))
+        model = zoo_fixture(ZOO[name]) if name in ZOO else MODELS[name]()
         randomize(model)
         flatbuffer = lce.convert_keras_model(model)
         (OUT / f"{name}.tflite").write_bytes(flatbuffer)
-        x = RNG.normal(0, 1, model.input_shape).astype(np.float32)
-        y = lce.testing.Interpreter(flatbuffer, num_threads=1).predict(x)
+        x = RNG.normal(0, 1, (1, *model.input_shape[1:])).astype(np.float32)
+        # LCE's reference bconv kernel: its optimised one computes a different
+        # function from the Keras model on the BiRealNet fixture (zero padding;
+        # the reference kernel and Keras agree), so the reference is the oracle
+        y = lce.testing.Interpreter(flatbuffer, num_threads=1, use_reference_bconv=True).predict(x)
+        fast = lce.testing.Interpreter(flatbuffer, num_threads=1).predict(x)
+        if not np.allclose(fast, y, rtol=1e-4, atol=1e-4 * float(np.abs(y).max())):
+            print(f"{name}: LCE's optimised kernels differ from its reference kernels by {np.abs(fast - y).max()}")
         np.save(OUT / f"{name}.input.npy", x)
         np.save(OUT / f"{name}.output.npy", np.asarray(y, dtype=np.float32))
         print(f"{name}: {len(flatbuffer)} bytes, output {np.shape(y)}")
