@@ -23,7 +23,7 @@ so a worker that wakes late can never claim a block of a newer job with a
 stale job description.
 
 The workers run code of the module, so they are joined before the code goes
-away: `<entry>.stop_threads` (bnnc.runtime.compiled_model.stop_threads_symbol)
+away: `<entry>_stop_threads` (bnnc.runtime.compiled_model.stop_threads_symbol)
 stops them; it is exported for loaders that free code (the JIT runtime calls
 it when a CompiledModel is collected) and registered in llvm.global_dtors,
 so a shared library joins its workers when it is unloaded or the process exits.
@@ -383,7 +383,7 @@ def _define_parallel_for(e: _Emitter) -> None:
 
 
 def _define_stop_threads(module: ir.Module, pool: ir.GlobalVariable, entry: str) -> ir.Function:
-    """`<entry>.stop_threads()`: join the workers of `entry`'s pool (exported
+    """`<entry>_stop_threads()`: join the workers of `entry`'s pool (exported
     for the loaders, and run as a static destructor)."""
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), []), stop_threads_symbol(entry))
     b = ir.IRBuilder(fn.append_basic_block("entry"))
@@ -404,7 +404,7 @@ def _register_destructors(module: ir.Module, functions: list[ir.Function]) -> No
 
 def define_thread_pool(module: ir.Module, triple: str = "") -> None:
     """Give the module's declarations of the pool functions their bodies, and
-    each function with a pool its `.stop_threads` destructor (no-op when the
+    each function with a pool its `_stop_threads` destructor (no-op when the
     module declares none)."""
     for name, define in (
         (ACQUIRE, _define_acquire),

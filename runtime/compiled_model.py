@@ -51,7 +51,7 @@ def stop_threads_symbol(entry: str) -> str:
     """The function a threaded model exports to join its thread pool's workers
     (bnnc.parallel_runtime defines it): they run the model's code, so they
     must be gone before the code is freed."""
-    return f"{entry}.stop_threads"
+    return f"{entry}_stop_threads"
 
 
 def _stop_threads(stop: Any, owner: object) -> None:
