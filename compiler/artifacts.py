@@ -221,30 +221,21 @@ _FEATURE_EXAMPLES = {
 def check_features(target: Target) -> None:
     """LLVM only warns on stderr about an unknown feature ('+x' is not a recognized
     feature for this target (ignoring feature)) and drops it; make that an error."""
-    import os
-
     import llvmlite.binding as llvm
 
-    from bnnc.target import _init_llvm
+    from bnnc.target import llvm_stderr
 
     if not target.features or target.name == "host":
         return
-    _init_llvm()
-    with tempfile.TemporaryFile() as tmp:
-        saved = os.dup(2)
-        try:
-            os.dup2(tmp.fileno(), 2)
-            tm = llvm.Target.from_triple(target.triple).create_target_machine(
-                cpu=target.cpu, features=target.features, opt=0
-            )
-            # Subtarget features are parsed when code is generated for a function.
-            tm.emit_assembly(llvm.parse_assembly(f'target triple = "{target.triple}"\ndefine void @f() {{ ret void }}'))
-            del tm
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        tmp.seek(0)
-        err = tmp.read().decode(errors="replace")
+
+    def emit_empty_function() -> None:
+        tm = llvm.Target.from_triple(target.triple).create_target_machine(
+            cpu=target.cpu, features=target.features, opt=0
+        )
+        # Subtarget features are parsed when code is generated for a function.
+        tm.emit_assembly(llvm.parse_assembly(f'target triple = "{target.triple}"\ndefine void @f() {{ ret void }}'))
+
+    err = llvm_stderr(emit_empty_function)
     bad = sorted(set(re.findall(r"'([+-]?[^']+)' is not a recognized feature", err)))
     if bad:
         raise TargetError(

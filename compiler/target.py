@@ -8,6 +8,7 @@ feature string is checked; everything downstream trusts a `Target`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -256,24 +257,32 @@ def _cpu_is_known(triple: str, cpu: str) -> bool:
     for an unknown CPU and carries on. Capture fd 2 while creating a target
     machine to see whether it complained. (Do not emit code with such a
     machine: LLVM then aborts the process.)"""
+    import llvmlite.binding as llvm
+
+    def make_machine() -> None:
+        llvm.Target.from_triple(triple).create_target_machine(cpu=cpu, features="", opt=0)
+
+    return "not a recognized processor" not in llvm_stderr(make_machine)
+
+
+def llvm_stderr(action: Callable[[], object]) -> str:
+    """What LLVM wrote to fd 2 while `action` ran. LLVM reports an unknown CPU
+    or feature only as a warning on stderr (no API returns it), so the target
+    checks run the call with fd 2 redirected to a temporary file."""
     import os
     import tempfile
-
-    import llvmlite.binding as llvm
 
     _init_llvm()
     with tempfile.TemporaryFile() as tmp:
         saved = os.dup(2)
         try:
             os.dup2(tmp.fileno(), 2)
-            tm = llvm.Target.from_triple(triple).create_target_machine(cpu=cpu, features="", opt=0)
-            del tm
+            action()
         finally:
             os.dup2(saved, 2)
             os.close(saved)
         tmp.seek(0)
-        err = tmp.read().decode(errors="replace")
-    return "not a recognized processor" not in err
+        return tmp.read().decode(errors="replace")
 
 
 def resolve_target(name: str, cpu: str | None = None, features: str | None = None) -> Target:
