@@ -216,7 +216,10 @@ def _to_torch(o):
     return o
 
 
-def _run(model, inputs, overrides=None, float64=False, tracer_out=None, **tracer_kw):
+def run_traced(model, inputs, overrides=None, float64=False, tracer_out=None, **tracer_kw):
+    """Run the model eagerly under the tracer that records every binarizer's
+    input: (outputs, records). `overrides` forces chosen sign decisions,
+    `float64` runs a float64 copy, `tracer_out` receives the tracer."""
     if float64:
         model = copy.deepcopy(model).double()
         inputs = tuple(i.double() if isinstance(i, torch.Tensor) and i.dtype == torch.float32 else i for i in inputs)
@@ -263,7 +266,9 @@ class _Ambiguous:
     scale: float
 
 
-def _find_ambiguous(rec32, rec64, presign_rtol):
+def find_ambiguous(rec32, rec64, presign_rtol):
+    """The binarizer inputs close enough to zero (relative to `presign_rtol`,
+    or whose float64 value disagrees in sign) that float rounding may decide them."""
     amb: list[_Ambiguous] = []
     seen = set()
     use64 = rec64 is not None and len(rec64) == len(rec32) and all(
@@ -385,7 +390,7 @@ def assert_matches_torch(
     """
     inputs = tuple(_to_torch(i) for i in _as_tuple(inputs))
     gots = tuple(_to_torch(o) for o in _as_tuple(compiled_outputs))
-    refs, rec32 = _run(model, inputs)
+    refs, rec32 = run_traced(model, inputs)
 
     header = f"{type(model).__name__} on inputs {[tuple(i.shape) for i in inputs if isinstance(i, torch.Tensor)]}"
     assert len(gots) == len(refs), f"{header}: compiled returned {len(gots)} outputs, torch {len(refs)}"
@@ -406,13 +411,13 @@ def assert_matches_torch(
         return "matches eager float32"
 
     try:
-        refs64, rec64 = _run(model, inputs, float64=True)
+        refs64, rec64 = run_traced(model, inputs, float64=True)
     except Exception as e:  # the model may not run in float64; the search below still works
         refs64, rec64 = None, None
         f64_note = f"(float64 re-run failed: {type(e).__name__}: {e})"
     else:
         f64_note = ""
-    amb = _find_ambiguous(rec32, rec64, presign_rtol)
+    amb = find_ambiguous(rec32, rec64, presign_rtol)
 
     report = [f"{header}: compiled output differs from PyTorch eager", *first.lines]
     report.append(f"  binarizer calls on activations traced: {len(rec32)} {f64_note}")
@@ -436,12 +441,12 @@ def assert_matches_torch(
     if rec64 is not None:
         t64: list[_Tracer] = []
         try:
-            _, rec64z = _run(model, inputs, float64=True, tracer_out=t64, snap_rtol=ZERO_RTOL)
+            _, rec64z = run_traced(model, inputs, float64=True, tracer_out=t64, snap_rtol=ZERO_RTOL)
         except Exception:  # noqa: BLE001 (the float64 run worked above; be safe)
             t64 = []
         if t64 and t64[0].snapped:
             t32: list[_Tracer] = []
-            refs_z, rec32z = _run(model, inputs, overrides=t64[0].snapped, tracer_out=t32, force_rtol=presign_rtol)
+            refs_z, rec32z = run_traced(model, inputs, overrides=t64[0].snapped, tracer_out=t32, force_rtol=presign_rtol)
             refused = t32[0].refused
             not_forced = {(r[0], r[1]) for r in refused}
             fixed = {g: {i: c for i, c in d.items() if (g, i) not in not_forced} for g, d in t64[0].snapped.items()}
@@ -451,7 +456,7 @@ def assert_matches_torch(
             if len(rec32z) == len(rec32):
                 rec_base = rec32z
                 rec64_base = rec64z if len(rec64z) == len(rec32z) else None
-                amb = _find_ambiguous(rec_base, rec64_base, presign_rtol)
+                amb = find_ambiguous(rec_base, rec64_base, presign_rtol)
             else:
                 fixed = {}
 
@@ -498,7 +503,7 @@ def assert_matches_torch(
             for (g, idx), c in choice.items():
                 overrides.setdefault(g, {})[idx] = c
             runs += 1
-            outs, _ = _run(model, inputs, overrides=overrides)
+            outs, _ = run_traced(model, inputs, overrides=overrides)
             if _compare(outs, gots, exact, rtol, atol).ok:
                 flipped = [amb[j] for j in subset]
                 desc = ", ".join(

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import warnings
 
+import bnn_models as bm
 import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-import bnn_models as bm
 from differential import assert_matches_torch
 
 from bnnc.errors import InputError, UnsupportedError
@@ -636,15 +635,15 @@ def test_helper_ignores_weight_signs():
 def test_helper_flip_through_model():
     """A near-zero sign deep inside a zoo model, decided the other way, is explained."""
     model, x = bm.make_resnete(0)
-    from differential import _run, _find_ambiguous
+    from differential import find_ambiguous, run_traced
 
-    _, rec = _run(model, (x,))
-    amb = _find_ambiguous(rec, None, 1e-5)
+    _, rec = run_traced(model, (x,))
+    amb = find_ambiguous(rec, None, 1e-5)
     if not amb:
         pytest.skip("no near-zero pre-sign values for this seed")
     a = amb[0]
     base = 1.0 if a.value32 >= 0 else -1.0
-    outs, _ = _run(model, (x,), overrides={a.group: {a.index: -base}})
+    outs, _ = run_traced(model, (x,), overrides={a.group: {a.index: -base}})
     msg = assert_matches_torch(model, (x,), outs[0])
     assert "explained" in msg
 

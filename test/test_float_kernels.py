@@ -9,54 +9,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from float_helpers import THREADS, compile_ir, float_bits, forward_func, special_values, tensor_type
 from xdsl.dialects.builtin import f32
-from xdsl.parser import Parser
 
-from bnnc.context import make_context
 from bnnc.dialects.bitpack import pack_activations, packed_words
 from bnnc.dialects.bnn import batch_norm_affine
 from bnnc.dialects.dense import from_numpy
-from bnnc.driver import CompileOptions, build, jit
-
-THREADS = [1, 2, 3]
-
-
-def compile_ir(text: str, threads: int):
-    """Compile the IR as written (no graph rewrites); thread_min_work=0 makes
-    every threaded kernel split its work even on these small tensors."""
-    module = Parser(make_context(), text).parse_module()
-    options = CompileOptions(num_threads=threads, pipeline="bnn=", thread_min_work=0)
-    return jit(build(module, options=options))
-
-
-def _t(shape, elem="f32") -> str:
-    return f"tensor<{'x'.join(map(str, shape))}x{elem}>"
-
-
-def _func(args: list[tuple[str, tuple]], body: str, out_shape, out_elem="f32") -> str:
-    params = ", ".join(f"%{name}: {_t(shape)}" for name, shape in args)
-    return f"""func.func @forward({params}) -> {_t(out_shape, out_elem)} {{
-  {body}
-  func.return %y : {_t(out_shape, out_elem)}
-}}"""
-
-
-def _bits(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(a, dtype=np.float32).view(np.int32)
-
-
-def _special_values(x: np.ndarray, rng, nan: bool) -> np.ndarray:
-    """Sprinkle the values pooling must get right: +-0.0 (the first of equal
-    values wins), -inf, and NaN (propagates through max)."""
-    u = rng.random(x.shape)
-    x = x.copy()
-    x[u < 0.08] = 0.0
-    x[(u >= 0.08) & (u < 0.16)] = -0.0
-    x[(u >= 0.16) & (u < 0.2)] = -np.inf
-    if nan:
-        x[(u >= 0.2) & (u < 0.23)] = np.nan
-    return x
-
 
 # kernel, stride, padding, dilation, (H, W): odd sizes, kernel > stride,
 # kernel < stride, padding up to half the kernel, dilation, windows that
@@ -85,7 +43,7 @@ def _out_size(size: int, k: int, s: int, p: int, d: int) -> int:
 def _pool_case(index: int, geometry, kind: str, threads: int):
     k, s, p, d, (h, w) = geometry
     rng = np.random.default_rng(index * 7 + threads)
-    x = _special_values(rng.standard_normal((2, 3, h, w)).astype(np.float32), rng, nan=kind == "max")
+    x = special_values(rng.standard_normal((2, 3, h, w)).astype(np.float32), rng, nan=kind == "max")
     oh, ow = _out_size(h, k, s, p, d), _out_size(w, k, s, p, d)
     out = (2, 3, oh, ow)
     window = f"kernel = array<i64: {k}, {k}>, strides = array<i64: {s}, {s}>, padding = array<i64: {p}, {p}>, dilations = array<i64: {d}, {d}>"
@@ -102,7 +60,7 @@ def _pool_case(index: int, geometry, kind: str, threads: int):
         ref = F.avg_pool2d(
             torch.from_numpy(x), k, s, p, count_include_pad=include_pad, divisor_override=override
         ).numpy()
-    ir = _func([("x", x.shape)], f"%y = {op} : ({_t(x.shape)}) -> {_t(out)}", out)
+    ir = forward_func([("x", x.shape)], f"%y = {op} : ({tensor_type(x.shape)}) -> {tensor_type(out)}", out)
     return ir, x, ref
 
 
@@ -123,22 +81,22 @@ def test_pool_matches_pytorch_bit_for_bit(index, kind):
     threads = THREADS[index % len(THREADS)]
     ir, x, ref = _pool_case(index, geometry, kind, threads)
     got = compile_ir(ir, threads)(x)
-    np.testing.assert_array_equal(_bits(got), _bits(ref))
+    np.testing.assert_array_equal(float_bits(got), float_bits(ref))
 
 
 @pytest.mark.parametrize("kind", ["max", "avg_incl"])
 def test_pool_thread_counts_agree(kind):
     ir, x, ref = _pool_case(0, (3, 2, 1, 1, (13, 11)), kind, 1)
     for threads in THREADS:
-        np.testing.assert_array_equal(_bits(compile_ir(ir, threads)(x)), _bits(ref))
+        np.testing.assert_array_equal(float_bits(compile_ir(ir, threads)(x)), float_bits(ref))
 
 
 def test_maxpool_nan_anywhere_in_the_window_propagates():
     """A NaN at any tap (first, middle, last) gives NaN, whatever follows."""
     x = np.arange(9, dtype=np.float32).reshape(1, 1, 3, 3)
-    ir = _func(
+    ir = forward_func(
         [("x", x.shape)],
-        f"%y = bnn.max_pool2d %x {{kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>}} : ({_t(x.shape)}) -> {_t((1, 1, 1, 1))}",
+        f"%y = bnn.max_pool2d %x {{kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>}} : ({tensor_type(x.shape)}) -> {tensor_type((1, 1, 1, 1))}",
         (1, 1, 1, 1),
     )
     model = compile_ir(ir, 1)
@@ -168,14 +126,14 @@ def _unary_cases():
     )
     yield (
         "prelu",
-        f"bnn.prelu %x, %s : ({_t(SHAPE)}, {_t(slope.shape)}) -> {_t(SHAPE)}",
+        f"bnn.prelu %x, %s : ({tensor_type(SHAPE)}, {tensor_type(slope.shape)}) -> {tensor_type(SHAPE)}",
         [f"%s = arith.constant {from_numpy(slope, f32)}"],
         lambda x: F.prelu(torch.from_numpy(x), torch.from_numpy(slope)).numpy(),
     )
     one = np.array([0.25], np.float32)
     yield (
         "prelu_single",
-        f"bnn.prelu %x, %s : ({_t(SHAPE)}, {_t(one.shape)}) -> {_t(SHAPE)}",
+        f"bnn.prelu %x, %s : ({tensor_type(SHAPE)}, {tensor_type(one.shape)}) -> {tensor_type(SHAPE)}",
         [f"%s = arith.constant {from_numpy(one, f32)}"],
         lambda x: F.prelu(torch.from_numpy(x), torch.from_numpy(one)).numpy(),
     )
@@ -189,12 +147,12 @@ UNARY = {name: rest for name, *rest in _unary_cases()}
 def test_unary_glue_ops(name, threads):
     op, consts, ref = UNARY[name]
     rng = np.random.default_rng(threads)
-    x = _special_values(rng.standard_normal(SHAPE).astype(np.float32), rng, nan=False)
+    x = special_values(rng.standard_normal(SHAPE).astype(np.float32), rng, nan=False)
     if "%s" not in op:
-        op = f"{op} : {_t(SHAPE)}"
-    ir = _func([("x", SHAPE)], "\n  ".join([*consts, f"%y = {op}"]), SHAPE)
+        op = f"{op} : {tensor_type(SHAPE)}"
+    ir = forward_func([("x", SHAPE)], "\n  ".join([*consts, f"%y = {op}"]), SHAPE)
     got = compile_ir(ir, threads)(x)
-    np.testing.assert_array_equal(_bits(got), _bits(ref(x)))
+    np.testing.assert_array_equal(float_bits(got), float_bits(ref(x)))
 
 
 # rhs shapes broadcast against lhs: same shape, per channel in several
@@ -222,14 +180,14 @@ def test_binary_glue_ops_broadcast(op, shapes):
     rng = np.random.default_rng(len(lhs_shape) * 10 + len(rhs_shape))
     a = rng.standard_normal(lhs_shape).astype(np.float32)
     b = rng.standard_normal(rhs_shape).astype(np.float32)
-    ir = _func(
+    ir = forward_func(
         [("a", lhs_shape), ("b", rhs_shape)],
-        f"%y = bnn.{op} %a, %b : ({_t(lhs_shape)}, {_t(rhs_shape)}) -> {_t(out)}",
+        f"%y = bnn.{op} %a, %b : ({tensor_type(lhs_shape)}, {tensor_type(rhs_shape)}) -> {tensor_type(out)}",
         out,
     )
     threads = THREADS[BROADCASTS.index(shapes) % len(THREADS)]
     got = compile_ir(ir, threads)(a, b)
-    np.testing.assert_array_equal(_bits(got), _bits(BINARY[op](a, b)))
+    np.testing.assert_array_equal(float_bits(got), float_bits(BINARY[op](a, b)))
 
 
 def _batch_norm_ir(shape, rng):
@@ -237,10 +195,10 @@ def _batch_norm_ir(shape, rng):
     mean, gamma, beta = (rng.standard_normal(c).astype(np.float32) for _ in range(3))
     var = rng.uniform(0.1, 2.0, c).astype(np.float32)
     consts = [f"%{n} = arith.constant {from_numpy(v, f32)}" for n, v in zip("mvgb", (mean, var, gamma, beta))]
-    vec = _t([c])
-    op = f"%y = bnn.batch_norm %x, %m, %v, %g, %b {{epsilon = 1.0e-05 : f32}} : ({_t(shape)}, {vec}, {vec}, {vec}, {vec}) -> {_t(shape)}"
+    vec = tensor_type([c])
+    op = f"%y = bnn.batch_norm %x, %m, %v, %g, %b {{epsilon = 1.0e-05 : f32}} : ({tensor_type(shape)}, {vec}, {vec}, {vec}, {vec}) -> {tensor_type(shape)}"
     scale, shift = batch_norm_affine(mean, var, gamma, beta, 1e-5)
-    return _func([("x", shape)], "\n  ".join([*consts, op]), shape), scale, shift
+    return forward_func([("x", shape)], "\n  ".join([*consts, op]), shape), scale, shift
 
 
 @pytest.mark.parametrize("shape", [SHAPE, (1, 6, 1, 1), (3, 6), (2, 4, 5)], ids=str)
@@ -253,7 +211,7 @@ def test_batch_norm_one_fma(shape):
     exact = x.astype(np.float64) * scale.reshape(bshape) + shift.reshape(bshape)
     results = [compile_ir(ir, threads)(x) for threads in THREADS]
     for got in results[1:]:
-        np.testing.assert_array_equal(_bits(got), _bits(results[0]))
+        np.testing.assert_array_equal(float_bits(got), float_bits(results[0]))
     # fma rounds x*s+t once; the float64 sum is within half an f64 ulp of it
     np.testing.assert_allclose(results[0], exact.astype(np.float32), rtol=2e-7, atol=1e-30)
 
@@ -265,11 +223,11 @@ def test_batch_norm_one_fma(shape):
 @pytest.mark.parametrize("c,groups,hw", [(64, 1, (7, 5)), (70, 2, (9, 7)), (130, 1, (3, 4)), (5, 1, (1, 1))])
 def test_pack_threads(c, groups, hw, threads):
     rng = np.random.default_rng(c + threads)
-    x = _special_values(rng.standard_normal((2, c, *hw)).astype(np.float32), rng, nan=True)
+    x = special_values(rng.standard_normal((2, c, *hw)).astype(np.float32), rng, nan=True)
     out = (2, packed_words(c, groups), *hw)
-    ir = _func(
+    ir = forward_func(
         [("x", x.shape)],
-        f"%y = bnn.pack %x {{groups = {groups} : i64}} : {_t(x.shape)} -> {_t(out, 'i64')}",
+        f"%y = bnn.pack %x {{groups = {groups} : i64}} : {tensor_type(x.shape)} -> {tensor_type(out, 'i64')}",
         out,
         "i64",
     )

@@ -26,26 +26,16 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from float_helpers import THREADS, compile_ir, tensor_type
 from torch import nn
 from xdsl.parser import Parser
 
 from bnnc.context import make_context
-from bnnc.driver import CompileOptions, build, jit
+from bnnc.driver import CompileOptions, build
 from bnnc.frontend.torch_import import export_module, import_program
 
-THREADS = [1, 2, 3]
 ULPS = 4
 EPS = 2.0**-23
-
-
-def compile_ir(text: str, threads: int):
-    """Compile IR as written; thread_min_work=0 splits even these small kernels."""
-    module = Parser(make_context(), text).parse_module()
-    return jit(build(module, options=CompileOptions(num_threads=threads, pipeline="bnn=", thread_min_work=0)))
-
-
-def _t(shape) -> str:
-    return f"tensor<{'x'.join(map(str, shape))}xf32>"
 
 
 def _ordered(a: np.ndarray) -> np.ndarray:
@@ -130,7 +120,7 @@ def test_unary_kernel_matches_pytorch(index, threads):
     x = _special(SHAPE, rng)
     if '"gelu"' in text:
         x[x == np.inf] = 1e4  # PyTorch's oneDNN gelu gives NaN at +inf (see the next test)
-    ir = f"func.func @forward(%x: {_t(SHAPE)}) -> {_t(SHAPE)} {{\n  %y = {text} : {_t(SHAPE)}\n  func.return %y : {_t(SHAPE)}\n}}"
+    ir = f"func.func @forward(%x: {tensor_type(SHAPE)}) -> {tensor_type(SHAPE)} {{\n  %y = {text} : {tensor_type(SHAPE)}\n  func.return %y : {tensor_type(SHAPE)}\n}}"
     got = compile_ir(ir, threads)(x)
     ref = torch_fn(torch.from_numpy(x)).numpy()
     assert_close(got, ref, ulps, abs_fn(x) if abs_fn else 0.0)
@@ -140,7 +130,7 @@ def test_gelu_at_plus_infinity_follows_the_formula():
     """x * 0.5 * (1 + erf(inf)) = inf, as PyTorch's own kernel (a 1-element
     tensor) computes; its oneDNN path for larger tensors gives NaN there."""
     shape = (1, 4)
-    ir = f'func.func @forward(%x: {_t(shape)}) -> {_t(shape)} {{\n  %y = bnn.unary %x {{fn = "gelu"}} : {_t(shape)}\n  func.return %y : {_t(shape)}\n}}'
+    ir = f'func.func @forward(%x: {tensor_type(shape)}) -> {tensor_type(shape)} {{\n  %y = bnn.unary %x {{fn = "gelu"}} : {tensor_type(shape)}\n  func.return %y : {tensor_type(shape)}\n}}'
     x = np.array([[np.inf, -np.inf, 0.0, -0.0]], np.float32)
     got = compile_ir(ir, 1)(x)
     want = np.array([F.gelu(torch.tensor([v])).item() for v in x[0]], np.float32)[None]
@@ -158,8 +148,8 @@ def test_minimum_maximum_broadcast_match_pytorch_bit_for_bit(kind, shapes, threa
     a, b = _special(shapes[0], rng), _special(shapes[1], rng)
     out = tuple(np.broadcast_shapes(a.shape, b.shape))
     ir = (
-        f"func.func @forward(%a: {_t(a.shape)}, %b: {_t(b.shape)}) -> {_t(out)} {{\n"
-        f"  %y = bnn.{kind} %a, %b : ({_t(a.shape)}, {_t(b.shape)}) -> {_t(out)}\n  func.return %y : {_t(out)}\n}}"
+        f"func.func @forward(%a: {tensor_type(a.shape)}, %b: {tensor_type(b.shape)}) -> {tensor_type(out)} {{\n"
+        f"  %y = bnn.{kind} %a, %b : ({tensor_type(a.shape)}, {tensor_type(b.shape)}) -> {tensor_type(out)}\n  func.return %y : {tensor_type(out)}\n}}"
     )
     got = compile_ir(ir, threads)(a, b)
     ref = getattr(torch, kind)(torch.from_numpy(a), torch.from_numpy(b)).numpy()
@@ -176,8 +166,8 @@ def test_minimum_maximum_signed_zero_ties_return_rhs(kind):
     a = np.where(np.arange(64).reshape(shape) % 2 == 0, 0.0, -0.0).astype(np.float32)
     b = -a
     ir = (
-        f"func.func @forward(%a: {_t(shape)}, %b: {_t(shape)}) -> {_t(shape)} {{\n"
-        f"  %y = bnn.{kind} %a, %b : ({_t(shape)}, {_t(shape)}) -> {_t(shape)}\n  func.return %y : {_t(shape)}\n}}"
+        f"func.func @forward(%a: {tensor_type(shape)}, %b: {tensor_type(shape)}) -> {tensor_type(shape)} {{\n"
+        f"  %y = bnn.{kind} %a, %b : ({tensor_type(shape)}, {tensor_type(shape)}) -> {tensor_type(shape)}\n  func.return %y : {tensor_type(shape)}\n}}"
     )
     got = compile_ir(ir, 1)(a, b)
     ref = getattr(torch, kind)(torch.from_numpy(a), torch.from_numpy(b)).numpy()
@@ -355,7 +345,7 @@ def test_polynomial_within_2_ulp_of_float64(fn):
     where the function is undefined or the input is NaN, infinities and
     zeros (with their signs) exactly as the rounded reference."""
     x = _polynomial_inputs()
-    ir = f'func.func @forward(%x: {_t(x.shape)}) -> {_t(x.shape)} {{\n  %y = bnn.unary %x {{fn = "{fn}"}} : {_t(x.shape)}\n  func.return %y : {_t(x.shape)}\n}}'
+    ir = f'func.func @forward(%x: {tensor_type(x.shape)}) -> {tensor_type(x.shape)} {{\n  %y = bnn.unary %x {{fn = "{fn}"}} : {tensor_type(x.shape)}\n  func.return %y : {tensor_type(x.shape)}\n}}'
     got = np.asarray(compile_ir(ir, 2)(x)).astype(np.float64)
     with np.errstate(all="ignore"):
         ref = F64_REFERENCE[fn](torch.from_numpy(x.astype(np.float64))).numpy()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from test_float_kernels import THREADS, _bits, _func, _special_values, _t, compile_ir
+from float_helpers import THREADS, compile_ir, float_bits, forward_func, special_values, tensor_type
 from torch import nn
 
 from bnnc.dialects.bnn import pool_output_size
@@ -65,7 +65,7 @@ CEIL_GEOMETRIES = [
 def _ceil_case(index: int, kind: str, threads: int):
     k, s, p, d, (h, w) = CEIL_GEOMETRIES[index]
     rng = np.random.default_rng(100 + index)
-    x = _special_values(rng.standard_normal((2, 3, h, w)).astype(np.float32), rng, nan=kind == "max")
+    x = special_values(rng.standard_normal((2, 3, h, w)).astype(np.float32), rng, nan=kind == "max")
     out = (2, 3, pool_output_size(h, k, s, p, d, True), pool_output_size(w, k, s, p, d, True))
     window = (
         f"kernel = array<i64: {k}, {k}>, strides = array<i64: {s}, {s}>, padding = array<i64: {p}, {p}>, "
@@ -84,7 +84,7 @@ def _ceil_case(index: int, kind: str, threads: int):
         op = f"bnn.avg_pool2d %x {{{props}}}"
         ref = F.avg_pool2d(t, k, s, p, ceil_mode=True, count_include_pad=include_pad, divisor_override=override).numpy()
     assert ref.shape == out
-    ir = _func([("x", x.shape)], f"%y = {op} : ({_t(x.shape)}) -> {_t(out)}", out)
+    ir = forward_func([("x", x.shape)], f"%y = {op} : ({tensor_type(x.shape)}) -> {tensor_type(out)}", out)
     return ir, x, ref
 
 
@@ -124,14 +124,14 @@ CEIL_CASES = [
 def test_ceil_pool_bit_for_bit(index, kind):
     threads = THREADS[index % len(THREADS)]
     ir, x, ref = _ceil_case(index, kind, threads)
-    np.testing.assert_array_equal(_bits(compile_ir(ir, threads)(x)), _bits(ref))
+    np.testing.assert_array_equal(float_bits(compile_ir(ir, threads)(x)), float_bits(ref))
 
 
 @pytest.mark.parametrize("kind", ["max", "avg_excl"])
 def test_ceil_pool_thread_counts_agree(kind):
     ir, x, ref = _ceil_case(1, kind, 1)
     for threads in THREADS:
-        np.testing.assert_array_equal(_bits(compile_ir(ir, threads)(x)), _bits(ref))
+        np.testing.assert_array_equal(float_bits(compile_ir(ir, threads)(x)), float_bits(ref))
 
 
 # ------------------------------------------------------------ adaptive pools
@@ -155,18 +155,18 @@ def test_adaptive_pool_bit_for_bit(kind, index):
     bin from 0 and divides by its height, then by its width."""
     (h, w), (oh, ow) = ADAPTIVE[index]
     rng = np.random.default_rng(200 + index)
-    x = _special_values(rng.standard_normal((2, 3, h, w)).astype(np.float32), rng, nan=kind == "max")
+    x = special_values(rng.standard_normal((2, 3, h, w)).astype(np.float32), rng, nan=kind == "max")
     if kind == "avg":
         x = np.where(np.isinf(x), np.float32(0.5), x).astype(np.float32)
         x[0, 0] *= 1000  # magnitudes where the two divisions round differently from one
     out = (2, 3, oh, ow)
-    ir = _func([("x", x.shape)], f"%y = bnn.adaptive_{kind}_pool2d %x : ({_t(x.shape)}) -> {_t(out)}", out)
+    ir = forward_func([("x", x.shape)], f"%y = bnn.adaptive_{kind}_pool2d %x : ({tensor_type(x.shape)}) -> {tensor_type(out)}", out)
     # the ATen ops the frontend translates (F.adaptive_avg_pool2d(x, 1) is a mean instead)
     fn = torch.ops.aten.adaptive_max_pool2d.default if kind == "max" else torch.ops.aten._adaptive_avg_pool2d.default
     ref = fn(torch.from_numpy(x), [oh, ow])
     ref = (ref[0] if kind == "max" else ref).numpy()
     threads = THREADS[index % len(THREADS)]
-    np.testing.assert_array_equal(_bits(compile_ir(ir, threads)(x)), _bits(ref))
+    np.testing.assert_array_equal(float_bits(compile_ir(ir, threads)(x)), float_bits(ref))
 
 
 def test_adaptive_avg_divides_twice_like_pytorch():
@@ -180,8 +180,8 @@ def test_adaptive_avg_divides_twice_like_pytorch():
         for dx in range(3):
             sums = (sums + x[:, :, dy::3, dx::3]).astype(np.float32)
     assert (sums / np.float32(9) != ref).any()
-    ir = _func([("x", x.shape)], f"%y = bnn.adaptive_avg_pool2d %x : ({_t(x.shape)}) -> {_t(ref.shape)}", ref.shape)
-    np.testing.assert_array_equal(_bits(compile_ir(ir, 1)(x)), _bits(ref))
+    ir = forward_func([("x", x.shape)], f"%y = bnn.adaptive_avg_pool2d %x : ({tensor_type(x.shape)}) -> {tensor_type(ref.shape)}", ref.shape)
+    np.testing.assert_array_equal(float_bits(compile_ir(ir, 1)(x)), float_bits(ref))
 
 
 # -------------------------------------------------------------------- matmul
@@ -207,8 +207,8 @@ def _matmul_case(index: int):
     flags = [name for name, on in (("transpose_lhs", ta), ("transpose_rhs", tb)) if on]
     attrs = f" {{{', '.join(flags)}}}" if flags else ""
     out = tuple(lead + [m, n])
-    body = f"%y = bnn.matmul %a, %b{attrs} : ({_t(a.shape)}, {_t(b.shape)}) -> {_t(out)}"
-    ir = _func([("a", a.shape), ("b", b.shape)], body, out)
+    body = f"%y = bnn.matmul %a, %b{attrs} : ({tensor_type(a.shape)}, {tensor_type(b.shape)}) -> {tensor_type(out)}"
+    ir = forward_func([("a", a.shape), ("b", b.shape)], body, out)
     a64 = np.swapaxes(a, -1, -2).astype(np.float64) if ta else a.astype(np.float64)
     b64 = np.swapaxes(b, -1, -2).astype(np.float64) if tb else b.astype(np.float64)
     return ir, (a, b), a64 @ b64, np.abs(a64) @ np.abs(b64), k
@@ -220,7 +220,7 @@ def test_matmul_within_rounding(index):
     results = [compile_ir(ir, threads)(a, b) for threads in THREADS]
     _within_rounding(results[0], exact, magnitude, k)
     for other in results[1:]:
-        np.testing.assert_array_equal(_bits(other), _bits(results[0]))
+        np.testing.assert_array_equal(float_bits(other), float_bits(results[0]))
 
 
 # --------------------------------------------------------------- zero_insert
@@ -239,9 +239,9 @@ def test_zero_insert_exact(strides, padding):
     full[:, :, 2 : 2 + (4 - 1) * sh + 1 : sh, 2 : 2 + (5 - 1) * sw + 1 : sw] = x
     ref = full[:, :, 2 - top : full.shape[2] - 2 + bottom, 2 - left : full.shape[3] - 2 + right]
     attrs = f"strides = array<i64: {sh}, {sw}>, padding = array<i64: {left}, {right}, {top}, {bottom}>"
-    ir = _func([("x", x.shape)], f"%y = bnn.zero_insert %x {{{attrs}}} : ({_t(x.shape)}) -> {_t(ref.shape)}", ref.shape)
+    ir = forward_func([("x", x.shape)], f"%y = bnn.zero_insert %x {{{attrs}}} : ({tensor_type(x.shape)}) -> {tensor_type(ref.shape)}", ref.shape)
     for threads in (1, 2):
-        np.testing.assert_array_equal(_bits(compile_ir(ir, threads)(x)), _bits(ref))
+        np.testing.assert_array_equal(float_bits(compile_ir(ir, threads)(x)), float_bits(ref))
 
 
 # ------------------------------------------------------ whole models (torch)
@@ -322,4 +322,4 @@ def test_ceil_pools_in_a_model_bit_for_bit():
     for threads in (1, 2):
         got = _compile_model(model, (x,), threads)(x.numpy())
         for g, r in zip(got, refs):
-            np.testing.assert_array_equal(_bits(g), _bits(r.detach().numpy()))
+            np.testing.assert_array_equal(float_bits(g), float_bits(r.detach().numpy()))

@@ -18,31 +18,18 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from float_helpers import THREADS, compile_ir, forward_func, tensor_type
 from torch import nn
 from xdsl.parser import Parser
 
 import bnnc
 from bnnc.context import make_context
-from bnnc.driver import CompileOptions, build, jit
 from bnnc.errors import UnsupportedError
 
 U = 2.0**-24
-THREADS = [1, 2, 3]
-
-
-def _t(shape) -> str:
-    return f"tensor<{'x'.join(map(str, shape))}xf32>"
-
-
 def compile_op(op: str, in_shape, out_shape, threads: int):
-    """One op `%y = <op> : <types>` as a function; thread_min_work=0 splits
-    even these small tensors between threads."""
-    text = f"""func.func @forward(%x: {_t(in_shape)}) -> {_t(out_shape)} {{
-  %y = {op}
-  func.return %y : {_t(out_shape)}
-}}"""
-    module = Parser(make_context(), text).parse_module()
-    return jit(build(module, options=CompileOptions(num_threads=threads, pipeline="bnn=", thread_min_work=0)))
+    """One op `%y = <op> : <types>` as a function."""
+    return compile_ir(forward_func([("x", in_shape)], f"%y = {op}", out_shape), threads)
 
 
 def _dims_attr(dims) -> str:
@@ -121,7 +108,7 @@ def test_reduce_matches_pytorch(case: int, kind: str) -> None:
     x = (rng.standard_normal(shape) * 3 + 0.5).astype(np.float32)
     out = _kept(shape, dims)
     corr = ", correction = 1.0 : f32" if kind in ("var", "std") else ""
-    op = f'bnn.reduce %x {{kind = "{kind}", dims = {_dims_attr(dims)}{corr}}} : ({_t(shape)}) -> {_t(out)}'
+    op = f'bnn.reduce %x {{kind = "{kind}", dims = {_dims_attr(dims)}{corr}}} : ({tensor_type(shape)}) -> {tensor_type(out)}'
     with np.errstate(all="ignore"):
         got = compile_op(op, shape, out, threads)(x)
         ref = _torch_reduce(torch.from_numpy(x), kind, dims).numpy()
@@ -158,7 +145,7 @@ def test_max_min_nan_signs_infinities_and_zeros(kind: str, dims) -> None:
     x[1, 3, 30] = -np.inf
     x[1, 4, 2] = np.inf
     out = _kept(x.shape, dims)
-    op = f'bnn.reduce %x {{kind = "{kind}", dims = {_dims_attr(dims)}}} : ({_t(x.shape)}) -> {_t(out)}'
+    op = f'bnn.reduce %x {{kind = "{kind}", dims = {_dims_attr(dims)}}} : ({tensor_type(x.shape)}) -> {tensor_type(out)}'
     for threads in (1, 2):
         got = compile_op(op, x.shape, out, threads)(x)
         ref = _torch_reduce(torch.from_numpy(x), kind, dims).numpy()
@@ -179,13 +166,13 @@ def test_reduce_nan_and_inf_like_pytorch() -> None:
     x[1, 1, 0] = -np.inf
     t = torch.from_numpy(x)
     for kind in ("sum", "max", "min", "mean"):
-        op = f'bnn.reduce %x {{kind = "{kind}", dims = array<i64: 2>}} : ({_t(x.shape)}) -> {_t((2, 3, 1))}'
+        op = f'bnn.reduce %x {{kind = "{kind}", dims = array<i64: 2>}} : ({tensor_type(x.shape)}) -> {tensor_type((2, 3, 1))}'
         got = compile_op(op, x.shape, (2, 3, 1), 1)(x)
         ref = _torch_reduce(t, kind, (2,)).numpy()
         assert_within(got, ref, _reduce_tolerance(np.nan_to_num(x, posinf=0, neginf=0), kind, (2,), ref))
     y = np.array([[1.0, 2.0], [3.0, 3.0]], np.float32)
     for correction in (2.0, 3.0):
-        op = f'bnn.reduce %x {{kind = "var", dims = array<i64: 1>, correction = {correction} : f32}} : ({_t(y.shape)}) -> {_t((2, 1))}'
+        op = f'bnn.reduce %x {{kind = "var", dims = array<i64: 1>, correction = {correction} : f32}} : ({tensor_type(y.shape)}) -> {tensor_type((2, 1))}'
         got = compile_op(op, y.shape, (2, 1), 1)(y)
         with np.errstate(all="ignore"):
             ref = torch.var(torch.from_numpy(y), 1, correction=correction, keepdim=True).numpy()
@@ -212,7 +199,7 @@ def test_softmax_matches_pytorch(case, log: bool) -> None:
     threads = THREADS[(s + dim) % 3]
     rng = np.random.default_rng(10 * s + dim)
     x = (rng.standard_normal(shape) * 4).astype(np.float32)
-    op = f"bnn.softmax %x {{dim = {dim} : i64{', log' if log else ''}}} : {_t(shape)}"
+    op = f"bnn.softmax %x {{dim = {dim} : i64{', log' if log else ''}}} : {tensor_type(shape)}"
     got = compile_op(op, shape, shape, threads)(x)
     ref = (torch.log_softmax if log else torch.softmax)(torch.from_numpy(x), dim).numpy()
     assert_within(got, ref, _softmax_tolerance(x, dim, log, ref))
@@ -232,7 +219,7 @@ def test_softmax_special_rows_like_pytorch(dim: int, log: bool) -> None:
     x[5, 0] = -1e30
     if dim == 0:
         x = np.ascontiguousarray(x.T)
-    op = f"bnn.softmax %x {{dim = {dim} : i64{', log' if log else ''}}} : {_t(x.shape)}"
+    op = f"bnn.softmax %x {{dim = {dim} : i64{', log' if log else ''}}} : {tensor_type(x.shape)}"
     got = compile_op(op, x.shape, x.shape, 2)(x)
     with np.errstate(all="ignore"):
         ref = (torch.log_softmax if log else torch.softmax)(torch.from_numpy(x), dim).numpy()
@@ -267,15 +254,15 @@ def test_normalize_matches_reference(case: int, affine: bool) -> None:
     b = rng.standard_normal(pshape).astype(np.float32) if use else np.zeros([1] * len(shape), np.float32)
     attrs = f"{{dims = {_dims_attr(dims)}, epsilon = {eps:e} : f32}}"
     if use:
-        args = f"weight %w : {_t(pshape)} bias %b : {_t(pshape)} "
+        args = f"weight %w : {tensor_type(pshape)} bias %b : {tensor_type(pshape)} "
         consts = (
-            f"%w = arith.constant dense<{w.tolist()}> : {_t(pshape)}\n"
-            f"  %b = arith.constant dense<{b.tolist()}> : {_t(pshape)}\n  "
+            f"%w = arith.constant dense<{w.tolist()}> : {tensor_type(pshape)}\n"
+            f"  %b = arith.constant dense<{b.tolist()}> : {tensor_type(pshape)}\n  "
         )
-        op = f"bnn.normalize %x {args}{attrs} : {_t(shape)}"
+        op = f"bnn.normalize %x {args}{attrs} : {tensor_type(shape)}"
         got = _compile_with_consts(consts, op, shape, threads)(x)
     else:
-        got = compile_op(f"bnn.normalize %x {attrs} : {_t(shape)}", shape, shape, threads)(x)
+        got = compile_op(f"bnn.normalize %x {attrs} : {tensor_type(shape)}", shape, shape, threads)(x)
     x64 = x.astype(np.float64)
     mean = x64.mean(axis=dims, keepdims=True)
     rstd = 1 / np.sqrt(x64.var(axis=dims, keepdims=True) + eps)
@@ -286,12 +273,7 @@ def test_normalize_matches_reference(case: int, affine: bool) -> None:
 
 
 def _compile_with_consts(consts: str, op: str, shape, threads: int):
-    text = f"""func.func @forward(%x: {_t(shape)}) -> {_t(shape)} {{
-  {consts}%y = {op}
-  func.return %y : {_t(shape)}
-}}"""
-    module = Parser(make_context(), text).parse_module()
-    return jit(build(module, options=CompileOptions(num_threads=threads, pipeline="bnn=", thread_min_work=0)))
+    return compile_ir(forward_func([("x", shape)], f"{consts}%y = {op}", shape), threads)
 
 
 @pytest.mark.parametrize(
@@ -307,7 +289,7 @@ def _compile_with_consts(consts: str, op: str, shape, threads: int):
 def test_thread_counts_agree_bit_for_bit(op: str, shape, out) -> None:
     """Each row is computed whole by one block, so the split never changes a value."""
     out = out or shape
-    types = f"({_t(shape)}) -> {_t(out)}" if "reduce" in op else _t(shape)
+    types = f"({tensor_type(shape)}) -> {tensor_type(out)}" if "reduce" in op else tensor_type(shape)
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     results = [compile_op(f"{op} : {types}", shape, out, t)(x) for t in THREADS]
     for r in results[1:]:

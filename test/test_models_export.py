@@ -4,11 +4,10 @@ These tests need no bnnc: they check that the zoo is a fair input for it."""
 
 from __future__ import annotations
 
+import bnn_models as bm
 import pytest
 import torch
-
-import bnn_models as bm
-from differential import _run
+from differential import run_traced
 
 FACTORIES = {f.__name__.removeprefix("make_"): f for f in bm.MODEL_FACTORIES}
 
@@ -39,7 +38,7 @@ def test_binarizers_see_balanced_signs(name):
     otherwise a miscompiled binary layer could hide behind a constant."""
     model, x = FACTORIES[name](0)
     x = torch.randn((2,) + tuple(x.shape[1:]))
-    _, records = _run(model, (x,))
+    _, records = run_traced(model, (x,))
     for i, r in enumerate(records):
         pos = float((r.values >= 0).double().mean())
         assert 0.02 < pos < 0.98, f"binarizer #{i} ({r.kind}) of {name}: {pos:.3f} of inputs >= 0"

@@ -20,7 +20,7 @@ import differential
 import pytest
 import torch
 import torch.nn.functional as F
-from differential import ZERO_RTOL, _run, assert_matches_torch
+from differential import ZERO_RTOL, assert_matches_torch, run_traced
 from graph_models import build
 from graph_recipes import HypothesisDraw, generate
 from hypothesis import HealthCheck, Phase, given, note, settings
@@ -168,10 +168,10 @@ def test_exact_zero_accumulator_graph_has_exact_zeros():
     that is exactly 0 in exact arithmetic at many pixels, and not 0 in float32."""
     model, x = build(REGRESSION_SPECS["exact_zero_accumulator"])
     tracers = []
-    _run(model, (x,), float64=True, tracer_out=tracers, snap_rtol=ZERO_RTOL)
+    run_traced(model, (x,), float64=True, tracer_out=tracers, snap_rtol=ZERO_RTOL)
     snapped = tracers[0].snapped
     assert set(snapped) == {1}, snapped.keys()  # the second binarizer only
-    _, rec32 = _run(model, (x,))
+    _, rec32 = run_traced(model, (x,))
     flat = rec32[1].values.reshape(-1)[list(snapped[1])]
     assert len(snapped[1]) > 100
     assert (flat != 0).any() and flat.abs().max() < 1e-6
