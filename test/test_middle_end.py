@@ -13,10 +13,12 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from ir_helpers import op_counts
 
 import bnnc
-from bnnc.frontend.torch_import import export_module, import_program
 from bnnc.context import make_context
+from bnnc.dialects import bnn
+from bnnc.frontend.torch_import import export_module, import_program
 from bnnc.pipeline import GRAPH_PASSES, run_passes
 
 
@@ -83,6 +85,8 @@ def test_default_pipeline_fuses_bn_sign_into_thresholds():
     model = BnSignNet(8, 70, *_params("boundary", 70, 72, np.random.default_rng(0))).eval()
     module = import_program(export_module(model, (torch.randn(1, 8, 6, 5),)))
     run_passes(module, ",".join(GRAPH_PASSES), make_context())
-    text = str(module)
-    assert "bnn.batch_norm" not in text and "bnn.conv2d" not in text
-    assert "threshold" in text and "correction" in text
+    ops = op_counts(module)
+    assert ops["bnn.batch_norm"] == ops["bnn.conv2d"] == 0 and ops["bnn.bconv2d"] > 0, ops
+    convs = [op for op in module.walk() if isinstance(op, bnn.BConv2dOp)]
+    assert sum(op.threshold is not None for op in convs) == 1, "the first conv's BN + sign becomes thresholds"
+    assert any(op.correction is not None for op in convs), "zero padding becomes a correction"
