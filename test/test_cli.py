@@ -670,3 +670,19 @@ def test_closed_stdout_stops_quietly(files, tmp_path, what):
     }[what]
     r = _run_with_closed_stdout(*args)
     assert (r.returncode, r.stderr) == (141, "")
+
+
+def test_internal_error_is_not_a_user_error(capsys, monkeypatch):
+    """A frontend's own consistency check (InternalError) is a bnnc bug: exit 3
+    and 'internal error', never the user's 'bnnc: error:' (exit 2)."""
+    from bnnc.cli_common import EXIT_INTERNAL, run_command
+    from bnnc.errors import BnncError, InternalError
+
+    def check_fails() -> int:
+        raise InternalError("the imported IR does not verify: bnn.reshape cannot turn (4, 5, 7) into (1, 4, 1, 1)")
+
+    monkeypatch.delenv("BNNC_TRACEBACK", raising=False)
+    assert run_command(check_fails, user_errors=(BnncError,)) == EXIT_INTERNAL
+    assert run_command(check_fails) == EXIT_INTERNAL  # bnnc opt's broader user errors too
+    err = capsys.readouterr().err
+    assert err.count("bnnc: internal error: InternalError") == 2 and "bnnc: error:" not in err
