@@ -41,8 +41,6 @@ log = logging.getLogger("bnnc.torch_backend")
 
 # The bnn ops that mean a graph has binary work worth compiling.
 _BINARY_OPS = frozenset({"bnn.bconv2d", "bnn.bdense"})
-# Backend options that are not CompileOptions fields.
-_BACKEND_OPTIONS = frozenset({"fallback", "dynamic_batch"})
 
 
 class BnncFallbackWarning(UserWarning):
@@ -62,8 +60,17 @@ def bnnc_backend(
     settings = {**(options or {}), **kwargs}
     fallback = bool(settings.pop("fallback", True))
     dynamic_batch = bool(settings.pop("dynamic_batch", True))
+    import dataclasses
+
     from bnnc.driver import CompileOptions
 
+    known = {f.name for f in dataclasses.fields(CompileOptions)} - {"instrument", "dynamic_batch"}
+    if unknown := sorted(set(settings) - known):
+        from bnnc.errors import BnncError
+
+        raise BnncError(
+            f"unknown bnnc backend option(s) {', '.join(unknown)}; known: fallback, dynamic_batch, {', '.join(sorted(known))}"
+        )
     compile_options = CompileOptions(**settings)
     graph = _GraphInfo(gm, example_inputs)
     reason = _training_reason(gm) or _gradient_reason(graph, example_inputs)
@@ -86,7 +93,6 @@ class _GraphInfo:
         self.gm = gm
         self.arity = len(example_inputs)
         placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
-        self.names = [n.name for n in placeholders]
         state_positions = _state_positions(placeholders)
         with torch.inference_mode(False), torch.no_grad():
             # (clones made outside inference mode, so torch.export can trace them)

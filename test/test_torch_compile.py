@@ -220,3 +220,9 @@ def test_calls_needing_gradients_run_eagerly(bnnc_builds):
     out.sum().backward()  # eager PyTorch kept the autograd graph
     assert model.fc.weight.grad is not None
     assert not bnnc_builds
+
+
+def test_unknown_backend_option_is_an_error():
+    compiled = torch.compile(Tiny().eval(), backend="bnnc", options={"nm_threads": 2})
+    with pytest.raises(Exception, match="unknown bnnc backend option.*nm_threads.*num_threads"), torch.no_grad():
+        compiled(torch.randn(2, 8, 4, 4))
