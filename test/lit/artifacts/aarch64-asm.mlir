@@ -5,7 +5,7 @@
 // RUN: %bnnc compile %S/Inputs/bconv.mlir --emit=asm -target=aarch64 --cpu=cortex-a72 --features=+neon,+dotprod -o - | filecheck %s
 // RUN: not %bnnc compile %S/Inputs/bconv.mlir --emit=asm -target=aarch64 --features=+nosuchfeature -o - 2>&1 | filecheck %s --check-prefix=BADFEAT
 // RUN: not %bnnc compile %S/Inputs/bconv.mlir --emit=asm -target=aarch64 --cpu=cortex-a999 -o - 2>&1 | filecheck %s --check-prefix=BADCPU
-// RUN: not %bnnc compile %S/Inputs/bconv.mlir --emit=asm -target=riscv64 -o - 2>&1 | filecheck %s --check-prefix=BADTARGET
+// RUN: not %bnnc compile %S/Inputs/bconv.mlir --emit=asm -target=mips -o - 2>&1 | filecheck %s --check-prefix=BADTARGET
 
 // CHECK: .globl bconv
 // CHECK-LABEL: bconv:
@@ -19,4 +19,4 @@
 
 // BADFEAT: bnnc: error: unknown feature(s) +nosuchfeature for aarch64; accepted: {{.*}}+neon
 // BADCPU: bnnc: error: unknown cpu 'cortex-a999'{{.*}}accepted: {{.*}}cortex-a72
-// BADTARGET: bnnc: error: unknown target 'riscv64'; accepted: host, x86_64, aarch64
+// BADTARGET: bnnc: error: unknown target 'mips'; accepted: host, x86_64, aarch64
