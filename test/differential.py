@@ -367,6 +367,19 @@ def _describe_zeros(fixed, records) -> str:
     )
 
 
+class Verdict(str):
+    """How assert_matches_torch passed: the text, and whether the match needed
+    the tie-aware explanation (binarizer decisions within rounding of 0),
+    which the fuzzer counts without reading the text."""
+
+    explained: bool
+
+    def __new__(cls, text: str, *, explained: bool) -> Verdict:
+        verdict = super().__new__(cls, text)
+        verdict.explained = explained
+        return verdict
+
+
 def assert_matches_torch(
     model: torch.nn.Module,
     inputs,
@@ -386,7 +399,7 @@ def assert_matches_torch(
       length of the longest float accumulation feeding the output) is given.
     presign_rtol: |pre-sign| below this times its channel's max |x| counts as
       "within float rounding of 0".
-    Returns a short string describing how the comparison passed.
+    Returns a Verdict: a short string describing how the comparison passed.
     """
     inputs = tuple(_to_torch(i) for i in _as_tuple(inputs))
     gots = tuple(_to_torch(o) for o in _as_tuple(compiled_outputs))
@@ -408,7 +421,7 @@ def assert_matches_torch(
 
     first = _compare(refs, gots, exact, rtol, atol)
     if first.ok:
-        return "matches eager float32"
+        return Verdict("matches eager float32", explained=False)
 
     try:
         refs64, rec64 = run_traced(model, inputs, float64=True)
@@ -432,7 +445,8 @@ def assert_matches_torch(
     if refs64 is not None:
         refs64_cast = tuple(r.to(r32.dtype) for r, r32 in zip(refs64, refs))
         if _compare(refs64_cast, gots, exact if exact is not None else None, rtol, atol).ok:
-            return f"explained: matches the float64 reference ({len(amb)} near-zero pre-sign values)"
+            text = f"explained: matches the float64 reference ({len(amb)} near-zero pre-sign values)"
+            return Verdict(text, explained=True)
 
     # The exact-zero reference (module docstring): float64 with exact zeros
     # snapped to the decision at 0, then float32 forced the same way.
@@ -452,7 +466,7 @@ def assert_matches_torch(
             fixed = {g: {i: c for i, c in d.items() if (g, i) not in not_forced} for g, d in t64[0].snapped.items()}
             n_zero = sum(len(d) for d in fixed.values())
             if _compare(refs_z, gots, exact, rtol, atol).ok and n_zero:
-                return f"explained: {_describe_zeros(fixed, rec32z)}"
+                return Verdict(f"explained: {_describe_zeros(fixed, rec32z)}", explained=True)
             if len(rec32z) == len(rec32):
                 rec_base = rec32z
                 rec64_base = rec64z if len(rec64z) == len(rec32z) else None
@@ -511,9 +525,10 @@ def assert_matches_torch(
                     for a in flipped
                 )
                 zero_note = f" and {n_fixed} exact-arithmetic zeros at the decision at 0" if n_fixed else ""
-                return (
+                return Verdict(
                     f"explained: matches eager with {len(flipped)} near-zero binarizer decision(s) "
-                    f"taken the other way [{desc}]{zero_note} (after {runs} tries)"
+                    f"taken the other way [{desc}]{zero_note} (after {runs} tries)",
+                    explained=True,
                 )
         if runs >= MAX_SEARCH_RUNS:
             break

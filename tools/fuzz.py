@@ -244,8 +244,8 @@ def main(argv: list[str] | None = None) -> int:
             stats.statuses[answer["status"]] += 1
             stats.threads[request["threads"]] += 1
             stats.aarch64 += request["aarch64"] and answer["status"] == "ok"
-            stats.onnx += request["onnx"] and answer["status"] == "ok" and "onnx: " in answer["detail"]
-            stats.explained += answer["status"] == "ok" and "explained:" in answer.get("detail", "")
+            stats.onnx += answer["status"] == "ok" and answer.get("onnx", False)
+            stats.explained += answer["status"] == "ok" and answer.get("explained", False)
             blocks = ",".join(b["kind"] if b["kind"] != "float" else b["op"] for b in request["recipe"]["blocks"])
             print(
                 f"graph {index}: {answer['status']} {answer.get('seconds', 0):.1f}s threads={request['threads']}"

@@ -9,7 +9,9 @@ Request: {"recipe": {...}, "threads": N, "thread_min_work": int|null, "aarch64":
 "onnx": bool, "inject": str|null}. thread_min_work 0 threads every layer, however
 small (the fuzz graphs are small; the default threshold would leave most of
 them on one thread).
-Answer: {"status": "ok" | "mismatch" | "refused" | "error", "detail": str, "seconds": float}.
+Answer: {"status": "ok" | "mismatch" | "refused" | "error", "detail": str, "seconds": float};
+an "ok" answer also says whether the ONNX leg ran ("onnx") and whether any
+comparison needed the tie-aware explanation ("explained").
 "ok" means every output matched PyTorch (assert_matches_torch, tie-aware) on
 the example input and a second input, JIT at N threads with --check-bounds,
 and, when asked, as an aarch64 object under qemu and through ONNX export
@@ -97,11 +99,14 @@ def check(request: dict) -> dict:
     inject = request.get("inject")
     if inject and any(b.get("op") == inject for b in recipe["blocks"]):
         outs = [o + 1.0 for o in outs]
-    verdicts = [assert_matches_torch(model, (xi,), o) for xi, o in zip(xs, outs)]
+    checked = [assert_matches_torch(model, (xi,), o) for xi, o in zip(xs, outs)]
+    verdicts: list[str] = list(checked)
+    onnx_ran = False
     if request.get("aarch64"):
         try:
             for xi, o in zip(xs, _aarch64(model, x, xs, threads, request.get("thread_min_work"))):
-                verdicts.append("aarch64: " + assert_matches_torch(model, (xi,), [torch.from_numpy(a) for a in o]))
+                checked.append(assert_matches_torch(model, (xi,), [torch.from_numpy(a) for a in o]))
+                verdicts.append("aarch64: " + checked[-1])
         except AssertionError as e:
             raise AssertionError(f"aarch64 object under qemu: {e}") from None
     if request.get("onnx"):
@@ -113,10 +118,14 @@ def check(request: dict) -> dict:
             verdicts.append("onnx " + outs)
         else:
             try:
-                verdicts += ["onnx: " + assert_matches_torch(model, (xi,), o) for xi, o in zip(xs, outs)]
+                for xi, o in zip(xs, outs):
+                    checked.append(assert_matches_torch(model, (xi,), o))
+                    verdicts.append("onnx: " + checked[-1])
+                onnx_ran = True
             except AssertionError as e:
                 raise AssertionError(f"onnx path (torch.onnx.export -> bnnc.compile(.onnx)): {e}") from None
-    return {"status": "ok", "detail": "; ".join(verdicts)}
+    explained = any(v.explained for v in checked)
+    return {"status": "ok", "detail": "; ".join(verdicts), "onnx": onnx_ran, "explained": explained}
 
 
 def serve() -> None:
