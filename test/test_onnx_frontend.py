@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import os
+import sys
 import warnings
 
 import numpy as np
@@ -31,6 +32,8 @@ from bnnc.driver import CompileOptions, import_model, lower
 from bnnc.errors import BnncError, ModelLoadError, UnsupportedError
 from bnnc.frontend.onnx_import import import_onnx
 from differential import assert_matches_torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))  # third_party_table's factories
 
 OPSET = [helper.make_opsetid("", 18)]
 QONNX_OPSET = [helper.make_opsetid("", 18), helper.make_opsetid("qonnx.custom_op.general", 2)]
@@ -404,7 +407,6 @@ def test_qonnx_trunc(tmp_path):
 def test_brevitas_tfc_export_qonnx(tmp_path):
     """A real Brevitas export_qonnx (bnn_pynq TFC 1W1A, random weights)
     matches the Brevitas model and its layers run as binary dense layers."""
-    pytest.importorskip("brevitas", reason="brevitas (pyproject's test extra) is not installed")
     from brevitas.export import export_qonnx
     from brevitas_examples.bnn_pynq.models import model_with_cfg
 
@@ -421,6 +423,34 @@ def test_brevitas_tfc_export_qonnx(tmp_path):
             assert_matches_torch(model, (xi,), cm(xi))
     dense = _binary_layers(lower(import_onnx(path), CompileOptions(), "bnn"))[1]
     assert dense >= 3, f"only {dense} binary dense layers"
+
+
+def test_brevitas_cnv_export_qonnx(tmp_path):
+    """Brevitas' bnn_pynq CNV 1W1A (8-bit input quantizer, 1-bit weights and
+    activations, TensorNorm) through export_qonnx: random weights and batch-norm
+    statistics (bench/third_party_table.py's factory), matches the Brevitas model
+    on two inputs; 5 convs + 3 linears run as binary ops, the first conv (binary
+    weights on 8-bit input) as a float conv."""
+    import third_party_table as tp
+    from brevitas.export import export_qonnx
+
+    spec = tp.MODELS["cnv_1w1a"]
+    model, x = spec.make(0)
+    path = tmp_path / "cnv.onnx"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            export_qonnx(model, x, str(path))
+            assert {n.op_type for n in onnx.load(path).graph.node} >= {"Quant", "BipolarQuant"}
+            cm = bnnc.compile(str(path))
+            for xi in (x, torch.rand_like(x) * 2 - 1):
+                assert_matches_torch(model, (xi,), cm(xi))
+    finally:
+        torch.set_num_threads(threads)
+    convs, dense = _binary_layers(lower(import_onnx(path), CompileOptions(), "bnn"))
+    assert (convs, dense) == (5, 3), (convs, dense)
 
 
 # ------------------------------------------------------- hostile files
