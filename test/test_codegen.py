@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 
+import llvmlite.binding as llvm
 import numpy as np
 import pytest
 from xdsl.parser import Parser
@@ -124,7 +125,8 @@ def test_popcount_jit(host: Target, popcount_ir: str) -> None:
 
 def test_float_kernel_jit(host: Target) -> None:
     ir_text = lower(FLOAT)
-    assert "llvm.fma.v8f32" in ir_text and "llvm.vector.reduce.fadd" in ir_text
+    declared = {f.name for f in llvm.parse_assembly(ir_text).functions if f.is_declaration}
+    assert "llvm.fma.v8f32" in declared and any(n.startswith("llvm.vector.reduce.fadd") for n in declared), declared
     jit = JitModule(optimize(ir_text, host))
     rng = np.random.default_rng(1)
     a = rng.standard_normal(64).astype(np.float32)
