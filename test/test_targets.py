@@ -21,11 +21,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import artifact_models as am
 import numpy as np
 import pytest
 import torch
-
-import artifact_models as am
 from differential import assert_matches_torch
 
 from bnnc.artifacts import write_artifact
@@ -45,7 +44,19 @@ PACKAGES = {
     "armv7": "qemu-user gcc-arm-linux-gnueabihf libc6-dev-armhf-cross",
     "riscv64": "qemu-user gcc-riscv64-linux-gnu libc6-dev-riscv64-cross",
 }
-LIBC_ALLOWED = {"aligned_alloc", "free", "malloc", "memset", "memcpy", "memmove", "expf", "logf", "tanhf", "fmaxf", "fminf"}
+LIBC_ALLOWED = {
+    "aligned_alloc",
+    "free",
+    "malloc",
+    "memset",
+    "memcpy",
+    "memmove",
+    "expf",
+    "logf",
+    "tanhf",
+    "fmaxf",
+    "fminf",
+}
 
 
 def _need(target: str) -> None:
@@ -204,7 +215,9 @@ def test_riscv64_zvbb_build_runs_or_is_refused_clearly(root):
     if _qemu_has_zvbb():
         _check(m, x, run_artifact(str(path), [x.numpy()]), exact)
     else:
-        with pytest.raises(TargetError, match=r"uses the riscv64 extension 'zvbb', which this qemu-riscv64 does not emulate"):
+        with pytest.raises(
+            TargetError, match=r"uses the riscv64 extension 'zvbb', which this qemu-riscv64 does not emulate"
+        ):
             run_artifact(str(path), [x.numpy()])
 
 
@@ -215,14 +228,27 @@ def test_c_example_makefile_cross_builds_for_the_target(root, tmp_path, target, 
     path, m, x, exact = _artifact(root, "digits", target, "so")
     prog = tmp_path / "run_model"
     subprocess.run(
-        ["make", "-s", "-C", str(EXAMPLES / "c"), f"MODEL={path}", f"CROSS={cross}", f"OUT={prog}",
-         "CFLAGS=-O2 -Wall -Wextra -Werror"],
-        check=True, capture_output=True, text=True,
+        [
+            "make",
+            "-s",
+            "-C",
+            str(EXAMPLES / "c"),
+            f"MODEL={path}",
+            f"CROSS={cross}",
+            f"OUT={prog}",
+            "CFLAGS=-O2 -Wall -Wextra -Werror",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     x.numpy().astype("<f4").tofile(tmp_path / "in.bin")
     qemu, sysroot = TOOLS[target][0], str(Path(TOOLS[target][3]).parent)
-    r = subprocess.run([qemu, "-L", sysroot, str(prog), str(tmp_path / "in.bin"), str(tmp_path / "out.bin")],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [qemu, "-L", sysroot, str(prog), str(tmp_path / "in.bin"), str(tmp_path / "out.bin")],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     _check(m, x, [np.fromfile(tmp_path / "out.bin", dtype="<f4").reshape(1, 10)], exact)
 
@@ -241,7 +267,9 @@ def test_cli_compile_and_run_equals_the_host_jit(tmp_path, target, features):
     x = np.random.default_rng(3).standard_normal((1, 256, 8, 8)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
     out = tmp_path / "bconv.so"
-    r = _bnnc("compile", mlir, f"-target={target}", *([f"--features={features}"] if features else []), "--emit=so", "-o", out)
+    r = _bnnc(
+        "compile", mlir, f"-target={target}", *([f"--features={features}"] if features else []), "--emit=so", "-o", out
+    )
     assert r.returncode == 0, r.stderr
     for emu, y in ((target, "y.npy"), ("host", "ref.npy")):
         r = _bnnc("run", out if emu == target else mlir, "--input", tmp_path / "x.npy", "--output", tmp_path / y)
