@@ -164,7 +164,7 @@ def test_x86_64_asm_and_object(popcount_ir: str) -> None:
 
 
 def test_targets() -> None:
-    assert KNOWN_TARGETS == ("host", "x86_64", "aarch64")
+    assert KNOWN_TARGETS == ("host", "x86_64", "aarch64", "armv7", "riscv64", "cortex-m4", "cortex-m7")
     x = resolve_target("x86_64")
     assert (x.triple, x.cpu, x.vector_bits, x.has_avx2) == ("x86_64-unknown-linux-gnu", "x86-64-v3", 256, True)
     a = resolve_target("aarch64")
