@@ -48,6 +48,7 @@ from bnnc.passes._parallel_contract import (
     HELD,
     JOB,
     NEXT,
+    OWNER,
     PARALLEL_FOR,
     RELEASE,
     SLEEPERS,
@@ -133,6 +134,11 @@ class _Emitter:
         long_value = self.b.trunc(value, self.long) if self.long != self.i64 else value
         args = [self.const(self.sys_futex, self.long), self.word(pool, GENERATION), self.const(op, self.long)]
         self.b.call(syscall, [*args, long_value, ir.Constant(self.ptr, None)])
+
+    def pid(self) -> ir.Value:
+        """getpid(), as i64."""
+        getpid = _declare(self.module, "getpid", ir.FunctionType(self.i32, []))
+        return self.b.sext(self.b.call(getpid, []), self.i64)
 
     def yield_core(self) -> None:
         self.b.call(_declare(self.module, "sched_yield", ir.FunctionType(self.i32, [])), [])
@@ -285,6 +291,7 @@ def _define_start(module: ir.Module, triple: str) -> ir.Function:
     for index in (GENERATION, SLEEPERS, NEXT, DONE, STARTED):
         e.store(0, pool, index)
     e.store(capacity, pool, CAPACITY)
+    e.store(e.pid(), pool, OWNER)
     failed = fn.append_basic_block("failed")
 
     def spawn(w: ir.Value) -> None:
@@ -316,7 +323,10 @@ def _define_acquire(e: _Emitter) -> None:
     b.position_at_end(busy)
     b.ret(ir.Constant(e.ptr, None))
     b.position_at_end(mine)
-    with b.if_then(b.icmp_signed("==", e.load(pool, CAPACITY), e.const(0)), likely=False):
+    # Not started, or started by the process this one was forked from (whose
+    # workers did not come along): start workers.
+    unstarted = b.icmp_signed("==", e.load(pool, CAPACITY), e.const(0))
+    with b.if_then(b.or_(unstarted, b.icmp_signed("!=", e.load(pool, OWNER), e.pid())), likely=False):
         b.call(_define_start(e.module, e.triple), [pool, capacity])
     # Wake sleeping workers now: they spin while the call holds the pool, so
     # the first threaded layer does not wait for a futex wake-up.
@@ -337,6 +347,13 @@ def _define_stop(e: _Emitter) -> None:
     module, fn, b = e.module, e.fn, e.b
     (pool,) = fn.args
     join = _declare(module, "pthread_join", ir.FunctionType(e.i32, [e.i64, e.ptr]))
+    forked = b.and_(
+        b.icmp_signed("!=", e.load(pool, CAPACITY), e.const(0)), b.icmp_signed("!=", e.load(pool, OWNER), e.pid())
+    )
+    with b.if_then(forked, likely=False):  # the workers are the parent's: nothing to join or wait for
+        for index in (STARTED, CAPACITY, HELD):
+            e.store(0, pool, index)
+        b.ret_void()
     e.wait_until("take", lambda: _take(e, pool))  # wait for a running call to finish
     with b.if_then(b.icmp_signed("!=", e.load(pool, CAPACITY), e.const(0))):
         e.set_generation(pool, STOP_GENERATION)

@@ -26,7 +26,8 @@ Pool words (each group on its own 64-byte line): [0] generation (an i32:
 the futex word; -1 = stop), [1] held by a call, [2] workers asleep or about
 to sleep, [8..11] the job (fn, blocks, n, stride), [16] next block
 (generation << 32 | index), [24] blocks done, [32] workers started, [33]
-capacity (0: not started), [40 + w] worker w's pthread_t.
+capacity (0: not started), [34] the process that started them (a forked
+child has the state but not the threads), [40 + w] worker w's pthread_t.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ ACQUIRE, PARALLEL_FOR, RELEASE, STOP = (
 )
 
 # word offsets of the pool state
-GENERATION, HELD, SLEEPERS, JOB, NEXT, DONE, STARTED, CAPACITY, THREAD_IDS = 0, 1, 2, 8, 16, 24, 32, 33, 40
+GENERATION, HELD, SLEEPERS, JOB, NEXT, DONE, STARTED, CAPACITY, OWNER, THREAD_IDS = 0, 1, 2, 8, 16, 24, 32, 33, 34, 40
 STOP_GENERATION = -1
 # generations count modulo 2**31 (they must fit the i32 futex word and stay apart from STOP)
 GENERATION_MASK = 0x7FFFFFFF

@@ -75,8 +75,15 @@ class CompiledModel:
             stop = owner.address_of(stop_threads_symbol(signature.name))  # type: ignore[attr-defined]
         except (AttributeError, KeyError):
             stop = None
-        if stop:
-            weakref.finalize(self, _stop_threads, ctypes.CFUNCTYPE(None)(stop), owner)
+        self._stop = ctypes.CFUNCTYPE(None)(stop) if stop else None
+        if self._stop is not None:
+            weakref.finalize(self, _stop_threads, self._stop, owner)
+
+    def stop_threads(self) -> None:
+        """Join the model's worker threads now (e.g. before fork()); the next
+        call starts new ones. Collecting the model does this too."""
+        if self._stop is not None:
+            self._stop()
 
     def run_numpy(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
         batch = [arrays[0].shape[0]] if self.signature.dynamic_batch else []

@@ -136,13 +136,14 @@ def test_x86_64_artifact_matches_torch_natively(root, name, kind):
 def test_threaded_artifact_matches_torch_and_imports_only_pthreads(cross_tools, root, target):
     """--num-threads 3 with every layer split: the pool's workers run inside the
     artifact (under qemu for aarch64), results equal torch's, the only new
-    imports are pthread_create/pthread_join/sched_yield and syscall (the
-    futex the workers sleep on), and the header says the model keeps threads."""
+    imports are pthread_create/pthread_join/sched_yield, syscall (the futex
+    the workers sleep on) and getpid (a forked child starts its own workers),
+    and the header says the model keeps threads."""
     path, m, x, exact = _artifact(root, "bireal_net", target, "so", num_threads=3, thread_min_work=0)
     for xi in _inputs(x):
         _check(m, xi, run_artifact(str(path), [xi.numpy()]), exact)
     imports = _nm_undefined("aarch64-linux-gnu-nm" if target == "aarch64" else "nm", path)
-    threads = {"pthread_create", "pthread_join", "sched_yield", "syscall"}
+    threads = {"pthread_create", "pthread_join", "sched_yield", "syscall", "getpid"}
     assert threads <= imports and imports - threads <= LIBC_ALLOWED, imports
     assert "The first call starts a pool of worker threads" in path.with_suffix(".h").read_text()
 

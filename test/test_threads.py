@@ -122,3 +122,36 @@ def test_the_pool_outlives_a_call_sleeps_between_calls_and_goes_with_its_model()
         del cm
         gc.collect()
     assert _threads_of_this_process() <= before, "compiled models leaked threads"
+
+
+def test_a_forked_child_starts_its_own_workers_and_exits_without_hanging():
+    """fork() copies the pool's state but not its workers: the child's calls
+    start workers of its own, and dropping the model there joins only those
+    (joining the parent's would wait forever)."""
+    model, x = FACTORIES["binary_mlp"](0)
+    cm = _compiled(model, x, 2)
+    xn = x.numpy()
+    want = np.asarray(cm(xn)).copy()  # the parent's workers run
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit status, never return into pytest
+        status = 1
+        try:
+            cm.stop_threads()  # the parent's workers: forgotten here, not joined
+            ok = all(np.array_equal(np.asarray(cm(xn)), want) for _ in range(3))  # the child's own workers
+            ok = ok and len(os.listdir("/proc/self/task")) == 2
+            cm.stop_threads()  # joins the child's worker
+            status = 0 if ok and len(os.listdir("/proc/self/task")) == 1 else 1
+        finally:
+            os._exit(status)
+    deadline = time.monotonic() + 120
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung")
+        time.sleep(0.05)
+    assert os.waitstatus_to_exitcode(status) == 0, "the forked child computed a wrong result"
+    assert np.array_equal(np.asarray(cm(xn)), want)  # the parent's pool still works
