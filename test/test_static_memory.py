@@ -50,3 +50,35 @@ def test_place_reuses_dead_space_and_keeps_live_buffers_apart():
     assert a.offset != b.offset and b.offset != c.offset  # live together at 1, at 2
     assert a.offset == c.offset  # a is dead when c starts
     assert size == 256  # two slots, each 100 bytes rounded up to 128 (64-byte alignment)
+
+
+def test_cli_host_object_allocates_nothing(tmp_path):
+    """`bnnc compile --static-memory` for the host: the object imports no
+    allocator, the header states the arena, and `bnnc run` (the C runner,
+    which passes the header's static arena) computes what the JIT computes."""
+    import subprocess
+    import sys
+
+    import artifact_models as am
+    import numpy as np
+
+    from bnnc.runtime.artifact_loader import undefined_symbols
+
+    model, x, _ = am.make_pure_binary(0)
+    pt2 = tmp_path / "pure.pt2"
+    torch.export.save(torch.export.export(model, (x,)), pt2)
+    obj = tmp_path / "pure.o"
+    bnnc_cli = [sys.executable, "-m", "bnnc.cli"]
+    subprocess.run([*bnnc_cli, "compile", str(pt2), "--static-memory", "-o", str(obj)], check=True, capture_output=True)
+    assert not {"aligned_alloc", "malloc", "free"} & {s.split("@")[0] for s in undefined_symbols(str(obj))}
+    header = obj.with_suffix(".h").read_text()
+    assert "void pure(const float *in0, float *out0, void *arena);" in header
+    assert "#define PURE_ARENA_BYTES " in header
+    np.save(tmp_path / "x.npy", x.numpy())
+    run = subprocess.run(
+        [*bnnc_cli, "run", str(obj), "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npy")],
+        capture_output=True, text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    expected = bnnc.compile(model, (x,), num_threads=1, cache=False)(x)
+    assert torch.equal(torch.from_numpy(np.load(tmp_path / "y.npy")), expected)
