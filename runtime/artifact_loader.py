@@ -67,6 +67,50 @@ def _sections(data: bytes) -> tuple[str, list[tuple[int, int, int, int, int, int
     return e, out
 
 
+_SHT_ARM_ATTRIBUTES = 0x70000003
+_NTBS_TAGS = {4, 5, 65, 67}  # Tag_CPU_raw_name, Tag_CPU_name, Tag_also_compatible_with, Tag_conformance
+
+
+def arm_cpu_profile(path: str) -> str | None:
+    """Tag_CPU_arch_profile of a 32-bit Arm ELF file's build attributes: "A",
+    "R", "M" (a microcontroller: bare metal, not runnable under qemu-user) or
+    None when absent."""
+    data = Path(path).read_bytes()
+    if not _is_elf32(data):
+        return None
+    e, sections = _sections(data)
+    for typ, _addr, off, size, _link, _entsize in sections:
+        if typ != _SHT_ARM_ATTRIBUTES or size < 1 or data[off : off + 1] != b"A":
+            continue
+        blob = data[off + 1 : off + size]
+        vendor_end = blob.find(b"\0", 4)
+        if blob[4:vendor_end] != b"aeabi":
+            continue
+        pos = vendor_end + 1 + 5  # the file-scope sub-subsection: tag 1 and its u32 size
+        end = 4 + struct.unpack_from(e + "I", blob, 0)[0]
+
+        def uleb() -> int:
+            nonlocal pos
+            value = shift = 0
+            while True:
+                byte = blob[pos]
+                pos += 1
+                value |= (byte & 0x7F) << shift
+                shift += 7
+                if byte < 0x80:
+                    return value
+
+        while pos < min(end, len(blob)):
+            tag = uleb()
+            if tag in _NTBS_TAGS or (tag > 32 and tag % 2):
+                pos = blob.index(b"\0", pos) + 1
+            else:
+                value = uleb()
+                if tag == 7:  # Tag_CPU_arch_profile
+                    return chr(value) if value else None
+    return None
+
+
 def elf_symbols(path: str) -> list[ElfSymbol]:
     """The symbols of an ELF object or shared library (.symtab, else .dynsym)."""
     data = Path(path).read_bytes()

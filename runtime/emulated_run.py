@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bnnc.runtime.artifact_loader import elf_machine, entry_name, host_arch, read_signature
+from bnnc.runtime.artifact_loader import arm_cpu_profile, elf_machine, entry_name, host_arch, read_signature
 from bnnc.runtime.errors import InputError, ModelLoadError, TargetError
 from bnnc.runtime.signature import Signature
 
@@ -183,6 +183,12 @@ def _batched(shape: tuple[int, ...], signature: Signature, batch: tuple[int, ...
 def build_runner(path: str, workdir: str, name: str | None = None) -> tuple[Path, Signature, str, str | None]:
     """Build run_model against the artifact in `workdir`: (program, signature, arch, emulator)."""
     arch = elf_machine(path)
+    if arch == "arm" and arm_cpu_profile(path) == "M":
+        raise TargetError(
+            f"{path} is a bare-metal Cortex-M object (-target=cortex-m4/cortex-m7): it runs in firmware, not "
+            "under qemu-user; link it with the harness in examples/cortex-m and run it on "
+            "qemu-system-arm -M mps2-an386 (docs/cortex-m.md)"
+        )
     name = entry_name(path, name)
     signature = read_signature(path, name)
     compiler, emulator = check_tools(path, arch)

@@ -27,6 +27,8 @@ from differential import assert_matches_torch
 
 from bnnc.artifacts import write_artifact
 from bnnc.driver import CompileOptions, build
+from bnnc.errors import TargetError
+from bnnc.runtime.emulated_run import run_artifact
 
 REPO = Path(__file__).resolve().parent.parent
 HARNESS = REPO / "examples" / "cortex-m"
@@ -121,6 +123,9 @@ def test_object_is_self_contained(arm_tools, tmp_path):
     assert sum(v for k, v in sections.items() if k.startswith(".rodata")) > 20_000  # the weights
     attrs = subprocess.run(["arm-none-eabi-readelf", "-A", str(obj)], capture_output=True, text=True, check=True).stdout
     assert "Tag_CPU_arch: v7E-M" in attrs and "Tag_ABI_VFP_args: VFP registers" in attrs, attrs
+    # `bnnc run` cannot run firmware under qemu-user: one clear error, naming the harness.
+    with pytest.raises(TargetError, match="bare-metal Cortex-M object.*examples/cortex-m"):
+        run_artifact(str(obj), [x.numpy()])
 
 
 def test_cortex_m7_runs_on_mps2_an500(arm_tools, tmp_path):
