@@ -71,6 +71,18 @@ _SHT_ARM_ATTRIBUTES = 0x70000003
 _NTBS_TAGS = {4, 5, 65, 67}  # Tag_CPU_raw_name, Tag_CPU_name, Tag_also_compatible_with, Tag_conformance
 
 
+def _uleb(blob: bytes, pos: int) -> tuple[int, int]:
+    """An unsigned LEB128 number at `pos`, and the position after it."""
+    value = shift = 0
+    while True:
+        byte = blob[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, pos
+
+
 def arm_cpu_profile(path: str) -> str | None:
     """Tag_CPU_arch_profile of a 32-bit Arm ELF file's build attributes: "A",
     "R", "M" (a microcontroller: bare metal, not runnable under qemu-user) or
@@ -88,24 +100,12 @@ def arm_cpu_profile(path: str) -> str | None:
             continue
         pos = vendor_end + 1 + 5  # the file-scope sub-subsection: tag 1 and its u32 size
         end = 4 + struct.unpack_from(e + "I", blob, 0)[0]
-
-        def uleb() -> int:
-            nonlocal pos
-            value = shift = 0
-            while True:
-                byte = blob[pos]
-                pos += 1
-                value |= (byte & 0x7F) << shift
-                shift += 7
-                if byte < 0x80:
-                    return value
-
         while pos < min(end, len(blob)):
-            tag = uleb()
+            tag, pos = _uleb(blob, pos)
             if tag in _NTBS_TAGS or (tag > 32 and tag % 2):
                 pos = blob.index(b"\0", pos) + 1
             else:
-                value = uleb()
+                value, pos = _uleb(blob, pos)
                 if tag == 7:  # Tag_CPU_arch_profile
                     return chr(value) if value else None
     return None

@@ -111,8 +111,10 @@ class Signature:
             # (so NAME_run, unlike NAME, is not reentrant).
             args.append(f"{name}_arena")
             arena = [
-                f"    static unsigned char {name}_arena[{max(1, self.arena_bytes)}]"
-                f" __attribute__((aligned({ARENA_ALIGNMENT})));"
+                (
+                    f"    static unsigned char {name}_arena[{max(1, self.arena_bytes)}]"
+                    f" __attribute__((aligned({ARENA_ALIGNMENT})));"
+                )
             ]
         return [
             "/* The signature as JSON, for tools (`bnnc run` reads it). */",

@@ -18,11 +18,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import artifact_models as am
 import numpy as np
 import pytest
 import torch
-
-import artifact_models as am
 from differential import assert_matches_torch
 
 from bnnc.artifacts import write_artifact
@@ -44,7 +43,7 @@ def arm_tools() -> None:
     if not missing:
         libc = subprocess.run(
             ["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-print-file-name=libc.a"],
-            capture_output=True, text=True,
+            capture_output=True, text=True, check=False,
         ).stdout.strip()
         if not Path(libc).is_file():
             missing.append("newlib's libc.a")
@@ -83,13 +82,13 @@ def _compile(tmp_path: Path, model, x, target: str) -> tuple[Path, object]:
 def _run_on_board(tmp_path: Path, obj: Path, target: str, x: torch.Tensor, n_out: int) -> np.ndarray:
     elf = tmp_path / "harness.elf"
     make = subprocess.run(
-        ["make", "-s", "-C", str(HARNESS), f"MODEL={obj}", f"OUT={elf}"], capture_output=True, text=True
+        ["make", "-s", "-C", str(HARNESS), f"MODEL={obj}", f"OUT={elf}"], capture_output=True, text=True, check=False
     )
     assert make.returncode == 0, make.stderr
     x.numpy().astype(np.float32).tofile(tmp_path / "in0.bin")
     run = subprocess.run(
         ["qemu-system-arm", "-M", BOARDS[target], "-nographic", "-semihosting", "-kernel", str(elf)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
     )
     assert run.returncode == 0, (run.returncode, run.stdout, run.stderr)
     out = np.fromfile(tmp_path / "out0.bin", dtype=np.float32)
