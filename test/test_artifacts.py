@@ -218,6 +218,8 @@ def test_header_of_a_threaded_artifact_says_it_creates_threads(root):
     assert "pthread_create" in _nm_undefined("nm", threaded)
     threaded_h = threaded.with_suffix(".h").read_text()
     assert "no threads are created" not in threaded_h and "pool of worker threads" in threaded_h
+    # the pool's state is taken by one call at a time: calls stay reentrant
+    assert "there is no global mutable state" in threaded_h and "NOT reentrant" not in threaded_h
     assert "no threads are created" in single.with_suffix(".h").read_text()
 
 
