@@ -10,10 +10,12 @@ __version__ = "0.1.0"
 from bnnc.errors import (  # noqa: E402  (after __version__, which submodules read)
     BnncError,
     InputError,
+    InternalError,
     IRError,
     ModelLoadError,
     PassError,
     TargetError,
+    TracingError,
     UnsupportedError,
 )
 
@@ -21,10 +23,12 @@ __all__ = [
     "compile",
     "BnncError",
     "InputError",
+    "InternalError",
     "IRError",
     "ModelLoadError",
     "PassError",
     "TargetError",
+    "TracingError",
     "UnsupportedError",
     "__version__",
 ]
