@@ -107,6 +107,17 @@ def test_single_tensor_example_input():
     torch.testing.assert_close(fast(x), model(x).detach(), rtol=1e-4, atol=1e-4)
 
 
+def test_compiling_keeps_the_callers_training_mode():
+    # bnnc compiles the inference function (BN with running statistics), but a
+    # model in training mode stays in training mode for the caller
+    torch.manual_seed(1)
+    model = SmallBNN().train()
+    x = torch.randn(*SHAPE)
+    fast = bnnc.compile(model, (x,))
+    assert model.training and all(m.training for m in model.modules())
+    torch.testing.assert_close(fast(x), model.eval()(x).detach(), rtol=1e-4, atol=1e-4)
+
+
 def test_multiple_inputs_and_outputs():
     model = TwoInTwoOut().eval()
     x, y = torch.randn(*SHAPE), torch.randn(*SHAPE)

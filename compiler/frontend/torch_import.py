@@ -52,10 +52,13 @@ __all__ = ["import_program", "export_module"]
 
 
 def export_module(model: torch.nn.Module, example_inputs: tuple) -> ExportedProgram:
-    """torch.export.export(model.eval(), example_inputs), with torch's failures as UnsupportedError."""
+    """torch.export.export of the model in eval mode (inference semantics), with
+    torch's failures as UnsupportedError. The caller's module gets its own mode
+    back afterwards: compiling must not switch a model out of training."""
     if not isinstance(example_inputs, tuple):
         example_inputs = (example_inputs,)
-    model = model.eval()
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
     try:
         return torch.export.export(model, example_inputs, strict=False)
     except Exception as exc:  # torch raises many exception types here
@@ -66,8 +69,9 @@ def export_module(model: torch.nn.Module, example_inputs: tuple) -> ExportedProg
             "  hint: bnnc compiles what torch.export can trace; make the forward free of data-dependent "
             "Python control flow, or export it yourself and pass the ExportedProgram"
         ) from exc
-
-
+    finally:
+        for module, training in modes.items():
+            module.training = training
 
 
 # x-like factories are constants (only x's shape matters): target -> fill value, or
