@@ -98,8 +98,7 @@ def tile_step(target: str, cpu: str | None, features: str | None, channels: int)
     from bnnc.target import resolve_target
 
     t = resolve_target(target, cpu, features)
-    registers = 32 if (t.is_aarch64 or t.has_avx512f) else 16  # as compiler/pipeline.kernel_options
-    tile = choose_popcount_tile(t.vector_bits, registers, channels, t.popcount_accumulator_bits)
+    tile = choose_popcount_tile(t.vector_bits, t.vector_registers, channels, t.popcount_accumulator_bits)
     return tile.pixels * tile.vectors
 
 
