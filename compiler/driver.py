@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from xdsl.dialects.builtin import ModuleOp
 
 from bnnc import progress
-from bnnc.errors import BnncError, IRError, ModelLoadError, UnsupportedError
+from bnnc.errors import BnncError, IRError, ModelLoadError, TargetError, UnsupportedError
 from bnnc.pipeline import Instrumentation, Pipeline, parse_pipeline, run_passes
 from bnnc.runtime.signature import Signature, signature_of
 from bnnc.stages import STAGES
@@ -262,6 +262,9 @@ def build(
 
     options = options or CompileOptions()
     target = options.resolved_target()
+    if options.profile_layers and (target.pointer_bits != 64 or target.is_bare_metal):
+        # the timers read clock_gettime into a {i64, i64} timespec: 64-bit Linux
+        raise TargetError(f"per-layer timing needs a 64-bit Linux target, not '{target.name}'")
     if cache:
         from bnnc.compile_cache import cached_build
 

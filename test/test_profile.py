@@ -159,3 +159,13 @@ def test_cli_profile_errors(tmp_path, capsys):
     assert main(["profile", str(TFLITE), "--input", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("bnnc: error:") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("target", ["armv7", "cortex-m4"])
+def test_timers_need_a_64bit_linux_target(tiny, target):
+    # the timers read a {i64, i64} timespec; 32-bit glibc and bare metal differ
+    from bnnc.errors import TargetError
+
+    model, x = tiny
+    with pytest.raises(TargetError, match=f"64-bit Linux target, not '{target}'"):
+        build(model, (x,), CompileOptions(target=target, profile_layers=True))
