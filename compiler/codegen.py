@@ -290,10 +290,12 @@ _ALIGNED_ALLOC = re.compile(r'^declare (\S+) @"?aligned_alloc"?\(i64[^,]*, i64[^
 
 
 def narrow_size_t(ir_text: str, target: Target) -> str:
-    """The lowering passes `index` (i64) sizes to aligned_alloc; where size_t is
-    32 bits (armv7) the C call takes i32 arguments, and passing i64 would split
-    each across two registers. Route the calls through an always-inlined shim
-    that truncates (the sizes of one model fit in 32 bits on such a target)."""
+    """aligned_alloc takes size_t, the lowering's `index`. The default pipeline
+    converts `index` to the target's pointer width (pipeline.llvm_passes), so
+    this is a no-op for it; an llvm stage given with --pipeline and without
+    `index_bitwidth=32` passes i64 sizes where size_t is 32 bits (armv7), which
+    would split each across two registers. Route such calls through an
+    always-inlined shim that truncates (one model's sizes fit in 32 bits there)."""
     m = _ALIGNED_ALLOC.search(ir_text)
     if target.pointer_bits == 64 or m is None:
         return ir_text

@@ -97,7 +97,28 @@ def default_pipeline(target: Target | None = None, num_threads: int = 1, thread_
     """What `bnnc compile` runs; the loop IR is the same for every target except
     for the register tile and thread count, LLVM generates the target's instructions."""
     loops = [LOOP_PASSES[0] + kernel_options(target, num_threads, thread_min_work), *LOOP_PASSES[1:]]
-    return Pipeline({"bnn": ",".join(GRAPH_PASSES), "loops": ",".join(loops), "llvm": ",".join(LLVM_PASSES)})
+    return Pipeline({"bnn": ",".join(GRAPH_PASSES), "loops": ",".join(loops), "llvm": ",".join(llvm_passes(target))})
+
+
+# The conversions whose output holds `index` values (MLIR's index-bitwidth option).
+INDEX_CONVERSIONS = frozenset(
+    {
+        "convert-memref-to-llvm",
+        "convert-vector-to-llvm",
+        "convert-arith-to-llvm",
+        "convert-cf-to-llvm",
+        "convert-func-to-llvm",
+    }
+)
+
+
+def llvm_passes(target: Target | None) -> list[str]:
+    """LLVM_PASSES with `index` as wide as the target's pointers: on a 32-bit
+    target an i64 index takes a register pair, and the hot loops spill."""
+    if target is None or target.pointer_bits == 64:
+        return list(LLVM_PASSES)
+    bits = f"{{index_bitwidth={target.pointer_bits}}}"
+    return [p + bits if p in INDEX_CONVERSIONS else p for p in LLVM_PASSES]
 
 
 def with_bounds_checks(pipeline: Pipeline) -> Pipeline:

@@ -1,8 +1,10 @@
 """What the convert-*-to-llvm passes share (bnnc's counterpart of MLIR's
 LLVMCommon): the type conversion of bnnc's ABI and the cast helpers.
 
-The conventions are the backend's contract: `index` is i64, every memref is
-a bare `!llvm.ptr`, and a value whose type changes is bridged with
+The conventions are the backend's contract: `index` is an integer of the
+target's pointer width (i64, or i32 on 32-bit targets: the passes' option
+`index_bitwidth`, MLIR's `index-bitwidth`), every memref is a bare
+`!llvm.ptr`, and a value whose type changes is bridged with
 `builtin.unrealized_conversion_cast`, which `reconcile-unrealized-casts`
 removes once every conversion has run. This module builds llvm-dialect IR
 only; the translation to LLVM IR (llvmlite) is `bnnc.codegen`'s.
@@ -10,7 +12,9 @@ only; the translation to LLVM IR (llvmlite) is `bnnc.codegen`'s.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from xdsl.dialects import llvm as xllvm
 from xdsl.dialects.builtin import (
@@ -29,16 +33,41 @@ from xdsl.rewriter import InsertPoint, Rewriter
 
 I64 = IntegerType(64)
 
+# The width `index` converts to while a convert pass runs (the pass's
+# `index_bitwidth` option, set by `index_bitwidth(...)`): the type converter's
+# one parameter, as in MLIR's LowerToLLVMOptions, without threading it through
+# every helper. Outside a pass it is 64.
+_INDEX_BITS: ContextVar[int] = ContextVar("bnnc_index_bitwidth", default=64)
+
+
+@contextmanager
+def index_bitwidth(bits: int) -> Iterator[None]:
+    """Convert `index` to i<bits> inside the block. 32 on 32-bit targets keeps
+    loop counters and addresses in one register (i64 would take a pair)."""
+    if bits not in (32, 64):
+        raise ValueError(f"index_bitwidth must be 32 or 64, not {bits}")
+    token = _INDEX_BITS.set(bits)
+    try:
+        yield
+    finally:
+        _INDEX_BITS.reset(token)
+
+
+def index_type() -> IntegerType:
+    """The llvm type of `index` in the running conversion."""
+    return IntegerType(_INDEX_BITS.get())
+
 
 def llvm_type(t: Attribute) -> Attribute:
     """The llvm-dialect type of a builtin type under bnnc's conventions:
-    index -> i64, memref<...> -> !llvm.ptr (bare pointer), vector<..xindex> -> vector<..xi64>."""
+    index -> i64 (i32 under index_bitwidth(32)), memref<...> -> !llvm.ptr
+    (bare pointer), vector<..xindex> -> vector<..xi64>."""
     if isinstance(t, IndexType):
-        return I64
+        return index_type()
     if isinstance(t, MemRefType):
         return xllvm.LLVMPointerType()
     if isinstance(t, VectorType) and isinstance(t.element_type, IndexType):
-        return VectorType(I64, t.get_shape(), t.scalable_dims)
+        return VectorType(index_type(), t.get_shape(), t.scalable_dims)
     return t
 
 
@@ -116,7 +145,7 @@ def intrinsic_suffix(t: Attribute) -> str:
     if isinstance(t, IntegerType):
         return f"i{t.width.data}"
     if isinstance(t, IndexType):
-        return "i64"
+        return intrinsic_suffix(index_type())
     if type(t) in _FLOAT_SUFFIX:
         return _FLOAT_SUFFIX[type(t)]
     raise NotImplementedError(f"no LLVM intrinsic suffix for {t}")

@@ -5,7 +5,7 @@ out to mlir-opt), and bnnc's kernels are arith/scf/memref/vector until the
 end. Semantics and names follow MLIR's ArithToLLVM.
 
 Conventions (shared with the other convert-*-to-llvm passes through
-`bnnc.passes._llvm_common.llvm_type`): `index` is i64. Operands whose type changes are
+`bnnc.passes._llvm_common.llvm_type`): `index` is i64 (i32 with index_bitwidth=32). Operands whose type changes are
 bridged with `builtin.unrealized_conversion_cast`, which
 `reconcile-unrealized-casts` removes once every pass has run.
 
@@ -40,7 +40,7 @@ from xdsl.pattern_rewriter import (
 from xdsl.utils.exceptions import PassFailedException
 
 from bnnc.dialects.llvm_extra import FPToSIOp, FPToUIOp, UIToFPOp
-from bnnc.passes._llvm_common import cast_all, intrinsic_suffix, llvm_type, replace_with_llvm
+from bnnc.passes._llvm_common import cast_all, index_bitwidth, intrinsic_suffix, llvm_type, replace_with_llvm
 
 # arith binop -> llvm binop class
 _BINOPS: dict[type[Operation], type[Operation]] = {
@@ -75,7 +75,7 @@ _INTRINSIC_BINOPS: dict[type[Operation], str] = {
     arith.MaxnumfOp: "llvm.maxnum",
 }
 
-# arith cast -> llvm cast class (index is i64, so index_cast picks by width below)
+# arith cast -> llvm cast class (index is i64 or i32, so index_cast picks by width below)
 _CASTS: dict[type[Operation], Callable[[SSAValue, Attribute], Operation]] = {
     arith.ExtSIOp: lambda v, t: llvm.SExtOp(v, t),
     arith.ExtUIOp: lambda v, t: llvm.ZExtOp(v, t),
@@ -164,10 +164,14 @@ class ArithToLLVM(RewritePattern):
 class ConvertArithToLLVMPass(ModulePass):
     name = "convert-arith-to-llvm"
 
+    index_bitwidth: int = 64
+    """Width of `index` in LLVM: 32 on 32-bit targets (MLIR's index-bitwidth)."""
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        PatternRewriteWalker(
-            GreedyRewritePatternApplier([ConstantToLLVM(), ArithToLLVM()]), apply_recursively=False
-        ).rewrite_module(op)
-        leftover = [o.name for o in op.walk() if o.dialect_name() == "arith"]
-        if leftover:
-            raise PassFailedException(f"convert-arith-to-llvm: cannot lower {sorted(set(leftover))}")
+        with index_bitwidth(self.index_bitwidth):
+            PatternRewriteWalker(
+                GreedyRewritePatternApplier([ConstantToLLVM(), ArithToLLVM()]), apply_recursively=False
+            ).rewrite_module(op)
+            leftover = [o.name for o in op.walk() if o.dialect_name() == "arith"]
+            if leftover:
+                raise PassFailedException(f"convert-arith-to-llvm: cannot lower {sorted(set(leftover))}")

@@ -3,7 +3,7 @@
 Why it exists: xDSL 0.74 has convert-scf-to-cf but no cf-to-llvm, so the loops
 of every bnnc kernel would stop at the cf dialect. Run it after
 convert-scf-to-cf. Block arguments of the branch targets get their llvm types
-(index -> i64, memref -> !llvm.ptr) here, as MLIR's conversion does; entry
+(index -> i64 or i32, memref -> !llvm.ptr) here, as MLIR's conversion does; entry
 blocks are left to convert-func-to-llvm. cf.switch and cf.assert are not
 lowered (xDSL's LLVM translation has no switch); the pass fails on them.
 """
@@ -25,7 +25,7 @@ from xdsl.pattern_rewriter import (
 )
 from xdsl.utils.exceptions import PassFailedException
 
-from bnnc.passes._llvm_common import cast_to_llvm, convert_block_args
+from bnnc.passes._llvm_common import cast_to_llvm, convert_block_args, index_bitwidth
 
 
 class CfToLLVM(RewritePattern):
@@ -54,11 +54,15 @@ def _branch_targets(module: ModuleOp) -> list[Block]:
 class ConvertCfToLLVMPass(ModulePass):
     name = "convert-cf-to-llvm"
 
+    index_bitwidth: int = 64
+    """Width of `index` in LLVM: 32 on 32-bit targets (MLIR's index-bitwidth)."""
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        for block in _branch_targets(op):
-            if block.parent is not None and block is not block.parent.blocks[0]:
-                convert_block_args(block)
-        PatternRewriteWalker(GreedyRewritePatternApplier([CfToLLVM()]), apply_recursively=False).rewrite_module(op)
-        leftover = sorted({o.name for o in op.walk() if o.dialect_name() == "cf"})
-        if leftover:
-            raise PassFailedException(f"convert-cf-to-llvm: cannot lower {leftover}; supported: cf.br, cf.cond_br")
+        with index_bitwidth(self.index_bitwidth):
+            for block in _branch_targets(op):
+                if block.parent is not None and block is not block.parent.blocks[0]:
+                    convert_block_args(block)
+            PatternRewriteWalker(GreedyRewritePatternApplier([CfToLLVM()]), apply_recursively=False).rewrite_module(op)
+            leftover = sorted({o.name for o in op.walk() if o.dialect_name() == "cf"})
+            if leftover:
+                raise PassFailedException(f"convert-cf-to-llvm: cannot lower {leftover}; supported: cf.br, cf.cond_br")

@@ -4,8 +4,9 @@ llvm.return / llvm.call.
 Why it exists: xDSL 0.74 has no func-to-llvm lowering. It is the last
 op-lowering pass of the chain because it fixes the signatures: with bnnc's
 bare-pointer convention a memref argument or result becomes `!llvm.ptr` and
-`index` becomes i64 (`bnnc.passes._llvm_common.llvm_type`), so a compiled kernel is called
-from C / ctypes with plain data pointers.
+`index` becomes i64, or i32 with index_bitwidth=32
+(`bnnc.passes._llvm_common.llvm_type`), so a compiled kernel is called from
+C / ctypes with plain data pointers.
 
 Linkage: public functions and external declarations (malloc, free, ...) are
 `external`; `private` functions with a body become `internal` so LLVM may
@@ -30,7 +31,7 @@ from xdsl.pattern_rewriter import (
 )
 from xdsl.utils.exceptions import PassFailedException
 
-from bnnc.passes._llvm_common import cast_all, convert_block_args, llvm_type, replace_with_llvm
+from bnnc.passes._llvm_common import cast_all, convert_block_args, index_bitwidth, llvm_type, replace_with_llvm
 
 
 def llvm_function_type(ft: FunctionType, what: str) -> llvm.LLVMFunctionType:
@@ -77,5 +78,10 @@ class FuncToLLVM(RewritePattern):
 class ConvertFuncToLLVMPass(ModulePass):
     name = "convert-func-to-llvm"
 
+    index_bitwidth: int = 64
+    """Width of `index` in LLVM: 32 on 32-bit targets (MLIR's index-bitwidth)."""
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        PatternRewriteWalker(GreedyRewritePatternApplier([FuncToLLVM()]), apply_recursively=False).rewrite_module(op)
+        with index_bitwidth(self.index_bitwidth):
+            walker = PatternRewriteWalker(GreedyRewritePatternApplier([FuncToLLVM()]), apply_recursively=False)
+            walker.rewrite_module(op)

@@ -8,11 +8,13 @@ from LLVM and its loop vectoriser leaves the popcount loops scalar (no NEON
 no descriptor: a memref value is a plain `!llvm.ptr` to its first element
 (after the view's offset), and an access is
 
-    getelementptr inbounds <elem>, ptr %p, i64 <row-major linear index>
+    getelementptr inbounds <elem>, ptr %p, iN <row-major linear index>
     load / store
 
 with the linear index taken from the memref type's strides (identity layout:
-row-major; strided layouts from subviews: their static strides).
+row-major; strided layouts from subviews: their static strides). iN is the
+index width (`index_bitwidth`: 64, or 32 on 32-bit targets, where it is also
+size_t, the type of aligned_alloc's and memcpy's sizes).
 
 - memref.alloc   -> `call @aligned_alloc(64, size)` (C11; size rounded up to a
   multiple of the alignment as C11 requires; alignment = max(64, the op's
@@ -66,7 +68,15 @@ from xdsl.pattern_rewriter import (
 from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.utils.exceptions import PassFailedException
 
-from bnnc.passes._llvm_common import I64, cast_all, cast_to_llvm, llvm_type, replace_with_llvm
+from bnnc.passes._llvm_common import (
+    cast_all,
+    cast_to_llvm,
+    index_bitwidth,
+    index_type,
+    intrinsic_suffix,
+    llvm_type,
+    replace_with_llvm,
+)
 
 PTR = llvm.LLVMPointerType()
 ALLOC_ALIGNMENT = 64
@@ -80,7 +90,7 @@ def byte_size(t: Attribute) -> int:
     if isinstance(t, IntegerType):
         return max(1, (t.width.data + 7) // 8)
     if isinstance(t, IndexType):
-        return 8
+        return index_type().width.data // 8
     sizes = {Float16Type: 2, Float32Type: 4, Float64Type: 8}
     if type(t) in sizes:
         return sizes[type(t)]
@@ -110,7 +120,9 @@ def strides_of(t: MemRefType) -> tuple[int, ...]:
 
 
 def _const(value: int) -> llvm.ConstantOp:
-    return llvm.ConstantOp(IntegerAttr(value, 64), I64)
+    """An index-typed (size_t-sized) constant: strides, sizes, counts."""
+    t = index_type()
+    return llvm.ConstantOp(IntegerAttr(value, t), t)
 
 
 def element_pointer(rewriter: PatternRewriter, base: SSAValue, mtype: MemRefType,
@@ -183,7 +195,8 @@ class MemrefToLLVM(RewritePattern):
             align = max(ALLOC_ALIGNMENT, op.alignment.value.data if op.alignment is not None else 0)
             size = mt.element_count() * byte_size(mt.element_type)
             size = max(align, (size + align - 1) // align * align)
-            _declare(self.module, "aligned_alloc", llvm.LLVMFunctionType([I64, I64], PTR))
+            size_t = index_type()  # index is pointer-sized: size_t's width
+            _declare(self.module, "aligned_alloc", llvm.LLVMFunctionType([size_t, size_t], PTR))
             a, s = _const(align), _const(size)
             call = llvm.CallOp("aligned_alloc", a.result, s.result, return_type=PTR)
             replace_with_llvm(rewriter, op, [a, s, call], [call.returned])
@@ -248,7 +261,8 @@ class MemrefToLLVM(RewritePattern):
             n = _const(src_t.element_count() * byte_size(src_t.element_type))
             f = llvm.ConstantOp(IntegerAttr(0, 1), IntegerType(1))
             src, dst = cast_to_llvm(rewriter, op.source), cast_to_llvm(rewriter, op.destination)
-            call = llvm.CallIntrinsicOp("llvm.memcpy.p0.p0.i64", [dst, src, n.result, f.result], [])
+            memcpy = f"llvm.memcpy.p0.p0.{intrinsic_suffix(index_type())}"
+            call = llvm.CallIntrinsicOp(memcpy, [dst, src, n.result, f.result], [])
             rewriter.replace(op, [n, f, call], [])
 
 
@@ -259,11 +273,15 @@ class ConvertMemrefToLLVMPass(ModulePass):
     vector_alignment: int = 0
     """Alignment in bytes of vector.load/store (0: the element type's size)."""
 
+    index_bitwidth: int = 64
+    """Width of `index` in LLVM: 32 on 32-bit targets (MLIR's index-bitwidth)."""
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        PatternRewriteWalker(
-            GreedyRewritePatternApplier([MemrefToLLVM(op, self.vector_alignment)]), apply_recursively=False
-        ).rewrite_module(op)
-        leftover = sorted({o.name for o in op.walk() if o.dialect_name() == "memref"})
-        if leftover:
-            raise _fail(f"cannot lower {leftover}")
+        with index_bitwidth(self.index_bitwidth):
+            PatternRewriteWalker(
+                GreedyRewritePatternApplier([MemrefToLLVM(op, self.vector_alignment)]), apply_recursively=False
+            ).rewrite_module(op)
+            leftover = sorted({o.name for o in op.walk() if o.dialect_name() == "memref"})
+            if leftover:
+                raise _fail(f"cannot lower {leftover}")
 

@@ -47,7 +47,15 @@ from xdsl.pattern_rewriter import (
 from xdsl.utils.exceptions import PassFailedException
 
 from bnnc.dialects.llvm_extra import ExtractElementOp
-from bnnc.passes._llvm_common import I64, cast_all, cast_to_llvm, intrinsic_suffix, llvm_type, replace_with_llvm
+from bnnc.passes._llvm_common import (
+    cast_all,
+    cast_to_llvm,
+    index_bitwidth,
+    index_type,
+    intrinsic_suffix,
+    llvm_type,
+    replace_with_llvm,
+)
 
 # reduction kind -> (llvm.vector.reduce.* name, how to combine with the accumulator)
 _REDUCTIONS: dict[str, tuple[str, type[Operation] | str]] = {
@@ -92,7 +100,7 @@ def _position(rewriter: PatternRewriter, op: Operation, static: DenseArrayBase, 
     if values[0] < 0:  # dynamic
         (d,) = dynamic
         return cast_to_llvm(rewriter, d)
-    c = llvm.ConstantOp(IntegerAttr(values[0], 64), I64)
+    c = llvm.ConstantOp(IntegerAttr(values[0], index_type()), index_type())
     rewriter.insert(c)
     return c.result
 
@@ -168,8 +176,14 @@ class VectorToLLVM(RewritePattern):
 class ConvertVectorToLLVMPass(ModulePass):
     name = "convert-vector-to-llvm"
 
+    index_bitwidth: int = 64
+    """Width of `index` in LLVM: 32 on 32-bit targets (MLIR's index-bitwidth)."""
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        PatternRewriteWalker(GreedyRewritePatternApplier([VectorToLLVM()]), apply_recursively=False).rewrite_module(op)
-        leftover = sorted({o.name for o in op.walk() if o.dialect_name() == "vector"} - {"vector.load", "vector.store"})
-        if leftover:
-            raise _fail(f"cannot lower {leftover}")
+        with index_bitwidth(self.index_bitwidth):
+            walker = PatternRewriteWalker(GreedyRewritePatternApplier([VectorToLLVM()]), apply_recursively=False)
+            walker.rewrite_module(op)
+            names = {o.name for o in op.walk() if o.dialect_name() == "vector"}
+            leftover = sorted(names - {"vector.load", "vector.store"})
+            if leftover:
+                raise _fail(f"cannot lower {leftover}")

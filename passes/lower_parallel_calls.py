@@ -72,6 +72,10 @@ def _trampoline(module: ModuleOp, callee: llvm.FuncOp) -> str:
             cast = llvm.IntToPtrOp(value)
             block.add_op(cast)
             value = cast.results[0]
+        elif isinstance(typ, IntegerType) and typ.width.data < 64:  # i32 index on 32-bit targets
+            narrow = llvm.TruncOp(value, typ)
+            block.add_op(narrow)
+            value = narrow.results[0]
         args.append(value)
     block.add_op(llvm.CallOp(callee.sym_name.data, *args))
     null = llvm.ZeroOp(result_types=[PTR])
@@ -122,6 +126,10 @@ def _parallel_call(module: ModuleOp, op: llvm.CallOp, pool: SSAValue, threads: i
                 as_int = llvm.PtrToIntOp(value, i64)
                 ops.append(as_int)
                 value = as_int.results[0]
+            elif isinstance(value.type, IntegerType) and value.type.width.data < 64:
+                wide = llvm.SExtOp(value, i64)
+                ops.append(wide)
+                value = wide.results[0]
             gep = llvm.GEPOp(blocks.res, [t * nslots + i], i64, inbounds=True)
             ops += [gep, llvm.StoreOp(value, gep.result)]
     fn_ptr = llvm.AddressOfOp(trampoline, PTR)
