@@ -342,6 +342,22 @@ def emit_jit_object(llvm_module: Any, target: Any) -> bytes:
     return _jit_target_machine(target).emit_object(llvm_module)
 
 
+def _lookup(key: str, file_key: str | None, from_entry: Any) -> Any | None:
+    """The usable build stored under `key` (None: absent, damaged or stale);
+    a hit also records the model file's key as an alias of it."""
+    if (entry := load(key)) is None or (hit := from_entry(entry)) is None:
+        return None
+    if file_key is not None:
+        store_alias(file_key, key)
+    return hit
+
+
+def _store(key: str, entry: Entry, file_key: str | None) -> None:
+    store(key, entry)
+    if file_key is not None:
+        store_alias(file_key, key)
+
+
 def _instrumented(options: Any) -> bool:
     """IR dumps and timings describe a compile that runs: never serve them from the cache."""
     inst = options.instrument
@@ -378,16 +394,12 @@ def cached_build(model: Any, example_inputs: Any, options: Any, *, trust: bool) 
             model, example_inputs, name=options.name, trust=trust
         )
         key = ir_key(module, options, purpose="jit")
-        if (entry := load(key)) is not None and (hit := from_entry(entry)) is not None:
-            if file_key is not None:
-                store_alias(file_key, key)
+        if (hit := _lookup(key, file_key, from_entry)) is not None:
             return hit
         built = driver.build(module, None, options)
         progress.stage("machine code")
         code = emit_jit_object(built.llvm_module, target)
-        store(key, Entry(built.signature.to_json(), target.triple, code))
-        if file_key is not None:
-            store_alias(file_key, key)
+        _store(key, Entry(built.signature.to_json(), target.triple, code), file_key)
         return driver.Build(built.signature, target, None, code)
     finally:
         progress.done()
@@ -434,9 +446,7 @@ def artifact_build(model: Any, options: Any, importer: Any, *, trust: bool = Fal
         progress.stage("import")
         module = importer()
         key = ir_key(module, options, purpose="object") if use_cache else None
-        if key is not None and (entry := load(key)) is not None and (hit := from_entry(entry)) is not None:
-            if file_key is not None:
-                store_alias(file_key, key)
+        if key is not None and (hit := _lookup(key, file_key, from_entry)) is not None:
             return hit
         from bnnc.codegen import emit_object
 
@@ -451,9 +461,7 @@ def artifact_build(model: Any, options: Any, importer: Any, *, trust: bool = Fal
                 "mutable_globals": list(facts.mutable_globals),
                 "creates_threads": facts.creates_threads,
             }
-            store(key, Entry(built.signature.to_json(), target.triple, code, meta))
-            if file_key is not None:
-                store_alias(file_key, key)
+            _store(key, Entry(built.signature.to_json(), target.triple, code, meta), file_key)
         return built.signature, code, facts
     finally:
         progress.done()
