@@ -85,6 +85,22 @@ def test_zoo_layers_binary_where_lce_is(name):
     assert ops["bnn.pack"] == in_file["LceQuantize"]  # each binary conv reads packed bits
 
 
+@pytest.mark.parametrize("name", ["birealnet", "birealnet_block", "quicknet_block"])
+def test_same_max_pool_reads_its_input(name):
+    """A SAME max pool whose extra padded row/column is after (stride 2 on an
+    even size) becomes a ceil-mode bnn.max_pool2d on its input, not a -inf
+    bnn.pad and a VALID pool: these fixtures (matched against LCE above) have
+    one, so test_matches_lce_interpreter checks its windows."""
+    from bnnc.dialects import bnn
+
+    module = import_tflite(str(DATA / f"{name}.tflite"))
+    pools = [op for op in module.walk() if isinstance(op, bnn.MaxPool2dOp)]
+    assert [op.ceil_mode is not None for op in pools] == [True], pools
+    assert not isinstance(pools[0].input.owner, bnn.PadOp)
+    pads = [op for op in module.walk() if isinstance(op, bnn.PadOp)]
+    assert all(op.value.value.data != float("-inf") for op in pads)
+
+
 def test_cli_compile_emit_bnn(capsys):
     rc = main(["compile", str(DATA / "binary_chain.tflite"), "--emit=bnn"])
     out = capsys.readouterr().out

@@ -2,9 +2,11 @@
 DEPTHWISE_CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, AVERAGE_POOL_2D.
 
 TFLite's SAME padding puts the odd pixel after (bottom/right); bnn windows
-pad symmetrically, so an asymmetric SAME becomes an explicit bnn.pad (zeros
-for convs, -inf for max pooling) and a VALID window; an average pool then
-divides by the count of real pixels, as TFLite's does."""
+pad symmetrically, so an asymmetric SAME conv becomes an explicit bnn.pad
+(zeros) and a VALID window. A pool whose extra pixel is after is a
+ceil-mode max pool (its taps past the edge never win, as TFLite's padding
+never does); another asymmetric pool pads explicitly (-inf for max; an
+average then divides by the count of real pixels, as TFLite's does)."""
 
 from __future__ import annotations
 
@@ -160,6 +162,11 @@ def _pool(im: TFLiteImporter, op: TFLOp, kind: str) -> None:
 def pool(im: TFLiteImporter, x, in_shape, typ: TensorType, kernel, strides, pads, kind: str, pad_value: float = float("-inf")):
     """A TFLite max or average pool (padded taps never count) of x in bnn layout."""
     (top, bottom), (left, right) = pads
+    if kind == "max" and _ceil_windows(in_shape, kernel, strides, pads, typ):
+        # SAME's extra pixel after: PyTorch's ceil-mode windows with the
+        # leading padding are TFLite's, and their taps past the bottom/right
+        # edge never count (no padded copy of the input)
+        return im.emit(bnn.MaxPool2dOp(x, typ, kernel=kernel, strides=strides, padding=(top, left), ceil_mode=True))
     if top == bottom and left == right:
         if kind == "max":
             return im.emit(bnn.MaxPool2dOp(x, typ, kernel=kernel, strides=strides, padding=(top, left)))
@@ -178,6 +185,18 @@ def pool(im: TFLiteImporter, x, in_shape, typ: TensorType, kernel, strides, pads
     cols = _counts(w, kernel[1], strides[1], left, ow)
     count = np.outer(rows, cols).astype(np.float32).reshape(1, 1, oh, ow)
     return im.emit(bnn.DivOp(total, im.f32_const(count), typ))
+
+
+def _ceil_windows(in_shape, kernel, strides, pads, typ: TensorType) -> bool:
+    """Whether ceil-mode windows with padding (top, left) are exactly these
+    asymmetric ones: at most one more padded row/column after than before on
+    each axis, one more on some axis, and the ceil-mode output size the file's."""
+    _, h, w, _ = in_shape
+    oh, ow = typ.get_shape()[2:]
+    fits = []
+    for size, k, s, (before, after), out in zip((h, w), kernel, strides, pads, (oh, ow)):
+        fits.append(after - before in (0, 1) and bnn.pool_output_size(size, k, s, before, 1, True) == out)
+    return all(fits) and pads[0][1] + pads[1][1] > pads[0][0] + pads[1][0]
 
 
 def _counts(size: int, kernel: int, stride: int, before: int, out: int) -> np.ndarray:
