@@ -35,6 +35,7 @@ GRAPH_PASSES = [
     "recognize-prelu",
     "fold-weight-binarization",
     "fuse-output-transform",
+    "fuse-residual-add",
     "fuse-conv-bn",
     "zero-padding-correction",
     "binary-maxpool",

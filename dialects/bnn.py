@@ -236,7 +236,11 @@ class BConv2dOp(_WindowOp, _OutputTransformOp):
     input = operand_def(TensorType)
     weight = operand_def(TensorType)
     correction = opt_operand_def(TensorType)
+    # Added after the whole output transform (fuse-residual-add): out = v + residual,
+    # or residual + v with `residual_lhs` (the unfused add's operand order).
+    residual = opt_operand_def(TensorType)
     result = result_def(TensorType)
+    residual_lhs = opt_prop_def(UnitAttr)
     groups = prop_def(IntegerAttr[I64])
     pad_value = prop_def(IntegerAttr[I64])
     in_channels = opt_prop_def(IntegerAttr[I64])
@@ -247,6 +251,7 @@ class BConv2dOp(_WindowOp, _OutputTransformOp):
         "$input `,` $weight (`multiplier` $multiplier^ `:` type($multiplier))? "
         "(`bias` $bias^ `:` type($bias))? (`slope` $slope^ `:` type($slope))? "
         "(`threshold` $threshold^ `:` type($threshold))? (`correction` $correction^ `:` type($correction))? "
+        "(`residual` $residual^ `:` type($residual))? "
         "attr-dict `:` type($input) `,` type($weight) `->` type($result)"
     )
 
@@ -270,6 +275,8 @@ class BConv2dOp(_WindowOp, _OutputTransformOp):
         clamp_max: float | None = None,
         in_channels: int | None = None,
         out_groups: int | None = None,
+        residual: SSAValue | None = None,
+        residual_lhs: bool = False,
     ):
         props: dict[str, Attribute] = {
             "strides": i64_array(strides),
@@ -284,8 +291,10 @@ class BConv2dOp(_WindowOp, _OutputTransformOp):
         for name, value in (("in_channels", in_channels), ("out_groups", out_groups)):
             if value is not None:
                 props[name] = IntegerAttr(value, i64)
+        if residual_lhs:
+            props["residual_lhs"] = UnitAttr()
         super().__init__(
-            operands=[input, weight, correction, multiplier, bias, slope, threshold],  # definition order
+            operands=[input, weight, correction, residual, multiplier, bias, slope, threshold],  # definition order
             result_types=[result_type],
             properties=props,
         )
@@ -305,6 +314,8 @@ class BConv2dOp(_WindowOp, _OutputTransformOp):
             correction=self.correction,
             in_channels=self.in_channels.value.data if self.in_channels is not None else None,
             out_groups=self.out_groups.value.data if self.out_groups is not None else None,
+            residual=self.residual,
+            residual_lhs=self.residual_lhs is not None,
             **self._transform_args(),
         )
 
@@ -375,6 +386,10 @@ class BConv2dOp(_WindowOp, _OutputTransformOp):
                 raise VerifyException(f"bnn.bconv2d correction must be {co}x{kh}x{kw}")
             if _tensor(self.correction, "correction").element_type != i64:
                 raise VerifyException("bnn.bconv2d correction must have element type i64")
+        if self.residual is not None and (self.threshold is not None or self.residual.type != self.result.type):
+            raise VerifyException("bnn.bconv2d residual must have the float result's type (and no threshold)")
+        if self.residual_lhs is not None and self.residual is None:
+            raise VerifyException("bnn.bconv2d residual_lhs without a residual")
 
 
 @irdl_op_definition

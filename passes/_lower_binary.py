@@ -304,6 +304,8 @@ def lower_bconv2d(lowerer: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out
     weights = lowerer.global_buffer(_weights_k_major(lowerer.constant_value(op.weight, op), groups, padded))
     correction = _correction_table(lowerer, op, args, groups, padded)
     ep = _epilogue_of(lowerer, op, args, groups, padded)
+    # args follow the operands in definition order: input, weight, correction, residual, ...
+    residual = args[2 + (op.correction is not None)] if op.residual is not None else None
     source, fresh = _packed_padded(lowerer, args[0], op)
     dots = lb.alloca_entry([tile.pixels, tile.channels], i64)
     k_total = kh * kw * cg
@@ -351,7 +353,11 @@ def lower_bconv2d(lowerer: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out
                 below = lb.emit(arith.ShRUIOp(lb.subi(dot, lb.load(ep.threshold, [g, oc])), lb.i64(63)))
                 _or_bit(lb, out, below, n, channel, cog_out, words_out, oy, ox)
             else:
-                lb.store(_float_transform(lb, ep, dot, g, oc), out, [n, channel, oy, ox])
+                value = _float_transform(lb, ep, dot, g, oc)
+                if residual is not None:  # after the whole transform, in the add's operand order
+                    r = lb.load(residual, [n, channel, oy, ox])
+                    value = lb.addf(r, value) if op.residual_lhs is not None else lb.addf(value, r)
+                lb.store(value, out, [n, channel, oy, ox])
 
     tiled_conv_loops(
         lb,

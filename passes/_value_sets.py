@@ -246,6 +246,8 @@ class ValueSets:
         op = v.owner
         if isinstance(op, (bnn.Conv2dOp, bnn.LinearOp)):
             return op.bias is None and self.two_valued(op.input) is not None
+        if isinstance(op, bnn.BConv2dOp) and op.residual is not None:
+            return True  # v + residual can be 0 on some inputs
         if isinstance(op, (bnn.BConv2dOp, bnn.BDenseOp)):
             return op.bias is None
         if isinstance(op, bnn.PadOp):

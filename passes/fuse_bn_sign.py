@@ -92,8 +92,8 @@ def sign_thresholds(
 class BinaryConvWritesBits(RewritePattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: bnn.BConv2dOp, rewriter: PatternRewriter) -> None:
-        if op.threshold is not None:
-            return
+        if op.threshold is not None or op.residual is not None:
+            return  # (a residual's sum is not a function of the dot alone)
         # users: signs (each read only as bits) and packs
         signs: list[Operation] = []
         consumers: list[Operation] = []

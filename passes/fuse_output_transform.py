@@ -152,6 +152,8 @@ class FuseIntoBinaryOp(RewritePattern):
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
         if not isinstance(op, (bnn.BConv2dOp, bnn.BDenseOp)) or op.threshold is not None:
             return
+        if isinstance(op, bnn.BConv2dOp) and op.residual is not None:
+            return  # the transform comes before the residual add (fuse-residual-add)
         user = single_user(op.result)
         if user is None:
             return
