@@ -12,6 +12,22 @@ import torch.nn.functional as F
 
 import bnn_models as bm
 
+# Everything an artifact may import: libc's allocator and mem* functions, libm
+# (test_artifacts and test_targets check every target's objects against it).
+LIBC_ALLOWED = {
+    "aligned_alloc",
+    "free",
+    "malloc",
+    "memset",
+    "memcpy",
+    "memmove",
+    "expf",
+    "logf",
+    "tanhf",
+    "fmaxf",
+    "fminf",
+}
+
 
 class BiRealStyleBlock(nn.Module):
     """Bi-Real Net block: sign -> binary 3x3 conv (scaled) -> BN -> + shortcut,

@@ -34,20 +34,7 @@ from bnnc.runtime.emulated_run import RUNNER_SOURCE, run_artifact
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_DIR = REPO / "examples" / "c"
 CROSS_TOOLS = ("qemu-aarch64", "aarch64-linux-gnu-gcc", "aarch64-linux-gnu-nm")
-# Everything an artifact may import: libc's allocator and mem* functions, libm.
-LIBC_ALLOWED = {
-    "aligned_alloc",
-    "free",
-    "malloc",
-    "memset",
-    "memcpy",
-    "memmove",
-    "expf",
-    "logf",
-    "tanhf",
-    "fmaxf",
-    "fminf",
-}
+LIBC_ALLOWED = am.LIBC_ALLOWED
 
 
 @pytest.fixture(scope="session")

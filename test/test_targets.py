@@ -44,19 +44,7 @@ PACKAGES = {
     "armv7": "qemu-user gcc-arm-linux-gnueabihf libc6-dev-armhf-cross",
     "riscv64": "qemu-user gcc-riscv64-linux-gnu libc6-dev-riscv64-cross",
 }
-LIBC_ALLOWED = {
-    "aligned_alloc",
-    "free",
-    "malloc",
-    "memset",
-    "memcpy",
-    "memmove",
-    "expf",
-    "logf",
-    "tanhf",
-    "fmaxf",
-    "fminf",
-}
+LIBC_ALLOWED = am.LIBC_ALLOWED
 
 
 def _need(target: str) -> None:
