@@ -225,18 +225,43 @@ class _Epilogue:
     threshold: SSAValue | None
     clamp_min: float | None
     clamp_max: float | None
+    offset: SSAValue | None = None  # integer added to the dot before the multiplier
+
+
+def _integer_offsets(multiplier: np.ndarray, bias: np.ndarray) -> np.ndarray | None:
+    """Per channel, the integer k with bias == f32(multiplier * k), or None if no
+    channel has one. Such a bias is the popcount form's 0.5 * sum(W) = m * S
+    (recognize-binarization, {0, 1} inputs): fma(dot, m, f32(m * S)) leaves the
+    rounding error of m * S where the exact value m * (dot + S) is 0, and a later
+    sign would decide on that noise; (dot + S) * m is exact there."""
+    m, b = multiplier.astype(np.float64), bias.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k = np.where(m != 0, np.rint(b / np.where(m != 0, m, 1.0)), 0.0)
+    ok = (np.abs(k) <= 2**20) & (b != 0) & ((m * k).astype(np.float32) == bias)
+    return np.where(ok, k, 0).astype(np.int64) if ok.any() else None
 
 
 def _epilogue_of(lowerer: Lowerer, op: Operation, args: list[SSAValue], groups: int, padded: int) -> _Epilogue:
     lo = op.clamp_min.value.data if op.clamp_min is not None else None
     hi = op.clamp_max.value.data if op.clamp_max is not None else None
+    bias, offset = _channel_table(lowerer, op, op.bias, groups, padded, 0.0, np.float32), None
+    if op.multiplier is not None and op.bias is not None:
+        m = lowerer.constant_value(op.multiplier, op).reshape(-1).astype(np.float32)
+        b = np.broadcast_to(lowerer.constant_value(op.bias, op).reshape(-1).astype(np.float32), m.shape)
+        k = _integer_offsets(m, b)
+        if k is not None:  # those channels: (dot + k) * m + 0
+            tables = [np.zeros((groups, padded), dtype) for dtype in (np.float32, np.int64)]
+            tables[0][:, : m.size // groups] = np.where(k != 0, 0.0, b).reshape(groups, -1)
+            tables[1][:, : m.size // groups] = k.reshape(groups, -1)
+            bias, offset = (lowerer.global_buffer(t) for t in tables)
     return _Epilogue(
         _channel_table(lowerer, op, op.multiplier, groups, padded, 1.0, np.float32),
-        _channel_table(lowerer, op, op.bias, groups, padded, 0.0, np.float32),
+        bias,
         _channel_table(lowerer, op, op.slope, groups, padded, 1.0, np.float32),
         _channel_table(lowerer, op, op.threshold, groups, padded, -(1 << 40), np.int64),  # never below: padded lanes
         lo,
         hi,
+        offset,
     )
 
 
@@ -248,7 +273,9 @@ def _float_transform(lb: LoopBuilder, ep: _Epilogue, dot: SSAValue, g: IndexLike
     """The output transform of one channel's scalar dot (xDSL's arith casts are
     scalar-only, and NCHW stores are per element anyway)."""
     # |dot| <= K, the bits of one receptive field: far below 2^31 (K >= 2^31
-    # would need a 256 MiB packed filter per output channel).
+    # would need a 256 MiB packed filter per output channel); |offset| <= 2^20.
+    if ep.offset is not None:
+        dot = lb.addi(dot, lb.load(ep.offset, [g, oc]))
     value = lb.sitofp(dot, fits_i32=True)
     if ep.multiplier is not None and ep.bias is not None:
         value = lb.fma(value, lb.load(ep.multiplier, [g, oc]), lb.load(ep.bias, [g, oc]))
