@@ -3,6 +3,9 @@
 // CHECK-LABEL: func.func @scalars
 func.func @scalars(%a: i64, %b: i64, %i: index, %x: f32) -> (i64, i1, f32, i64, i8, i32, f32, index) {
   // Index constants become i64 (and must not hang the type conversion).
+  // index operands are bridged with casts that reconcile-unrealized-casts
+  // removes; one per value, right after its definition (an argument's: the top).
+  // CHECK-DAG: %[[I64:.*]] = builtin.unrealized_conversion_cast %i : index to i64
   // CHECK-DAG: %[[C0:.*]] = llvm.mlir.constant(0) : i64
   // CHECK-DAG: %[[C3:.*]] = llvm.mlir.constant(3) : i64
   // CHECK-DAG: %[[CF:.*]] = llvm.mlir.constant(1.500000e+00 : f32) : f32
@@ -11,8 +14,6 @@ func.func @scalars(%a: i64, %b: i64, %i: index, %x: f32) -> (i64, i1, f32, i64, 
   %cf = arith.constant 1.5 : f32
   // CHECK: %[[S:.*]] = llvm.add %{{.*}}, %{{.*}} : i64
   %s = arith.addi %a, %b : i64
-  // index operands are bridged with casts that reconcile-unrealized-casts removes
-  // CHECK: %[[I64:.*]] = builtin.unrealized_conversion_cast %{{.*}} : index to i64
   // CHECK: %[[J:.*]] = llvm.add %[[I64]], %[[C0]] : i64
   // CHECK: %[[BACK:.*]] = builtin.unrealized_conversion_cast %[[J]] : i64 to index
   %j = arith.addi %i, %c0 : index

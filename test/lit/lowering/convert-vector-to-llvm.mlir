@@ -2,6 +2,8 @@
 
 // CHECK-LABEL: func.func @f
 func.func @f(%x: f32, %a: i64, %v: vector<8xi64>, %w: vector<8xf32>, %i: index, %m: memref<8xf32>) -> (i64, f32, vector<8xf32>, i64, f32, i32) {
+  // an index operand: one cast, right after its definition (an argument's: the top)
+  // CHECK: %[[I:.*]] = builtin.unrealized_conversion_cast %i : index to i64
   // broadcast = insertelement into undef + zero-mask shufflevector
   // CHECK: %[[U:.*]] = llvm.mlir.undef : vector<8xf32>
   // CHECK: %[[Z:.*]] = llvm.mlir.constant(0 : i32) : i32
@@ -25,7 +27,6 @@ func.func @f(%x: f32, %a: i64, %v: vector<8xi64>, %w: vector<8xf32>, %i: index, 
   // CHECK: %[[C3:.*]] = llvm.mlir.constant(3) : i64
   // CHECK: llvm.extractelement %{{.*}}[%[[C3]] : i64] : vector<8xi64> -> i64
   %e = vector.extract %v[3] : i64 from vector<8xi64>
-  // CHECK: %[[I:.*]] = builtin.unrealized_conversion_cast %{{.*}} : index to i64
   // CHECK: llvm.extractelement %{{.*}}[%[[I]] : i64] : vector<8xf32> -> f32
   %e2 = vector.extract %w[%i] : f32 from vector<8xf32>
   // CHECK: %[[BC:.*]] = llvm.bitcast %{{.*}} : vector<8xi64> to vector<16xi32>
