@@ -115,16 +115,33 @@ def lower_reshape(lowerer: Lowerer, op: bnn.ReshapeOp, args: list[SSAValue], out
 
 
 def lower_pad(lowerer: Lowerer, op: bnn.PadOp, args: list[SSAValue], out: SSAValue) -> None:
-    """out[n, c, y, x] = in[n, c, y - top, x - left] inside, `value` in the border."""
+    """out[n, c, y, x] = in[n, c, y - top, x - left] inside, `value` in the border.
+    Each plane is written as runs with no per-element bounds test: the top and
+    bottom border rows as one flat fill each, and per source row a left fill,
+    a contiguous copy (which LLVM vectorises) and a right fill."""
+    from bnnc.passes._lowering import collapse_trailing  # (local: this file's imports are shared)
+
     lb, src = lowerer.lb, args[0]
-    _, _, h, w = memref_shape(src)
-    left, _, top, _ = op.padding.get_values()
+    n_, c_, h, w = memref_shape(src)
+    ow = memref_shape(out)[3]
+    left, right, top, bottom = op.padding.get_values()
     value = lb.f32(op.value.value.data)
-    with lb.loops(memref_shape(out)) as (n, c, y, x):
-        iy, ix = lb.affine([(y, 1)], -top), lb.affine([(x, 1)], -left)
-        inb = lb.and_(lb.in_range(iy, h), lb.in_range(ix, w))
-        v = lb.load(src, [n, c, lb.clamp_index(iy, h - 1), lb.clamp_index(ix, w - 1)])
-        lb.store(lb.select(inb, v, value), out, [n, c, y, x])
+    flat_out = collapse_trailing(lb, out, 4, 2)  # [n, c, oh * ow]: a border band is one run
+
+    def fill(n: IndexLike, c: IndexLike, begin: IndexLike, count: int) -> None:
+        if count:
+            with lb.loop(count) as loop:
+                lb.store(value, flat_out, [n, c, lb.addi(loop.iv, begin)])
+
+    with lb.loops([n_, c_]) as (n, c):
+        fill(n, c, 0, top * ow)
+        with lb.loop(h) as row:
+            base = lb.affine([(row.iv, ow)], top * ow)  # flat offset of output row top + y
+            fill(n, c, base, left)
+            with lb.loop(w) as col:
+                lb.store(lb.load(src, [n, c, row.iv, col.iv]), flat_out, [n, c, lb.addi(base, lb.addi(col.iv, left))])
+            fill(n, c, lb.addi(base, left + w), right)
+        fill(n, c, (top + h) * ow, bottom * ow)
 
 
 # ------------------------------------------------------------------ pooling

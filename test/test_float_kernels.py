@@ -107,6 +107,27 @@ def test_maxpool_nan_anywhere_in_the_window_propagates():
         assert np.isnan(F.max_pool2d(torch.from_numpy(y), 3).numpy()).all()
 
 
+PADS = [(0, 0, 0, 0), (1, 2, 0, 1), (2, 3, 2, 3), (0, 1, 3, 0), (4, 0, 0, 0), (0, 0, 0, 5)]
+
+
+@pytest.mark.parametrize("pads", PADS, ids=str)
+def test_pad_runs_match_pytorch(pads):
+    """bnn.pad writes border bands, row fills and row copies with no bounds
+    test: every asymmetric combination (a side alone, none, the TFLite
+    stem's (2, 3)) must equal F.pad, including -0.0 and NaN copied bit for bit."""
+    left, right, top, bottom = pads
+    rng = np.random.default_rng(sum(pads))
+    x = special_values(rng.standard_normal((2, 3, 5, 7)).astype(np.float32), rng, nan=True)
+    out = (2, 3, 5 + top + bottom, 7 + left + right)
+    ir = forward_func(
+        [("x", x.shape)],
+        f"%y = bnn.pad %x {{padding = array<i64: {left}, {right}, {top}, {bottom}>, value = -1.5 : f32}} : ({tensor_type(x.shape)}) -> {tensor_type(out)}",
+        out,
+    )
+    ref = F.pad(torch.from_numpy(x), pads, value=-1.5).numpy()
+    np.testing.assert_array_equal(float_bits(compile_ir(ir, 1)(x)), float_bits(ref))
+
+
 # ---------------------------------------------------------------- elementwise
 
 SHAPE = (2, 5, 7, 9)
