@@ -223,6 +223,27 @@ def test_matmul_within_rounding(index):
         np.testing.assert_array_equal(float_bits(other), float_bits(results[0]))
 
 
+# (batch, in features, out features): out features a multiple of the register
+# tile, not one (a partial last tile), fewer than one vector, the classifier.
+LINEARS = [(1, 512, 1000), (2, 33, 7), (3, 16, 130), (1, 5, 96), (1, 64, 1)]
+
+
+@pytest.mark.parametrize("index", range(len(LINEARS)))
+def test_float_linear_within_rounding(index):
+    """bnn.linear reads its weights tile-major (one contiguous block per tile
+    of output features): every feature, the partial last tile included, gets
+    its own weights and bias, at any thread count with the same bits."""
+    n, k, m = LINEARS[index]
+    torch.manual_seed(index)
+    model = nn.Linear(k, m).eval()
+    x = torch.randn(n, k)
+    results = [_compile_model(model, (x,), threads)(x.numpy()) for threads in THREADS]
+    w64, b64, x64 = (t.detach().double().numpy() for t in (model.weight, model.bias, x))
+    _within_rounding(results[0], x64 @ w64.T + b64, np.abs(x64) @ np.abs(w64.T) + np.abs(b64), k + 1)
+    for other in results[1:]:
+        np.testing.assert_array_equal(float_bits(other), float_bits(results[0]))
+
+
 # --------------------------------------------------------------- zero_insert
 
 
