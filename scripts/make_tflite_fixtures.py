@@ -169,6 +169,8 @@ ZOO = {
     "quicknet": "QuickNet",
     "quicknet_large": "QuickNetLarge",
     "birealnet": "BiRealNet",
+    "binary_densenet28": "BinaryDenseNet28",
+    "binary_resnet_e18": "BinaryResNetE18",
 }
 
 

@@ -25,9 +25,10 @@ MODELS = ["quicknet_block", "birealnet_block", "binary_chain", "dense_bnn"]
 # binary layers are FULLY_CONNECTED on LceQuantize/LceDequantize (-> bnn.bdense)
 BINARY_CONVS = {"quicknet_block": 3, "birealnet_block": 2, "binary_chain": 4, "dense_bnn": 0}
 # Larq zoo architectures at 64x64, 10 classes, logits (random weights; see the
-# fixture script), 16 LceBconv2d layers each. QuickNetLarge (3.7 MB, 32 binary
+# fixture script): 16 LceBconv2d layers each, 23 in BinaryDenseNet28 (binary
+# convs on batch-normed concatenations). QuickNetLarge (3.7 MB, 32 binary
 # layers) is not committed: the script regenerates it; it passes the same tests.
-ZOO = ["quicknet_small", "quicknet", "birealnet"]
+ZOO = ["quicknet_small", "quicknet", "birealnet", "binary_densenet28", "binary_resnet_e18"]
 
 
 @pytest.fixture(scope="module", params=MODELS + ZOO)
@@ -85,7 +86,7 @@ def test_zoo_layers_binary_where_lce_is(name):
     assert ops["bnn.pack"] == in_file["LceQuantize"]  # each binary conv reads packed bits
 
 
-@pytest.mark.parametrize("name", ["birealnet", "birealnet_block", "quicknet_block"])
+@pytest.mark.parametrize("name", ["birealnet", "binary_resnet_e18", "birealnet_block", "quicknet_block"])
 def test_same_max_pool_reads_its_input(name):
     """A SAME max pool whose extra padded row/column is after (stride 2 on an
     even size) becomes a ceil-mode bnn.max_pool2d on its input, not a -inf
