@@ -87,7 +87,7 @@ MAX_SEARCH_RUNS = 400
 ZERO_RTOL = 1e-10
 # ... or |x| <= ZERO_ATOL in float64, whatever the channel: a channel that is
 # exact zeros at every pixel has only rounding noise for its maximum (float64
-# +-1e-16, float32 +-6e-8 in test_differential_ties.py). The fuzz models''
+# +-1e-16, float32 +-6e-8 in test_differential_ties.py). The fuzz models'
 # activations and weights are O(0.01-10) (BN-normalised, |alpha| < 2), so float64
 # noise of their sums is below 1e-13, and an exact value below 1e-12 is far
 # inside float32 rounding of any such sum anyway.

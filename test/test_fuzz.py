@@ -148,3 +148,21 @@ def test_found_onnx_layer_norm_chw():
 
     answer = check(FOUND["onnx_layer_norm_chw"])
     assert answer["status"] == "ok", answer
+
+
+REGRESSIONS = REPO / "test" / "data" / "fuzz-regressions"
+
+
+@pytest.mark.parametrize("path", sorted(REGRESSIONS.glob("*.json")), ids=lambda p: p.stem)
+def test_regression_recipe(path):
+    """A recipe the fuzzer found (test/data/fuzz-regressions/README.md) passes,
+    with the verdict its explanation predicts."""
+    from fuzz_worker import check
+
+    given = json.loads(path.read_text())
+    request = {key: given.get(key, default) for key, default in
+               (("recipe", None), ("threads", 1), ("thread_min_work", None), ("aarch64", False), ("onnx", False))}
+    answer = check(request)
+    assert answer["status"] == "ok", answer
+    verdicts = answer["detail"].split("; ")
+    assert all(v.startswith(given["expect"]) for v in verdicts), (given["expect"], verdicts)
