@@ -244,16 +244,18 @@ def _integer_offsets(multiplier: np.ndarray, bias: np.ndarray) -> np.ndarray | N
 def _epilogue_of(lowerer: Lowerer, op: Operation, args: list[SSAValue], groups: int, padded: int) -> _Epilogue:
     lo = op.clamp_min.value.data if op.clamp_min is not None else None
     hi = op.clamp_max.value.data if op.clamp_max is not None else None
-    bias, offset = _channel_table(lowerer, op, op.bias, groups, padded, 0.0, np.float32), None
+    k = None
     if op.multiplier is not None and op.bias is not None:
         m = lowerer.constant_value(op.multiplier, op).reshape(-1).astype(np.float32)
         b = np.broadcast_to(lowerer.constant_value(op.bias, op).reshape(-1).astype(np.float32), m.shape)
         k = _integer_offsets(m, b)
-        if k is not None:  # those channels: (dot + k) * m + 0
-            tables = [np.zeros((groups, padded), dtype) for dtype in (np.float32, np.int64)]
-            tables[0][:, : m.size // groups] = np.where(k != 0, 0.0, b).reshape(groups, -1)
-            tables[1][:, : m.size // groups] = k.reshape(groups, -1)
-            bias, offset = (lowerer.global_buffer(t) for t in tables)
+    if k is not None:  # those channels: (dot + k) * m + 0
+        tables = [np.zeros((groups, padded), dtype) for dtype in (np.float32, np.int64)]
+        tables[0][:, : m.size // groups] = np.where(k != 0, 0.0, b).reshape(groups, -1)
+        tables[1][:, : m.size // groups] = k.reshape(groups, -1)
+        bias, offset = (lowerer.global_buffer(t) for t in tables)
+    else:
+        bias, offset = _channel_table(lowerer, op, op.bias, groups, padded, 0.0, np.float32), None
     return _Epilogue(
         _channel_table(lowerer, op, op.multiplier, groups, padded, 1.0, np.float32),
         bias,
