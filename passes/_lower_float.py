@@ -228,16 +228,21 @@ def lower_max_pool2d(lowerer: Lowerer, op: bnn.MaxPool2dOp, args: list[SSAValue]
     """PyTorch's CPU rule, tap by tap in window order from -inf over the
     in-bounds taps: take v if v > max or v is NaN (NaN propagates; of equal
     values, -0.0 and 0.0 included, the first is kept). Ceil-mode windows past
-    the bottom/right edge simply have fewer in-bounds taps."""
+    the bottom/right edge simply have fewer in-bounds taps.
+    That rule's result is the last NaN of the window if it has one, else its
+    first maximum, so it is computed as two cheaper chains: `v > m ? v : m`
+    (one max instruction: ties and NaNs keep m) and the last NaN seen
+    (`v is NaN ? v : nan`), chosen at the end."""
     lb = lowerer.lb
 
     def reduce(values: list[SSAValue], *_) -> SSAValue:
         if not values:
             return lb.f32(float("-inf"))
-        m = values[0]  # taking the first tap from -inf gives its bits (-inf stays -inf)
+        m = nan = values[0]  # taking the first tap from -inf gives its bits (-inf stays -inf)
         for v in values[1:]:
-            m = _max_rule(lb, m, v)
-        return m
+            m = lb.select(lb.cmpf(v, m, "ogt"), v, m)
+            nan = lb.select(lb.cmpf(v, v, "uno"), v, nan)
+        return lb.select(lb.cmpf(nan, nan, "uno"), nan, m) if len(values) > 1 else m
 
     _pool(lowerer, op, args[0], out, reduce)
 
