@@ -22,6 +22,7 @@ from xdsl.dialects.builtin import (
     Float32Type,
     Float64Type,
     IndexType,
+    IntegerAttr,
     IntegerType,
     MemRefType,
     UnrealizedConversionCastOp,
@@ -44,6 +45,9 @@ _INDEX_BITS: ContextVar[int] = ContextVar("bnnc_index_bitwidth", default=64)
 # instead of one per use that reconcile-unrealized-casts deletes again (~28k
 # of ~44k created ops in Bi-Real-Net-18, each built and walked several times).
 _CASTS: ContextVar[dict[tuple[SSAValue, Attribute], SSAValue] | None] = ContextVar("bnnc_llvm_casts", default=None)
+# The index constants `index_constant` made in the running conversion, by
+# (function, value): the strides of every address (~3.5k in Bi-Real-Net-18).
+_CONSTANTS: ContextVar[dict[tuple[Operation, int], SSAValue] | None] = ContextVar("bnnc_llvm_constants", default=None)
 
 
 @contextmanager
@@ -53,10 +57,11 @@ def index_bitwidth(bits: int) -> Iterator[None]:
     counters and addresses in one register (i64 would take a pair)."""
     if bits not in (32, 64):
         raise ValueError(f"index_bitwidth must be 32 or 64, not {bits}")
-    token, casts = _INDEX_BITS.set(bits), _CASTS.set({})
+    token, casts, constants = _INDEX_BITS.set(bits), _CASTS.set({}), _CONSTANTS.set({})
     try:
         yield
     finally:
+        _CONSTANTS.reset(constants)
         _CASTS.reset(casts)
         _INDEX_BITS.reset(token)
 
@@ -114,6 +119,34 @@ def cast_to_llvm(
         assert before is not None
         Rewriter.insert_op(cast, InsertPoint.before(before))
     return cast.results[0]
+
+
+def index_constant(rewriter: PatternRewriter, value: int) -> SSAValue:
+    """An index-typed (pointer-sized) `llvm.mlir.constant`. Inside a
+    conversion (`index_bitwidth`) one per function and value, at the top of
+    the function's entry block (which dominates every use); it is an
+    immediate operand in LLVM IR, so sharing it changes nothing there.
+    Outside one, a new constant before the matched op."""
+    t = index_type()
+    cache = _CONSTANTS.get()
+    func = rewriter.insertion_point.block.parent_op()
+    while func is not None and func.parent_op() is not None and func.parent_op().parent_op() is not None:
+        func = func.parent_op()  # (the op right below the module: the function)
+    if cache is None or func is None or func.parent_op() is None or not func.regions[0].blocks:
+        const = xllvm.ConstantOp(IntegerAttr(value, t), t)
+        rewriter.insert(const)
+        return const.result
+    known = cache.get((func, value))
+    if known is not None:
+        return known
+    const = xllvm.ConstantOp(IntegerAttr(value, t), t)
+    entry = func.regions[0].blocks[0]
+    if entry.first_op is None:
+        entry.add_op(const)
+    else:
+        Rewriter.insert_op(const, InsertPoint.at_start(entry))
+    cache[(func, value)] = const.result
+    return const.result
 
 
 def cast_all(rewriter: PatternRewriter, values: Sequence[SSAValue]) -> list[SSAValue]:

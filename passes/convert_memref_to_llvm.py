@@ -72,6 +72,7 @@ from bnnc.passes._llvm_common import (
     cast_all,
     cast_to_llvm,
     index_bitwidth,
+    index_constant,
     index_type,
     intrinsic_suffix,
     llvm_type,
@@ -137,9 +138,8 @@ def element_pointer(rewriter: PatternRewriter, base: SSAValue, mtype: MemRefType
     for i, s in zip(idx, strides, strict=True):
         term = i
         if s != 1:
-            c = _const(s)
-            mul = llvm.MulOp(i, c.result)
-            rewriter.insert([c, mul])
+            mul = llvm.MulOp(i, index_constant(rewriter, s))
+            rewriter.insert(mul)
             term = mul.res
         if linear is None:
             linear = term

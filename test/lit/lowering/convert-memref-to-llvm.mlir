@@ -10,18 +10,19 @@
 // CHECK-LABEL: func.func @f
 func.func @f(%a: memref<4x8xf32>, %i: index, %j: index, %x: f32) -> f32 {
   // Bare pointer + GEP inbounds on the row-major linear index (no ptrtoint/inttoptr).
-  // One cast per value, right after its definition (here: the block's top), serves all its uses.
+  // One cast per value, right after its definition (here: the block's top), serves all its uses;
+  // one constant per stride and function, at the function's top (an immediate in LLVM IR).
   // CHECK-DAG: %[[A:.*]] = builtin.unrealized_conversion_cast %a : memref<4x8xf32> to !llvm.ptr
   // CHECK-DAG: %[[I:.*]] = builtin.unrealized_conversion_cast %i : index to i64
   // CHECK-DAG: %[[J:.*]] = builtin.unrealized_conversion_cast %j : index to i64
-  // CHECK: %[[C8:.*]] = llvm.mlir.constant(8) : i64
+  // CHECK-DAG: %[[C8:.*]] = llvm.mlir.constant(8) : i64
   // CHECK: %[[R:.*]] = llvm.mul %[[I]], %[[C8]] : i64
   // CHECK: %[[L:.*]] = llvm.add %[[R]], %[[J]] : i64
   // CHECK: %[[P:.*]] = llvm.getelementptr inbounds %[[A]][%[[L]]] : (!llvm.ptr, i64) -> !llvm.ptr, f32
   // CHECK: %[[V:.*]] = llvm.load %[[P]] : !llvm.ptr -> f32
   %v = memref.load %a[%i, %j] : memref<4x8xf32>
   // CHECK-NOT: unrealized_conversion_cast
-  // CHECK: llvm.mul %[[J]], %{{.*}} : i64
+  // CHECK: llvm.mul %[[J]], %[[C8]] : i64
   // CHECK: llvm.add %{{.*}}, %[[I]] : i64
   // CHECK: llvm.getelementptr inbounds %[[A]]
   // CHECK: llvm.store %{{.*}}, %{{.*}} : f32, !llvm.ptr

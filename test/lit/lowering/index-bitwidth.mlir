@@ -11,6 +11,8 @@
 // I64:   llvm.func @aligned_alloc(i64, i64) -> !llvm.ptr
 
 // CHECK: llvm.func @sum(%{{.*}}: !llvm.ptr, %[[N:.*]]: i32, %[[W:.*]]: i64) -> i64
+// (the row stride, one i32 constant at the function's top)
+// CHECK: %[[C8:.*]] = llvm.mlir.constant(8 : i32) : i32
 // I64-LABEL:   llvm.func @sum(%{{.*}}: !llvm.ptr, %{{.*}}: i64, %{{.*}}: i64) -> i64
 func.func @sum(%a: memref<4x8xi64>, %n: index, %w: i64) -> i64 {
   %c0 = arith.constant 0 : index
@@ -23,7 +25,6 @@ func.func @sum(%a: memref<4x8xi64>, %n: index, %w: i64) -> i64 {
   // I64: ^{{.*}}(%{{.*}}: i64, %{{.*}}: i64):
   %r = scf.for %i = %c0 to %n step %c1 iter_args(%acc = %z) -> (i64) {
     // memref.load: the row-major linear index i * 8 + 3 in i32, an i32 GEP index, an i64 load.
-    // CHECK: %[[C8:.*]] = llvm.mlir.constant(8 : i32) : i32
     // CHECK: %[[R:.*]] = llvm.mul %[[I]], %[[C8]] : i32
     // CHECK: %[[L:.*]] = llvm.add %[[R]], %{{.*}} : i32
     // CHECK: %[[P:.*]] = llvm.getelementptr inbounds %{{.*}}[%[[L]]] : (!llvm.ptr, i32) -> !llvm.ptr, i64
