@@ -106,6 +106,26 @@ def use_column_kernel(out_width: int, lanes: int) -> bool:
     return out_width >= lanes and 5 * out_width >= 4 * covered
 
 
+def column_lanes(out_width: int, lanes: int, channels_per_group: int) -> int:
+    """The lanes of the column kernel's vectors, or 0 for the channel kernel.
+    Full vectors when use_column_kernel says so. Otherwise, when the channel
+    kernel would leave most of its lanes empty (a depthwise conv has one
+    channel per group: 1 of 16 lanes), narrower column vectors (half, a
+    quarter: at least 4 lanes) if a row of them wastes less: a 14- or 7-wide
+    depthwise row fills 8- or 4-lane vectors to 88%. Both kernels sum every
+    output in the same order, so the choice never changes a bit."""
+    if out_width >= lanes and use_column_kernel(out_width, lanes):  # (and a row holds a vector)
+        return lanes
+    channel_use = channels_per_group / ceil_to(channels_per_group, lanes)  # of full vectors
+    narrow = lanes // 2
+    while narrow >= 4:
+        column_use = (narrow / lanes) * out_width / ceil_to(out_width, narrow)
+        if out_width >= narrow and use_column_kernel(out_width, narrow) and column_use > channel_use:
+            return narrow
+        narrow //= 2
+    return 0
+
+
 def lower_conv2d(lowerer: Lowerer, op: bnn.Conv2dOp, args: list[SSAValue], out: SSAValue) -> None:
     groups = op.groups.value.data
     co, cg, kh, kw = memref_shape(args[1])
@@ -122,8 +142,9 @@ def lower_conv2d(lowerer: Lowerer, op: bnn.Conv2dOp, args: list[SSAValue], out: 
         scale=_constant_table(lowerer, op, op.post_scale, groups, cog, padded),
         shift=_constant_table(lowerer, op, op.post_shift, groups, cog, padded),
     )
-    if ow >= tile.lanes and use_column_kernel(ow, tile.lanes):  # (and a row holds a vector)
-        _column_conv(lowerer, op, args, out, tables)
+    lanes = column_lanes(ow, tile.lanes, cog)
+    if lanes:
+        _column_conv(lowerer, op, args, out, tables, lanes)
     else:
         _channel_conv(lowerer, op, args, out, tables, tile)
 
@@ -198,7 +219,9 @@ def _channel_conv(
         lb.dealloc(source)
 
 
-def _column_conv(lowerer: Lowerer, op: bnn.Conv2dOp, args: list[SSAValue], out: SSAValue, tables: _Tables) -> None:
+def _column_conv(
+    lowerer: Lowerer, op: bnn.Conv2dOp, args: list[SSAValue], out: SSAValue, tables: _Tables, lanes: int
+) -> None:
     """Vectorised over output columns: accumulators are `lanes` consecutive
     output columns of one channel; a K step (ic, ky, then every kx unrolled)
     loads one contiguous input vector per column vector and broadcasts one
@@ -213,8 +236,7 @@ def _column_conv(lowerer: Lowerer, op: bnn.Conv2dOp, args: list[SSAValue], out: 
     co, cg, kh, kw = memref_shape(args[1])
     cog = co // groups
     n_, _, oh, ow = memref_shape(out)
-    ctile = choose_column_tile(lowerer.vector_bits, 32, lowerer.registers, cog)
-    lanes = ctile.lanes
+    ctile = choose_column_tile(lanes * 32, 32, lowerer.registers, cog)
     vty = VectorType(f32, [lanes])
     per_row = -(-ow // lanes)
     rows = lowerer.padded_rows(oh, sh, kh, dh, memref_shape(args[0])[2] + 2 * ph)

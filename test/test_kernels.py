@@ -317,13 +317,15 @@ def test_float_conv2d_matches_reference(case):
 
 
 # (cin, cout, groups, kernel, stride, dilation, padding, (h, w)): the stem's
-# shape scaled down, ow % 16 != 0, ow % 8 != 0, ow < 16, dilation and groups.
+# shape scaled down, ow % 16 != 0, ow % 8 != 0, ow < 16, dilation, groups, depthwise.
 FLOAT_SHAPES = [
     (3, 64, 1, 7, 2, 1, 3, (12, 40)),
     (3, 10, 1, 3, 1, 1, 1, (6, 37)),
     (4, 6, 2, 3, 3, 2, 2, (9, 50)),
     (8, 16, 1, 1, 1, 1, 0, (4, 28)),
     (6, 9, 3, 5, 2, 1, 2, (7, 11)),
+    (32, 32, 32, 3, 2, 1, 1, (28, 28)),  # depthwise, ow 14: 8-lane column vectors
+    (16, 16, 16, 3, 1, 1, 1, (7, 7)),  # depthwise, ow 7: 4-lane column vectors
 ]
 
 
