@@ -41,6 +41,7 @@ GRAPH_PASSES = [
     "binary-maxpool",
     "fuse-bn-sign",
     "pack-bits",
+    "channels-last",
     "canonicalize",
     "cse",
     "dce",

@@ -175,7 +175,8 @@ def _conv_like(op: Operation) -> tuple[str, int, int, int | None]:
         groups = op.groups.value.data
         cin = op.in_channels.value.data if op.in_channels is not None else _shape(op.input)[1]
         per_out = (cin // groups) * kh * kw
-        return BINARY, out[0] * cout * per_out * out[2] * out[3], 0, cout * per_out
+        oh, ow = op.output_hw()
+        return BINARY, out[0] * cout * per_out * oh * ow, 0, cout * per_out
     weight = _shape(op.weight)
     macs = math.prod(out) * math.prod(weight[1:])
     w = _constant(op.weight)

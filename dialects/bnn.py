@@ -119,6 +119,11 @@ class _WindowOp(IRDLOperation):
             _pair(self.dilations, "dilations", 1),
         )
 
+    def output_hw(self) -> tuple[int, int]:
+        """(OH, OW) of the result (NCHW; ops with another layout override this)."""
+        shape = _shape(self.results[0])
+        return shape[2], shape[3]
+
     def _verify_output(self, in_hw: Sequence[int], k_hw: Sequence[int], out_hw: Sequence[int]) -> None:
         (sh, sw), (ph, pw), (dh, dw) = self.window()
         expect = (
@@ -165,7 +170,11 @@ class _OutputTransformOp(IRDLOperation):
         v = fma(dot, multiplier[o], bias[o])   (one rounding, as PyTorch's BN)
         v = v if v > 0 else slope[o] * v      (PReLU, when `slope` is given)
         v = min(max(v, clamp_min), clamp_max) (when given)
-    or, when `threshold` is given, a packed bit per output channel:
+        v = v * post_multiplier[o]            (when given, rounded)
+        v = v + post_bias[o]                  (when given, rounded)
+    (the post-activation affine: an inference batch norm after the
+    activation, as QuickNet has, kept as the graph's own mul and add), or,
+    when `threshold` is given, a packed bit per output channel:
         bit[o] = dot[o] < threshold[o]        (bit 1 means -1)
     which `fuse-bn-sign` derives so the bit equals PyTorch's sign decision."""
 
@@ -173,6 +182,8 @@ class _OutputTransformOp(IRDLOperation):
     bias = opt_operand_def(TensorType)
     slope = opt_operand_def(TensorType)
     threshold = opt_operand_def(TensorType)
+    post_multiplier = opt_operand_def(TensorType)
+    post_bias = opt_operand_def(TensorType)
     clamp_min = opt_prop_def(FloatAttr[AnyFloat])
     clamp_max = opt_prop_def(FloatAttr[AnyFloat])
 
@@ -187,7 +198,15 @@ class _OutputTransformOp(IRDLOperation):
 
     def _transform_args(self) -> dict[str, object]:
         lo, hi = self.clamp_bounds()
-        return dict(multiplier=self.multiplier, bias=self.bias, slope=self.slope, clamp_min=lo, clamp_max=hi)
+        return dict(
+            multiplier=self.multiplier,
+            bias=self.bias,
+            slope=self.slope,
+            clamp_min=lo,
+            clamp_max=hi,
+            post_multiplier=self.post_multiplier,
+            post_bias=self.post_bias,
+        )
 
     def clone_with(self, **changes: object) -> _OutputTransformOp:
         """A new op like this one with some constructor arguments replaced
@@ -207,12 +226,15 @@ class _OutputTransformOp(IRDLOperation):
         _check_channel_vector(self.multiplier, channels, f"{self.name} multiplier")
         _check_channel_vector(self.bias, channels, f"{self.name} bias")
         _check_channel_vector(self.slope, channels, f"{self.name} slope")
+        _check_channel_vector(self.post_multiplier, channels, f"{self.name} post_multiplier")
+        _check_channel_vector(self.post_bias, channels, f"{self.name} post_bias")
         lo, hi = self.clamp_bounds()
         if lo is not None and hi is not None and lo > hi:
             raise VerifyException(f"{self.name} clamp_min {lo} exceeds clamp_max {hi}")
         if self.threshold is not None:
-            if any(v is not None for v in (self.multiplier, self.bias, self.slope, lo, hi)):
-                raise VerifyException(f"{self.name} with a threshold writes bits: it takes no multiplier, bias, slope or clamp")
+            transform = (self.multiplier, self.bias, self.slope, lo, hi, self.post_multiplier, self.post_bias)
+            if any(v is not None for v in transform):
+                raise VerifyException(f"{self.name} with a threshold writes bits: it takes no multiplier, bias, slope, clamp or post affine")
             shape = _check_rank(self.threshold, 1, f"{self.name} threshold")
             if shape[0] != channels or _tensor(self.threshold, "threshold").element_type != i64:
                 raise VerifyException(f"{self.name} threshold must be tensor<{channels}xi64>")
@@ -230,6 +252,9 @@ class BConv2dOp(_WindowOp, _OutputTransformOp):
     `correction[o,ky,kx]` (i64, Cout x KH x KW) is subtracted for every tap
     (ky, kx) that falls in the padding. The result is f32 NCHW, or with a
     `threshold` the packed bits (i64 N x packed_words(Cout, out_groups) x OH x OW).
+    With `channels_last` the float result and the residual are N x OH x OW x Cout
+    instead (set by the `channels-last` pass: the epilogue then writes whole
+    vectors of channels).
     """
 
     name = "bnn.bconv2d"
@@ -241,6 +266,7 @@ class BConv2dOp(_WindowOp, _OutputTransformOp):
     residual = opt_operand_def(TensorType)
     result = result_def(TensorType)
     residual_lhs = opt_prop_def(UnitAttr)
+    channels_last = opt_prop_def(UnitAttr)
     groups = prop_def(IntegerAttr[I64])
     pad_value = prop_def(IntegerAttr[I64])
     in_channels = opt_prop_def(IntegerAttr[I64])
@@ -251,6 +277,7 @@ class BConv2dOp(_WindowOp, _OutputTransformOp):
         "$input `,` $weight (`multiplier` $multiplier^ `:` type($multiplier))? "
         "(`bias` $bias^ `:` type($bias))? (`slope` $slope^ `:` type($slope))? "
         "(`threshold` $threshold^ `:` type($threshold))? (`correction` $correction^ `:` type($correction))? "
+        "(`post_multiplier` $post_multiplier^ `:` type($post_multiplier))? (`post_bias` $post_bias^ `:` type($post_bias))? "
         "(`residual` $residual^ `:` type($residual))? "
         "attr-dict `:` type($input) `,` type($weight) `->` type($result)"
     )
@@ -277,6 +304,9 @@ class BConv2dOp(_WindowOp, _OutputTransformOp):
         out_groups: int | None = None,
         residual: SSAValue | None = None,
         residual_lhs: bool = False,
+        channels_last: bool = False,
+        post_multiplier: SSAValue | None = None,
+        post_bias: SSAValue | None = None,
     ):
         props: dict[str, Attribute] = {
             "strides": i64_array(strides),
@@ -293,8 +323,11 @@ class BConv2dOp(_WindowOp, _OutputTransformOp):
                 props[name] = IntegerAttr(value, i64)
         if residual_lhs:
             props["residual_lhs"] = UnitAttr()
+        if channels_last:
+            props["channels_last"] = UnitAttr()
         super().__init__(
-            operands=[input, weight, correction, residual, multiplier, bias, slope, threshold],  # definition order
+            # definition order
+            operands=[input, weight, correction, residual, multiplier, bias, slope, threshold, post_multiplier, post_bias],
             result_types=[result_type],
             properties=props,
         )
@@ -316,6 +349,7 @@ class BConv2dOp(_WindowOp, _OutputTransformOp):
             out_groups=self.out_groups.value.data if self.out_groups is not None else None,
             residual=self.residual,
             residual_lhs=self.residual_lhs is not None,
+            channels_last=self.channels_last is not None,
             **self._transform_args(),
         )
 
@@ -338,6 +372,11 @@ class BConv2dOp(_WindowOp, _OutputTransformOp):
     def kernel_size(self) -> tuple[int, int]:
         shape = _shape(self.weight)
         return shape[1], shape[2]
+
+    def output_hw(self) -> tuple[int, int]:
+        """(OH, OW) of the result, whatever its layout."""
+        shape = _shape(self.result)
+        return (shape[1], shape[2]) if self.channels_last is not None else (shape[2], shape[3])
 
     def verify_(self) -> None:
         groups = self.groups.value.data
@@ -366,6 +405,10 @@ class BConv2dOp(_WindowOp, _OutputTransformOp):
         if self.pad_value.value.data not in (-1, 0, 1):
             raise VerifyException(f"pad_value must be -1, 0 or 1, got {self.pad_value.value.data}")
         on, oc, oh, ow = _check_rank(self.result, 4, "bnn.bconv2d result")
+        if self.channels_last is not None:
+            if self.threshold is not None:
+                raise VerifyException("bnn.bconv2d channels_last applies to a float result, not packed bits")
+            on, oh, ow, oc = on, oc, oh, ow
         if self.threshold is not None:
             og = self.out_groups.value.data if self.out_groups is not None else 1
             if _tensor(self.result, "result").element_type != i64 or og < 1 or co % og or oc != packed_words(co, og):
@@ -407,6 +450,7 @@ class BDenseOp(_OutputTransformOp):
         "$input `,` $weight (`multiplier` $multiplier^ `:` type($multiplier))? "
         "(`bias` $bias^ `:` type($bias))? (`slope` $slope^ `:` type($slope))? "
         "(`threshold` $threshold^ `:` type($threshold))? "
+        "(`post_multiplier` $post_multiplier^ `:` type($post_multiplier))? (`post_bias` $post_bias^ `:` type($post_bias))? "
         "attr-dict `:` type($input) `,` type($weight) `->` type($result)"
     )
 
@@ -421,12 +465,18 @@ class BDenseOp(_OutputTransformOp):
         slope: SSAValue | None = None,
         clamp_min: float | None = None,
         clamp_max: float | None = None,
+        post_multiplier: SSAValue | None = None,
+        post_bias: SSAValue | None = None,
     ):
         props: dict[str, Attribute] = {}
         for name, value in (("clamp_min", clamp_min), ("clamp_max", clamp_max)):
             if value is not None:
                 props[name] = FloatAttr(value, f32)
-        super().__init__(operands=[input, weight, multiplier, bias, slope, None], result_types=[result_type], properties=props)
+        super().__init__(
+            operands=[input, weight, multiplier, bias, slope, None, post_multiplier, post_bias],
+            result_types=[result_type],
+            properties=props,
+        )
 
     def constructor_args(self) -> dict[str, object]:
         return dict(input=self.input, weight=self.weight, result_type=self.result.type, **self._transform_args())
@@ -448,25 +498,42 @@ class BDenseOp(_OutputTransformOp):
 
 @irdl_op_definition
 class PackOp(IRDLOperation):
-    """binarize and bit-pack along channels: f32 N x C x H x W ->
-    i64 N x packed_words(C, groups) x H x W; bit i of word g*words(C/groups)+j is
-    channel g*C/groups + 64j + i, set when the value is < 0 (binarize = -1)."""
+    """binarize and bit-pack along channels: f32 N x C x H x W (N x H x W x C
+    with `channels_last`) -> i64 N x packed_words(C, groups) x H x W; bit i of
+    word g*words(C/groups)+j is channel g*C/groups + 64j + i, set when the value
+    is < 0 (binarize = -1)."""
 
     name = "bnn.pack"
     input = operand_def(TensorType)
     result = result_def(TensorType)
     groups = prop_def(IntegerAttr[I64])
+    channels_last = opt_prop_def(UnitAttr)
     irdl_options = (ParsePropInAttrDict(),)
     traits = traits_def(Pure())
     assembly_format = "$input attr-dict `:` type($input) `->` type($result)"
 
-    def __init__(self, input: SSAValue, groups: int = 1):
-        n, c, h, w = _shape(input)
+    def __init__(self, input: SSAValue, groups: int = 1, channels_last: bool = False):
+        if channels_last:
+            n, h, w, c = _shape(input)
+        else:
+            n, c, h, w = _shape(input)
         result = TensorType(i64, [n, packed_words(c, groups), h, w])
-        super().__init__(operands=[input], result_types=[result], properties={"groups": IntegerAttr(groups, i64)})
+        props: dict[str, Attribute] = {"groups": IntegerAttr(groups, i64)}
+        if channels_last:
+            props["channels_last"] = UnitAttr()
+        super().__init__(operands=[input], result_types=[result], properties=props)
+
+    def input_nchw(self) -> tuple[int, int, int, int]:
+        """(N, C, H, W) of the input, whatever its layout."""
+        if self.channels_last is not None:
+            n, h, w, c = _shape(self.input)
+            return n, c, h, w
+        n, c, h, w = _shape(self.input)
+        return n, c, h, w
 
     def verify_(self) -> None:
-        n, c, h, w = _check_rank(self.input, 4, "bnn.pack input")
+        _check_rank(self.input, 4, "bnn.pack input")
+        n, c, h, w = self.input_nchw()
         _check_float(self.input, "bnn.pack input")
         groups = self.groups.value.data
         if groups < 1 or c % groups:
@@ -521,6 +588,11 @@ class _PoolOp(_WindowOp):
         if _wants_ceil(input, result_type, props, ceil_mode):
             props["ceil_mode"] = UnitAttr()
         super().__init__(operands=[input], result_types=[result_type], properties=props)
+
+    def output_hw(self) -> tuple[int, int]:
+        """(OH, OW) of the result (NCHW; ops with another layout override this)."""
+        shape = _shape(self.results[0])
+        return shape[2], shape[3]
 
     def _verify_output(self, in_hw: Sequence[int], k_hw: Sequence[int], out_hw: Sequence[int]) -> None:
         (sh, sw), (ph, pw), (dh, dw) = self.window()

@@ -116,7 +116,7 @@ def _packed_padded(lowerer: Lowerer, x: SSAValue, op: bnn.BConv2dOp) -> tuple[SS
         # only the rows this block reads (all of them on one thread)
         (sh, _), _, (dh, _) = op.window()
         kh = op.kernel_size[0]
-        rows = lowerer.padded_rows(op.result.type.get_shape()[2], sh, kh, dh, h + 2 * ph)
+        rows = lowerer.padded_rows(op.output_hw()[0], sh, kh, dh, h + 2 * ph)
         src_lo, src_hi = lowerer.source_rows(rows, ph, h)
         with lb.loops([n_, words]) as (n, k), lb.loop(src_hi, lb.index(src_lo)) as y, lb.loop(w) as xx:
             lb.store(lb.load(x, [n, k, y.iv, xx.iv]), dest, [n, k, lb.addi(y.iv, ph), lb.addi(xx.iv, pw)])
@@ -136,6 +136,9 @@ def lower_pack(lowerer: Lowerer, op: bnn.PackOp, args: list[SSAValue], out: SSAV
     once. Threads split the rows, so each thread's
     share is one contiguous span of pixels."""
     lb = lowerer.lb
+    if op.channels_last is not None:
+        _lower_pack_channels_last(lowerer, op, args[0], out)
+        return
     groups = op.groups.value.data
     n_, c, h, w = memref_shape(args[0])
     cg = c // groups
@@ -166,6 +169,35 @@ def lower_pack(lowerer: Lowerer, op: bnn.PackOp, args: list[SSAValue], out: SSAV
                 pack_word(n, g, j.iv, WORD)
         if rest:
             pack_word(n, g, full, rest)
+
+
+def _lower_pack_channels_last(lowerer: Lowerer, op: bnn.PackOp, x: SSAValue, out: SSAValue) -> None:
+    """bnn.pack of an N x H x W x C input: a word's channels are contiguous, so
+    each word is an OR-reduction over a loop of its bits (LLVM vectorises it:
+    compare, shift and OR a vector of channels at a time). Threads split the rows."""
+    lb = lowerer.lb
+    groups = op.groups.value.data
+    n_, h, w, c = memref_shape(x)
+    cg = c // groups
+    words = words_for(cg)
+    begin, end = lowerer.row_range(h)
+
+    def pack_word(n: SSAValue, y: SSAValue, xx: SSAValue, g: SSAValue, j: IndexLike, bits: int) -> None:
+        first = lb.affine([(g, cg), (j, WORD)])
+        with lb.loop(bits, carried=[lb.i64(0)]) as bit:
+            negative = lb.bool_to_i64(lb.cmpf(lb.load(x, [n, y, xx, lb.addi(first, bit.iv)]), 0.0, "olt"))
+            bit.next = [lb.or_(bit.carried[0], lb.shl(negative, lb.index_to_i64(bit.iv)))]
+        lb.store(bit.results[0], out, [n, lb.affine([(g, words), (j, 1)]), y, xx])
+
+    full, rest = divmod(cg, WORD)
+    with lb.loop(n_) as n, lb.loop(end, begin) as y, lb.loop(w) as xx, lb.loop(groups) as g:
+        if full == 1:
+            pack_word(n.iv, y.iv, xx.iv, g.iv, 0, WORD)
+        elif full:
+            with lb.loop(full) as j:
+                pack_word(n.iv, y.iv, xx.iv, g.iv, j.iv, WORD)
+        if rest:
+            pack_word(n.iv, y.iv, xx.iv, g.iv, full, rest)
 
 
 # -------------------------------------------------------- compile-time tables
@@ -225,6 +257,8 @@ class _Epilogue:
     threshold: SSAValue | None
     clamp_min: float | None
     clamp_max: float | None
+    post_multiplier: SSAValue | None
+    post_bias: SSAValue | None
     offset: SSAValue | None = None  # integer added to the dot before the multiplier
 
 
@@ -263,6 +297,8 @@ def _epilogue_of(lowerer: Lowerer, op: Operation, args: list[SSAValue], groups: 
         _channel_table(lowerer, op, op.threshold, groups, padded, -(1 << 40), np.int64),  # never below: padded lanes
         lo,
         hi,
+        _channel_table(lowerer, op, op.post_multiplier, groups, padded, 1.0, np.float32),
+        _channel_table(lowerer, op, op.post_bias, groups, padded, 0.0, np.float32),
         offset,
     )
 
@@ -291,6 +327,10 @@ def _float_transform(lb: LoopBuilder, ep: _Epilogue, dot: SSAValue, g: IndexLike
         value = lb.select(lb.cmpf(value, ep.clamp_min, "olt"), lb.f32(ep.clamp_min), value)
     if ep.clamp_max is not None:
         value = lb.select(lb.cmpf(value, ep.clamp_max, "ogt"), lb.f32(ep.clamp_max), value)
+    if ep.post_multiplier is not None:  # the graph's own mul and add: two roundings
+        value = lb.mulf(value, lb.load(ep.post_multiplier, [g, oc]))
+    if ep.post_bias is not None:
+        value = lb.addf(value, lb.load(ep.post_bias, [g, oc]))
     return value
 
 
@@ -324,7 +364,9 @@ def lower_bconv2d(lowerer: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out
     cg = cin // groups
     co, kh, kw, words = memref_shape(args[1])
     cog = co // groups
-    n_, _, oh, ow = memref_shape(out)
+    n_ = memref_shape(out)[0]
+    oh, ow = op.output_hw()
+    channels_last = op.channels_last is not None
     h, w = (memref_shape(args[0])[2], memref_shape(args[0])[3])
     tile = choose_popcount_tile(lowerer.vector_bits, lowerer.registers, cog, lowerer.popcount_bits)
     padded = ceil_to(cog, tile.channels)
@@ -364,7 +406,9 @@ def lower_bconv2d(lowerer: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out
             lb, vty, pixels, vectors, [kh, kw, words], weight_vector, activation_word, lowerer.popcount_bits
         )
         # The tile's dot products go to a small stack buffer; one scalar loop
-        # then applies the epilogue (short IR for every tile shape).
+        # then applies the epilogue (short IR for every tile shape). Its inner
+        # loop runs along channels: channels-last results are contiguous
+        # there, and LLVM vectorises the whole epilogue.
         for t in range(pixels):
             for v in range(vectors):
                 dot = _dot(lb, accs[t][v], k_total, vty)
@@ -383,10 +427,11 @@ def lower_bconv2d(lowerer: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out
                 _or_bit(lb, out, below, n, channel, cog_out, words_out, oy, ox)
             else:
                 value = _float_transform(lb, ep, dot, g, oc)
+                at = [n, oy, ox, channel] if channels_last else [n, channel, oy, ox]
                 if residual is not None:  # after the whole transform, in the add's operand order
-                    r = lb.load(residual, [n, channel, oy, ox])
+                    r = lb.load(residual, at)
                     value = lb.addf(r, value) if op.residual_lhs is not None else lb.addf(value, r)
-                lb.store(value, out, [n, channel, oy, ox])
+                lb.store(value, out, at)
 
     tiled_conv_loops(
         lb,

@@ -38,8 +38,9 @@ WorkOf = Callable[[Operation], int]
 def conv_macs(op: Operation) -> int:
     """Output pixels x weight elements: MACs of a conv (bit-MACs / Cin-words for bconv)."""
     out = op.results[0].type.get_shape()
+    oh, ow = op.output_hw()
     weight = op.operands[1].type.get_shape()
-    return out[0] * out[2] * out[3] * weight[0] * weight[1] * weight[2] * weight[3]
+    return out[0] * oh * ow * weight[0] * weight[1] * weight[2] * weight[3]
 
 
 @dataclass

@@ -249,7 +249,7 @@ class ValueSets:
         if isinstance(op, bnn.BConv2dOp) and op.residual is not None:
             return True  # v + residual can be 0 on some inputs
         if isinstance(op, (bnn.BConv2dOp, bnn.BDenseOp)):
-            return op.bias is None
+            return op.bias is None or op.post_multiplier is not None or op.post_bias is not None
         if isinstance(op, bnn.PadOp):
             return op.value.value.data == 0.0 and any(op.padding.get_values()) or self.has_exact_zeros(op.input)
         if isinstance(op, bnn.GatherOp) and op.fill_value() == 0.0:

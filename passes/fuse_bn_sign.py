@@ -94,6 +94,8 @@ class BinaryConvWritesBits(RewritePattern):
     def match_and_rewrite(self, op: bnn.BConv2dOp, rewriter: PatternRewriter) -> None:
         if op.threshold is not None or op.residual is not None:
             return  # (a residual's sum is not a function of the dot alone)
+        if op.post_multiplier is not None or op.post_bias is not None:
+            return  # thresholds are derived for fma -> PReLU -> clamp only
         # users: signs (each read only as bits) and packs
         signs: list[Operation] = []
         consumers: list[Operation] = []

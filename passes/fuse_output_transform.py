@@ -10,8 +10,13 @@ so a rewrite is only done when the op keeps that order:
     multiplier and bias, but only while there is no slope and no clamp yet (an
     affine op after a PReLU or clamp is not foldable and is left alone);
   - prelu folds only while there is no slope and no clamp;
-  - relu and hardtanh fold into the clamp at any time: a clamp after a clamp
-    intersects the bounds, clamp(clamp(v, a, b), c, d) = clamp(v, min(max(a, c), d), min(max(b, c), d)).
+  - relu and hardtanh fold into the clamp while there is no post affine: a
+    clamp after a clamp intersects the bounds,
+    clamp(clamp(v, a, b), c, d) = clamp(v, min(max(a, c), d), min(max(b, c), d));
+  - after a PReLU or clamp, one mul by a per-channel constant and then one add
+    (or sub) of one become the post-activation affine (post_multiplier,
+    post_bias: an inference batch norm after the activation, as TFLite's
+    QuickNet has), applied as that same mul and add, so bit-identical.
 The intermediate value must have a single use (the op that folds).
 
 Folded parameters are computed in float32 as PyTorch computes them (batch
@@ -56,10 +61,16 @@ class Transform:
     slope: np.ndarray | None
     lo: float | None
     hi: float | None
+    post_multiplier: np.ndarray | None = None
+    post_bias: np.ndarray | None = None
 
     @property
     def affine_only(self) -> bool:
         return self.slope is None and self.lo is None and self.hi is None
+
+    @property
+    def has_post(self) -> bool:
+        return self.post_multiplier is not None or self.post_bias is not None
 
     def scale(self, c: np.ndarray) -> None:
         self.multiplier = c.copy() if self.multiplier is None else (self.multiplier * c).astype(np.float32)
@@ -81,10 +92,27 @@ class Transform:
 
 
 def _transform_of(op: bnn.BConv2dOp | bnn.BDenseOp, channels: int) -> Transform | None:
-    arrays = [const_array(v) if v is not None else None for v in (op.multiplier, op.bias, op.slope)]
-    if any(v is not None and a is None for v, a in zip((op.multiplier, op.bias, op.slope), arrays)):
+    operands = (op.multiplier, op.bias, op.slope, op.post_multiplier, op.post_bias)
+    arrays = [const_array(v) if v is not None else None for v in operands]
+    if any(v is not None and a is None for v, a in zip(operands, arrays)):
         return None  # non-constant transform operands: leave the op alone
-    return Transform(channels, *arrays, *op.clamp_bounds())
+    m, b, s, pm, pb = arrays
+    return Transform(channels, m, b, s, *op.clamp_bounds(), post_multiplier=pm, post_bias=pb)
+
+
+def _fold_post(user: Operation, lhs_is_r: bool, c: np.ndarray, t: Transform) -> bool:
+    """A mul, then an add or sub, by a per-channel constant after the
+    activation: the post affine, in the graph's own operations."""
+    if isinstance(user, bnn.MulOp) and not t.has_post:
+        t.post_multiplier = c
+        return True
+    if isinstance(user, bnn.AddOp) and t.post_bias is None:
+        t.post_bias = c
+        return True
+    if isinstance(user, bnn.SubOp) and lhs_is_r and t.post_bias is None:
+        t.post_bias = (-c).astype(np.float32)  # v - c is v + (-c) exactly
+        return True
+    return False
 
 
 def _fold(user: Operation, producer: Operation, t: Transform) -> bool:
@@ -93,8 +121,6 @@ def _fold(user: Operation, producer: Operation, t: Transform) -> bool:
     if len(user.results) != 1 or user.results[0].type != r.type:
         return False
     if isinstance(user, (bnn.MulOp, bnn.AddOp, bnn.SubOp, bnn.DivOp)):
-        if not t.affine_only:
-            return False
         lhs_is_r = user.lhs == r
         other = user.rhs if lhs_is_r else user.lhs
         if other == r:
@@ -102,6 +128,8 @@ def _fold(user: Operation, producer: Operation, t: Transform) -> bool:
         c = channel_vector(other, r)
         if c is None:
             return False
+        if not t.affine_only:
+            return _fold_post(user, lhs_is_r, c, t)
         if isinstance(user, bnn.MulOp):
             t.scale(c)
         elif isinstance(user, bnn.AddOp):
@@ -129,10 +157,10 @@ def _fold(user: Operation, producer: Operation, t: Transform) -> bool:
         t.scale(scale)
         t.shift(shift)
         return True
-    if isinstance(user, bnn.ReluOp):
+    if isinstance(user, bnn.ReluOp) and not t.has_post:
         t.clamp(0.0, None)
         return True
-    if isinstance(user, bnn.HardtanhOp):
+    if isinstance(user, bnn.HardtanhOp) and not t.has_post:
         t.clamp(user.min_val.value.data, user.max_val.value.data)
         return True
     if isinstance(user, bnn.PReluOp):
@@ -167,6 +195,8 @@ class FuseIntoBinaryOp(RewritePattern):
             "slope": None if t.slope is None else insert_const(rewriter, t.slope, op),
             "clamp_min": t.lo,
             "clamp_max": t.hi,
+            "post_multiplier": None if t.post_multiplier is None else insert_const(rewriter, t.post_multiplier.astype(np.float32), op),
+            "post_bias": None if t.post_bias is None else insert_const(rewriter, t.post_bias.astype(np.float32), op),
         }
         new = op.clone_with(**operands)
         old_operands = list(op.operands) + list(user.operands)

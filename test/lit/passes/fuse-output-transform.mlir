@@ -50,10 +50,11 @@ func.func @values(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> {
 
 // -----
 
-// Left alone: an affine op after a clamp, and a result with two uses.
+// Left alone: a division after a clamp (not the post affine's mul and add),
+// and a result with two uses.
 // CHECK-LABEL: func.func @not_foldable
 // CHECK: %[[Y:.*]] = bnn.bconv2d {{.*}}clamp_min = 0.000000e+00 : f32}
-// CHECK-NEXT: %[[A:.*]] = bnn.add %[[Y]]
+// CHECK-NEXT: %[[A:.*]] = bnn.div %[[Y]]
 // CHECK: %[[Z:.*]] = bnn.bconv2d
 // CHECK-NEXT: bnn.mul %[[Z]]
 // CHECK-NEXT: bnn.relu %[[Z]]
@@ -63,7 +64,7 @@ func.func @not_foldable(%x: tensor<1x2x4x4xf32>) -> (tensor<1x2x4x4xf32>, tensor
   %c4 = arith.constant dense<[[[1.0]], [[2.0]]]> : tensor<2x1x1xf32>
   %y = bnn.bconv2d %x, %w {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64, pad_value = 0 : i64} : tensor<1x2x4x4xf32>, tensor<2x1x1x1xi64> -> tensor<1x2x4x4xf32>
   %r = bnn.relu %y : tensor<1x2x4x4xf32>
-  %a = bnn.add %r, %c4 : (tensor<1x2x4x4xf32>, tensor<2x1x1xf32>) -> tensor<1x2x4x4xf32>
+  %a = bnn.div %r, %c4 : (tensor<1x2x4x4xf32>, tensor<2x1x1xf32>) -> tensor<1x2x4x4xf32>
   %z = bnn.bconv2d %x, %w {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64, pad_value = 0 : i64} : tensor<1x2x4x4xf32>, tensor<2x1x1x1xi64> -> tensor<1x2x4x4xf32>
   %m = bnn.mul %z, %c4 : (tensor<1x2x4x4xf32>, tensor<2x1x1xf32>) -> tensor<1x2x4x4xf32>
   %q = bnn.relu %z : tensor<1x2x4x4xf32>
@@ -84,4 +85,45 @@ func.func @prelu_relu(%x: tensor<1x3xf32>) -> tensor<1x2xf32> {
   %r = bnn.relu %p : tensor<1x2xf32>
   %q = bnn.prelu %r, %s : (tensor<1x2xf32>, tensor<2xf32>) -> tensor<1x2xf32>
   func.return %q : tensor<1x2xf32>
+}
+
+// -----
+
+// After the activation (a clamp from relu here), a mul and then an add by
+// per-channel constants become the post-activation affine, kept as the same
+// mul and add (TFLite QuickNet's batch norm after the ReLU).
+// CHECK-LABEL: func.func @post_affine
+// CHECK:      %[[Y:.*]] = bnn.bconv2d %x, %{{.*}} post_multiplier %{{.*}} : tensor<2xf32> post_bias %{{.*}} : tensor<2xf32> {{{.*}}clamp_min = 0.000000e+00 : f32{{.*}}}
+// CHECK-NOT:  bnn.mul
+// CHECK-NOT:  bnn.add
+// CHECK:      func.return %[[Y]]
+func.func @post_affine(%x: tensor<1x1x4x4xi64>) -> tensor<1x2x4x4xf32> {
+  %w = arith.constant dense<0> : tensor<2x1x1x1xi64>
+  %m = arith.constant dense<[[[[2.0]], [[4.0]]]]> : tensor<1x2x1x1xf32>
+  %b = arith.constant dense<[[[[0.5]], [[-1.0]]]]> : tensor<1x2x1x1xf32>
+  %y = bnn.bconv2d %x, %w {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64, pad_value = 0 : i64, in_channels = 2 : i64} : tensor<1x1x4x4xi64>, tensor<2x1x1x1xi64> -> tensor<1x2x4x4xf32>
+  %r = bnn.relu %y : tensor<1x2x4x4xf32>
+  %a = bnn.mul %r, %m : (tensor<1x2x4x4xf32>, tensor<1x2x1x1xf32>) -> tensor<1x2x4x4xf32>
+  %c = bnn.add %b, %a : (tensor<1x2x1x1xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  func.return %c : tensor<1x2x4x4xf32>
+}
+
+// -----
+
+// After a post add, nothing more folds: a mul would have to come before it,
+// a relu would clamp before the affine, and a second add would round differently.
+// CHECK-LABEL: func.func @post_then_more
+// CHECK:      bnn.bconv2d %x, %{{.*}} post_bias %{{.*}} : tensor<2xf32> {{{.*}}clamp_max = 1.000000e+00 : f32{{.*}}}
+// CHECK-NEXT: bnn.mul
+// CHECK-NEXT: bnn.relu
+func.func @post_then_more(%x: tensor<1x1x4x4xi64>) -> tensor<1x2x4x4xf32> {
+  %w = arith.constant dense<0> : tensor<2x1x1x1xi64>
+  %m = arith.constant dense<[[[[2.0]], [[4.0]]]]> : tensor<1x2x1x1xf32>
+  %b = arith.constant dense<[[[[0.5]], [[-1.0]]]]> : tensor<1x2x1x1xf32>
+  %y = bnn.bconv2d %x, %w {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64, pad_value = 0 : i64, in_channels = 2 : i64} : tensor<1x1x4x4xi64>, tensor<2x1x1x1xi64> -> tensor<1x2x4x4xf32>
+  %h = bnn.hardtanh %y {min_val = -1.0 : f32, max_val = 1.0 : f32} : tensor<1x2x4x4xf32>
+  %c = bnn.add %h, %b : (tensor<1x2x4x4xf32>, tensor<1x2x1x1xf32>) -> tensor<1x2x4x4xf32>
+  %a = bnn.mul %c, %m : (tensor<1x2x4x4xf32>, tensor<1x2x1x1xf32>) -> tensor<1x2x4x4xf32>
+  %r = bnn.relu %a : tensor<1x2x4x4xf32>
+  func.return %r : tensor<1x2x4x4xf32>
 }

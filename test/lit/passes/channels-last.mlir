@@ -1,0 +1,74 @@
+// RUN: %bnnc-opt %s -p channels-last --split-input-file | filecheck %s
+
+// A Bi-Real-style chain: conv A feeds a pack and is conv B's residual. Both
+// float results become N x H x W x C, the pack reads that layout, B takes A's
+// result as its residual directly, and only the function's result (an
+// NCHW value) is transposed back, once.
+// CHECK-LABEL: func.func @chain
+// CHECK:      %[[A:.*]] = bnn.bconv2d %x, %{{.*}} {{{.*}}channels_last{{.*}}} : tensor<1x1x4x4xi64>, tensor<2x1x1x1xi64> -> tensor<1x4x4x2xf32>
+// CHECK-NEXT: %[[P:.*]] = bnn.pack %[[A]] {{{.*}}channels_last{{.*}}} : tensor<1x4x4x2xf32> -> tensor<1x1x4x4xi64>
+// CHECK-NEXT: %[[B:.*]] = bnn.bconv2d %[[P]], %{{.*}} residual %[[A]] : tensor<1x4x4x2xf32> {{{.*}}channels_last{{.*}}} : tensor<1x1x4x4xi64>, tensor<2x1x1x1xi64> -> tensor<1x4x4x2xf32>
+// CHECK-NEXT: %[[I:.*]] = arith.constant dense<{{\[\[\[\[}}0, 2, 4, 6], {{.*}}> : tensor<1x2x4x4xi64>
+// CHECK-NEXT: %[[O:.*]] = bnn.gather %[[B]] at %[[I]] : (tensor<1x4x4x2xf32>, tensor<1x2x4x4xi64>) -> tensor<1x2x4x4xf32>
+// CHECK-NEXT: func.return %[[O]]
+func.func @chain(%x: tensor<1x1x4x4xi64>) -> tensor<1x2x4x4xf32> {
+  %w = arith.constant dense<0> : tensor<2x1x1x1xi64>
+  %a = bnn.bconv2d %x, %w {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64, pad_value = 0 : i64, in_channels = 2 : i64} : tensor<1x1x4x4xi64>, tensor<2x1x1x1xi64> -> tensor<1x2x4x4xf32>
+  %p = bnn.pack %a {groups = 1 : i64} : tensor<1x2x4x4xf32> -> tensor<1x1x4x4xi64>
+  %b = bnn.bconv2d %p, %w residual %a : tensor<1x2x4x4xf32> {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64, pad_value = 0 : i64, in_channels = 2 : i64} : tensor<1x1x4x4xi64>, tensor<2x1x1x1xi64> -> tensor<1x2x4x4xf32>
+  func.return %b : tensor<1x2x4x4xf32>
+}
+
+// -----
+
+// A residual that arrives in NCHW (a function argument here, a float
+// shortcut in a network) is transposed into NHWC once, where it is defined.
+// CHECK-LABEL: func.func @nchw_residual
+// CHECK-NEXT: %[[I:.*]] = arith.constant dense<{{\[\[\[\[}}0, 16], [1, 17]{{.*}}> : tensor<1x4x4x2xi64>
+// CHECK-NEXT: %[[R:.*]] = bnn.gather %r at %[[I]] : (tensor<1x2x4x4xf32>, tensor<1x4x4x2xi64>) -> tensor<1x4x4x2xf32>
+// CHECK:      %[[B:.*]] = bnn.bconv2d %x, %{{.*}} residual %[[R]] : tensor<1x4x4x2xf32> {{{.*}}channels_last{{.*}}}
+// CHECK-NEXT: %[[P:.*]] = bnn.pack %[[B]] {{{.*}}channels_last{{.*}}}
+// CHECK-NEXT: func.return %[[P]]
+func.func @nchw_residual(%x: tensor<1x1x4x4xi64>, %r: tensor<1x2x4x4xf32>) -> tensor<1x1x4x4xi64> {
+  %w = arith.constant dense<0> : tensor<2x1x1x1xi64>
+  %b = bnn.bconv2d %x, %w residual %r : tensor<1x2x4x4xf32> {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64, pad_value = 0 : i64, in_channels = 2 : i64} : tensor<1x1x4x4xi64>, tensor<2x1x1x1xi64> -> tensor<1x2x4x4xf32>
+  %p = bnn.pack %b {groups = 1 : i64} : tensor<1x2x4x4xf32> -> tensor<1x1x4x4xi64>
+  func.return %p : tensor<1x1x4x4xi64>
+}
+
+// -----
+
+// A float user of a converted conv (relu) reads one NHWC -> NCHW transpose;
+// the pack reads the conv directly.
+// CHECK-LABEL: func.func @float_user
+// CHECK:      %[[A:.*]] = bnn.bconv2d {{.*}}channels_last{{.*}} -> tensor<1x4x4x2xf32>
+// CHECK-NEXT: arith.constant
+// CHECK-NEXT: %[[T:.*]] = bnn.gather %[[A]]
+// CHECK-NEXT: bnn.pack %[[A]] {{{.*}}channels_last{{.*}}}
+// CHECK-NEXT: bnn.relu %[[T]] : tensor<1x2x4x4xf32>
+func.func @float_user(%x: tensor<1x1x4x4xi64>) -> (tensor<1x1x4x4xi64>, tensor<1x2x4x4xf32>) {
+  %w = arith.constant dense<0> : tensor<2x1x1x1xi64>
+  %a = bnn.bconv2d %x, %w {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64, pad_value = 0 : i64, in_channels = 2 : i64} : tensor<1x1x4x4xi64>, tensor<2x1x1x1xi64> -> tensor<1x2x4x4xf32>
+  %p = bnn.pack %a {groups = 1 : i64} : tensor<1x2x4x4xf32> -> tensor<1x1x4x4xi64>
+  %r = bnn.relu %a : tensor<1x2x4x4xf32>
+  func.return %p, %r : tensor<1x1x4x4xi64>, tensor<1x2x4x4xf32>
+}
+
+// -----
+
+// Left alone: a conv whose float result only float ops read (nothing gains
+// from a new layout), a conv that writes packed bits, and a pack of a value
+// that is not a binary conv's result.
+// CHECK-LABEL: func.func @left_alone
+// CHECK-NOT:  channels_last
+// CHECK-NOT:  bnn.gather
+// CHECK:      func.return
+func.func @left_alone(%x: tensor<1x1x4x4xi64>, %f: tensor<1x2x4x4xf32>) -> (tensor<1x2x4x4xf32>, tensor<1x1x4x4xi64>, tensor<1x1x4x4xi64>) {
+  %w = arith.constant dense<0> : tensor<2x1x1x1xi64>
+  %t = arith.constant dense<0> : tensor<2xi64>
+  %a = bnn.bconv2d %x, %w {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64, pad_value = 0 : i64, in_channels = 2 : i64} : tensor<1x1x4x4xi64>, tensor<2x1x1x1xi64> -> tensor<1x2x4x4xf32>
+  %r = bnn.relu %a : tensor<1x2x4x4xf32>
+  %b = bnn.bconv2d %x, %w threshold %t : tensor<2xi64> {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64, pad_value = 0 : i64, in_channels = 2 : i64} : tensor<1x1x4x4xi64>, tensor<2x1x1x1xi64> -> tensor<1x1x4x4xi64>
+  %p = bnn.pack %f {groups = 1 : i64} : tensor<1x2x4x4xf32> -> tensor<1x1x4x4xi64>
+  func.return %r, %b, %p : tensor<1x2x4x4xf32>, tensor<1x1x4x4xi64>, tensor<1x1x4x4xi64>
+}

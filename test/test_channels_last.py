@@ -1,0 +1,150 @@
+"""channels-last changes where binary convs' float results are stored, never
+their values: models compiled with and without the pass agree bit for bit
+(1 and 3 threads), across channel counts that leave partial packed words and
+partial register tiles, groups, PReLU/clamp epilogues, NCHW residuals and
+float users that need a transpose back; and the default pipeline uses it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+import bnnc
+from bnn_models import BINARIZERS, XnorConv2d, make_bireal, make_densenet, make_resnete, randomize_
+
+from bnnc.dialects import bnn
+from bnnc.driver import CompileOptions
+from bnnc.pipeline import GRAPH_PASSES
+
+WITHOUT = "bnn=" + ",".join(p for p in GRAPH_PASSES if p != "channels-last")
+
+
+class Chain(nn.Module):
+    """stem -> (sign -> bconv -> BN -> PReLU -> clamp) + shortcut, twice, then
+    a float op on the binary path's output (it needs NCHW again)."""
+
+    def __init__(self, c: int, groups: int) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, c, 3, padding=1)
+        self.convs = nn.ModuleList(
+            XnorConv2d(c, c, 3, padding=1, groups=groups, act=BINARIZERS["sign"]()) for _ in range(2)
+        )
+        self.bns = nn.ModuleList(nn.BatchNorm2d(c) for _ in range(2))
+        self.prelu = nn.PReLU(c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)  # float NCHW: the first residual is transposed in
+        for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):
+            y = bn(conv(x))
+            if i == 0:
+                y = torch.clamp(self.prelu(y), -1.0, 1.5)
+            x = x + y
+        return torch.relu(x)
+
+
+def _chain(c: int, groups: int, hw: tuple[int, int]):
+    def make():
+        torch.manual_seed(c + groups)
+        model = Chain(c, groups)
+        x = torch.randn(1, 3, *hw)
+        randomize_(model, x, c)
+        return model, x
+
+    return make
+
+
+class QuickNetStyle(nn.Module):
+    """QuickNet's block as TFLite has it: x + (relu(bconv(sign x)) * s + b):
+    the batch norm after the activation is the post affine, then the residual."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, c, 3, padding=1)
+        self.convs = nn.ModuleList(XnorConv2d(c, c, 3, padding=1, act=BINARIZERS["sign"]()) for _ in range(3))
+        self.scale = nn.Parameter(torch.rand(3, 1, c, 1, 1) + 0.5)
+        self.shift = nn.Parameter(torch.randn(3, 1, c, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for i, conv in enumerate(self.convs):
+            x = x + (torch.relu(conv(x)) * self.scale[i] + self.shift[i])
+        return x
+
+
+def _quicknet_style():
+    torch.manual_seed(3)
+    model = QuickNetStyle(32)
+    x = torch.randn(1, 3, 8, 8)
+    randomize_(model, x, 3)
+    return model, x
+
+
+def _compile(model, x, pipeline, threads):
+    return bnnc.compile(model, (x,), pipeline=pipeline, num_threads=threads)
+
+
+CASES = {
+    "bireal": (make_bireal, 1),
+    "bireal-3threads": (make_bireal, 3),
+    "resnete": (make_resnete, 1),
+    "densenet": (make_densenet, 1),
+    "c8": (_chain(8, 1, (9, 7)), 1),
+    "c70-partial-word-and-tile": (_chain(70, 1, (5, 11)), 1),
+    "c130-groups2": (_chain(130, 2, (6, 6)), 1),
+    "c130-groups2-3threads": (_chain(130, 2, (6, 6)), 3),
+    "c3": (_chain(3, 1, (4, 5)), 1),
+    "quicknet-post-affine": (_quicknet_style, 1),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bit_identical_without_the_pass(case):
+    make, threads = CASES[case]
+    model, x = make()
+    model.eval()
+    xn = x.numpy()
+    got = _compile(model, x, None, threads)(xn)
+    nchw = _compile(model, x, WITHOUT, threads)(xn)
+    assert np.array_equal(got, nchw)
+    with torch.inference_mode():
+        want = model(x).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max()))
+
+
+def test_default_pipeline_converts_the_residual_chain():
+    model, x = make_bireal()
+    imported = bnnc.driver.import_model(model.eval(), (x,))
+    module = bnnc.driver.lower(imported, CompileOptions(), stop_after="bnn")
+    convs = [op for op in module.walk() if isinstance(op, bnn.BConv2dOp) and op.threshold is None]
+    packs = [op for op in module.walk() if isinstance(op, bnn.PackOp)]
+    assert convs and all(op.channels_last is not None for op in convs)
+    assert any(op.channels_last is not None for op in packs)
+    # transposes only where the binary path meets NCHW float ops: out of a
+    # conv into float ops (the downsampling shortcut's pool), or from a float
+    # shortcut into a conv's residual; never between binary ops
+    gathers = [op for op in module.walk() if isinstance(op, bnn.GatherOp)]
+    assert gathers
+    for g in gathers:
+        users = [use.operation for use in g.result.uses]
+        if isinstance(g.inputs[0].owner, bnn.BConv2dOp):
+            assert not any(isinstance(u, (bnn.BConv2dOp, bnn.PackOp)) for u in users)
+        else:
+            assert users and all(isinstance(u, bnn.BConv2dOp) and u.residual is g.result for u in users)
+
+
+def test_post_affine_joins_the_epilogue_bit_identically():
+    """relu -> mul -> add after a binary conv: the default pipeline keeps no
+    float op between the convs, and gives the same bits as the graph's own
+    mul and add (compiled without fuse-output-transform)."""
+    model, x = _quicknet_style()
+    model.eval()
+    imported = bnnc.driver.import_model(model, (x,))
+    module = bnnc.driver.lower(imported, CompileOptions(), stop_after="bnn")
+    convs = [op for op in module.walk() if isinstance(op, bnn.BConv2dOp)]
+    assert all(op.post_multiplier is not None and op.post_bias is not None for op in convs)
+    assert not any(isinstance(op, (bnn.MulOp, bnn.AddOp, bnn.ReluOp)) for op in module.walk())
+    unfused = "bnn=" + ",".join(p for p in GRAPH_PASSES if p != "fuse-output-transform")
+    xn = x.numpy()
+    assert np.array_equal(_compile(model, x, None, 1)(xn), _compile(model, x, unfused, 1)(xn))
