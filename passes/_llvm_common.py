@@ -29,7 +29,7 @@ from xdsl.dialects.builtin import (
     VectorType,
 )
 from xdsl.ir import Attribute, Block, BlockArgument, Operation, OpResult, SSAValue
-from xdsl.pattern_rewriter import PatternRewriter
+from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
 from xdsl.rewriter import InsertPoint, Rewriter
 
 I64 = IntegerType(64)
@@ -147,6 +147,16 @@ def index_constant(rewriter: PatternRewriter, value: int) -> SSAValue:
         Rewriter.insert_op(const, InsertPoint.at_start(entry))
     cache[(func, value)] = const.result
     return const.result
+
+
+def rewrite_each(root: Operation, pattern: RewritePattern, kinds: tuple[type[Operation], ...]) -> None:
+    """Apply `pattern` once to each op of `kinds` under `root`, in walk order,
+    as a PatternRewriteWalker without recursion would: a conversion that
+    rewrites a few thousand of a module's ~30k ops (branches, functions)
+    then skips queueing, matching and DCE-checking all the others. An error
+    of the pattern propagates as it is (PassFailedException: the pass failed)."""
+    for op in [o for o in root.walk() if isinstance(o, kinds)]:
+        pattern.match_and_rewrite(op, PatternRewriter(op))
 
 
 def cast_all(rewriter: PatternRewriter, values: Sequence[SSAValue]) -> list[SSAValue]:

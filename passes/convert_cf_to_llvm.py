@@ -17,15 +17,10 @@ from xdsl.dialects import cf, llvm
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Block, Operation
 from xdsl.passes import ModulePass
-from xdsl.pattern_rewriter import (
-    GreedyRewritePatternApplier,
-    PatternRewriter,
-    PatternRewriteWalker,
-    RewritePattern,
-)
+from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
 from xdsl.utils.exceptions import PassFailedException
 
-from bnnc.passes._llvm_common import cast_to_llvm, convert_block_args, index_bitwidth
+from bnnc.passes._llvm_common import cast_to_llvm, convert_block_args, index_bitwidth, rewrite_each
 
 
 class CfToLLVM(RewritePattern):
@@ -62,7 +57,7 @@ class ConvertCfToLLVMPass(ModulePass):
             for block in _branch_targets(op):
                 if block.parent is not None and block is not block.parent.blocks[0]:
                     convert_block_args(block)
-            PatternRewriteWalker(GreedyRewritePatternApplier([CfToLLVM()]), apply_recursively=False).rewrite_module(op)
+            rewrite_each(op, CfToLLVM(), (cf.BranchOp, cf.ConditionalBranchOp))
             leftover = sorted({o.name for o in op.walk() if o.dialect_name() == "cf"})
             if leftover:
                 raise PassFailedException(f"convert-cf-to-llvm: cannot lower {leftover}; supported: cf.br, cf.cond_br")

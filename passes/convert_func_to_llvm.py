@@ -23,15 +23,17 @@ from xdsl.dialects import func, llvm
 from xdsl.dialects.builtin import FunctionType, ModuleOp
 from xdsl.ir import Operation, Region
 from xdsl.passes import ModulePass
-from xdsl.pattern_rewriter import (
-    GreedyRewritePatternApplier,
-    PatternRewriter,
-    PatternRewriteWalker,
-    RewritePattern,
-)
+from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
 from xdsl.utils.exceptions import PassFailedException
 
-from bnnc.passes._llvm_common import cast_all, convert_block_args, index_bitwidth, llvm_type, replace_with_llvm
+from bnnc.passes._llvm_common import (
+    cast_all,
+    convert_block_args,
+    index_bitwidth,
+    llvm_type,
+    replace_with_llvm,
+    rewrite_each,
+)
 
 
 def llvm_function_type(ft: FunctionType, what: str) -> llvm.LLVMFunctionType:
@@ -83,5 +85,4 @@ class ConvertFuncToLLVMPass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         with index_bitwidth(self.index_bitwidth):
-            walker = PatternRewriteWalker(GreedyRewritePatternApplier([FuncToLLVM()]), apply_recursively=False)
-            walker.rewrite_module(op)
+            rewrite_each(op, FuncToLLVM(), (func.FuncOp, func.ReturnOp, func.CallOp))
