@@ -101,3 +101,30 @@ def padding_correction(weight: np.ndarray, channels_per_group: int) -> np.ndarra
     """Cout x KH x KW: what a tap padded with +1 (all bits 0) contributes to the
     dot product, Cg - 2 * popcount(w): zero padding subtracts it at the borders."""
     return (channels_per_group - 2 * popcount(weight).sum(axis=-1)).astype(np.int64)
+
+
+def epilogue_offsets(multiplier: np.ndarray, bias: np.ndarray, description: str | None) -> np.ndarray | None:
+    """For the {0, 1}-input popcount form (recognize-binarization's `description`
+    says "unipolar (popcount form"), per channel the integer k with bias ==
+    f32(multiplier * k) (else 0); None for any other layer or if no channel has
+    one. Its float result is then (dot + k) * multiplier, not fma(dot, multiplier,
+    bias): the bias is 0.5 * sum(W) = m * S, whose rounding error the fma would
+    leave where the exact value m * (dot + S) is 0 (a tie a later sign decides;
+    PyTorch's sum of {0, alpha} terms gives 0 or noise there). Other layers keep
+    the fma: a batch norm's is what PyTorch computes. Lowering and fuse-bn-sign's
+    thresholds both read it."""
+    if description is None or "unipolar (popcount form" not in description:
+        return None
+    m = np.asarray(multiplier, dtype=np.float32).astype(np.float64)
+    b32 = np.broadcast_to(np.asarray(bias, dtype=np.float32), m.shape)
+    b = b32.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k = np.where(m != 0, np.rint(b / np.where(m != 0, m, 1.0)), 0.0)
+    ok = (np.abs(k) <= 2**20) & (b != 0) & ((m * k).astype(np.float32) == b32)
+    return np.where(ok, k, 0).astype(np.int64) if ok.any() else None
+
+
+def binarized_description(op: object) -> str | None:
+    """The `bnnc.binarized` text recognize-binarization left on a binary layer."""
+    attr = getattr(op, "attributes", {}).get("bnnc.binarized")
+    return getattr(attr, "data", None)

@@ -25,7 +25,14 @@ from xdsl.dialects.builtin import VectorType, i64
 from xdsl.ir import Operation, SSAValue
 
 from bnnc.dialects import bnn
-from bnnc.dialects.bitpack import WORD_BITS, packed_words, padding_correction, words_for
+from bnnc.dialects.bitpack import (
+    WORD_BITS,
+    binarized_description,
+    epilogue_offsets,
+    packed_words,
+    padding_correction,
+    words_for,
+)
 from bnnc.passes._loop_builder import IndexLike, LoopBuilder, memref_shape
 from bnnc.passes._lowering import Lowerer, Lowering, WorkOf, collapse_trailing, conv_macs
 from bnnc.passes._microkernel import (
@@ -262,19 +269,6 @@ class _Epilogue:
     offset: SSAValue | None = None  # integer added to the dot before the multiplier
 
 
-def _integer_offsets(multiplier: np.ndarray, bias: np.ndarray) -> np.ndarray | None:
-    """Per channel, the integer k with bias == f32(multiplier * k), or None if no
-    channel has one. Such a bias is the popcount form's 0.5 * sum(W) = m * S
-    (recognize-binarization, {0, 1} inputs): fma(dot, m, f32(m * S)) leaves the
-    rounding error of m * S where the exact value m * (dot + S) is 0, and a later
-    sign would decide on that noise; (dot + S) * m is exact there."""
-    m, b = multiplier.astype(np.float64), bias.astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        k = np.where(m != 0, np.rint(b / np.where(m != 0, m, 1.0)), 0.0)
-    ok = (np.abs(k) <= 2**20) & (b != 0) & ((m * k).astype(np.float32) == bias)
-    return np.where(ok, k, 0).astype(np.int64) if ok.any() else None
-
-
 def _epilogue_of(lowerer: Lowerer, op: Operation, args: list[SSAValue], groups: int, padded: int) -> _Epilogue:
     lo = op.clamp_min.value.data if op.clamp_min is not None else None
     hi = op.clamp_max.value.data if op.clamp_max is not None else None
@@ -282,7 +276,7 @@ def _epilogue_of(lowerer: Lowerer, op: Operation, args: list[SSAValue], groups: 
     if op.multiplier is not None and op.bias is not None:
         m = lowerer.constant_value(op.multiplier, op).reshape(-1).astype(np.float32)
         b = np.broadcast_to(lowerer.constant_value(op.bias, op).reshape(-1).astype(np.float32), m.shape)
-        k = _integer_offsets(m, b)
+        k = epilogue_offsets(m, b, binarized_description(op))
     if k is not None:  # those channels: (dot + k) * m + 0
         tables = [np.zeros((groups, padded), dtype) for dtype in (np.float32, np.int64)]
         tables[0][:, : m.size // groups] = np.where(k != 0, 0.0, b).reshape(groups, -1)

@@ -43,7 +43,7 @@ from xdsl.pattern_rewriter import (
 )
 
 from bnnc.dialects import bnn
-from bnnc.dialects.bitpack import packed_words, valid_bit_mask
+from bnnc.dialects.bitpack import binarized_description, epilogue_offsets, packed_words, valid_bit_mask
 from bnnc.passes._graph import (
     binary_consumers,
     const_array,
@@ -60,12 +60,20 @@ def sign_thresholds(
     slope: np.ndarray | None,
     lo: float | None,
     hi: float | None,
+    description: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """(threshold i64[C], flip bool[C]) with binarize(v(dot)) = -1 iff dot' < threshold,
-    dot' = -dot where flip; None if some channel is not monotone."""
+    dot' = -dot where flip; None if some channel is not monotone. `description`
+    (the layer's bnnc.binarized text) selects the popcount form's exact offsets."""
     dots = np.arange(-k, k + 1, dtype=np.float64)  # exact: k < 2**24
-    # fma(dot, m, b): the product is exact in float64 (24 + 24 bits), so only the sum rounds
-    v = (dots[None, :] * multiplier[:, None].astype(np.float64) + bias[:, None].astype(np.float64)).astype(np.float32)
+    # fma(dot, m, b): the product is exact in float64 (24 + 24 bits), so only the sum rounds;
+    # a bias f32(m * j) is the integer offset (dot + j) * m instead, as the lowering computes it
+    m64 = multiplier[:, None].astype(np.float64)
+    v = (dots[None, :] * m64 + bias[:, None].astype(np.float64)).astype(np.float32)
+    offsets = epilogue_offsets(multiplier, bias, description)
+    if offsets is not None:
+        exact = ((dots[None, :] + offsets[:, None]) * m64).astype(np.float32)
+        v = np.where((offsets != 0)[:, None], exact, v)
     if slope is not None:
         v = np.where(v > 0, v, slope[:, None].astype(np.float32) * v)
     if lo is not None:
@@ -132,7 +140,7 @@ class BinaryConvWritesBits(RewritePattern):
             return
         m = arrays["m"] if arrays["m"] is not None else np.ones(co, np.float32)
         b = arrays["b"] if arrays["b"] is not None else np.zeros(co, np.float32)
-        found = sign_thresholds(k, m, b, arrays["s"], *op.clamp_bounds())
+        found = sign_thresholds(k, m, b, arrays["s"], *op.clamp_bounds(), binarized_description(op))
         if found is None:
             return
         thresholds, flips = found

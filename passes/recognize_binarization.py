@@ -26,7 +26,7 @@ rewritten conv/linear as the `bnnc.binarized` attribute.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from xdsl.context import Context
@@ -73,6 +73,14 @@ def _canonical_sign(b: _Builder, tv: TwoValued) -> SSAValue:
     minus = b.const(np.full([1] * rank, -1.0, dtype=np.float32))
     neg = b.add(bnn.MulOp(x, minus, x.type))
     return b.add(bnn.MulOp(b.add(bnn.SignOp(neg)), minus, x.type))
+
+
+def _live(tv: TwoValued | None, replaced: dict[SSAValue, SSAValue]) -> TwoValued | None:
+    """tv with its source redirected to the rewrite of a layer this pass already
+    replaced (the value sets were computed before it; its old result is erased)."""
+    if tv is None or tv.src not in replaced:
+        return tv
+    return replace(tv, src=replaced[tv.src])
 
 
 def _feeds_binary(v: SSAValue) -> bool:
@@ -142,11 +150,12 @@ class _Layer:
         return b.add(new)
 
 
-def _rewrite_layer(op: bnn.Conv2dOp | bnn.LinearOp, vs: ValueSets) -> bool:
-    """Rewrite a conv/linear whose input is {-a, +a} or {0, a} per channel; True if done."""
+def _rewrite_layer(op: bnn.Conv2dOp | bnn.LinearOp, vs: ValueSets, replaced: dict[SSAValue, SSAValue]) -> bool:
+    """Rewrite a conv/linear whose input is {-a, +a} or {0, a} per channel; True if
+    done (`replaced` then maps its old result to the new one)."""
     if isinstance(op, bnn.Conv2dOp) and op.post_scale is not None:
         return False
-    tv = vs.two_valued(op.input)
+    tv = _live(vs.two_valued(op.input), replaced)
     weight = const_array(op.weight)
     if tv is None or weight is None or tv.is_unit_bipolar():
         return False
@@ -193,6 +202,7 @@ def _rewrite_layer(op: bnn.Conv2dOp | bnn.LinearOp, vs: ValueSets) -> bool:
     new_layer = out.owner if kind.startswith("{-a") else dot.owner
     new_layer.attributes[RECOGNIZED_ATTR] = StringAttr(f"input {tv.describe()}; {kind}")
     op.result.replace_all_uses_with(out)
+    replaced[op.result] = out
     Rewriter.erase_op(op)
     return True
 
@@ -209,10 +219,11 @@ def _erase_dead(fn: func.FuncOp) -> None:
 
 def recognize(fn: func.FuncOp) -> None:
     vs = ValueSets(fn)
+    replaced: dict[SSAValue, SSAValue] = {}  # rewritten layers' old results -> new
     for op in list(fn.body.walk()):
         if op.parent is None:
             continue
-        if isinstance(op, (bnn.Conv2dOp, bnn.LinearOp)) and _rewrite_layer(op, vs):
+        if isinstance(op, (bnn.Conv2dOp, bnn.LinearOp)) and _rewrite_layer(op, vs, replaced):
             continue
         for r in op.results:
             if _is_canonical(r) or not r.uses:
@@ -220,6 +231,7 @@ def recognize(fn: func.FuncOp) -> None:
             tv, pad_value = vs.two_valued(r), None
             if tv is None:
                 tv, pad_value = _through_pad(vs, r) or (None, None)
+            tv = _live(tv, replaced)
             if tv is None or not tv.is_unit_bipolar():
                 continue
             if tv.by_contract and not _feeds_binary(r):

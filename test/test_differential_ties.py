@@ -159,3 +159,27 @@ def test_oracle_still_rejects_a_perturbed_output(monkeypatch):
     got[0, 0, 0, 0] += 1e-3 * float(got.abs().max())
     with pytest.raises(AssertionError, match="NOT explained"):
         differential.assert_matches_torch(model, (x,), got)
+
+
+class _WhereAfterUnipolar(nn.Module):
+    """sign(relu(x)) -> xnor conv -> where(y < 0, -1, 1) -> xnor conv: the binarizer
+    reads a layer recognize-binarization rewrote earlier in the same run."""
+
+    def __init__(self):
+        super().__init__()
+        self.uni = _UnipolarConv(1, 4)
+        self.conv = bm.XnorConv2d(4, 2, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(WhereLt()(self.uni(x)))
+
+
+def test_binarizer_of_a_unipolar_conv_compiles():
+    """It raised PassError ('recognize-binarization produced invalid IR': a
+    bnn.sign of the erased float conv); found while shrinking seed 20261131 graph 359."""
+    import bnnc
+    from differential import assert_matches_torch
+
+    model, x = bm._build(12, _WhereAfterUnipolar, (2, 1, 9, 9))
+    compiled = bnnc.compile(model, (x,), target="host")
+    assert_matches_torch(model, (x,), compiled(x))

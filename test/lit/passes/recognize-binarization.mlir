@@ -111,6 +111,32 @@ func.func @unipolar(%x: tensor<1x2x3x3xf32>) -> tensor<1x2x3x3xf32> {
 
 // -----
 
+// A binarizer of a layer rewritten earlier in the same pass reads the rewrite
+// (the value sets were computed before it, with the old conv's result, which is
+// erased: the pass used to leave a bnn.sign of it, invalid IR).
+// CHECK-LABEL: func.func @binarize_rewritten_layer
+// CHECK: bnn.conv2d %{{.*}}, %{{.*}} {bnnc.binarized = "input {0, 1}
+// CHECK: %[[H:.*]] = bnn.mul %{{.*}}, %{{.*}}
+// CHECK: %[[R:.*]] = bnn.add %[[H]], %{{.*}}
+// CHECK-NEXT: %[[S:.*]] = bnn.sign %[[R]]
+// CHECK-NEXT: bnn.conv2d %[[S]], %{{.*}}
+func.func @binarize_rewritten_layer(%x: tensor<1x1x4x4xf32>) -> tensor<1x1x2x2xf32> {
+  %w = arith.constant dense<[[[[1.0, -1.0, 1.0], [1.0, 1.0, 1.0], [-1.0, -1.0, 1.0]]]]> : tensor<1x1x3x3xf32>
+  %w2 = arith.constant dense<1.0> : tensor<1x1x1x1xf32>
+  %zero = arith.constant dense<0.0> : tensor<1x1x1x1xf32>
+  %lo = arith.constant dense<-1.0> : tensor<1x1x1x1xf32>
+  %hi = arith.constant dense<1.0> : tensor<1x1x1x1xf32>
+  %r = bnn.relu %x : tensor<1x1x4x4xf32>
+  %s = bnn.signum %r : tensor<1x1x4x4xf32>
+  %y = bnn.conv2d %s, %w {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64} : tensor<1x1x4x4xf32>, tensor<1x1x3x3xf32> -> tensor<1x1x2x2xf32>
+  %c = bnn.compare %y, %zero {predicate = "lt"} : (tensor<1x1x2x2xf32>, tensor<1x1x1x1xf32>) -> tensor<1x1x2x2xf32>
+  %b = bnn.where %c, %lo, %hi : (tensor<1x1x2x2xf32>, tensor<1x1x1x1xf32>, tensor<1x1x1x1xf32>) -> tensor<1x1x2x2xf32>
+  %z = bnn.conv2d %b, %w2 {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64} : tensor<1x1x2x2xf32>, tensor<1x1x1x1xf32> -> tensor<1x1x2x2xf32>
+  func.return %z : tensor<1x1x2x2xf32>
+}
+
+// -----
+
 // torch.sign of a bias-free binary conv's accumulator: exact zeros by
 // construction, three values; left as it is (a float op computes it exactly).
 // CHECK-LABEL: func.func @three_valued
