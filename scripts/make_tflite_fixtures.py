@@ -20,8 +20,8 @@ that input with one thread and its reference bconv kernel): the oracle of
 test/test_tflite_frontend.py.
 
 The zoo fixtures (quicknet_small, quicknet, quicknet_large, birealnet,
-binary_densenet28, binary_resnet_e18) are Larq zoo 2.4.0's architectures at 64x64 (the smallest input their five
-stride-2 stages leave a 2x2 map for), 10 classes and without the final softmax
+binary_densenet28, binary_resnet_e18) are Larq zoo 2.4.0's architectures at
+64x64 (the smallest input their five stride-2 stages leave a 2x2 map for), 10 classes and without the final softmax
 (random weights saturate it; the logits are the sharper oracle), with random
 weights: the zoo's pretrained weights cannot be downloaded here.
 
