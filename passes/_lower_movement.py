@@ -163,6 +163,52 @@ def _lower_separable(lowerer: Lowerer, op: bnn.GatherOp, src: SSAValue, out: SSA
             body(partial, loop.iv, lb.addi(row_start, loop.iv))
 
 
+# Rows of a transpose copied per block: each column step then reads one
+# 64-byte line and writes into TRANSPOSE_BLOCK lines that stay in L1.
+TRANSPOSE_BLOCK = 16
+
+
+def transposed_pair(axes: list[Axis]) -> bool:
+    """Whether the gather swaps its two innermost axes: the inner output axis
+    is strided in the input, the one before it contiguous (e.g. NCHW <->
+    NHWC), so the separable loops would read one element per cache line."""
+    if len(axes) < 2 or any(a.affine() is None for a in axes):
+        return False
+    inner, before = axes[-1].affine(), axes[-2].affine()
+    assert inner is not None and before is not None
+    return inner[1] not in (0, 1) and before[1] == 1 and axes[-1].size > 1
+
+
+def _lower_transpose(lowerer: Lowerer, src: SSAValue, out: SSAValue, base: int, axes: list[Axis]) -> None:
+    """A separable gather swapping its two innermost axes, as a blocked copy:
+    for a block of TRANSPOSE_BLOCK rows of the contiguous input axis, the
+    column loop outside and the row loop inside (contiguous loads). Threads
+    split the rows."""
+    lb = lowerer.lb
+    src_flat, out_flat = _flat(lb, src), _flat(lb, out)
+    assert src_flat is not None and out_flat is not None
+    outer, rows_axis, cols_axis = axes[:-2], axes[-2], axes[-1]
+    (r0, _), (c0, col_stride) = rows_axis.affine(), cols_axis.affine()  # type: ignore[misc]
+    rows, cols = rows_axis.size, cols_axis.size
+    begin, end = lowerer.row_range(rows)
+    with lb.loop(math.prod(a.size for a in outer)) as o:
+        partial: SSAValue = lb.index(base + r0 + c0)
+        rest: SSAValue = o.iv
+        for k, axis in enumerate(outer):
+            start, stride = axis.affine()  # type: ignore[misc]
+            inner_size = math.prod(a.size for a in outer[k + 1 :])
+            iv = lb.divui(rest, inner_size) if inner_size != 1 else rest
+            if k:
+                iv = lb.remui(iv, axis.size)
+            partial = lb.addi(partial, lb.affine([(iv, stride)], start))
+        out_base = lb.muli(o.iv, rows * cols)
+        with lb.loop(end, begin, TRANSPOSE_BLOCK) as block:
+            stop = lb.emit(arith.MinSIOp(lb.addi(block.iv, TRANSPOSE_BLOCK), lb.index(end)))
+            with lb.loop(cols) as c, lb.loop(stop, block.iv) as r:
+                value = lb.load(src_flat, [lb.addi(partial, lb.affine([(r.iv, 1), (c.iv, col_stride)]))])
+                lb.store(value, out_flat, [lb.addi(out_base, lb.affine([(r.iv, cols), (c.iv, 1)]))])
+
+
 def _lower_table(lowerer: Lowerer, op: bnn.GatherOp, sources: Sequence[SSAValue], index: SSAValue, out: SSAValue) -> None:
     """out[i] = the element index[i] names: a select over the inputs' ranges
     (one range, and no select, for a single input without fill)."""
@@ -196,7 +242,11 @@ def lower_gather(lowerer: Lowerer, op: bnn.GatherOp, args: list[SSAValue], out: 
         _lower_table(lowerer, op, sources, index, out)
         return
     base, axes = plan
-    _lower_separable(lowerer, op, sources[0], out, base, merge_axes(axes))
+    axes = merge_axes(axes)
+    if op.fill_value() is None and transposed_pair(axes):
+        _lower_transpose(lowerer, sources[0], out, base, axes)
+        return
+    _lower_separable(lowerer, op, sources[0], out, base, axes)
 
 
 # ------------------------------------------------------------------ bilinear

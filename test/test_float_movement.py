@@ -16,7 +16,7 @@ from xdsl.parser import Parser
 from bnnc.context import make_context
 from bnnc.driver import CompileOptions, build, jit
 from bnnc.frontend.torch_import import export_module, import_program
-from bnnc.passes._lower_movement import merge_axes, separable
+from bnnc.passes._lower_movement import merge_axes, separable, transposed_pair
 
 THREADS = [1, 2, 3]
 
@@ -110,6 +110,9 @@ MOVES = {
     "unfold": (lambda x: x.unfold(3, 2, 1), (1, 2, 2, 4)),
     "chain": (lambda x: x.permute(0, 3, 1, 2)[:, 1:].flip(1).repeat(1, 1, 2, 1)[..., ::2], (1, 3, 4, 5)),
     "select_to_scalar": (lambda x: x[0, 1, 2], (1, 2, 3)),
+    # the blocked transpose (rows not a multiple of its block, a batch outside)
+    "nchw_to_nhwc_blocks": (lambda x: x.permute(0, 2, 3, 1), (2, 5, 7, 9)),
+    "nhwc_to_nchw_blocks": (lambda x: x.permute(0, 3, 1, 2), (1, 6, 5, 37)),
 }
 
 
@@ -246,3 +249,14 @@ def test_computed_index_is_refused():
 
     with pytest.raises(UnsupportedError, match="computed index"):
         import_program(export_module(Dyn(), (torch.randn(1, 2, 3),)))
+
+
+def test_layout_transposes_take_the_blocked_path():
+    """NCHW <-> NHWC swap their two innermost (merged) axes: the blocked copy;
+    a slice or a flip does not."""
+    for shape, perm in (((1, 64, 56, 56), (0, 2, 3, 1)), ((1, 56, 56, 64), (0, 3, 1, 2)), ((2, 3, 4, 5), (0, 2, 3, 1))):
+        index = np.arange(np.prod(shape)).reshape(shape).transpose(perm)
+        base, axes = separable(np.ascontiguousarray(index))
+        assert transposed_pair(merge_axes(axes))
+    flip = np.arange(24).reshape(2, 3, 4)[:, ::-1]
+    assert not transposed_pair(merge_axes(separable(np.ascontiguousarray(flip))[1]))
