@@ -37,11 +37,11 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Operation
 from xdsl.passes import ModulePass
-from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, RewritePattern
+from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
 from xdsl.utils.exceptions import PassFailedException
 
 from bnnc.dialects.llvm_extra import ExtractElementOp
-from bnnc.passes._llvm_common import cast_all, intrinsic_suffix, llvm_type, replace_with_llvm
+from bnnc.passes._llvm_common import cast_all, intrinsic_suffix, llvm_type, replace_with_llvm, rewrite_each
 from bnnc.passes._vector_math import FUNCTIONS as POLYNOMIALS
 from bnnc.passes._vector_math import Emitter
 from bnnc.passes.convert_memref_to_llvm import _declare as declare_function
@@ -193,7 +193,7 @@ class ConvertMathToLLVMPass(ModulePass):
     name = "convert-math-to-llvm"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        PatternRewriteWalker(MathToLLVM(op), apply_recursively=False).rewrite_module(op)
+        rewrite_each(op, MathToLLVM(op), (*_POLYNOMIAL, *_LIBM, math.RsqrtOp, *_INTRINSICS))
         leftover = sorted({o.name for o in op.walk() if o.dialect_name() == "math"})
         if leftover:
             raise PassFailedException(
