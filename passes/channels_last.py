@@ -1,28 +1,29 @@
-"""channels-last: the float results of binary convs that feed binary layers
-are laid out N x H x W x C, so the conv's epilogue writes, and the next pack
-reads, whole vectors of channels.
+"""channels-last: the float results of binary convs are laid out N x H x W x C,
+so the conv's epilogue writes, and the next pack reads, whole vectors of
+channels.
 
 Why: a bnn.bconv2d computes a tile of output pixels x channel vectors. In NCHW
-its epilogue (BN multiplier/bias, PReLU, clamp, residual add) stores each
-channel's pixels at a stride of H x W, one scalar at a time; that epilogue
-cost more than the XNOR-popcount itself in Bi-Real-style blocks. Channels
-last, the same scalar epilogue loop runs along contiguous channels and LLVM
-vectorises it, residual loads included.
+its epilogue (BN multiplier/bias, PReLU, clamp, post affine, residual add)
+stores each channel's pixels at a stride of H x W, one scalar at a time; that
+epilogue cost more than the XNOR-popcount itself in Bi-Real-style blocks.
+Channels last, the same scalar epilogue loop runs along contiguous channels
+and LLVM vectorises it, residual loads included. A transpose of the result
+(a blocked copy) costs less than the strided epilogue saved, so every
+float-result binary conv is converted, whoever reads it.
 
 What it changes:
-  - every float-result bnn.bconv2d with a use that reads it as bits (a
-    bnn.pack) or as another binary conv's residual, or whose own residual is
-    such a conv's result, gets `channels_last`: its result (and residual)
-    type becomes N x OH x OW x C;
-  - such a pack gets `channels_last` and reads the new layout directly;
-  - a residual operand still in NCHW (e.g. a float downsampling shortcut) is
-    transposed once into NHWC for the convs that take it;
+  - every float-result bnn.bconv2d gets `channels_last`: its result (and
+    residual) type becomes N x OH x OW x C;
+  - a bnn.pack of such a result gets `channels_last` and reads that layout;
+  - a residual that is another converted conv's result is used as it is; one
+    still in NCHW (e.g. a float downsampling shortcut) is transposed once into
+    NHWC for the convs that take it;
   - every other use of a converted result (float ops, the function's result)
     reads one NHWC -> NCHW transpose, so nothing else sees a new layout.
 Transposes are bnn.gather ops with the permutation's constant index. The
 values computed are the same floats as before (only where they are stored
 changes), so the result is bit-identical. Convs with a packed (threshold)
-result and ops that keep NCHW are left alone.
+result are left alone.
 """
 
 from __future__ import annotations
@@ -49,21 +50,8 @@ def _is_float_bconv(op: Operation | None) -> bool:
 
 
 def _chosen(module: ModuleOp) -> list[bnn.BConv2dOp]:
-    """The float-result binary convs to convert, in program order: those read
-    as bits (a pack) or as another float binary conv's residual (that conv is
-    then chosen too), and those whose residual is a chosen conv's result."""
-    chosen: list[bnn.BConv2dOp] = []
-    for op in module.walk():
-        if not _is_float_bconv(op):
-            continue
-        users = [use.operation for use in op.result.uses]
-        if (
-            any(isinstance(u, bnn.PackOp) and u.channels_last is None for u in users)
-            or any(_is_float_bconv(u) and u.residual is op.result for u in users)
-            or (op.residual is not None and op.residual.owner in chosen)
-        ):
-            chosen.append(op)
-    return chosen
+    """The float-result binary convs, in program order."""
+    return [op for op in module.walk() if _is_float_bconv(op)]
 
 
 def _transpose(value: SSAValue, perm: tuple[int, ...], before: Operation, loc: Attribute) -> SSAValue:

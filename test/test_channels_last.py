@@ -1,5 +1,5 @@
-"""channels-last changes where binary convs' float results are stored, never
-their values: models compiled with and without the pass agree bit for bit
+"""channels-last changes where binary convs' float results are stored (every
+float-result binary conv, NHWC), never their values: models compiled with and without the pass agree bit for bit
 (1 and 3 threads), across channel counts that leave partial packed words and
 partial register tiles, groups, PReLU/clamp epilogues, NCHW residuals and
 float users that need a transpose back; and the default pipeline uses it."""
