@@ -176,7 +176,10 @@ class _OutputTransformOp(IRDLOperation):
     activation, as QuickNet has, kept as the graph's own mul and add), or,
     when `threshold` is given, a packed bit per output channel:
         bit[o] = dot[o] < threshold[o]        (bit 1 means -1)
-    which `fuse-bn-sign` derives so the bit equals PyTorch's sign decision."""
+    which `fuse-bn-sign` derives so the bit equals PyTorch's sign decision.
+    A layer recognize-binarization marks as the {0, 1}-input popcount form
+    computes the first step as (dot + k) * multiplier where bias == f32(m * k)
+    (bitpack.epilogue_offsets): exactly 0 where the exact value is."""
 
     multiplier = opt_operand_def(TensorType)
     bias = opt_operand_def(TensorType)
