@@ -113,7 +113,9 @@ def _to_index(lb: LoopBuilder, value: SSAValue) -> SSAValue:
     return lb.emit(arith.IndexCastOp(value, IndexType()))
 
 
-def _lower_separable(lowerer: Lowerer, op: bnn.GatherOp, src: SSAValue, out: SSAValue, base: int, axes: list[Axis]) -> None:
+def _lower_separable(
+    lowerer: Lowerer, op: bnn.GatherOp, src: SSAValue, out: SSAValue, base: int, axes: list[Axis]
+) -> None:
     """Loops over the merged output axes; the input offset is base plus each
     axis's term. Threads split the rows (all axes but the innermost)."""
     lb, fill = lowerer.lb, op.fill_value()
@@ -209,7 +211,9 @@ def _lower_transpose(lowerer: Lowerer, src: SSAValue, out: SSAValue, base: int, 
                 lb.store(value, out_flat, [lb.addi(out_base, lb.affine([(r.iv, cols), (c.iv, 1)]))])
 
 
-def _lower_table(lowerer: Lowerer, op: bnn.GatherOp, sources: Sequence[SSAValue], index: SSAValue, out: SSAValue) -> None:
+def _lower_table(
+    lowerer: Lowerer, op: bnn.GatherOp, sources: Sequence[SSAValue], index: SSAValue, out: SSAValue
+) -> None:
     """out[i] = the element index[i] names: a select over the inputs' ranges
     (one range, and no select, for a single input without fill)."""
     lb, fill = lowerer.lb, op.fill_value()
@@ -226,7 +230,9 @@ def _lower_table(lowerer: Lowerer, op: bnn.GatherOp, sources: Sequence[SSAValue]
             value, start = lb.f32(0.0 if fill is None else fill), 0
             for src, flat, size in zip(sources, flats, sizes):
                 local = lb.affine([(offset, 1)], -start)
-                value = lb.select(lb.in_range(local, size), _load(lb, src, flat, lb.clamp_index(local, size - 1)), value)
+                value = lb.select(
+                    lb.in_range(local, size), _load(lb, src, flat, lb.clamp_index(local, size - 1)), value
+                )
                 start += size
         if out_flat is None:
             lb.store(value, out, [])
@@ -286,7 +292,9 @@ def linear_taps(
     return i0, i1, (np.float32(1.0) - l1).astype(np.float32), l1
 
 
-def lower_upsample_bilinear2d(lowerer: Lowerer, op: bnn.UpsampleBilinear2dOp, args: list[SSAValue], out: SSAValue) -> None:
+def lower_upsample_bilinear2d(
+    lowerer: Lowerer, op: bnn.UpsampleBilinear2dOp, args: list[SSAValue], out: SSAValue
+) -> None:
     """out = x00*w00 + x01*w01 + x10*w10 + x11*w11 with wij = wy_i * wx_j,
     accumulated with fused multiply-adds in that order (PyTorch's CPU result
     within float rounding). Threads split the N x C planes."""

@@ -9,16 +9,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
+from bnn_models import BINARIZERS, XnorConv2d, make_bireal, make_densenet, make_resnete, randomize_
+from pass_helpers import assert_same_bits_without, pipeline_without
+from torch import nn
 
 import bnnc
-from bnn_models import BINARIZERS, XnorConv2d, make_bireal, make_densenet, make_resnete, randomize_
-
 from bnnc.dialects import bnn
 from bnnc.driver import CompileOptions
-from bnnc.pipeline import GRAPH_PASSES
 
-WITHOUT = "bnn=" + ",".join(p for p in GRAPH_PASSES if p != "channels-last")
+WITHOUT = pipeline_without("channels-last")
 
 
 class Chain(nn.Module):
@@ -103,14 +102,7 @@ CASES = {
 def test_bit_identical_without_the_pass(case):
     make, threads = CASES[case]
     model, x = make()
-    model.eval()
-    xn = x.numpy()
-    got = _compile(model, x, None, threads)(xn)
-    nchw = _compile(model, x, WITHOUT, threads)(xn)
-    assert np.array_equal(got, nchw)
-    with torch.inference_mode():
-        want = model(x).numpy()
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max()))
+    assert_same_bits_without(model, x, WITHOUT, threads)
 
 
 def test_default_pipeline_converts_the_residual_chain():
@@ -145,6 +137,6 @@ def test_post_affine_joins_the_epilogue_bit_identically():
     convs = [op for op in module.walk() if isinstance(op, bnn.BConv2dOp)]
     assert all(op.post_multiplier is not None and op.post_bias is not None for op in convs)
     assert not any(isinstance(op, (bnn.MulOp, bnn.AddOp, bnn.ReluOp)) for op in module.walk())
-    unfused = "bnn=" + ",".join(p for p in GRAPH_PASSES if p != "fuse-output-transform")
+    unfused = pipeline_without("fuse-output-transform")
     xn = x.numpy()
     assert np.array_equal(_compile(model, x, None, 1)(xn), _compile(model, x, unfused, 1)(xn))

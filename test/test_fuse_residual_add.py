@@ -4,20 +4,18 @@ threads), and the default pipeline must actually fuse the adds."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-import torch.nn as nn
-
-import bnnc
 from bnn_models import BINARIZERS, XnorConv2d, make_bireal, make_resnete, randomize_
 from ir_helpers import op_counts
+from pass_helpers import assert_same_bits_without, pipeline_without
+from torch import nn
 
+import bnnc
 from bnnc.dialects import bnn
 from bnnc.driver import CompileOptions
-from bnnc.pipeline import GRAPH_PASSES
 
-WITHOUT = "bnn=" + ",".join(p for p in GRAPH_PASSES if p != "fuse-residual-add")
+WITHOUT = pipeline_without("fuse-residual-add")
 
 
 class ResidualFirst(nn.Module):
@@ -42,10 +40,6 @@ def _residual_first():
     return model, torch.randn(1, 8, 9, 7)
 
 
-def _compile(model, x, pipeline, threads):
-    return bnnc.compile(model, (x,), pipeline=pipeline, num_threads=threads)
-
-
 @pytest.mark.parametrize(
     "make, threads",
     [(make_bireal, 1), (make_bireal, 2), (make_resnete, 1), (_residual_first, 1)],
@@ -53,14 +47,7 @@ def _compile(model, x, pipeline, threads):
 )
 def test_bit_identical_to_unfused(make, threads):
     model, x = make()
-    model.eval()
-    xn = x.numpy()
-    fused = _compile(model, x, None, threads)(xn)
-    unfused = _compile(model, x, WITHOUT, threads)(xn)
-    assert np.array_equal(fused, unfused)
-    with torch.inference_mode():
-        want = model(x).numpy()
-    np.testing.assert_allclose(fused, want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max()))
+    assert_same_bits_without(model, x, WITHOUT, threads)
 
 
 def test_default_pipeline_fuses_the_shortcut_adds():
