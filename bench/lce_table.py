@@ -108,6 +108,9 @@ class LceWorker:
         self.proc.wait()
 
 
+WARMUP_CALLS = 50
+
+
 def bench_model(path: Path, lce: LceWorker, runs: int, rounds: int, work: Path) -> dict:
     row: dict = {"model": path.stem, "size_mb": path.stat().st_size / 1e6}
     t0 = time.perf_counter()
@@ -137,6 +140,10 @@ def bench_model(path: Path, lce: LceWorker, runs: int, rounds: int, work: Path) 
         row["argmax_equal" + key] = bool(same.all())
 
     call = direct_caller(fast, [x])
+    # bnnc's first ~30 calls of a process run up to 2x slower (the allocator
+    # settles: each call allocates and frees its intermediates), so both sides
+    # are timed in steady state: LCE after its own warm-up, bnnc after these
+    median_ms(call, WARMUP_CALLS, warmup=0)
     per = max(1, runs // rounds)
     b, lt = [], []
     for _ in range(rounds):  # alternate, so both sides see the same load
