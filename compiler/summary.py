@@ -222,6 +222,26 @@ def _is_table(op: Operation, operand: SSAValue) -> bool:
     return operand is getattr(op, "correction", None) or (isinstance(op, bnn.GatherOp) and operand is op.index)
 
 
+def _stored_bytes(op: Operation, operand: SSAValue) -> int:
+    """The bytes the compiled code keeps of a constant operand. A gather whose
+    index is separable keeps only its non-affine axis tables (a permutation,
+    such as the layout transposes channels-last inserts, keeps none)."""
+    if isinstance(op, bnn.GatherOp) and operand is op.index and len(op.inputs) == 1:
+        from bnnc.dialects.bnn_movement import gather_index
+        from bnnc.passes._lower_movement import merge_axes, separable
+
+        index = gather_index(op)
+        plan = separable(index) if index is not None else None
+        if plan is not None:
+            return sum(8 * axis.size for axis in merge_axes(plan[1]) if axis.affine() is None)
+    return _type_bytes(operand.type)
+
+
+def _channels_last(op: Operation) -> bool:
+    """A binary conv that writes its float result N x H x W x C (channels-last)."""
+    return isinstance(op, bnn.BConv2dOp) and op.channels_last is not None
+
+
 def _location(loc: Attribute) -> str:
     """`module.path (file.py:12)` from the frontend's NameLoc(FileLineColLoc)."""
     if isinstance(loc, NameLoc):
@@ -268,7 +288,7 @@ def summarize(module: ModuleOp, name: str | None = None) -> ModelSummary:
             if not isinstance(operand.owner, arith.ConstantOp) or operand in seen:
                 continue
             seen.add(operand)
-            param_bytes += _type_bytes(operand.type)
+            param_bytes += _stored_bytes(op, operand)
             if _is_table(op, operand):
                 continue
             count = math.prod(_shape(operand))
@@ -283,7 +303,7 @@ def summarize(module: ModuleOp, name: str | None = None) -> ModelSummary:
                 op=op.name,
                 location=_location(op.location),
                 inputs=[_type_text(v.type) for v in op.operands if not isinstance(v.owner, arith.ConstantOp)],
-                output=_type_text(op.results[0].type),
+                output=_type_text(op.results[0].type) + (" (NHWC)" if _channels_last(op) else ""),
                 kind=kind,
                 params=params,
                 param_bytes=param_bytes,

@@ -83,7 +83,7 @@ def test_strided_binary_conv_and_float_linear(small):
     assert conv2.weights == 32 * 64 * 9 and conv2.weight_bytes == 32 * 9 * 8
     assert conv2.bit_macs == 32 * 64 * 9 * 4 * 4
     assert conv2.params == 32 * 64 * 9 + 32  # + the multiplier alpha
-    assert conv2.output == "1x32x4x4xf32"
+    assert conv2.output == "1x4x4x32xf32 (NHWC)"  # channels-last: the epilogue writes channel vectors
     (fc,) = _rows(s, "bnn.linear")
     assert fc.kind == "float"
     assert fc.float_macs == 512 * 10 and fc.bit_macs == 0
@@ -105,8 +105,12 @@ def test_totals(small):
     # The ops after the graph passes, and the buffers live while each runs:
     # the input (16384 B) throughout; pack 512 B; bconv 512 B of bits (then
     # the pack's bits are freed); bconv2 2048 B (then bconv's bits are
-    # freed); reshape 2048 B: the peak, input + bconv2 + reshape; linear 40 B.
-    assert [layer.op for layer in s.layers] == ["bnn.pack", "bnn.bconv2d", "bnn.bconv2d", "bnn.reshape", "bnn.linear"]
+    # freed); its NHWC -> NCHW transpose (a gather) 2048 B: the peak, input +
+    # bconv2 + gather (then bconv2 is freed); reshape 2048 B; linear 40 B.
+    ops = ["bnn.pack", "bnn.bconv2d", "bnn.bconv2d", "bnn.gather", "bnn.reshape", "bnn.linear"]
+    assert [layer.op for layer in s.layers] == ops
+    # the transpose's index is a permutation: the compiled code keeps no table
+    assert _rows(s, "bnn.gather")[0].param_bytes == 0
     assert t["peak_activation_bytes"] == 16_384 + 2_048 + 2_048
 
 
