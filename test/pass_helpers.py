@@ -16,12 +16,25 @@ def pipeline_without(*passes: str) -> str:
     return "bnn=" + ",".join(p for p in GRAPH_PASSES if p not in passes)
 
 
-def assert_same_bits_without(model: torch.nn.Module, x: torch.Tensor, without: str, threads: int) -> None:
-    """The default pipeline and `without` compile `model` to the same bits,
-    and both match PyTorch within float rounding."""
+def pipeline_with(**options: dict[str, object]) -> str:
+    """The default bnn stage with options on some passes, e.g.
+    pipeline_with(**{"channels-last": {"min_elements": 0}})."""
+
+    def spec(p: str) -> str:
+        opts = options.get(p)
+        return p if not opts else p + "{" + " ".join(f"{k}={v}" for k, v in opts.items()) + "}"
+
+    return "bnn=" + ",".join(spec(p) for p in GRAPH_PASSES)
+
+
+def assert_same_bits_without(
+    model: torch.nn.Module, x: torch.Tensor, without: str, threads: int, pipeline: str | None = None
+) -> None:
+    """`pipeline` (default: bnnc's) and `without` compile `model` to the same
+    bits, and both match PyTorch within float rounding."""
     model.eval()
     xn = x.numpy()
-    got = bnnc.compile(model, (x,), num_threads=threads)(xn)
+    got = bnnc.compile(model, (x,), pipeline=pipeline, num_threads=threads)(xn)
     reference = bnnc.compile(model, (x,), pipeline=without, num_threads=threads)(xn)
     assert np.array_equal(got, reference)
     with torch.inference_mode():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from bnn_models import BINARIZERS, XnorConv2d, make_bireal, make_densenet, make_resnete, randomize_
-from pass_helpers import assert_same_bits_without, pipeline_without
+from pass_helpers import assert_same_bits_without, pipeline_with, pipeline_without
 from torch import nn
 
 import bnnc
@@ -18,6 +18,8 @@ from bnnc.dialects import bnn
 from bnnc.driver import CompileOptions
 
 WITHOUT = pipeline_without("channels-last")
+# every float-result conv, however small (the default keeps results under 4096 elements NCHW)
+ALL = pipeline_with(**{"channels-last": {"min_elements": 0}})
 
 
 class Chain(nn.Module):
@@ -102,13 +104,13 @@ CASES = {
 def test_bit_identical_without_the_pass(case):
     make, threads = CASES[case]
     model, x = make()
-    assert_same_bits_without(model, x, WITHOUT, threads)
+    assert_same_bits_without(model, x, WITHOUT, threads, pipeline=ALL)
 
 
 def test_default_pipeline_converts_the_residual_chain():
     model, x = make_bireal()
     imported = bnnc.driver.import_model(model.eval(), (x,))
-    module = bnnc.driver.lower(imported, CompileOptions(), stop_after="bnn")
+    module = bnnc.driver.lower(imported, CompileOptions(pipeline=ALL), stop_after="bnn")
     convs = [op for op in module.walk() if isinstance(op, bnn.BConv2dOp) and op.threshold is None]
     packs = [op for op in module.walk() if isinstance(op, bnn.PackOp)]
     assert convs and all(op.channels_last is not None for op in convs)

@@ -1,4 +1,9 @@
-// RUN: %bnnc-opt %s -p channels-last --split-input-file | filecheck %s
+// RUN: %bnnc-opt %s -p 'channels-last{min_elements=0}' --split-input-file | filecheck %s
+// RUN: %bnnc-opt %s -p channels-last --split-input-file | filecheck %s --check-prefix=SMALL
+
+// By default these 32-element results are too small to pay for transposes.
+// SMALL-NOT: channels_last
+// SMALL-NOT: bnn.gather
 
 // A Bi-Real-style chain: conv A feeds a pack and is conv B's residual. Both
 // float results become N x H x W x C, the pack reads that layout, B takes A's
