@@ -17,6 +17,7 @@ The epilogue applies the output transform while the tile is in registers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +55,15 @@ def _valid_bits(lb: LoopBuilder, cg: int, j: SSAValue) -> SSAValue:
     """min(64, Cg - 64 j): the meaningful bits in word j of a group."""
     left = lb.subi(lb.index(cg), lb.muli(j, WORD))
     return lb.emit(arith.MinSIOp(left, lb.index(WORD)))
+
+
+def _sign_bits(lb: LoopBuilder, bits: IndexLike, element: Callable[[SSAValue], SSAValue]) -> SSAValue:
+    """One packed word from contiguous values: bit i set when element(i) < 0,
+    an OR-reduction over a loop LLVM vectorises (compare, shift, OR)."""
+    with lb.loop(bits, carried=[lb.i64(0)]) as bit:
+        negative = lb.bool_to_i64(lb.cmpf(element(bit.iv), 0.0, "olt"))
+        bit.next = [lb.or_(bit.carried[0], lb.shl(negative, lb.index_to_i64(bit.iv)))]
+    return bit.results[0]
 
 
 def _pack_into(lb: LoopBuilder, x: SSAValue, groups: int, dest: SSAValue, pad: tuple[int, int]) -> None:
@@ -191,10 +201,8 @@ def _lower_pack_channels_last(lowerer: Lowerer, op: bnn.PackOp, x: SSAValue, out
 
     def pack_word(n: SSAValue, y: SSAValue, xx: SSAValue, g: SSAValue, j: IndexLike, bits: int) -> None:
         first = lb.affine([(g, cg), (j, WORD)])
-        with lb.loop(bits, carried=[lb.i64(0)]) as bit:
-            negative = lb.bool_to_i64(lb.cmpf(lb.load(x, [n, y, xx, lb.addi(first, bit.iv)]), 0.0, "olt"))
-            bit.next = [lb.or_(bit.carried[0], lb.shl(negative, lb.index_to_i64(bit.iv)))]
-        lb.store(bit.results[0], out, [n, lb.affine([(g, words), (j, 1)]), y, xx])
+        word = _sign_bits(lb, bits, lambda i: lb.load(x, [n, y, xx, lb.addi(first, i)]))
+        lb.store(word, out, [n, lb.affine([(g, words), (j, 1)]), y, xx])
 
     full, rest = divmod(cg, WORD)
     with lb.loop(n_) as n, lb.loop(end, begin) as y, lb.loop(w) as xx, lb.loop(groups) as g:
@@ -211,7 +219,7 @@ def _lower_pack_channels_last(lowerer: Lowerer, op: bnn.PackOp, x: SSAValue, out
 
 
 def _channel_table(
-    lowerer: Lowerer, op: Operation, value: SSAValue | None, groups: int, padded: int, fill: float | int, dtype
+    lowerer: Lowerer, op: Operation, value: SSAValue | None, groups: int, padded: int, fill: float, dtype
 ) -> SSAValue | None:
     """A per-output-channel constant laid out [group, padded channel]."""
     if value is None:
@@ -379,10 +387,9 @@ def lower_bconv2d(lowerer: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out
     if threshold_out:
         out_groups = op.out_groups.value.data if op.out_groups is not None else 1
         cog_out, words_out = co // out_groups, words_for(co // out_groups)
-        with lb.loops([n_, memref_shape(out)[1]]) as (n, k):
-            with lb.loop(rows[1], lb.index(rows[0])) as y:
-                with lb.loop(ow) as xx:
-                    lb.store(lb.i64(0), out, [n, k, y.iv, xx.iv])
+        with lb.loops([n_, memref_shape(out)[1]]) as (n, k), lb.loop(rows[1], lb.index(rows[0])) as y:
+            with lb.loop(ow) as xx:
+                lb.store(lb.i64(0), out, [n, k, y.iv, xx.iv])
 
     def emit_tile(
         n, g, oc0: IndexLike, vectors: int, valid: int, oy: IndexLike, ox0: IndexLike, pixels: int, corrected: bool
@@ -477,10 +484,8 @@ def lower_bdense(lowerer: Lowerer, op: bnn.BDenseOp, args: list[SSAValue], out: 
     packed = lb.alloc([n_, words], i64)
     with lb.loops([n_, words]) as (n, j):
         first = lb.muli(j, WORD)
-        with lb.loop(_valid_bits(lb, k, j), carried=[lb.i64(0)]) as bit:
-            negative = lb.bool_to_i64(lb.cmpf(lb.load(x, [n, lb.addi(first, bit.iv)]), 0.0, "olt"))
-            bit.next = [lb.or_(bit.carried[0], lb.shl(negative, lb.index_to_i64(bit.iv)))]
-        lb.store(bit.results[0], packed, [n, j])
+        word = _sign_bits(lb, _valid_bits(lb, k, j), lambda i: lb.load(x, [n, lb.addi(first, i)]))
+        lb.store(word, packed, [n, j])
 
     def emit(n: SSAValue, m0: IndexLike, vectors: int, valid: int) -> None:
         accs = accumulate_popcount(

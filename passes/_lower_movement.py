@@ -15,7 +15,7 @@ from several inputs) read the full index table, one entry per element.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,6 +113,21 @@ def _to_index(lb: LoopBuilder, value: SSAValue) -> SSAValue:
     return lb.emit(arith.IndexCastOp(value, IndexType()))
 
 
+def _outer_offset(
+    lb: LoopBuilder, outer: list[Axis], flat: SSAValue, start: int, term: Callable[[Axis, SSAValue], SSAValue]
+) -> SSAValue:
+    """start plus each outer axis's term at its index within `flat`, the
+    row-major position over the outer axes."""
+    offset: SSAValue = lb.index(start)
+    for k, axis in enumerate(outer):
+        stride = math.prod(a.size for a in outer[k + 1 :])
+        iv = lb.divui(flat, stride) if stride != 1 else flat
+        if k:
+            iv = lb.remui(iv, axis.size)
+        offset = lb.addi(offset, term(axis, iv))
+    return offset
+
+
 def _lower_separable(
     lowerer: Lowerer, op: bnn.GatherOp, src: SSAValue, out: SSAValue, base: int, axes: list[Axis]
 ) -> None:
@@ -152,14 +167,7 @@ def _lower_separable(
             body(lb.index(base), loop.iv, loop.iv)
         return
     with lb.loop(end, begin) as row:
-        partial: SSAValue = lb.index(base)
-        rest: SSAValue = row.iv
-        for k, axis in enumerate(outer):
-            stride = math.prod(a.size for a in outer[k + 1 :])
-            iv = lb.divui(rest, stride) if stride != 1 else rest
-            if k:
-                iv = lb.remui(iv, axis.size)
-            partial = lb.addi(partial, term(axis, iv))
+        partial = _outer_offset(lb, outer, row.iv, base, term)
         row_start = lb.muli(row.iv, inner.size)
         with lb.loop(inner.size) as loop:
             body(partial, loop.iv, lb.addi(row_start, loop.iv))
@@ -194,15 +202,9 @@ def _lower_transpose(lowerer: Lowerer, src: SSAValue, out: SSAValue, base: int, 
     rows, cols = rows_axis.size, cols_axis.size
     begin, end = lowerer.row_range(rows)
     with lb.loop(math.prod(a.size for a in outer)) as o:
-        partial: SSAValue = lb.index(base + r0 + c0)
-        rest: SSAValue = o.iv
-        for k, axis in enumerate(outer):
-            start, stride = axis.affine()  # type: ignore[misc]
-            inner_size = math.prod(a.size for a in outer[k + 1 :])
-            iv = lb.divui(rest, inner_size) if inner_size != 1 else rest
-            if k:
-                iv = lb.remui(iv, axis.size)
-            partial = lb.addi(partial, lb.affine([(iv, stride)], start))
+        partial = _outer_offset(
+            lb, outer, o.iv, base + r0 + c0, lambda axis, iv: lb.affine([(iv, axis.affine()[1])], axis.affine()[0])
+        )
         out_base = lb.muli(o.iv, rows * cols)
         with lb.loop(end, begin, TRANSPOSE_BLOCK) as block:
             stop = lb.emit(arith.MinSIOp(lb.addi(block.iv, TRANSPOSE_BLOCK), lb.index(end)))

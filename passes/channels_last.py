@@ -115,7 +115,6 @@ def convert(module: ModuleOp, min_elements: int = MIN_ELEMENTS) -> None:
                 user.operands[use.index] = nchw
         converted.discard(op)
         converted.add(new)
-        _redirect(convs, op, new)
         Rewriter.erase_op(op)
 
 
@@ -129,13 +128,6 @@ def _first_op(op: Operation) -> Operation:
     block = op.parent_block()
     assert block is not None and block.first_op is not None
     return block.first_op
-
-
-def _redirect(convs: list[bnn.BConv2dOp], old: Operation, new: Operation) -> None:
-    """Later list entries that were `old` now mean `new`."""
-    for i, c in enumerate(convs):
-        if c is old:
-            convs[i] = new
 
 
 @dataclass(frozen=True)
