@@ -41,6 +41,7 @@ from bnnc.passes._lower_compare import COMPARE_LOWERINGS, COMPARE_THREADED
 from bnnc.passes._lower_float import FLOAT_LOWERINGS, FLOAT_THREADED
 from bnnc.passes._lower_float_conv import FLOAT_CONV_LOWERINGS, FLOAT_CONV_THREADED
 from bnnc.passes._lower_linalg import LINALG_LOWERINGS, LINALG_THREADED
+from bnnc.passes._lower_linear import LINEAR_LOWERINGS, LINEAR_THREADED
 from bnnc.passes._lower_math import MATH_LOWERINGS, MATH_THREADED
 from bnnc.passes._lower_movement import MOVEMENT_LOWERINGS, MOVEMENT_THREADED
 from bnnc.passes._lower_reduce import REDUCE_LOWERINGS, REDUCE_THREADED
@@ -64,6 +65,7 @@ def _merge(*tables: dict[type[Operation], _V]) -> dict[type[Operation], _V]:
 LOWERINGS: dict[type[Operation], Lowering] = _merge(
     FLOAT_LOWERINGS,
     FLOAT_CONV_LOWERINGS,
+    LINEAR_LOWERINGS,
     BINARY_LOWERINGS,
     COMPARE_LOWERINGS,
     LINALG_LOWERINGS,
@@ -91,6 +93,7 @@ def _last_uses(ops: list[Operation]) -> dict[Operation, list[SSAValue]]:
 THREADED_WORK: dict[type[Operation], WorkOf] = _merge(
     BINARY_THREADED,
     FLOAT_CONV_THREADED,
+    LINEAR_THREADED,
     FLOAT_THREADED,
     COMPARE_THREADED,
     LINALG_THREADED,
