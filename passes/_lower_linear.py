@@ -5,69 +5,119 @@ compile time in the order the kernel reads them."""
 from __future__ import annotations
 
 import numpy as np
-from xdsl.dialects import arith
+from xdsl.dialects import arith, vector
 from xdsl.dialects.builtin import VectorType, f32
 from xdsl.ir import Operation, SSAValue
 
 from bnnc.dialects import bnn
-from bnnc.passes._loop_builder import IndexLike, memref_shape
-from bnnc.passes._lower_float_conv import _constant_table, _fma
+from bnnc.passes._loop_builder import IndexLike, LoopBuilder, memref_shape
 from bnnc.passes._lowering import Lowerer, Lowering, WorkOf
 from bnnc.passes._microkernel import accumulate, ceil_to, choose_tile
 
 
+def _fma(lb: LoopBuilder, acc: SSAValue, a: SSAValue, w: SSAValue) -> SSAValue:
+    return lb.emit(vector.FMAOp(a, w, acc))
+
+
 def lower_linear(lowerer: Lowerer, op: bnn.LinearOp, args: list[SSAValue], out: SSAValue) -> None:
     """y[n, m] = bias[m] + sum over k in order of x[n, k] * w[m, k], one FMA
-    per k, vectorised over a register tile of output features. The weights
-    are stored tile-major ([tile][k][features of the tile]), so each tile
-    streams one contiguous block: at batch 1 a classifier is bound by
-    reading its weights (512 x 1000 floats are 2 MB, out of L2), and a
-    K-major matrix read tile by tile would stride a whole row (4 KB) per k,
-    a new page per load that the hardware prefetcher does not follow."""
+    per k, vectorised over a register tile of output features x a block of
+    batch rows.
+
+    A batch-1 (or small-batch) linear is a matrix-vector product: each weight
+    is used once per row, so the layer is bound by reading its weights
+    (512 x 1000 floats are 2 MB, the size of a core's L2), not by FMAs. Hence:
+    - the weights are stored tile-major ([tile][k][features of the tile]),
+      so a tile streams one contiguous block (a K-major matrix read tile by
+      tile would stride a whole row per k, a new 4 KB page per load that the
+      hardware prefetcher does not follow);
+    - the last, partial tile is its own block, only as wide as its vectors
+      (1000 features: 48 floats per k, not 64; no padding bytes are read);
+    - the batch rows share each weight load: a register tile holds
+      `pixels` rows x `vectors` accumulators, so up to `pixels` rows read the
+      weights once, and larger batches loop over row blocks inside a tile
+      (whose 128 KB stay in L2) rather than over the whole matrix per row.
+    Every output is one FMA chain in k order plus the bias, whatever the
+    tile, batch block or thread count: the same bits in every case."""
     lb = lowerer.lb
     x = args[0]
     n_, k = memref_shape(x)
     m_ = memref_shape(args[1])[0]
     tile = choose_tile(lowerer.vector_bits, 32, lowerer.registers, m_)
-    padded = ceil_to(m_, tile.channels)
     vty = VectorType(f32, [tile.lanes])
-    wt = np.zeros((k, padded), dtype=np.float32)
-    wt[:, :m_] = lowerer.constant_value(op.weight, op).T
-    tiled = np.ascontiguousarray(wt.reshape(k, padded // tile.channels, tile.channels).transpose(1, 0, 2))
-    weights = lowerer.global_buffer(tiled)
-    bias = _constant_table(lowerer, op, op.bias, 1, m_, padded)
+    full_tiles, rest = divmod(m_, tile.channels)
+    rest_vectors = -(-rest // tile.lanes)
+    w = lowerer.constant_value(op.weight, op).astype(np.float32)
+    weights = None
+    if full_tiles:
+        body = w[: full_tiles * tile.channels].reshape(full_tiles, tile.channels, k).transpose(0, 2, 1)
+        weights = lowerer.global_buffer(np.ascontiguousarray(body))
+    last = None
+    if rest:
+        part = np.zeros((k, rest_vectors * tile.lanes), dtype=np.float32)
+        part[:, :rest] = w[full_tiles * tile.channels :].T
+        last = lowerer.global_buffer(part)
+    bias = None
+    if op.bias is not None:
+        table = np.zeros((1, ceil_to(m_, tile.lanes)), dtype=np.float32)
+        table[0, :m_] = lowerer.constant_value(op.bias, op)
+        bias = lowerer.global_buffer(table)
+    rows = max(1, min(n_, tile.pixels))
 
-    def emit(n: SSAValue, t: IndexLike, vectors: int, valid: int) -> None:
-        m0 = lb.muli(t, tile.channels)
+    def emit(n0: IndexLike, count: int, m0: IndexLike, vectors: int, valid: int, read) -> None:
+        """`count` batch rows from n0 x `vectors` vectors of features from m0,
+        of which `valid` exist; read(k, v) loads weight vector v at k."""
         accs = accumulate(
             lb,
             vty,
-            1,
+            count,
             vectors,
             [k],
-            lambda ks, v: lb.vload(weights, [t, ks[0], v * tile.lanes], vty),
-            lambda ks, _: lb.load(x, [n, ks[0]]),
+            lambda ks, v: read(ks[0], v),
+            lambda ks, t: lb.load(x, [lb.addi(n0, t), ks[0]]),
             _fma,
         )
-        for v in range(vectors):
-            oc = lb.addi(m0, v * tile.lanes)
-            acc = accs[0][v]
-            if bias is not None:
-                acc = lb.addf(acc, lb.vload(bias, [0, oc], vty))
-            for lane in range(min(tile.lanes, valid - v * tile.lanes)):
-                lb.store(lb.extract(acc, lane), out, [n, lb.addi(oc, lane)])
+        for t in range(count):
+            n = lb.addi(n0, t)
+            for v in range(vectors):
+                oc = lb.addi(m0, v * tile.lanes)
+                acc = accs[t][v]
+                if bias is not None:
+                    acc = lb.addf(acc, lb.vload(bias, [0, oc], vty))
+                lanes = min(tile.lanes, valid - v * tile.lanes)
+                if lanes == tile.lanes:
+                    lb.vstore(acc, out, [n, oc])
+                else:
+                    for lane in range(lanes):
+                        lb.store(lb.extract(acc, lane), out, [n, lb.addi(oc, lane)])
 
-    # Threads split the output-feature tiles (the last, partial one included).
-    full_tiles, rest = divmod(m_, tile.channels)
+    def row_blocks(m0: IndexLike, vectors: int, valid: int, read) -> None:
+        """Every batch row, `rows` at a time, for one tile of features."""
+        blocks, tail = divmod(n_, rows)
+        if blocks == 1:
+            emit(0, rows, m0, vectors, valid, read)
+        elif blocks:
+            with lb.loop(blocks) as nb:
+                emit(lb.muli(nb.iv, rows), rows, m0, vectors, valid, read)
+        if tail:
+            emit(blocks * rows, tail, m0, vectors, valid, read)
+
+    # Threads split the feature tiles (the last, partial one included).
     t0, t1 = lowerer.row_range(full_tiles + (1 if rest else 0))
-    with lb.loops([n_]) as (n,):
-        if full_tiles:
-            with lb.loop(lb.emit(arith.MinSIOp(lb.index(t1), lb.index(full_tiles))), lb.index(t0)) as mt:
-                emit(n, mt.iv, tile.vectors, tile.channels)
-        if rest:  # runs once, in the thread whose share includes the last tile
-            last = [lb.emit(arith.MaxSIOp(lb.index(t), lb.index(full_tiles))) for t in (t1, t0)]
-            with lb.loop(last[0], last[1]):
-                emit(n, full_tiles, -(-rest // tile.lanes), rest)
+    if full_tiles:
+        with lb.loop(lb.emit(arith.MinSIOp(lb.index(t1), lb.index(full_tiles))), lb.index(t0)) as mt:
+            row_blocks(
+                lb.muli(mt.iv, tile.channels),
+                tile.vectors,
+                tile.channels,
+                lambda kk, v, t=mt.iv: lb.vload(weights, [t, kk, v * tile.lanes], vty),
+            )
+    if rest:  # runs once, in the thread whose share includes the last tile
+        bounds = [lb.emit(arith.MaxSIOp(lb.index(t), lb.index(full_tiles))) for t in (t1, t0)]
+        with lb.loop(bounds[0], bounds[1]):
+            row_blocks(
+                full_tiles * tile.channels, rest_vectors, rest, lambda kk, v: lb.vload(last, [kk, v * tile.lanes], vty)
+            )
 
 
 LINEAR_LOWERINGS: dict[type[Operation], Lowering] = {

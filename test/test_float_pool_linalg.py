@@ -223,25 +223,54 @@ def test_matmul_within_rounding(index):
         np.testing.assert_array_equal(float_bits(other), float_bits(results[0]))
 
 
-# (batch, in features, out features): out features a multiple of the register
-# tile, not one (a partial last tile), fewer than one vector, the classifier.
-LINEARS = [(1, 512, 1000), (2, 33, 7), (3, 16, 130), (1, 5, 96), (1, 64, 1)]
+# (batch, in features, out features, bias): out features a multiple of the
+# register tile, not one (a partial last tile), fewer than one vector, the
+# classifier (with and without bias); batches of one row block, of several
+# blocks and a tail (AVX-512 blocks 6 rows), odd sizes everywhere.
+LINEARS = [
+    (1, 512, 1000, True),
+    (1, 512, 1000, False),
+    (2, 33, 7, True),
+    (3, 16, 130, True),
+    (1, 5, 96, True),
+    (1, 64, 1, True),
+    (1, 37, 13, False),
+    (3, 129, 7, True),
+    (13, 70, 65, True),
+]
 
 
 @pytest.mark.parametrize("index", range(len(LINEARS)))
 def test_float_linear_within_rounding(index):
     """bnn.linear reads its weights tile-major (one contiguous block per tile
-    of output features): every feature, the partial last tile included, gets
-    its own weights and bias, at any thread count with the same bits."""
-    n, k, m = LINEARS[index]
+    of output features, the partial last tile a narrower block) for a block of
+    batch rows at a time: every feature of every row, the partial last tile
+    included, gets its own weights and bias, at any thread count with the
+    same bits."""
+    n, k, m, bias = LINEARS[index]
     torch.manual_seed(index)
-    model = nn.Linear(k, m).eval()
+    model = nn.Linear(k, m, bias=bias).eval()
     x = torch.randn(n, k)
     results = [_compile_model(model, (x,), threads)(x.numpy()) for threads in THREADS]
-    w64, b64, x64 = (t.detach().double().numpy() for t in (model.weight, model.bias, x))
+    w64, x64 = (t.detach().double().numpy() for t in (model.weight, x))
+    b64 = model.bias.detach().double().numpy() if bias else np.zeros(m)
     _within_rounding(results[0], x64 @ w64.T + b64, np.abs(x64) @ np.abs(w64.T) + np.abs(b64), k + 1)
     for other in results[1:]:
         np.testing.assert_array_equal(float_bits(other), float_bits(results[0]))
+
+
+def test_float_linear_rows_share_weights_not_results():
+    """A batch is computed in blocks of rows that share each weight load; each
+    row still gets its own FMA chain in k order: the bits of every row of a
+    13-row batch (two 6-row blocks and a tail on AVX-512) equal the batch-1
+    model's on that row."""
+    torch.manual_seed(7)
+    model = nn.Linear(45, 83).eval()
+    x = torch.randn(13, 45)
+    batch = _compile_model(model, (x,), 1)(x.numpy())
+    single = _compile_model(model, (x[:1],), 1)
+    for row in range(13):
+        np.testing.assert_array_equal(float_bits(batch[row : row + 1]), float_bits(single(x[row : row + 1].numpy())))
 
 
 # --------------------------------------------------------------- zero_insert
