@@ -592,9 +592,21 @@ class _PoolOp(_WindowOp):
             props["ceil_mode"] = UnitAttr()
         super().__init__(operands=[input], result_types=[result_type], properties=props)
 
+    def is_channels_last(self) -> bool:
+        """Whether input and result are N x H x W x C (the float pools' `channels_last`)."""
+        return getattr(self, "channels_last", None) is not None
+
+    def nchw(self, value: SSAValue) -> tuple[int, ...]:
+        """(N, C, H, W) of the input or result, whatever its layout."""
+        shape = _shape(value)
+        if self.is_channels_last() and len(shape) == 4:
+            n, h, w, c = shape
+            return n, c, h, w
+        return shape
+
     def output_hw(self) -> tuple[int, int]:
-        """(OH, OW) of the result (NCHW; ops with another layout override this)."""
-        shape = _shape(self.results[0])
+        """(OH, OW) of the result, whatever its layout."""
+        shape = self.nchw(self.results[0])
         return shape[2], shape[3]
 
     def _verify_output(self, in_hw: Sequence[int], k_hw: Sequence[int], out_hw: Sequence[int]) -> None:
@@ -611,8 +623,10 @@ class _PoolOp(_WindowOp):
             raise VerifyException(f"result spatial size must be {expect} ({mode} mode), got {tuple(out_hw)}")
 
     def _verify_pool(self) -> None:
-        n, c, h, w = _check_rank(self.input, 4, f"{self.name} input")
-        on, oc, oh, ow = _check_rank(self.result, 4, f"{self.name} result")
+        _check_rank(self.input, 4, f"{self.name} input")
+        _check_rank(self.result, 4, f"{self.name} result")
+        n, c, h, w = self.nchw(self.input)
+        on, oc, oh, ow = self.nchw(self.result)
         if (on, oc) != (n, c):
             raise VerifyException(f"{self.name} result must keep batch and channels {n}x{c}")
         kh, kw = _pair(self.kernel, "kernel", 1)

@@ -61,6 +61,11 @@ class Conv2dOp(_WindowOp):
     channel) the result is fma(conv + bias, post_scale[o], post_shift[o]) with
     one rounding: an inference batch norm fused into the epilogue, computed
     exactly as the unfused bnn.batch_norm computes it (see batch_norm_affine).
+
+    With `channels_last` the result is N x OH x OW x Cout, with
+    `channels_last_input` the input is N x H x W x Cin (set by the
+    channels-last pass where the neighbours are NHWC: the values are the same,
+    only where they are stored changes).
     """
 
     name = "bnn.conv2d"
@@ -71,6 +76,8 @@ class Conv2dOp(_WindowOp):
     post_shift = opt_operand_def(TensorType)
     result = result_def(TensorType)
     groups = prop_def(IntegerAttr[I64])
+    channels_last = opt_prop_def(UnitAttr)
+    channels_last_input = opt_prop_def(UnitAttr)
     irdl_options = (AttrSizedOperandSegments(as_property=True), ParsePropInAttrDict())
     traits = traits_def(Pure())
     assembly_format = (
@@ -104,10 +111,24 @@ class Conv2dOp(_WindowOp):
             },
         )
 
+    def input_nchw(self) -> tuple[int, int, int, int]:
+        """(N, C, H, W) of the input, whatever its layout."""
+        n, a, b, c = _check_rank(self.input, 4, "bnn.conv2d input")
+        return (n, c, a, b) if self.channels_last_input is not None else (n, a, b, c)
+
+    def result_nchw(self) -> tuple[int, int, int, int]:
+        """(N, C, OH, OW) of the result, whatever its layout."""
+        n, a, b, c = _check_rank(self.result, 4, "bnn.conv2d result")
+        return (n, c, a, b) if self.channels_last is not None else (n, a, b, c)
+
+    def output_hw(self) -> tuple[int, int]:
+        """(OH, OW) of the result, whatever its layout."""
+        return self.result_nchw()[2:]
+
     def verify_(self) -> None:
-        n, c, h, w = _check_rank(self.input, 4, "bnn.conv2d input")
+        n, c, h, w = self.input_nchw()
         co, ci, kh, kw = _check_rank(self.weight, 4, "bnn.conv2d weight")
-        on, oc, oh, ow = _check_rank(self.result, 4, "bnn.conv2d result")
+        on, oc, oh, ow = self.result_nchw()
         for v, what in ((self.input, "input"), (self.weight, "weight"), (self.result, "result")):
             _check_float(v, f"bnn.conv2d {what}")
         groups = self.groups.value.data
@@ -355,6 +376,8 @@ class MaxPool2dOp(_PoolOp):
     greater than the running max or NaN, in row-major window order."""
 
     name = "bnn.max_pool2d"
+    channels_last = opt_prop_def(UnitAttr)
+    """Input and result are N x H x W x C (set by the channels-last pass)."""
 
     def verify_(self) -> None:
         self._verify_pool()
@@ -367,6 +390,8 @@ class AvgPool2dOp(_PoolOp):
     name = "bnn.avg_pool2d"
     count_include_pad = prop_def(IntegerAttr[IntegerType])
     divisor_override = opt_prop_def(IntegerAttr[I64])
+    channels_last = opt_prop_def(UnitAttr)
+    """Input and result are N x H x W x C (set by the channels-last pass)."""
 
     def __init__(
         self,

@@ -199,14 +199,18 @@ def _pool(
     Each output plane is cut into border rows/columns (each with its static
     in-bounds taps) and the interior (every tap, no bounds checks), so the
     interior loop along ox is plain loads LLVM vectorises. Threads split the
-    N x C planes."""
+    N x C planes. `channels_last` pools take _pool_nhwc's loop order; every
+    output reduces the same taps in the same order either way."""
     lb = lowerer.lb
-    n_, c_, h, w = memref_shape(x)
-    _, _, oh, ow = memref_shape(out)
+    n_, c_, h, w = op.nchw(op.input)
+    _, _, oh, ow = op.nchw(op.result)
     kh, kw = op.kernel.get_values()
     (sh, sw), (ph, pw), (dh, dw) = op.window()
     rows = _axis_segments(oh, h, kh, sh, ph, dh)
     cols = _axis_segments(ow, w, kw, sw, pw, dw)
+    if op.is_channels_last():
+        _pool_nhwc(lowerer, x, out, reduce, rows, cols, op)
+        return
     with _planes(lowerer, n_, c_) as (n, c):
         for ylo, yhi, kys in rows:
             for xlo, xhi, kxs in cols:
@@ -217,6 +221,39 @@ def _pool(
                         for kx in kxs:
                             values.append(lb.load(x, [n, c, iy, lb.affine([(ox, sw)], kx * dw - pw)]))
                     lb.store(reduce(values, (ylo, yhi), (xlo, xhi)), out, [n, c, oy, ox])
+
+
+Segments = list[tuple[int, int, tuple[int, ...]]]
+
+
+def _pool_nhwc(
+    lowerer: Lowerer,
+    x: SSAValue,
+    out: SSAValue,
+    reduce: Callable[[list[SSAValue], tuple[int, int], tuple[int, int]], SSAValue],
+    rows: Segments,
+    cols: Segments,
+    op: bnn.MaxPool2dOp | bnn.AvgPool2dOp,
+) -> None:
+    """_pool on N x H x W x C: the window positions are the outer loops and
+    the innermost loop runs along contiguous channels, so every tap is a
+    contiguous vector load (LLVM vectorises the channel loop) and each input
+    row is read once per window row rather than once per channel plane.
+    Threads split the channels."""
+    lb = lowerer.lb
+    n_, h, w, c_ = memref_shape(x)
+    kh, kw = op.kernel.get_values()
+    (sh, sw), (ph, pw), (dh, dw) = op.window()
+    c0, c1 = lowerer.row_range(c_)
+    with lb.loop(n_) as n:
+        for ylo, yhi, kys in rows:
+            for xlo, xhi, kxs in cols:
+                with _positions(lb, ylo, yhi) as oy, _positions(lb, xlo, xhi) as ox:
+                    iys = [lb.affine([(oy, sh)], ky * dh - ph) for ky in kys]
+                    ixs = [lb.affine([(ox, sw)], kx * dw - pw) for kx in kxs]
+                    with lb.loop(c1, c0) as c:
+                        values = [lb.load(x, [n.iv, iy, ix, c.iv]) for iy in iys for ix in ixs]
+                        lb.store(reduce(values, (ylo, yhi), (xlo, xhi)), out, [n.iv, oy, ox, c.iv])
 
 
 def _max_rule(lb: LoopBuilder, m: SSAValue, v: SSAValue) -> SSAValue:
@@ -272,8 +309,8 @@ def lower_avg_pool2d(lowerer: Lowerer, op: bnn.AvgPool2dOp, args: list[SSAValue]
     """(0 + taps in window order) / divisor; the divisor is one constant per
     border position and one for the interior (checked against the table)."""
     lb, x = lowerer.lb, args[0]
-    _, _, h, w = memref_shape(x)
-    _, _, oh, ow = memref_shape(out)
+    _, _, h, w = op.nchw(op.input)
+    _, _, oh, ow = op.nchw(op.result)
     divisors = _avg_divisors(op, h, w, oh, ow)
 
     def reduce(values: list[SSAValue], ys: tuple[int, int], xs: tuple[int, int]) -> SSAValue:

@@ -54,6 +54,23 @@ def _zero_padded(lowerer: Lowerer, x: SSAValue, ph: int, pw: int, rows: Rows) ->
     return dest, True
 
 
+def _zero_padded_nhwc(lowerer: Lowerer, x: SSAValue, ph: int, pw: int, rows: Rows) -> tuple[SSAValue, bool]:
+    """_zero_padded for an N x H x W x C input: each padded row is one run of
+    (W + 2 pw) x C floats, its interior a contiguous copy of the source row."""
+    if (ph, pw) == (0, 0):
+        return x, False
+    lb = lowerer.lb
+    n_, h, w, c = memref_shape(x)
+    dest = lb.alloc([n_, h + 2 * ph, w + 2 * pw, c], f32)
+    src_lo, src_hi = lowerer.source_rows(rows, ph, h)
+    with lb.loop(n_) as n:
+        with lb.loop(rows[1], lb.index(rows[0])) as y, lb.loops([w + 2 * pw, c]) as (xx, ch):
+            lb.store(lb.f32(0.0), dest, [n.iv, y.iv, xx, ch])
+        with lb.loop(src_hi, lb.index(src_lo)) as y, lb.loops([w, c]) as (xx, ch):
+            lb.store(lb.load(x, [n.iv, y.iv, xx, ch]), dest, [n.iv, lb.addi(y.iv, ph), lb.addi(xx, pw), ch])
+    return dest, True
+
+
 def _phase_split_padded(lowerer: Lowerer, x: SSAValue, ph: int, pw: int, sw: int, rows: Rows) -> SSAValue:
     """The zero-padded input with x split by phase: padded column s*q + phase
     is stored at [n, c, y, phase, q], so `lanes` output columns read a
@@ -130,7 +147,7 @@ def lower_conv2d(lowerer: Lowerer, op: bnn.Conv2dOp, args: list[SSAValue], out: 
     groups = op.groups.value.data
     co, cg, kh, kw = memref_shape(args[1])
     cog = co // groups
-    ow = memref_shape(out)[3]
+    ow = op.output_hw()[1]
     tile = choose_tile(lowerer.vector_bits, 32, lowerer.registers, cog)
     padded = ceil_to(cog, tile.channels)
     weight = lowerer.constant_value(op.weight, op).reshape(groups, cog, cg, kh, kw).transpose(0, 2, 3, 4, 1)
@@ -142,7 +159,10 @@ def lower_conv2d(lowerer: Lowerer, op: bnn.Conv2dOp, args: list[SSAValue], out: 
         scale=_constant_table(lowerer, op, op.post_scale, groups, cog, padded),
         shift=_constant_table(lowerer, op, op.post_shift, groups, cog, padded),
     )
-    lanes = column_lanes(ow, tile.lanes, cog)
+    # An NHWC input or result takes the channel kernel: it reads one input
+    # element per pixel and tap, and stores whole channel vectors (NHWC).
+    nhwc = op.channels_last is not None or op.channels_last_input is not None
+    lanes = 0 if nhwc else column_lanes(ow, tile.lanes, cog)
     if lanes:
         _column_conv(lowerer, op, args, out, tables, lanes)
     else:
@@ -164,17 +184,24 @@ class _Tables:
 def _channel_conv(
     lowerer: Lowerer, op: bnn.Conv2dOp, args: list[SSAValue], out: SSAValue, tables: _Tables, tile: RegisterTile
 ) -> None:
-    """Vectorised over output channels: a pixels x channel-vectors tile."""
+    """Vectorised over output channels: a pixels x channel-vectors tile.
+    With an NHWC result its full channel vectors are stored as they are
+    (only a partial last vector goes through `sums`); an NCHW result is
+    scattered from `sums`. An NHWC input is read at [n, y, x, channel]."""
     lb = lowerer.lb
     groups = op.groups.value.data
     (sh, sw), (ph, pw), (dh, dw) = op.window()
     co, cg, kh, kw = memref_shape(args[1])
     cog = co // groups
-    n_, _, oh, ow = memref_shape(out)
+    n_, _, oh, ow = op.result_nchw()
+    nhwc_in, nhwc_out = op.channels_last_input is not None, op.channels_last is not None
     vty = VectorType(f32, [tile.lanes])
     weights, bias = tables.weights, tables.bias
-    rows = lowerer.padded_rows(oh, sh, kh, dh, memref_shape(args[0])[2] + 2 * ph)
-    source, fresh = _zero_padded(lowerer, args[0], ph, pw, rows)
+    rows = lowerer.padded_rows(oh, sh, kh, dh, op.input_nchw()[2] + 2 * ph)
+    if nhwc_in:
+        source, fresh = _zero_padded_nhwc(lowerer, args[0], ph, pw, rows)
+    else:
+        source, fresh = _zero_padded(lowerer, args[0], ph, pw, rows)
     sums = lb.alloca_entry([tile.pixels, tile.channels], f32)
 
     def emit(n, g, oc0: IndexLike, vectors: int, valid: int, oy: IndexLike, ox0: IndexLike, pixels: int, _: bool):
@@ -185,7 +212,8 @@ def _channel_conv(
         def input_element(ks: list[SSAValue], t: int) -> SSAValue:
             ic, ky, kx = ks
             iy, ix = tap_position(lb, oy, ox0, t, ky, kx, (sh, sw), (dh, dw))
-            return lb.load(source, [n, lb.affine([(g, cg), (ic, 1)]), iy, ix])
+            channel = lb.affine([(g, cg), (ic, 1)])
+            return lb.load(source, [n, iy, ix, channel] if nhwc_in else [n, channel, iy, ix])
 
         accs = accumulate(lb, vty, pixels, vectors, [cg, kh, kw], weight_vector, input_element, _fma)
         for t in range(pixels):
@@ -197,10 +225,17 @@ def _channel_conv(
                 if tables.scale is not None and tables.shift is not None:
                     scale, shift = lb.vload(tables.scale, [g, oc], vty), lb.vload(tables.shift, [g, oc], vty)
                     acc = _fma(lb, shift, acc, scale)
-                lb.vstore(acc, sums, [t, v * tile.lanes])
-        with lb.loops([pixels, valid]) as (t, c):
-            channel = lb.affine([(g, cog), (lb.addi(oc0, c), 1)])
-            lb.store(lb.load(sums, [t, c]), out, [n, channel, oy, lb.addi(ox0, t)])
+                if nhwc_out and (v + 1) * tile.lanes <= valid:
+                    lb.vstore(acc, out, [n, oy, lb.addi(ox0, t), lb.affine([(g, cog), (oc, 1)])])
+                else:
+                    lb.vstore(acc, sums, [t, v * tile.lanes])
+        stored = valid - valid % tile.lanes if nhwc_out else 0  # channels already in `out`
+        if valid > stored:
+            with lb.loops([pixels, valid - stored]) as (t, c):
+                c = lb.addi(c, stored)
+                channel = lb.affine([(g, cog), (lb.addi(oc0, c), 1)])
+                where = [n, oy, lb.addi(ox0, t), channel] if nhwc_out else [n, channel, oy, lb.addi(ox0, t)]
+                lb.store(lb.load(sums, [t, c]), out, where)
 
     tiled_conv_loops(
         lb,

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from xdsl.context import Context
 from xdsl.dialects import arith
-from xdsl.dialects.builtin import ModuleOp, TensorType, i64
+from xdsl.dialects.builtin import ModuleOp, TensorType, UnitAttr, i64
 from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
@@ -81,40 +81,124 @@ def _nhwc_type(typ: TensorType) -> TensorType:
     return TensorType(typ.element_type, [n, h, w, c])
 
 
+# The float ops that can read (and, but for a pack, write) N x H x W x C.
+_POOLS = (bnn.MaxPool2dOp, bnn.AvgPool2dOp)
+
+
+def _reads_nhwc(value: SSAValue, bconvs: set[Operation]) -> bool:
+    """Whether every reader of `value` can take it N x H x W x C with no
+    transpose: a pack, a converted conv's residual, a float conv's input, or
+    a pool whose own readers all can (a pool keeps its input's layout)."""
+    uses = list(value.uses)
+    if not uses:
+        return False
+    for use in uses:
+        user = use.operation
+        if isinstance(user, bnn.PackOp):
+            continue
+        if user in bconvs and use.index == _residual_index(user):
+            continue
+        if isinstance(user, bnn.Conv2dOp) and use.index == 0 and user.groups.value.data == 1:
+            continue
+        if isinstance(user, _POOLS) and _reads_nhwc(user.result, bconvs):
+            continue
+        return False
+    return True
+
+
+def _plan(module: ModuleOp, min_elements: int) -> tuple[list[Operation], dict[Operation, set[int]], set[SSAValue]]:
+    """The ops to convert in program order, the operands each of them reads
+    NHWC, and the values that become NHWC. A float-result binary conv always
+    writes NHWC; a pool and a pack follow their input; a float conv2d (one
+    group) reads NHWC when its input is, and writes NHWC only when every
+    reader takes NHWC, so converting it never adds a transpose."""
+    bconvs: set[Operation] = set(_chosen(module, min_elements))
+    order: list[Operation] = []
+    slots: dict[Operation, set[int]] = {}
+    nhwc: set[SSAValue] = set()
+    for op in module.walk():
+        if op in bconvs:
+            index = _residual_index(op)  # type: ignore[arg-type]
+            slots[op] = set() if index is None else {index}
+            nhwc.add(op.results[0])
+        elif isinstance(op, bnn.PackOp) and op.channels_last is None and op.input in nhwc:
+            slots[op] = {0}
+        elif isinstance(op, _POOLS) and op.channels_last is None and op.input in nhwc:
+            slots[op] = {0}
+            nhwc.add(op.result)
+        elif isinstance(op, bnn.Conv2dOp) and op.groups.value.data == 1 and op.channels_last is None:
+            reads = op.channels_last_input is None and op.input in nhwc
+            writes = _reads_nhwc(op.result, bconvs)
+            if not (reads or writes):
+                continue
+            slots[op] = {0} if reads else set()
+            if writes:
+                nhwc.add(op.result)
+        else:
+            continue
+        order.append(op)
+    return order, slots, nhwc
+
+
+def _rebuilt(op: Operation, operands: list[SSAValue], nhwc_input: bool, nhwc_result: bool) -> Operation:
+    """`op` reading `operands` (operand 0 NHWC if `nhwc_input`), marked for its new layouts."""
+    if isinstance(op, bnn.BConv2dOp):
+        residual = operands[_residual_index(op)] if op.residual is not None else None
+        return op.clone_with(result_type=_nhwc_type(op.result.type), residual=residual, channels_last=True)
+    if isinstance(op, bnn.PackOp):
+        return bnn.PackOp(operands[0], op.groups.value.data, channels_last=True)
+    props = dict(op.properties)
+    if isinstance(op, _POOLS) or nhwc_result:
+        props["channels_last"] = UnitAttr()
+    if isinstance(op, bnn.Conv2dOp) and nhwc_input:
+        props["channels_last_input"] = UnitAttr()
+    result = op.results[0].type
+    return type(op).create(
+        operands=operands,
+        result_types=[_nhwc_type(result) if nhwc_result else result],
+        properties=props,
+        attributes=dict(op.attributes),
+    )
+
+
 def convert(module: ModuleOp, min_elements: int = MIN_ELEMENTS) -> None:
-    convs = _chosen(module, min_elements)
-    converted = set(convs)
+    order, slots, nhwc = _plan(module, min_elements)
+    new_of: dict[SSAValue, SSAValue] = {}  # a converted op's old result -> its NHWC result
     nhwc_of: dict[SSAValue, SSAValue] = {}  # NCHW value -> its NHWC transpose, made once
 
-    for op in convs:
-        residual = op.residual
-        if residual is not None and residual.owner not in converted:
-            if residual not in nhwc_of:
-                owner = residual.owner
+    for op in order:
+        operands = list(op.operands)
+        for i in slots[op]:
+            value = operands[i]
+            if value in new_of:
+                operands[i] = new_of[value]
+                continue
+            # an NCHW residual (a float shortcut, an argument): transposed once, where it is defined
+            if value not in nhwc_of:
+                owner = value.owner
                 where = owner.next_op if isinstance(owner, Operation) else _first_op(op)
                 assert where is not None
                 loc = owner.location if isinstance(owner, Operation) else op.location
-                nhwc_of[residual] = _transpose(residual, NCHW_TO_NHWC, where, loc)
-            residual = nhwc_of[residual]
-        old = op.result
-        new = op.clone_with(result_type=_nhwc_type(old.type), residual=residual, channels_last=True)
+                nhwc_of[value] = _transpose(value, NCHW_TO_NHWC, where, loc)
+            operands[i] = nhwc_of[value]
+        old = op.results[0]
+        new = _rebuilt(op, operands, 0 in slots[op], old in nhwc)
+        new.location = op.location
         Rewriter.insert_op(new, InsertPoint.after(op))
+        if old not in nhwc:
+            old.replace_all_uses_with(new.results[0])
+            continue
+        new_of[old] = new.results[0]
         nchw: SSAValue | None = None
         for use in list(old.uses):
             user = use.operation
-            if isinstance(user, bnn.PackOp) and user.channels_last is None:
-                pack = bnn.PackOp(new.result, user.groups.value.data, channels_last=True)
-                pack.location = user.location
-                Rewriter.replace_op(user, pack)
-            elif user in converted and use.index == _residual_index(user):
-                user.operands[use.index] = new.result
-            else:
-                if nchw is None:
-                    assert new.next_op is not None
-                    nchw = _transpose(new.result, NHWC_TO_NCHW, new.next_op, new.location)
-                user.operands[use.index] = nchw
-        converted.discard(op)
-        converted.add(new)
+            if use.index in slots.get(user, ()):
+                continue  # reads new_of[old] when its turn comes
+            if nchw is None:
+                assert new.next_op is not None
+                nchw = _transpose(new.results[0], NHWC_TO_NCHW, new.next_op, new.location)
+            user.operands[use.index] = nchw
+    for op in reversed(order):
         Rewriter.erase_op(op)
 
 
