@@ -4,6 +4,9 @@ compile time in the order the kernel reads them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 from xdsl.dialects import arith, vector
 from xdsl.dialects.builtin import VectorType, f32
@@ -19,18 +22,37 @@ def _fma(lb: LoopBuilder, acc: SSAValue, a: SSAValue, w: SSAValue) -> SSAValue:
     return lb.emit(vector.FMAOp(a, w, acc))
 
 
+@dataclass(frozen=True)
+class _Segment:
+    """`vectors` vectors of output features from m0 (of which `valid`
+    exist); read(k, v) loads weight vector v of step k."""
+
+    m0: IndexLike
+    vectors: int
+    valid: int
+    read: Callable[[SSAValue, int], SSAValue]
+
+
 def lower_linear(lowerer: Lowerer, op: bnn.LinearOp, args: list[SSAValue], out: SSAValue) -> None:
     """y[n, m] = bias[m] + sum over k in order of x[n, k] * w[m, k], one FMA
-    per k, vectorised over a register tile of output features x a block of
+    per k, vectorised over register tiles of output features x a block of
     batch rows.
 
     A batch-1 (or small-batch) linear is a matrix-vector product: each weight
     is used once per row, so the layer is bound by reading its weights
-    (512 x 1000 floats are 2 MB, the size of a core's L2), not by FMAs. Hence:
+    (512 x 1000 floats are 2 MB, the size of a core's L2, and in a network
+    the other layers evict them to L3 between calls), not by FMAs. Hence:
     - the weights are stored tile-major ([tile][k][features of the tile]),
       so a tile streams one contiguous block (a K-major matrix read tile by
       tile would stride a whole row per k, a new 4 KB page per load that the
       hardware prefetcher does not follow);
+    - at batch 1 several tiles are computed at once (`streams`, 4 on one
+      thread, 2 per thread when threaded: one accumulator per vector, the
+      weights FMA memory operands), so the loads come from several
+      sequential streams 128 KB apart: on this host (Sapphire Rapids class)
+      4 streams read 512 x 1024 floats from L3 or DRAM 20-30% faster than
+      one (C microbenchmark, medians of 300 interleaved runs), and the
+      tiles' FMA chains are independent;
     - the last, partial tile is its own block, only as wide as its vectors
       (1000 features: 48 floats per k, not 64; no padding bytes are read);
     - the batch rows share each weight load: a register tile holds
@@ -38,7 +60,7 @@ def lower_linear(lowerer: Lowerer, op: bnn.LinearOp, args: list[SSAValue], out: 
       weights once, and larger batches loop over row blocks inside a tile
       (whose 128 KB stay in L2) rather than over the whole matrix per row.
     Every output is one FMA chain in k order plus the bias, whatever the
-    tile, batch block or thread count: the same bits in every case."""
+    tile, group, batch block or thread count: the same bits in every case."""
     lb = lowerer.lb
     x = args[0]
     n_, k = memref_shape(x)
@@ -63,61 +85,73 @@ def lower_linear(lowerer: Lowerer, op: bnn.LinearOp, args: list[SSAValue], out: 
         table[0, :m_] = lowerer.constant_value(op.bias, op)
         bias = lowerer.global_buffer(table)
     rows = max(1, min(n_, tile.pixels))
+    # Tiles per group: at batch 1 as many as half the registers hold as
+    # accumulators (at most 4); rows > 1 already reuse each weight load.
+    streams = 1 if rows > 1 else max(1, min(4 if lowerer.thread is None else 2, lowerer.registers // 2 // tile.vectors))
 
-    def emit(n0: IndexLike, count: int, m0: IndexLike, vectors: int, valid: int, read) -> None:
-        """`count` batch rows from n0 x `vectors` vectors of features from m0,
-        of which `valid` exist; read(k, v) loads weight vector v at k."""
+    def full_tile(t: IndexLike) -> _Segment:
+        def read(kk: SSAValue, v: int) -> SSAValue:
+            return lb.vload(weights, [t, kk, v * tile.lanes], vty)
+
+        return _Segment(lb.muli(t, tile.channels), tile.vectors, tile.channels, read)
+
+    def emit(n0: IndexLike, count: int, segments: list[_Segment]) -> None:
+        """`count` batch rows from n0 x the features of `segments`."""
+        owner = [(seg, v) for seg in segments for v in range(seg.vectors)]
         accs = accumulate(
             lb,
             vty,
             count,
-            vectors,
+            len(owner),
             [k],
-            lambda ks, v: read(ks[0], v),
+            lambda ks, i: owner[i][0].read(ks[0], owner[i][1]),
             lambda ks, t: lb.load(x, [lb.addi(n0, t), ks[0]]),
             _fma,
         )
         for t in range(count):
             n = lb.addi(n0, t)
-            for v in range(vectors):
-                oc = lb.addi(m0, v * tile.lanes)
-                acc = accs[t][v]
+            for i, (seg, v) in enumerate(owner):
+                oc = lb.addi(seg.m0, v * tile.lanes)
+                acc = accs[t][i]
                 if bias is not None:
                     acc = lb.addf(acc, lb.vload(bias, [0, oc], vty))
-                lanes = min(tile.lanes, valid - v * tile.lanes)
+                lanes = min(tile.lanes, seg.valid - v * tile.lanes)
                 if lanes == tile.lanes:
                     lb.vstore(acc, out, [n, oc])
                 else:
                     for lane in range(lanes):
                         lb.store(lb.extract(acc, lane), out, [n, lb.addi(oc, lane)])
 
-    def row_blocks(m0: IndexLike, vectors: int, valid: int, read) -> None:
-        """Every batch row, `rows` at a time, for one tile of features."""
+    def row_blocks(segments: list[_Segment]) -> None:
+        """Every batch row, `rows` at a time, for one group of features."""
         blocks, tail = divmod(n_, rows)
         if blocks == 1:
-            emit(0, rows, m0, vectors, valid, read)
+            emit(0, rows, segments)
         elif blocks:
             with lb.loop(blocks) as nb:
-                emit(lb.muli(nb.iv, rows), rows, m0, vectors, valid, read)
+                emit(lb.muli(nb.iv, rows), rows, segments)
         if tail:
-            emit(blocks * rows, tail, m0, vectors, valid, read)
+            emit(blocks * rows, tail, segments)
 
-    # Threads split the feature tiles (the last, partial one included).
-    t0, t1 = lowerer.row_range(full_tiles + (1 if rest else 0))
-    if full_tiles:
-        with lb.loop(lb.emit(arith.MinSIOp(lb.index(t1), lb.index(full_tiles))), lb.index(t0)) as mt:
-            row_blocks(
-                lb.muli(mt.iv, tile.channels),
-                tile.vectors,
-                tile.channels,
-                lambda kk, v, t=mt.iv: lb.vload(weights, [t, kk, v * tile.lanes], vty),
-            )
-    if rest:  # runs once, in the thread whose share includes the last tile
-        bounds = [lb.emit(arith.MaxSIOp(lb.index(t), lb.index(full_tiles))) for t in (t1, t0)]
-        with lb.loop(bounds[0], bounds[1]):
-            row_blocks(
+    # Threads split the groups of `streams` tiles; the leftover full tiles and
+    # the partial one make one last group.
+    groups, leftover = divmod(full_tiles, streams)
+    tail = [full_tile(groups * streams + s) for s in range(leftover)]
+    if rest:
+        tail.append(
+            _Segment(
                 full_tiles * tile.channels, rest_vectors, rest, lambda kk, v: lb.vload(last, [kk, v * tile.lanes], vty)
             )
+        )
+    t0, t1 = lowerer.row_range(groups + (1 if tail else 0))
+    if groups:
+        with lb.loop(lb.emit(arith.MinSIOp(lb.index(t1), lb.index(groups))), lb.index(t0)) as g:
+            first = lb.muli(g.iv, streams)
+            row_blocks([full_tile(lb.addi(first, s)) for s in range(streams)])
+    if tail:  # runs once, in the thread whose share includes the last group
+        bounds = [lb.emit(arith.MaxSIOp(lb.index(t), lb.index(groups))) for t in (t1, t0)]
+        with lb.loop(bounds[0], bounds[1]):
+            row_blocks(tail)
 
 
 LINEAR_LOWERINGS: dict[type[Operation], Lowering] = {
