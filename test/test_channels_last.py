@@ -1,8 +1,12 @@
 """channels-last changes where binary convs' float results are stored (every
-float-result binary conv, NHWC), never their values: models compiled with and without the pass agree bit for bit
-(1 and 3 threads), across channel counts that leave partial packed words and
-partial register tiles, groups, PReLU/clamp epilogues, NCHW residuals and
-float users that need a transpose back; and the default pipeline uses it."""
+float-result binary conv, NHWC), and where the float convs and pools around
+them store theirs (NHWC when that removes a transpose), never their values:
+models compiled with and without the pass agree bit for bit (1 and 3
+threads), across channel counts that leave partial packed words, partial
+register tiles and partial channel vectors, groups, PReLU/clamp epilogues,
+NCHW residuals, float users that need a transpose back, strided/padded float
+stems and ceil-mode, padded and count_include_pad=False pools; and the
+default pipeline uses it."""
 
 from __future__ import annotations
 
@@ -82,6 +86,41 @@ def _quicknet_style():
     return model, x
 
 
+class StemDown(nn.Module):
+    """Bi-Real's float paths around its binary blocks: a strided, padded
+    float stem and a max pool feed a binary block's pack and residual; an
+    avg pool and a float conv (1x1, or k x k padded) on the downsampling
+    shortcut feed the next block's residual. Odd sizes need ceil-mode (or
+    padded) pools to match the binary conv's stride-2 output."""
+
+    def __init__(self, c: int, d: int, stem: tuple[int, int, int], pool: nn.Module, down_pool: nn.Module, k: int):
+        super().__init__()
+        kernel, stride, pad = stem
+        self.stem = nn.Sequential(nn.Conv2d(3, c, kernel, stride, pad, bias=False), nn.BatchNorm2d(c))
+        self.pool = pool
+        self.block = XnorConv2d(c, c, 3, padding=1, act=BINARIZERS["sign"]())
+        self.bn = nn.BatchNorm2d(c)
+        self.down = nn.Sequential(down_pool, nn.Conv2d(c, d, k, padding=k // 2, bias=False), nn.BatchNorm2d(d))
+        self.block2 = XnorConv2d(c, d, 3, stride=2, padding=1, act=BINARIZERS["sign"]())
+        self.bn2 = nn.BatchNorm2d(d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.stem(x))
+        x = x + self.bn(self.block(x))
+        return self.down(x) + self.bn2(self.block2(x))
+
+
+def _stem_down(c: int, d: int, hw: tuple[int, int], stem, pool, down_pool, k: int = 1):
+    def make():
+        torch.manual_seed(c + d)
+        model = StemDown(c, d, stem, pool, down_pool, k)
+        x = torch.randn(1, 3, *hw)
+        randomize_(model, x, c + d)
+        return model, x
+
+    return make
+
+
 def _compile(model, x, pipeline, threads):
     return bnnc.compile(model, (x,), pipeline=pipeline, num_threads=threads)
 
@@ -97,6 +136,22 @@ CASES = {
     "c130-groups2-3threads": (_chain(130, 2, (6, 6)), 3),
     "c3": (_chain(3, 1, (4, 5)), 1),
     "quicknet-post-affine": (_quicknet_style, 1),
+    "stem-down-bireal-shape": (
+        _stem_down(16, 32, (32, 32), (7, 2, 3), nn.MaxPool2d(3, 2, 1), nn.AvgPool2d(2, 2)),
+        1,
+    ),
+    "stem-down-odd-ceil-mode": (
+        _stem_down(
+            20, 35, (29, 27), (5, 2, 2), nn.MaxPool2d(3, 2, 0, ceil_mode=True), nn.AvgPool2d(2, 2, ceil_mode=True)
+        ),
+        1,
+    ),
+    "stem-down-c70-padded-pools-3threads": (
+        _stem_down(
+            70, 17, (13, 15), (3, 1, 1), nn.MaxPool2d(2, 1, 1), nn.AvgPool2d(3, 2, 1, count_include_pad=False), k=3
+        ),
+        3,
+    ),
 }
 
 
@@ -126,6 +181,57 @@ def test_default_pipeline_converts_the_residual_chain():
             assert not any(isinstance(u, (bnn.BConv2dOp, bnn.PackOp)) for u in users)
         else:
             assert users and all(isinstance(u, bnn.BConv2dOp) and u.residual is g.result for u in users)
+
+
+def _bnn_module(model, x, pipeline=ALL):
+    imported = bnnc.driver.import_model(model.eval(), (x,))
+    return bnnc.driver.lower(imported, CompileOptions(pipeline=pipeline), stop_after="bnn")
+
+
+def test_float_stem_and_shortcut_need_no_transpose():
+    """The stem conv and its max pool, the avg pool and the 1x1 conv of the
+    downsampling shortcut read and write NHWC: the only transpose left is the
+    one into the NCHW mean at the end (bnn_models' Bi-Real has a 3x3 stem and
+    no max pool; StemDown has both)."""
+    for make in (make_bireal, CASES["stem-down-bireal-shape"][0]):
+        module = _bnn_module(*make())
+        floats = [op for op in module.walk() if isinstance(op, (bnn.Conv2dOp, bnn.MaxPool2dOp, bnn.AvgPool2dOp))]
+        assert floats and all(op.channels_last is not None for op in floats)
+        shortcut = [op for op in floats if isinstance(op, bnn.Conv2dOp) and isinstance(op.input.owner, bnn.AvgPool2dOp)]
+        assert shortcut and all(op.channels_last_input is not None for op in shortcut)
+        gathers = [op for op in module.walk() if isinstance(op, bnn.GatherOp)]
+        assert len(gathers) == 1
+        assert all(isinstance(g.inputs[0].owner, bnn.BConv2dOp) for g in gathers)
+
+
+class StemRelu(nn.Module):
+    """A float stem whose pool feeds a float op (PReLU): nothing there reads NHWC."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, 2, 1)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.prelu = nn.PReLU(16)
+        self.block = XnorConv2d(16, 16, 3, padding=1, act=BINARIZERS["sign"]())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.prelu(self.pool(self.stem(x)))
+        return x + self.block(x)
+
+
+def test_float_conv_stays_nchw_unless_every_reader_takes_nhwc():
+    """A stem conv -> pool -> PReLU keeps NCHW (converting it would only move a
+    transpose); the residual from the PReLU is transposed once, as before."""
+    torch.manual_seed(0)
+    model, x = StemRelu(), torch.randn(1, 3, 32, 32)
+    randomize_(model, x, 0)
+    module = _bnn_module(model, x)
+    conv = next(op for op in module.walk() if isinstance(op, bnn.Conv2dOp))
+    pool = next(op for op in module.walk() if isinstance(op, bnn.MaxPool2dOp))
+    assert conv.channels_last is None and conv.channels_last_input is None and pool.channels_last is None
+    gathers = [op for op in module.walk() if isinstance(op, bnn.GatherOp)]
+    assert [isinstance(g.inputs[0].owner, bnn.PReluOp) for g in gathers].count(True) == 1
+    assert_same_bits_without(model, x, WITHOUT, 1, pipeline=ALL)
 
 
 def test_post_affine_joins_the_epilogue_bit_identically():
