@@ -11,19 +11,30 @@ and LLVM vectorises it, residual loads included. A transpose of the result
 (a blocked copy) costs less than the strided epilogue saved, so every
 float-result binary conv is converted, whoever reads it.
 
+The float ops around the binary path follow, so that no transpose sits
+between them and it: Bi-Real's stem (conv -> max pool -> pack and residual)
+and downsampling shortcut (avg pool -> 1x1 conv -> residual) cost ~1.2 ms of
+4.9 in transposes and NCHW kernels before.
+
 What it changes:
   - every float-result bnn.bconv2d gets `channels_last`: its result (and
     residual) type becomes N x OH x OW x C;
-  - a bnn.pack of such a result gets `channels_last` and reads that layout;
-  - a residual that is another converted conv's result is used as it is; one
-    still in NCHW (e.g. a float downsampling shortcut) is transposed once into
-    NHWC for the convs that take it;
-  - every other use of a converted result (float ops, the function's result)
+  - a bnn.pack, bnn.max_pool2d or bnn.avg_pool2d whose input is NHWC gets
+    `channels_last` and reads (a pool also writes) that layout;
+  - a float bnn.conv2d (one group) reads an NHWC input as it is
+    (`channels_last_input`), and writes NHWC (`channels_last`) when every
+    reader of its result takes NHWC: a pack, a converted conv's residual,
+    another float conv, or a pool whose readers all do. Otherwise it stays
+    NCHW, so converting it never adds a transpose;
+  - a residual still in NCHW (a float shortcut the rule above left alone,
+    an argument) is transposed once into NHWC for the convs that take it;
+  - every other use of an NHWC result (float ops, the function's result)
     reads one NHWC -> NCHW transpose, so nothing else sees a new layout.
 Transposes are bnn.gather ops with the permutation's constant index. The
 values computed are the same floats as before (only where they are stored
-changes), so the result is bit-identical. Convs with a packed (threshold)
-result, and small results (`min_elements`, see MIN_ELEMENTS), are left alone.
+changes: each kernel keeps its summation order in either layout), so the
+result is bit-identical. Convs with a packed (threshold) result, and small
+results (`min_elements`, see MIN_ELEMENTS), are left alone.
 """
 
 from __future__ import annotations
@@ -57,9 +68,11 @@ MIN_ELEMENTS = 4096
 
 def _chosen(module: ModuleOp, min_elements: int) -> list[bnn.BConv2dOp]:
     """The float-result binary convs with at least `min_elements` outputs, in program order."""
-    return [
-        op for op in module.walk() if _is_float_bconv(op) and int(np.prod(op.result.type.get_shape())) >= min_elements
-    ]
+    return [op for op in module.walk() if _is_float_bconv(op) and _numel(op.result) >= min_elements]
+
+
+def _numel(value: SSAValue) -> int:
+    return int(np.prod(value.type.get_shape()))
 
 
 def _transpose(value: SSAValue, perm: tuple[int, ...], before: Operation, loc: Attribute) -> SSAValue:
@@ -128,7 +141,7 @@ def _plan(module: ModuleOp, min_elements: int) -> tuple[list[Operation], dict[Op
             nhwc.add(op.result)
         elif isinstance(op, bnn.Conv2dOp) and op.groups.value.data == 1 and op.channels_last is None:
             reads = op.channels_last_input is None and op.input in nhwc
-            writes = _reads_nhwc(op.result, bconvs)
+            writes = _numel(op.result) >= min_elements and _reads_nhwc(op.result, bconvs)
             if not (reads or writes):
                 continue
             slots[op] = {0} if reads else set()

@@ -90,3 +90,79 @@ func.func @left_alone(%x: tensor<1x1x4x4xi64>, %f: tensor<1x2x4x4xf32>) -> (tens
   %p = bnn.pack %f {groups = 1 : i64} : tensor<1x2x4x4xf32> -> tensor<1x1x4x4xi64>
   func.return %b, %p : tensor<1x1x4x4xi64>, tensor<1x1x4x4xi64>
 }
+
+// -----
+
+// A float stem: the conv writes NHWC because its only reader, the max pool,
+// feeds only NHWC readers (a pack, a converted conv's residual); the pool
+// reads and writes NHWC. No transpose until the function's result.
+// CHECK-LABEL: func.func @stem
+// CHECK:      %[[C:.*]] = bnn.conv2d %x, %{{.*}} {{{.*}}channels_last{{.*}}} : tensor<1x3x8x8xf32>, tensor<2x3x3x3xf32> -> tensor<1x4x4x2xf32>
+// CHECK-NOT:  channels_last_input
+// CHECK-NEXT: %[[M:.*]] = bnn.max_pool2d %[[C]] {{{.*}}channels_last{{.*}}} : (tensor<1x4x4x2xf32>) -> tensor<1x4x4x2xf32>
+// CHECK-NEXT: %[[P:.*]] = bnn.pack %[[M]] {{{.*}}channels_last{{.*}}} : tensor<1x4x4x2xf32> -> tensor<1x1x4x4xi64>
+// CHECK-NOT:  bnn.gather
+// CHECK:      %[[B:.*]] = bnn.bconv2d %[[P]], %{{.*}} residual %[[M]] : tensor<1x4x4x2xf32> {{{.*}}channels_last{{.*}}}
+// CHECK-NEXT: arith.constant
+// CHECK-NEXT: %[[O:.*]] = bnn.gather %[[B]]
+// CHECK-NEXT: func.return %[[O]]
+func.func @stem(%x: tensor<1x3x8x8xf32>) -> tensor<1x2x4x4xf32> {
+  %w = arith.constant dense<0.5> : tensor<2x3x3x3xf32>
+  %c = bnn.conv2d %x, %w {strides = array<i64: 2, 2>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64} : tensor<1x3x8x8xf32>, tensor<2x3x3x3xf32> -> tensor<1x2x4x4xf32>
+  %m = bnn.max_pool2d %c {kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>} : (tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %p = bnn.pack %m {groups = 1 : i64} : tensor<1x2x4x4xf32> -> tensor<1x1x4x4xi64>
+  %wb = arith.constant dense<0> : tensor<2x1x1x1xi64>
+  %b = bnn.bconv2d %p, %wb residual %m : tensor<1x2x4x4xf32> {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64, pad_value = 0 : i64, in_channels = 2 : i64} : tensor<1x1x4x4xi64>, tensor<2x1x1x1xi64> -> tensor<1x2x4x4xf32>
+  func.return %b : tensor<1x2x4x4xf32>
+}
+
+// -----
+
+// A downsampling shortcut: the avg pool reads conv A's NHWC result, the 1x1
+// float conv reads the pool's NHWC result and writes NHWC for B's residual.
+// CHECK-LABEL: func.func @shortcut
+// CHECK:      %[[A:.*]] = bnn.bconv2d {{.*}}channels_last{{.*}} -> tensor<1x4x4x2xf32>
+// CHECK-NOT:  bnn.gather
+// CHECK:      %[[M:.*]] = bnn.avg_pool2d %[[A]] {{{.*}}channels_last{{.*}}} : (tensor<1x4x4x2xf32>) -> tensor<1x2x2x2xf32>
+// CHECK:      %[[C:.*]] = bnn.conv2d %[[M]], %{{.*}} {{{.*}}channels_last, channels_last_input{{.*}}} : tensor<1x2x2x2xf32>, tensor<3x2x1x1xf32> -> tensor<1x2x2x3xf32>
+// CHECK-NOT:  bnn.gather
+// CHECK:      bnn.bconv2d %{{.*}}, %{{.*}} residual %[[C]] : tensor<1x2x2x3xf32> {{{.*}}channels_last{{.*}}}
+func.func @shortcut(%x: tensor<1x1x4x4xi64>) -> tensor<1x3x2x2xf32> {
+  %w = arith.constant dense<0> : tensor<2x1x1x1xi64>
+  %a = bnn.bconv2d %x, %w {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64, pad_value = 0 : i64, in_channels = 2 : i64} : tensor<1x1x4x4xi64>, tensor<2x1x1x1xi64> -> tensor<1x2x4x4xf32>
+  %m = bnn.avg_pool2d %a {kernel = array<i64: 2, 2>, strides = array<i64: 2, 2>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, count_include_pad = true} : (tensor<1x2x4x4xf32>) -> tensor<1x2x2x2xf32>
+  %wf = arith.constant dense<0.25> : tensor<3x2x1x1xf32>
+  %c = bnn.conv2d %m, %wf {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64} : tensor<1x2x2x2xf32>, tensor<3x2x1x1xf32> -> tensor<1x3x2x2xf32>
+  %p = bnn.pack %a {groups = 1 : i64} : tensor<1x2x4x4xf32> -> tensor<1x1x4x4xi64>
+  %w2 = arith.constant dense<0> : tensor<3x3x3x1xi64>
+  %b = bnn.bconv2d %p, %w2 residual %c : tensor<1x3x2x2xf32> {strides = array<i64: 2, 2>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64, pad_value = 1 : i64, in_channels = 2 : i64} : tensor<1x1x4x4xi64>, tensor<3x3x3x1xi64> -> tensor<1x3x2x2xf32>
+  func.return %b : tensor<1x3x2x2xf32>
+}
+
+// -----
+
+// Left alone: a float conv whose pool feeds a float op (the PReLU needs
+// NCHW: converting would only move a transpose), and a grouped float conv.
+// The NCHW residual is transposed once, as any other.
+// CHECK-LABEL: func.func @float_readers
+// CHECK:      bnn.conv2d %x, {{.*}}groups = 1 : i64} : tensor<1x3x8x8xf32>, tensor<2x3x3x3xf32> -> tensor<1x2x8x8xf32>
+// CHECK-NEXT: bnn.max_pool2d {{.*}}dilations = array<i64: 1, 1>} : (tensor<1x2x8x8xf32>) -> tensor<1x2x4x4xf32>
+// CHECK-NEXT: %[[R:.*]] = bnn.prelu
+// CHECK-NEXT: arith.constant
+// CHECK-NEXT: %[[T:.*]] = bnn.gather %[[R]] at
+// CHECK:      bnn.conv2d %x, {{.*}}groups = 3 : i64} : tensor<1x3x8x8xf32>, tensor<3x1x1x1xf32> -> tensor<1x3x8x8xf32>
+// CHECK-NEXT: bnn.pack %{{.*}} {groups = 1 : i64} : tensor<1x3x8x8xf32>
+// CHECK:      bnn.bconv2d {{.*}} residual %[[T]] : tensor<1x4x4x2xf32> {{{.*}}channels_last{{.*}}}
+func.func @float_readers(%x: tensor<1x3x8x8xf32>, %s: tensor<2xf32>) -> (tensor<1x2x4x4xf32>, tensor<1x1x8x8xi64>) {
+  %w = arith.constant dense<0.5> : tensor<2x3x3x3xf32>
+  %c = bnn.conv2d %x, %w {strides = array<i64: 1, 1>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64} : tensor<1x3x8x8xf32>, tensor<2x3x3x3xf32> -> tensor<1x2x8x8xf32>
+  %m = bnn.max_pool2d %c {kernel = array<i64: 2, 2>, strides = array<i64: 2, 2>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>} : (tensor<1x2x8x8xf32>) -> tensor<1x2x4x4xf32>
+  %r = bnn.prelu %m, %s : (tensor<1x2x4x4xf32>, tensor<2xf32>) -> tensor<1x2x4x4xf32>
+  %wg = arith.constant dense<0.5> : tensor<3x1x1x1xf32>
+  %g = bnn.conv2d %x, %wg {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 3 : i64} : tensor<1x3x8x8xf32>, tensor<3x1x1x1xf32> -> tensor<1x3x8x8xf32>
+  %q = bnn.pack %g {groups = 1 : i64} : tensor<1x3x8x8xf32> -> tensor<1x1x8x8xi64>
+  %p = bnn.pack %r {groups = 1 : i64} : tensor<1x2x4x4xf32> -> tensor<1x1x4x4xi64>
+  %wb = arith.constant dense<0> : tensor<2x1x1x1xi64>
+  %b = bnn.bconv2d %p, %wb residual %r : tensor<1x2x4x4xf32> {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64, pad_value = 0 : i64, in_channels = 2 : i64} : tensor<1x1x4x4xi64>, tensor<2x1x1x1xi64> -> tensor<1x2x4x4xf32>
+  func.return %b, %q : tensor<1x2x4x4xf32>, tensor<1x1x8x8xi64>
+}
