@@ -79,3 +79,22 @@ func.func @sign_int(%x: tensor<4xi32>) -> tensor<4xi32> {
   func.return %y : tensor<4xi32>
 }
 // CHECK: bnn.sign input must have element type f32
+
+// -----
+
+// A channels_last pool's shapes are N x H x W x C: this result keeps H and W
+// as channels would be kept, so its channels do not match.
+func.func @nhwc_pool_channels(%x: tensor<1x8x8x4xf32>) -> tensor<1x4x4x8xf32> {
+  %y = bnn.max_pool2d %x {kernel = array<i64: 2, 2>, strides = array<i64: 2, 2>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, channels_last} : (tensor<1x8x8x4xf32>) -> tensor<1x4x4x8xf32>
+  func.return %y : tensor<1x4x4x8xf32>
+}
+// CHECK: bnn.max_pool2d result must keep batch and channels 1x4
+
+// -----
+
+// A float conv reading NHWC checks the weight against the last axis.
+func.func @nhwc_conv_input(%x: tensor<1x8x8x3xf32>, %w: tensor<4x8x1x1xf32>) -> tensor<1x4x8x8xf32> {
+  %y = bnn.conv2d %x, %w {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64, channels_last_input} : tensor<1x8x8x3xf32>, tensor<4x8x1x1xf32> -> tensor<1x4x8x8xf32>
+  func.return %y : tensor<1x4x8x8xf32>
+}
+// CHECK: weight 4x8x1x1 does not match 3 input channels in 1 groups
