@@ -31,16 +31,18 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.passes import ModulePass
-from xdsl.pattern_rewriter import (
-    GreedyRewritePatternApplier,
-    PatternRewriter,
-    PatternRewriteWalker,
-    RewritePattern,
-)
+from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
 from xdsl.utils.exceptions import PassFailedException
 
 from bnnc.dialects.llvm_extra import FPToSIOp, FPToUIOp, UIToFPOp
-from bnnc.passes._llvm_common import cast_all, index_bitwidth, intrinsic_suffix, llvm_type, replace_with_llvm
+from bnnc.passes._llvm_common import (
+    cast_all,
+    index_bitwidth,
+    intrinsic_suffix,
+    llvm_type,
+    replace_with_llvm,
+    rewrite_walk,
+)
 
 # arith binop -> llvm binop class
 _BINOPS: dict[type[Operation], type[Operation]] = {
@@ -169,9 +171,7 @@ class ConvertArithToLLVMPass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         with index_bitwidth(self.index_bitwidth):
-            PatternRewriteWalker(
-                GreedyRewritePatternApplier([ConstantToLLVM(), ArithToLLVM()]), apply_recursively=False
-            ).rewrite_module(op)
-            leftover = [o.name for o in op.walk() if o.dialect_name() == "arith"]
+            kept = rewrite_walk(op, [ConstantToLLVM(), ArithToLLVM()])
+            leftover = [o.name for o in kept if o.dialect_name() == "arith"]
             if leftover:
                 raise PassFailedException(f"convert-arith-to-llvm: cannot lower {sorted(set(leftover))}")

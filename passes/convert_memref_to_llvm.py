@@ -59,12 +59,7 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.passes import ModulePass
-from xdsl.pattern_rewriter import (
-    GreedyRewritePatternApplier,
-    PatternRewriter,
-    PatternRewriteWalker,
-    RewritePattern,
-)
+from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
 from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.utils.exceptions import PassFailedException
 
@@ -77,6 +72,7 @@ from bnnc.passes._llvm_common import (
     intrinsic_suffix,
     llvm_type,
     replace_with_llvm,
+    rewrite_walk,
 )
 
 PTR = llvm.LLVMPointerType()
@@ -278,10 +274,8 @@ class ConvertMemrefToLLVMPass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         with index_bitwidth(self.index_bitwidth):
-            PatternRewriteWalker(
-                GreedyRewritePatternApplier([MemrefToLLVM(op, self.vector_alignment)]), apply_recursively=False
-            ).rewrite_module(op)
-            leftover = sorted({o.name for o in op.walk() if o.dialect_name() == "memref"})
+            kept = rewrite_walk(op, [MemrefToLLVM(op, self.vector_alignment)])
+            leftover = sorted({o.name for o in kept if o.dialect_name() == "memref"})
             if leftover:
                 raise _fail(f"cannot lower {leftover}")
 

@@ -38,12 +38,7 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
-from xdsl.pattern_rewriter import (
-    GreedyRewritePatternApplier,
-    PatternRewriter,
-    PatternRewriteWalker,
-    RewritePattern,
-)
+from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
 from xdsl.utils.exceptions import PassFailedException
 
 from bnnc.dialects.llvm_extra import ExtractElementOp
@@ -55,6 +50,7 @@ from bnnc.passes._llvm_common import (
     intrinsic_suffix,
     llvm_type,
     replace_with_llvm,
+    rewrite_walk,
 )
 
 # reduction kind -> (llvm.vector.reduce.* name, how to combine with the accumulator)
@@ -181,9 +177,8 @@ class ConvertVectorToLLVMPass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         with index_bitwidth(self.index_bitwidth):
-            walker = PatternRewriteWalker(GreedyRewritePatternApplier([VectorToLLVM()]), apply_recursively=False)
-            walker.rewrite_module(op)
-            names = {o.name for o in op.walk() if o.dialect_name() == "vector"}
+            kept = rewrite_walk(op, [VectorToLLVM()])
+            names = {o.name for o in kept if o.dialect_name() == "vector"}
             leftover = sorted(names - {"vector.load", "vector.store"})
             if leftover:
                 raise _fail(f"cannot lower {leftover}")
