@@ -241,8 +241,7 @@ def _pool_nhwc(
     row is read once per window row rather than once per channel plane.
     Threads split the channels."""
     lb = lowerer.lb
-    n_, h, w, c_ = memref_shape(x)
-    kh, kw = op.kernel.get_values()
+    n_, _, _, c_ = memref_shape(x)
     (sh, sw), (ph, pw), (dh, dw) = op.window()
     c0, c1 = lowerer.row_range(c_)
     with lb.loop(n_) as n:

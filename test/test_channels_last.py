@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from bnn_models import BINARIZERS, XnorConv2d, make_bireal, make_densenet, make_resnete, randomize_
+from float_helpers import compile_ir, float_bits, forward_func, special_values, tensor_type
 from pass_helpers import assert_same_bits_without, pipeline_with, pipeline_without
 from torch import nn
 
@@ -248,3 +249,98 @@ def test_post_affine_joins_the_epilogue_bit_identically():
     unfused = pipeline_without("fuse-output-transform")
     xn = x.numpy()
     assert np.array_equal(_compile(model, x, None, 1)(xn), _compile(model, x, unfused, 1)(xn))
+
+
+def _nhwc(shape: tuple[int, ...]) -> tuple[int, ...]:
+    n, c, h, w = shape
+    return n, h, w, c
+
+
+def _pool_ir(kind: str, in_shape, out_shape, attrs: str, nhwc: bool) -> str:
+    if nhwc:
+        in_shape, out_shape, attrs = _nhwc(in_shape), _nhwc(out_shape), attrs + ", channels_last"
+    body = f"%y = bnn.{kind} %x {{{attrs}}} : ({tensor_type(in_shape)}) -> {tensor_type(out_shape)}"
+    return forward_func([("x", in_shape)], body, out_shape)
+
+
+# kind, input shape, kernel, strides, padding, dilations, ceil mode, count_include_pad
+POOLS = {
+    "max-3x3s2p1": ("max_pool2d", (1, 70, 11, 10), (3, 3), (2, 2), (1, 1), (1, 1), False, None),
+    "max-ceil-dilated": ("max_pool2d", (2, 5, 9, 8), (2, 3), (2, 2), (0, 1), (2, 1), True, None),
+    "avg-ceil": ("avg_pool2d", (1, 33, 7, 9), (2, 2), (2, 2), (0, 0), (1, 1), True, True),
+    "avg-padded-no-count-pad": ("avg_pool2d", (1, 17, 8, 6), (3, 3), (2, 2), (1, 1), (1, 1), False, False),
+}
+
+
+def _pool_case(case: str, nhwc: bool) -> tuple[str, tuple[int, ...]]:
+    kind, in_shape, k, s, p, d, ceil, count_pad = POOLS[case]
+    n, c, h, w = in_shape
+    out_shape = (n, c, *(bnn.pool_output_size(size, *args, ceil) for size, *args in zip((h, w), k, s, p, d)))
+    attrs = ", ".join(
+        f"{name} = array<i64: {v[0]}, {v[1]}>"
+        for name, v in (("kernel", k), ("strides", s), ("padding", p), ("dilations", d))
+    )
+    attrs += ", ceil_mode" if ceil else ""
+    attrs += "" if count_pad is None else f", count_include_pad = {str(count_pad).lower()}"
+    return _pool_ir(kind, in_shape, out_shape, attrs, nhwc), in_shape
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("case", list(POOLS))
+def test_nhwc_pools_give_the_nchw_bits(case, threads):
+    """A channels_last pool reduces the same taps in the same order as the
+    NCHW one: the same bits, NaN payloads, -0.0 and -inf included."""
+    nchw_ir, in_shape = _pool_case(case, False)
+    rng = np.random.default_rng(len(case))
+    x = special_values(rng.standard_normal(in_shape).astype(np.float32), rng, nan=True)
+    x.flat[rng.integers(0, x.size, 8)] = -np.float32(np.nan)  # NaNs of the other sign
+    want = compile_ir(nchw_ir, threads)(x)
+    got = compile_ir(_pool_case(case, True)[0], threads)(np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
+    assert np.array_equal(float_bits(got), float_bits(np.ascontiguousarray(want.transpose(0, 2, 3, 1))))
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize(
+    "in_nhwc,out_nhwc,cin,cout,k,stride,pad,width",
+    [
+        (False, True, 3, 64, 7, 2, 3, 64),  # a stem: NCHW takes the column kernel (32 wide)
+        (True, True, 35, 17, 1, 1, 0, 11),
+        (True, False, 20, 70, 3, 2, 1, 11),
+        (True, True, 9, 40, 3, 1, 1, 11),
+    ],
+)
+def test_nhwc_float_conv_gives_the_nchw_bits(in_nhwc, out_nhwc, cin, cout, k, stride, pad, width, threads):
+    """A float conv reading and/or writing NHWC (the channel kernel, full
+    channel vectors stored whole, a partial last one through its scratch
+    tile) sums every output in the same order as the NCHW conv (either kernel)."""
+    rng = np.random.default_rng(cin + cout)
+    in_shape = (1, cin, 13, width)
+    oh, ow = (13 + 2 * pad - k) // stride + 1, (width + 2 * pad - k) // stride + 1
+    out_shape = (1, cout, oh, ow)
+    x = rng.standard_normal(in_shape).astype(np.float32)
+    w = rng.standard_normal((cout, cin, k, k)).astype(np.float32)
+    scale, shift = rng.random(cout).astype(np.float32) + 0.5, rng.standard_normal(cout).astype(np.float32)
+
+    def const(name: str, a: np.ndarray) -> str:
+        return f"%{name} = arith.constant dense<{a.tolist()}> : {tensor_type(a.shape)}\n  "
+
+    def ir(nhwc_in: bool, nhwc_out: bool) -> str:
+        i = _nhwc(in_shape) if nhwc_in else in_shape
+        o = _nhwc(out_shape) if nhwc_out else out_shape
+        flags = (", channels_last" if nhwc_out else "") + (", channels_last_input" if nhwc_in else "")
+        body = (
+            const("w", w)
+            + const("s", scale)
+            + const("t", shift)
+            + f"%y = bnn.conv2d %x, %w post_scale %s : {tensor_type((cout,))} post_shift %t : {tensor_type((cout,))} "
+            f"{{strides = array<i64: {stride}, {stride}>, padding = array<i64: {pad}, {pad}>, "
+            f"dilations = array<i64: 1, 1>, groups = 1 : i64{flags}}} : {tensor_type(i)}, {tensor_type(w.shape)} -> {tensor_type(o)}"
+        )
+        return forward_func([("x", i)], body, o)
+
+    want = compile_ir(ir(False, False), threads)(x)
+    xin = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if in_nhwc else x
+    got = compile_ir(ir(in_nhwc, out_nhwc), threads)(xin)
+    if out_nhwc:
+        want = np.ascontiguousarray(want.transpose(0, 2, 3, 1))
+    assert np.array_equal(float_bits(got), float_bits(want))
