@@ -15,7 +15,7 @@ from xdsl.ir import Operation, SSAValue
 from bnnc.dialects import bnn
 from bnnc.passes._loop_builder import IndexLike, LoopBuilder, memref_shape
 from bnnc.passes._lowering import Lowerer, Lowering, WorkOf
-from bnnc.passes._microkernel import accumulate, ceil_to, choose_tile
+from bnnc.passes._microkernel import RegisterTile, accumulate, ceil_to, choose_tile
 
 
 def _fma(lb: LoopBuilder, acc: SSAValue, a: SSAValue, w: SSAValue) -> SSAValue:
@@ -46,15 +46,17 @@ def lower_linear(lowerer: Lowerer, op: bnn.LinearOp, args: list[SSAValue], out: 
       so a tile streams one contiguous block (a K-major matrix read tile by
       tile would stride a whole row per k, a new 4 KB page per load that the
       hardware prefetcher does not follow);
-    - at batch 1 several tiles are computed at once (`streams`, 4 on one
-      thread, 2 per thread when threaded: one accumulator per vector, the
-      weights FMA memory operands), so the loads come from several
-      sequential streams 128 KB apart: on this host (Sapphire Rapids class)
-      4 streams read 512 x 1024 floats from L3 or DRAM 20-30% faster than
-      one (C microbenchmark, medians of 300 interleaved runs), and the
-      tiles' FMA chains are independent;
+    - at batch 1 the tiles are narrow (2 vectors) and several are computed
+      at once (`streams`, 8 on one thread, 4 per thread when threaded: one
+      accumulator per vector, the weights FMA memory operands), so the loads
+      come from several sequential streams 64 KB apart and the FMA chains
+      are independent. On this host (Sapphire Rapids class, 2 MB L2, loaded
+      machine) a 2 MB head called over and over ran in 59 us median (32 us
+      p10) against 65 (51) with one 4-vector tile at a time; after an L2
+      eviction all variants read at the L3's ~22 GB/s (~100 us);
     - the last, partial tile is its own block, only as wide as its vectors
-      (1000 features: 48 floats per k, not 64; no padding bytes are read);
+      (1000 features at batch 1: 16 floats per k, not 32; at batch > 1
+      48, not 64: only the last vector's padding is read);
     - the batch rows share each weight load: a register tile holds
       `pixels` rows x `vectors` accumulators, so up to `pixels` rows read the
       weights once, and larger batches loop over row blocks inside a tile
@@ -66,6 +68,13 @@ def lower_linear(lowerer: Lowerer, op: bnn.LinearOp, args: list[SSAValue], out: 
     n_, k = memref_shape(x)
     m_ = memref_shape(args[1])[0]
     tile = choose_tile(lowerer.vector_bits, 32, lowerer.registers, m_)
+    rows = max(1, min(n_, tile.pixels))
+    if rows == 1:  # narrower tiles, more of them at once: more streams
+        tile = RegisterTile(tile.lanes, min(tile.vectors, 2), 1)
+    # Tiles per group: at batch 1 as many as half the registers hold as
+    # accumulators (at most 8 on one thread, 4 per thread when threaded);
+    # rows > 1 already reuse each weight load.
+    streams = 1 if rows > 1 else max(1, min(8 if lowerer.thread is None else 4, lowerer.registers // 2 // tile.vectors))
     vty = VectorType(f32, [tile.lanes])
     full_tiles, rest = divmod(m_, tile.channels)
     rest_vectors = -(-rest // tile.lanes)
@@ -84,10 +93,6 @@ def lower_linear(lowerer: Lowerer, op: bnn.LinearOp, args: list[SSAValue], out: 
         table = np.zeros((1, ceil_to(m_, tile.lanes)), dtype=np.float32)
         table[0, :m_] = lowerer.constant_value(op.bias, op)
         bias = lowerer.global_buffer(table)
-    rows = max(1, min(n_, tile.pixels))
-    # Tiles per group: at batch 1 as many as half the registers hold as
-    # accumulators (at most 4); rows > 1 already reuse each weight load.
-    streams = 1 if rows > 1 else max(1, min(4 if lowerer.thread is None else 2, lowerer.registers // 2 // tile.vectors))
 
     def full_tile(t: IndexLike) -> _Segment:
         def read(kk: SSAValue, v: int) -> SSAValue:

@@ -1,23 +1,21 @@
 // RUN: %bnnc-opt %s -p 'convert-bnn-to-loops{vector_bits=512 registers=32}' | filecheck %s
 
-// A float linear is lowered to an FMA kernel over register tiles of 4 x 16
-// output features. Its weights are laid out at compile time in the order the
-// kernel reads them: the full tiles tile-major ([tile][k][64]), the partial
-// last tile as its own block only as wide as its vectors (300 = 4 x 64 + 44:
-// 48 floats per k, not 64); the bias padded to whole vectors.
+// A float linear is lowered to an FMA kernel over register tiles of output
+// features. Its weights are laid out at compile time in the order the kernel
+// reads them: the full tiles tile-major ([tile][k][features]), the partial
+// last tile as its own block only as wide as its vectors; the bias padded to
+// whole vectors.
 
-// At batch 1 a group of 4 tiles is computed at once: 16 accumulators, the
-// loads of one k step from 4 sequential streams (one per tile block).
+// At batch 1 the tiles are 2 vectors (32 features; 300 = 9 x 32 + 12) and a
+// group of 8 tiles is computed at once: 16 accumulators, the loads of one k
+// step from 8 sequential streams (one per tile block).
 // CHECK-LABEL: func.func private @head_2_linear(
-// CHECK-DAG: %[[W:.*]] = memref.get_global @{{.*}} : memref<4x3x64xf32>
-// CHECK-DAG: %[[LAST:.*]] = memref.get_global @{{.*}} : memref<3x48xf32>
+// CHECK-DAG: %[[W:.*]] = memref.get_global @{{.*}} : memref<9x3x32xf32>
+// CHECK-DAG: %[[LAST:.*]] = memref.get_global @{{.*}} : memref<3x16xf32>
 // CHECK-DAG: %[[B:.*]] = memref.get_global @{{.*}} : memref<1x304xf32>
 // CHECK: scf.for
 // CHECK: scf.for {{.*}} iter_args({{.*}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>) {
-// CHECK-COUNT-4: vector.load %[[W]][%[[T0:[^,]*]], %[[K:[^,]*]], %{{.*}}] : memref<4x3x64xf32>, vector<16xf32>
-// CHECK-COUNT-4: vector.load %[[W]][%{{.*}}, %[[K]], %{{.*}}] : memref<4x3x64xf32>, vector<16xf32>
-// CHECK-COUNT-4: vector.load %[[W]][%{{.*}}, %[[K]], %{{.*}}] : memref<4x3x64xf32>, vector<16xf32>
-// CHECK-COUNT-4: vector.load %[[W]][%{{.*}}, %[[K]], %{{.*}}] : memref<4x3x64xf32>, vector<16xf32>
+// CHECK-COUNT-16: vector.load %[[W]][%{{.*}}, %[[K:[^,]*]], %{{.*}}] : memref<9x3x32xf32>, vector<16xf32>
 // CHECK: memref.load %{{.*}}[%{{.*}}, %[[K]]] : memref<1x3xf32>
 // CHECK-COUNT-16: vector.fma
 // CHECK-NOT: vector.fma
@@ -25,10 +23,12 @@
 // CHECK: vector.load %[[B]]
 // CHECK-NEXT: arith.addf
 // CHECK-NEXT: vector.store
-// The partial tile (3 vectors, 44 features) is the last group: 3 FMA chains
-// reading its own block, the last vector stored lane by lane (12 lanes).
+// The leftover full tile and the partial one (12 features) are the last
+// group: 3 FMA chains, the partial tile's from its own block, its vector
+// stored lane by lane.
 // CHECK: scf.for
-// CHECK: vector.load %[[LAST]]
+// CHECK-COUNT-2: vector.load %[[W]]
+// CHECK-NEXT: vector.load %[[LAST]]
 // CHECK-COUNT-3: vector.fma
 // CHECK-NOT: vector.fma
 // CHECK-COUNT-2: vector.store
