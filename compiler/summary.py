@@ -238,8 +238,10 @@ def _stored_bytes(op: Operation, operand: SSAValue) -> int:
 
 
 def _channels_last(op: Operation) -> bool:
-    """A binary conv that writes its float result N x H x W x C (channels-last)."""
-    return isinstance(op, bnn.BConv2dOp) and op.channels_last is not None
+    """An op that writes its result N x H x W x C (channels-last): a binary
+    conv's float result, a float conv or pool next to them."""
+    kinds = (bnn.BConv2dOp, bnn.Conv2dOp, bnn.MaxPool2dOp, bnn.AvgPool2dOp)
+    return isinstance(op, kinds) and op.channels_last is not None
 
 
 def _location(loc: Attribute) -> str:
