@@ -66,6 +66,7 @@ from xdsl.utils.exceptions import PassFailedException
 from bnnc.passes._llvm_common import (
     cast_all,
     cast_to_llvm,
+    index_arith,
     index_bitwidth,
     index_constant,
     index_type,
@@ -134,15 +135,15 @@ def element_pointer(rewriter: PatternRewriter, base: SSAValue, mtype: MemRefType
     for i, s in zip(idx, strides, strict=True):
         term = i
         if s != 1:
-            mul = llvm.MulOp(i, index_constant(rewriter, s))
+            mul = index_arith(llvm.MulOp, i, index_constant(rewriter, s))
             rewriter.insert(mul)
-            term = mul.res
+            term = mul.results[0]
         if linear is None:
             linear = term
         else:
-            add = llvm.AddOp(linear, term)
+            add = index_arith(llvm.AddOp, linear, term)
             rewriter.insert(add)
-            linear = add.res
+            linear = add.results[0]
     assert linear is not None
     gep = llvm.GEPOp(ptr, [llvm.GEP_USE_SSA_VAL], llvm_type(mtype.element_type), ssa_indices=[linear], inbounds=True)
     rewriter.insert(gep)
