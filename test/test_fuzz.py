@@ -112,7 +112,7 @@ def test_failure_is_shrunk_into_a_repro_that_runs(tmp_path):
         ],
     }
     given = tmp_path / "given.json"
-    given.write_text(json.dumps({"recipe": recipe, "threads": 2, "thread_min_work": 0}))
+    given.write_text(json.dumps({"recipe": recipe, "threads": 2, "thread_min_work": 0, "nhwc": True}))
     out = tmp_path / "out"
     r = _fuzz("--recipe", str(given), "--count", "1", "--inject", "tanh", "--shrink-budget", "3", "--out", str(out))
     assert r.returncode == 1
@@ -122,10 +122,33 @@ def test_failure_is_shrunk_into_a_repro_that_runs(tmp_path):
     shrunk = json.loads(scripts[0].with_suffix(".json").read_text())
     assert {"kind": "float", "op": "tanh"} in shrunk["recipe"]["blocks"]
     assert len(shrunk["recipe"]["blocks"]) < 3 and shrunk["threads"] == 2 and shrunk["thread_min_work"] == 0
+    assert shrunk["nhwc"] is True and "NHWC = True" in scripts[0].read_text()
     # the injected bug is not in bnnc, so the repro passes
     run = subprocess.run([sys.executable, str(scripts[0])], capture_output=True, text=True, timeout=600, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "OK: bnnc matches PyTorch" in run.stdout and "MIN_WORK = 0" in scripts[0].read_text()
+
+
+def test_nhwc_request_makes_small_graphs_channels_last():
+    """Fuzz graphs are below channels-last's default min_elements; an "nhwc"
+    request compiles them with every float-result layer NHWC all the same."""
+    from fuzz_worker import bnn_stage
+
+    import bnnc.driver
+    from bnnc.dialects import bnn
+    from bnnc.driver import CompileOptions
+
+    recipe = {"input": [1, 3, 6, 6], "stem": 8, "seed": 3, "head": "gap", "classes": 2, "blocks": [
+        {"kind": "bconv", "binarizer": "ste", "bn_before": True, "weights": "xnor_mean", "cout": 8, "k": 3, "stride": 1,
+         "padding": 1, "dilation": 1, "groups": 1, "bn_after": True, "act": "none", "merge": "add"}]}
+    model, x = build(recipe)
+    imported = bnnc.driver.import_model(model.eval(), (x,))
+
+    def nhwc_convs(request: dict) -> int:
+        module = bnnc.driver.lower(imported.clone(), CompileOptions(pipeline=bnn_stage(request)), stop_after="bnn")
+        return sum(isinstance(op, bnn.BConv2dOp) and op.channels_last is not None for op in module.walk())
+
+    assert nhwc_convs({"nhwc": True}) == 1 and nhwc_convs({"nhwc": False}) == 0
 
 
 # Bugs the fuzzer found, kept as regression tests (see docs/fuzzing.md).
@@ -161,7 +184,8 @@ def test_regression_recipe(path):
 
     given = json.loads(path.read_text())
     request = {key: given.get(key, default) for key, default in
-               (("recipe", None), ("threads", 1), ("thread_min_work", None), ("aarch64", False), ("onnx", False))}
+               (("recipe", None), ("threads", 1), ("thread_min_work", None), ("aarch64", False), ("onnx", False),
+                ("nhwc", False))}
     answer = check(request)
     assert answer["status"] == "ok", answer
     verdicts = answer["detail"].split("; ")

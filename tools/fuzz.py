@@ -5,7 +5,8 @@
 Graph i of seed s is graph_recipes.random_recipe(s, i) (every binarizer
 spelling, weight form, padding mode, group count, pooling placement, residual
 and concat, float ops between binary layers); it is compiled with
-`check_bounds=True` at a thread count drawn from 1..--threads, run on two
+`check_bounds=True` at a thread count drawn from 1..--threads, in half the
+graphs with every float-result layer channels-last (`+nhwc`), run on two
 inputs and compared with PyTorch eager by the tie-aware oracle
 (test/differential.py). Every --aarch64-every-th graph is also compiled to an
 aarch64 object and run under qemu-aarch64, every --onnx-every-th one also
@@ -184,7 +185,7 @@ def _request(args: argparse.Namespace, index: int) -> dict:
         given = json.loads(Path(args.recipe).read_text())
         return {"recipe": given["recipe"], "threads": given.get("threads", 1),
                 "thread_min_work": given.get("thread_min_work"), "aarch64": given.get("aarch64", False),
-                "onnx": given.get("onnx", False), "inject": args.inject}
+                "onnx": given.get("onnx", False), "nhwc": given.get("nhwc", False), "inject": args.inject}
     recipe = random_recipe(args.seed, index)
     rng = random.Random(f"bnnc-fuzz-threads:{args.seed}:{index}")
     aarch64 = bool(args.aarch64_every) and index % args.aarch64_every == args.aarch64_every - 1
@@ -192,8 +193,9 @@ def _request(args: argparse.Namespace, index: int) -> dict:
     threads = rng.randint(1, args.threads)
     # every layer threaded (0) in most graphs: they are too small for the default threshold
     min_work = rng.choice([0, 0, 0, None])
+    nhwc = rng.choice([True, False])
     return {"recipe": recipe, "threads": threads, "thread_min_work": min_work, "aarch64": aarch64, "onnx": onnx,
-            "inject": args.inject}
+            "nhwc": nhwc, "inject": args.inject}
 
 
 def _handle_failure(args, worker: Worker, stats: Stats, index: int, request: dict, answer: dict) -> None:
@@ -250,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"graph {index}: {answer['status']} {answer.get('seconds', 0):.1f}s threads={request['threads']}"
                 f"{' (every layer)' if request['threads'] > 1 and request['thread_min_work'] == 0 else ''}"
-                f"{' +aarch64' if request['aarch64'] else ''}{' +onnx' if request['onnx'] else ''} [{blocks}]",
+                f"{' +nhwc' if request.get('nhwc') else ''}{' +aarch64' if request['aarch64'] else ''}{' +onnx' if request['onnx'] else ''} [{blocks}]",
                 flush=True,
             )
             if answer["status"] in FAILURES:

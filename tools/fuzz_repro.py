@@ -36,15 +36,18 @@ from differential import assert_matches_torch  # noqa: E402
 from bnnc.driver import CompileOptions, jit  # noqa: E402
 from bnnc.driver import build as bnnc_build  # noqa: E402
 from graph_models import build, second_input  # noqa: E402
+from pass_helpers import pipeline_with  # noqa: E402
 
 RECIPE = json.loads({recipe!r})
 THREADS = {threads}
 MIN_WORK = {min_work}  # 0: every layer threaded; None: bnnc's default threshold
+NHWC = {nhwc}  # True: every float-result layer channels-last, however small
+PIPELINE = pipeline_with(**{{"channels-last": {{"min_elements": 0}}}}) if NHWC else None
 
 model, x = build(RECIPE)
 xs = [x, second_input(x, RECIPE)]
 print(model)
-options = CompileOptions(num_threads=THREADS, thread_min_work=MIN_WORK, check_bounds=True)
+options = CompileOptions(num_threads=THREADS, thread_min_work=MIN_WORK, check_bounds=True, pipeline=PIPELINE)
 compiled = jit(bnnc_build(model, (x,), options))
 for xi in xs:
     print("jit:", assert_matches_torch(model, (xi,), compiled(xi)))
@@ -60,7 +63,7 @@ from bnnc.artifacts import write_artifact  # noqa: E402
 from bnnc.runtime.emulated_run import run_artifact  # noqa: E402
 
 built = bnnc_build(model, (x,), CompileOptions(target="aarch64", name="fuzz", num_threads=THREADS, thread_min_work=MIN_WORK,
-                                             check_bounds=True))
+                                             check_bounds=True, pipeline=PIPELINE))
 with tempfile.TemporaryDirectory() as tmp:
     write_artifact(built.llvm_module, built.target, built.signature, tmp + "/fuzz.o", kind="obj")
     for xi in xs:
@@ -86,7 +89,7 @@ def write_repro(out_dir: Path, *, kind: str, request: dict, seed: int, index: in
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{kind}_s{seed}_g{index}"
     recipe, threads = request["recipe"], request["threads"]
-    keep = {k: request[k] for k in ("recipe", "threads", "thread_min_work", "aarch64", "onnx") if k in request}
+    keep = {k: request[k] for k in ("recipe", "threads", "thread_min_work", "aarch64", "onnx", "nhwc") if k in request}
     (out_dir / f"{stem}.json").write_text(json.dumps(keep, indent=1))
     extra = (AARCH64 if request.get("aarch64") else "") + (ONNX if request.get("onnx") else "")
     body = "\n".join("    " + line for line in detail.strip().splitlines()[:40]).replace('"""', "'''")
@@ -94,6 +97,7 @@ def write_repro(out_dir: Path, *, kind: str, request: dict, seed: int, index: in
         title=f"{kind} on a {len(recipe['blocks'])}-block graph at {threads} thread(s)",
         seed=seed, index=index, name=f"{stem}.py", detail=body, repo=str(repo),
         recipe=json.dumps(recipe, sort_keys=True), threads=threads, extra=extra, min_work=request.get("thread_min_work"),
+        nhwc=bool(request.get("nhwc")),
     )
     path = out_dir / f"{stem}.py"
     path.write_text(script)

@@ -6,7 +6,9 @@ build aborts (SIGABRT); the parent (tools/fuzz.py) sees the worker die, reads
 its stderr (where __bnnc_bounds_fail writes the location) and starts another.
 
 Request: {"recipe": {...}, "threads": N, "thread_min_work": int|null, "aarch64": bool,
-"onnx": bool, "inject": str|null}. thread_min_work 0 threads every layer, however
+"onnx": bool, "nhwc": bool, "inject": str|null}; "nhwc" compiles with every
+float-result layer channels-last however small (fuzz graphs are below
+channels-last's default min_elements, so they would all stay NCHW). thread_min_work 0 threads every layer, however
 small (the fuzz graphs are small; the default threshold would leave most of
 them on one thread).
 Answer: {"status": "ok" | "mismatch" | "refused" | "error", "detail": str, "seconds": float};
@@ -36,14 +38,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "test"))
 
 
-def _aarch64(model, x, xs, threads: int, min_work: int | None) -> list:
+def _aarch64(model, x, xs, threads: int, min_work: int | None, pipeline: str | None) -> list:
     """Outputs of the model compiled to an aarch64 object (bounds-checked), run under qemu."""
     from bnnc.artifacts import write_artifact
     from bnnc.driver import CompileOptions, build
     from bnnc.runtime.emulated_run import run_artifact
 
     options = CompileOptions(
-        target="aarch64", name="fuzz", num_threads=threads, thread_min_work=min_work, check_bounds=True
+        target="aarch64", name="fuzz", num_threads=threads, thread_min_work=min_work, check_bounds=True,
+        pipeline=pipeline,
     )
     built = build(model, (x,), options)
     with tempfile.TemporaryDirectory(prefix="bnnc-fuzz-") as tmp:
@@ -70,6 +73,15 @@ def _onnx(model, x, xs, options) -> list | str:
         return [compiled(xi) for xi in xs]
 
 
+def bnn_stage(request: dict) -> str | None:
+    """The bnn-stage pipeline override a request asks for (None: bnnc's default)."""
+    if not request.get("nhwc"):
+        return None
+    from pass_helpers import pipeline_with
+
+    return pipeline_with(**{"channels-last": {"min_elements": 0}})
+
+
 def _refused(e: Exception, leg: str) -> dict:
     """A refusal (an UnsupportedError). bnnc's own consistency checks raise
     bnnc.errors.InternalError instead, which serve() reports as "error"."""
@@ -90,7 +102,8 @@ def check(request: dict) -> dict:
     recipe, threads = request["recipe"], int(request["threads"])
     model, x = build(recipe)
     xs = [x, second_input(x, recipe)]
-    options = CompileOptions(num_threads=threads, thread_min_work=request.get("thread_min_work"), check_bounds=True)
+    options = CompileOptions(num_threads=threads, thread_min_work=request.get("thread_min_work"), check_bounds=True,
+                             pipeline=bnn_stage(request))
     try:
         compiled = jit(bnnc_build(model, (x,), options))
     except bnnc.UnsupportedError as e:
@@ -104,7 +117,7 @@ def check(request: dict) -> dict:
     onnx_ran = False
     if request.get("aarch64"):
         try:
-            for xi, o in zip(xs, _aarch64(model, x, xs, threads, request.get("thread_min_work"))):
+            for xi, o in zip(xs, _aarch64(model, x, xs, threads, request.get("thread_min_work"), bnn_stage(request))):
                 checked.append(assert_matches_torch(model, (xi,), [torch.from_numpy(a) for a in o]))
                 verdicts.append("aarch64: " + checked[-1])
         except AssertionError as e:
