@@ -18,7 +18,7 @@ from xdsl.ir import Operation, SSAValue
 
 from bnnc.dialects import bnn
 from bnnc.passes._loop_builder import IndexLike, LoopBuilder, memref_shape
-from bnnc.passes._lowering import Lowerer, Lowering, WorkOf, conv_macs
+from bnnc.passes._lowering import Lowerer, Lowering, WorkOf, collapse_trailing, conv_macs
 from bnnc.passes._microkernel import (
     RegisterTile,
     accumulate,
@@ -181,6 +181,19 @@ class _Tables:
     shift: SSAValue | None
 
 
+def pixel_rows(oh: int, ow: int, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int]) -> int:
+    """For a 1x1, stride-1, unpadded conv with NHWC input and result, every
+    output pixel reads the input pixel at the same flat offset, so the
+    OH x OW pixels can be tiled as fewer, longer rows: a row's last pixels
+    that do not fill a register tile run one at a time (a 28-wide row:
+    4 x 6 + 4 single pixels), so k rows joined into one leave k times fewer.
+    The rows joined (k divides OH) stay at most 128 pixels long, so the
+    threads, which split rows, still have several to share. Returns k."""
+    if kernel != (1, 1) or stride != (1, 1) or padding != (0, 0):
+        return 1
+    return max(k for k in range(1, oh + 1) if oh % k == 0 and (k == 1 or k * ow <= 128))
+
+
 def _channel_conv(
     lowerer: Lowerer, op: bnn.Conv2dOp, args: list[SSAValue], out: SSAValue, tables: _Tables, tile: RegisterTile
 ) -> None:
@@ -203,6 +216,22 @@ def _channel_conv(
     else:
         source, fresh = _zero_padded(lowerer, args[0], ph, pw, rows)
     sums = lb.alloca_entry([tile.pixels, tile.channels], f32)
+    cin = op.input_nchw()[1]
+    join = pixel_rows(oh, ow, (kh, kw), (sh, sw), (ph, pw)) if nhwc_in and nhwc_out else 1
+    if join > 1:  # rows of join * ow pixels over flat views of both buffers
+        oh, ow = oh // join, ow * join
+        source, out = collapse_trailing(lb, source, 4, 0), collapse_trailing(lb, out, 4, 0)
+
+    def in_index(n, channel, oy, ox0, t, ky, kx) -> list[IndexLike]:
+        if join > 1:  # pixel oy * ow + ox0 + t of the flat N x P x C input
+            return [lb.affine([(n, oh * ow * cin), (oy, ow * cin), (ox0, cin), (t, cin), (channel, 1)])]
+        iy, ix = tap_position(lb, oy, ox0, t, ky, kx, (sh, sw), (dh, dw))
+        return [n, iy, ix, channel] if nhwc_in else [n, channel, iy, ix]
+
+    def out_index(n, channel, oy, ox0, t) -> list[IndexLike]:
+        if join > 1:
+            return [lb.affine([(n, oh * ow * co), (oy, ow * co), (ox0, co), (t, co), (channel, 1)])]
+        return [n, oy, lb.addi(ox0, t), channel] if nhwc_out else [n, channel, oy, lb.addi(ox0, t)]
 
     def emit(n, g, oc0: IndexLike, vectors: int, valid: int, oy: IndexLike, ox0: IndexLike, pixels: int, _: bool):
         def weight_vector(ks: list[SSAValue], v: int) -> SSAValue:
@@ -211,9 +240,7 @@ def _channel_conv(
 
         def input_element(ks: list[SSAValue], t: int) -> SSAValue:
             ic, ky, kx = ks
-            iy, ix = tap_position(lb, oy, ox0, t, ky, kx, (sh, sw), (dh, dw))
-            channel = lb.affine([(g, cg), (ic, 1)])
-            return lb.load(source, [n, iy, ix, channel] if nhwc_in else [n, channel, iy, ix])
+            return lb.load(source, in_index(n, lb.affine([(g, cg), (ic, 1)]), oy, ox0, t, ky, kx))
 
         accs = accumulate(lb, vty, pixels, vectors, [cg, kh, kw], weight_vector, input_element, _fma)
         for t in range(pixels):
@@ -226,7 +253,7 @@ def _channel_conv(
                     scale, shift = lb.vload(tables.scale, [g, oc], vty), lb.vload(tables.shift, [g, oc], vty)
                     acc = _fma(lb, shift, acc, scale)
                 if nhwc_out and (v + 1) * tile.lanes <= valid:
-                    lb.vstore(acc, out, [n, oy, lb.addi(ox0, t), lb.affine([(g, cog), (oc, 1)])])
+                    lb.vstore(acc, out, out_index(n, lb.affine([(g, cog), (oc, 1)]), oy, ox0, t))
                 else:
                     lb.vstore(acc, sums, [t, v * tile.lanes])
         stored = valid - valid % tile.lanes if nhwc_out else 0  # channels already in `out`
@@ -234,8 +261,7 @@ def _channel_conv(
             with lb.loops([pixels, valid - stored]) as (t, c):
                 c = lb.addi(c, stored)
                 channel = lb.affine([(g, cog), (lb.addi(oc0, c), 1)])
-                where = [n, oy, lb.addi(ox0, t), channel] if nhwc_out else [n, channel, oy, lb.addi(ox0, t)]
-                lb.store(lb.load(sums, [t, c]), out, where)
+                lb.store(lb.load(sums, [t, c]), out, out_index(n, channel, oy, ox0, t))
 
     tiled_conv_loops(
         lb,

@@ -301,21 +301,23 @@ def test_nhwc_pools_give_the_nchw_bits(case, threads):
 
 @pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize(
-    "in_nhwc,out_nhwc,cin,cout,k,stride,pad,width",
+    "in_nhwc,out_nhwc,cin,cout,k,stride,pad,height,width",
     [
-        (False, True, 3, 64, 7, 2, 3, 64),  # a stem: NCHW takes the column kernel (32 wide)
-        (True, True, 35, 17, 1, 1, 0, 11),
-        (True, False, 20, 70, 3, 2, 1, 11),
-        (True, True, 9, 40, 3, 1, 1, 11),
+        (False, True, 3, 64, 7, 2, 3, 13, 64),  # a stem: NCHW takes the column kernel (32 wide)
+        (True, True, 35, 17, 1, 1, 0, 13, 11),  # 1x1, 13 rows of 11 (13 is prime: no rows joined)
+        (True, True, 64, 70, 1, 1, 0, 12, 28),  # 1x1: 12 rows of 28 tiled as 3 rows of 112
+        (True, True, 20, 33, 1, 1, 0, 7, 7),  # 1x1: 7 x 7 pixels tiled as one row of 49
+        (True, False, 20, 70, 3, 2, 1, 13, 11),
+        (True, True, 9, 40, 3, 1, 1, 13, 11),
     ],
 )
-def test_nhwc_float_conv_gives_the_nchw_bits(in_nhwc, out_nhwc, cin, cout, k, stride, pad, width, threads):
+def test_nhwc_float_conv_gives_the_nchw_bits(in_nhwc, out_nhwc, cin, cout, k, stride, pad, height, width, threads):
     """A float conv reading and/or writing NHWC (the channel kernel, full
     channel vectors stored whole, a partial last one through its scratch
     tile) sums every output in the same order as the NCHW conv (either kernel)."""
     rng = np.random.default_rng(cin + cout)
-    in_shape = (1, cin, 13, width)
-    oh, ow = (13 + 2 * pad - k) // stride + 1, (width + 2 * pad - k) // stride + 1
+    in_shape = (1, cin, height, width)
+    oh, ow = (height + 2 * pad - k) // stride + 1, (width + 2 * pad - k) // stride + 1
     out_shape = (1, cout, oh, ow)
     x = rng.standard_normal(in_shape).astype(np.float32)
     w = rng.standard_normal((cout, cin, k, k)).astype(np.float32)
