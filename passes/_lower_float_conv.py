@@ -181,17 +181,20 @@ class _Tables:
     shift: SSAValue | None
 
 
-def pixel_rows(oh: int, ow: int, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int]) -> int:
+def pixel_rows(
+    oh: int, ow: int, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int], min_rows: int = 1
+) -> int:
     """For a 1x1, stride-1, unpadded conv with NHWC input and result, every
     output pixel reads the input pixel at the same flat offset, so the
     OH x OW pixels can be tiled as fewer, longer rows: a row's last pixels
     that do not fill a register tile run one at a time (a 28-wide row:
     4 x 6 + 4 single pixels), so k rows joined into one leave k times fewer.
-    The rows joined (k divides OH) stay at most 128 pixels long, so the
-    threads, which split rows, still have several to share. Returns k."""
+    The rows joined (k divides OH) stay at most 128 pixels long, and at
+    least `min_rows` rows remain (a threaded kernel's threads split rows).
+    Returns k."""
     if kernel != (1, 1) or stride != (1, 1) or padding != (0, 0):
         return 1
-    return max(k for k in range(1, oh + 1) if oh % k == 0 and (k == 1 or k * ow <= 128))
+    return max(k for k in range(1, oh + 1) if oh % k == 0 and (k == 1 or (k * ow <= 128 and oh // k >= min_rows)))
 
 
 def _channel_conv(
@@ -217,7 +220,8 @@ def _channel_conv(
         source, fresh = _zero_padded(lowerer, args[0], ph, pw, rows)
     sums = lb.alloca_entry([tile.pixels, tile.channels], f32)
     cin = op.input_nchw()[1]
-    join = pixel_rows(oh, ow, (kh, kw), (sh, sw), (ph, pw)) if nhwc_in and nhwc_out else 1
+    threaded = lowerer.thread is not None
+    join = pixel_rows(oh, ow, (kh, kw), (sh, sw), (ph, pw), 4 if threaded else 1) if nhwc_in and nhwc_out else 1
     if join > 1:  # rows of join * ow pixels over flat views of both buffers
         oh, ow = oh // join, ow * join
         source, out = collapse_trailing(lb, source, 4, 0), collapse_trailing(lb, out, 4, 0)

@@ -305,7 +305,7 @@ def test_nhwc_pools_give_the_nchw_bits(case, threads):
     [
         (False, True, 3, 64, 7, 2, 3, 13, 64),  # a stem: NCHW takes the column kernel (32 wide)
         (True, True, 35, 17, 1, 1, 0, 13, 11),  # 1x1, 13 rows of 11 (13 is prime: no rows joined)
-        (True, True, 64, 70, 1, 1, 0, 12, 28),  # 1x1: 12 rows of 28 tiled as 3 rows of 112
+        (True, True, 64, 70, 1, 1, 0, 12, 28),  # 1x1: 12 rows of 28 as 3 rows of 112 (threaded: 4 of 84)
         (True, True, 20, 33, 1, 1, 0, 7, 7),  # 1x1: 7 x 7 pixels tiled as one row of 49
         (True, False, 20, 70, 3, 2, 1, 13, 11),
         (True, True, 9, 40, 3, 1, 1, 13, 11),
