@@ -15,6 +15,7 @@ from xdsl.dialects.builtin import ModuleOp
 
 from bnnc import progress
 from bnnc.errors import BnncError, IRError, ModelLoadError, TargetError, UnsupportedError
+from bnnc.passes._parallel_contract import MAX_THREADS
 from bnnc.pipeline import Instrumentation, Pipeline, parse_pipeline, run_passes
 from bnnc.runtime.signature import Signature, signature_of
 from bnnc.stages import STAGES
@@ -79,8 +80,8 @@ class CompileOptions:
     def resolved_threads(self) -> int:
         if self.num_threads is None:
             return (os.cpu_count() or 1) if self.target == "host" else 1
-        if self.num_threads < 1:
-            raise BnncError(f"num_threads must be at least 1, got {self.num_threads}")
+        if not 1 <= self.num_threads <= MAX_THREADS:
+            raise BnncError(f"num_threads must be 1..{MAX_THREADS}, got {self.num_threads}")
         return self.num_threads
 
     def resolved_pipeline(self) -> Pipeline:

@@ -35,6 +35,19 @@ from __future__ import annotations
 # attributes on a threaded call (func.call, then llvm.call)
 THREADS_ATTR = "bnnc.threads"
 BLOCKS_ATTR = "bnnc.blocks"
+# the largest pool and block count a call may ask for: each block becomes
+# code and each thread a word of pool state, so a count read from IR (maybe
+# hostile) is bounded before anything is built from it
+MAX_THREADS = 1024
+MAX_BLOCKS = 16 * MAX_THREADS
+
+
+def count_error(attr: str, value: object, callee: str) -> str | None:
+    """Why `attr = value` on a threaded call of @callee is unusable, or None."""
+    limit = MAX_THREADS if attr == THREADS_ATTR else MAX_BLOCKS
+    if isinstance(value, int) and 1 <= value <= limit:
+        return None
+    return f"{attr} = {value} on the call to @{callee} is outside 1..{limit}"
 
 # the pool's entry points
 ACQUIRE, PARALLEL_FOR, RELEASE, STOP = (

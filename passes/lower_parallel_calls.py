@@ -40,6 +40,7 @@ from bnnc.passes._parallel_contract import (
     RELEASE,
     STOP,
     THREADS_ATTR,
+    count_error,
     pool_global,
     pool_words,
 )
@@ -87,7 +88,12 @@ def _trampoline(module: ModuleOp, callee: llvm.FuncOp) -> str:
 
 def _threads_of(op: llvm.CallOp, name: str = THREADS_ATTR) -> int | None:
     attr = op.attributes.get(name)
-    return attr.value.data if isinstance(attr, IntegerAttr) else None
+    if not isinstance(attr, IntegerAttr):
+        return None
+    callee = op.callee.string_value() if op.callee is not None else "?"
+    if (error := count_error(name, attr.value.data, callee)) is not None:
+        raise PassFailedException(f"lower-parallel-calls: {error}")
+    return attr.value.data
 
 
 def _callee(module: ModuleOp, op: llvm.CallOp) -> llvm.FuncOp:

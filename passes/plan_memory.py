@@ -39,7 +39,7 @@ from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.utils.exceptions import PassFailedException
 
-from bnnc.passes._parallel_contract import BLOCKS_ATTR, THREADS_ATTR
+from bnnc.passes._parallel_contract import BLOCKS_ATTR, THREADS_ATTR, count_error
 from bnnc.passes.convert_memref_to_llvm import byte_size
 
 ARENA_ALIGNMENT = 64
@@ -163,7 +163,10 @@ def _blocks(name: str, calls: list[func.CallOp]) -> int:
     for call in calls:
         threads = call.attributes.get(THREADS_ATTR)
         blocks = call.attributes.get(BLOCKS_ATTR, threads)
-        counts.add(blocks.value.data if isinstance(blocks, IntegerAttr) else 1)
+        count = blocks.value.data if isinstance(blocks, IntegerAttr) else 1
+        if (error := count_error(BLOCKS_ATTR, count, name)) is not None:
+            raise _fail(error)
+        counts.add(count)
     if len(counts) > 1:
         raise _fail(f"@{name} is called with different block counts {sorted(counts)}")
     return counts.pop() if counts else 1

@@ -155,3 +155,14 @@ def test_a_forked_child_starts_its_own_workers_and_exits_without_hanging():
         time.sleep(0.05)
     assert os.waitstatus_to_exitcode(status) == 0, "the forked child computed a wrong result"
     assert np.array_equal(np.asarray(cm(xn)), want)  # the parent's pool still works
+
+
+@pytest.mark.parametrize("threads", [0, -3, 1025, 2**31])
+def test_thread_count_out_of_range_is_refused(threads):
+    """A pool of N threads is N words of state and N argument blocks of code:
+    a count outside 1..1024 is a clear error, not a compile that never ends."""
+    import bnnc
+
+    model, x = FACTORIES["binary_mlp"]()
+    with pytest.raises(bnnc.BnncError, match=r"num_threads must be 1\.\.1024, got"):
+        bnnc.compile(model.eval(), (x,), num_threads=threads)
