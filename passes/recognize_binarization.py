@@ -175,7 +175,8 @@ def _rewrite_layer(op: bnn.Conv2dOp | bnn.LinearOp, vs: ValueSets, replaced: dic
         kind = "{-a, +a} (scale folded into the weights)"
     elif np.all(lo == 0.0) and np.all(hi > 0):
         w = _input_scale(weight, hi, groups)
-        if detect_binary(w) is None:
+        binary = detect_binary(w)
+        if binary is None:
             return False  # a {0, a} input on float weights stays a float layer
         # u in {0, 1} is (1 + s) / 2 with s = +-1; zero-padded taps are s = -1
         s = _canonical_sign(b, tv)
@@ -189,7 +190,12 @@ def _rewrite_layer(op: bnn.Conv2dOp | bnn.LinearOp, vs: ValueSets, replaced: dic
         dot = layer.rebuild(b, s, w, None, padding)
         rank = len(shape_of(op.result))
         cshape = [1, -1] + [1] * (rank - 2)
-        total = w.reshape(w.shape[0], -1).astype(np.float64).sum(axis=1)
+        # sum W of the weights fold-weight-binarization will use, +-alpha_c (a weight
+        # within REL_TOL of alpha, as an STE's a - c + c leaves it, is alpha there):
+        # alpha_c * S_c is exact in float64, so the bias is f32(0.5 * alpha_c * S_c)
+        # and the epilogue's integer offset S_c (bitpack.epilogue_offsets) is found
+        negative = binary.negative.reshape(w.shape[0], -1)
+        total = binary.alpha.astype(np.float64) * (negative.shape[1] - 2 * negative.sum(axis=1))
         shift = 0.5 * total
         bias = const_array(op.bias) if op.bias is not None else None
         if bias is not None:

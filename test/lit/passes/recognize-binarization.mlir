@@ -203,3 +203,24 @@ func.func @sign_then_maxpool(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x2x2xf32> {
   %y = bnn.conv2d %q, %w {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64} : tensor<1x2x2x2xf32>, tensor<2x2x1x1xf32> -> tensor<1x2x2x2xf32>
   func.return %y : tensor<1x2x2x2xf32>
 }
+
+// -----
+
+// Weights an STE leaves within an ulp of +-alpha (Bi-Real's HardBinaryConv:
+// a - c + c) are +-alpha to fold-weight-binarization, so the popcount form's
+// shift is half of alpha_c * S_c (S = sum of signs), not of the float weights:
+// channel 0 is alpha = 0.1, S = 1; channel 1 alpha = 0.100000009, S = -1. With
+// the float weights' sum (0.050000004, -0.05000001) the epilogue's integer
+// offset was not found and a tie at exactly 0 took that rounding error's sign.
+// CHECK-LABEL: func.func @unipolar_ste_weights
+// CHECK: %[[D:.*]] = bnn.conv2d %{{.*}}, %{{.*}} {bnnc.binarized = "input {0, 1}: x > 0 ? 1 : 0; {0, a} unipolar
+// CHECK: %[[H:.*]] = bnn.mul %[[D]], %{{.*}}
+// CHECK: %[[K:.*]] = arith.constant dense<{{\[\[\[\[}}5.000000e-02]], {{\[\[}}-0.0500000045]]]]> : tensor<1x2x1x1xf32>
+// CHECK: bnn.add %[[H]], %[[K]]
+func.func @unipolar_ste_weights(%x: tensor<1x3x2x2xf32>) -> tensor<1x2x2x2xf32> {
+  %w = arith.constant dense<[[[[0.1]], [[0.10000000894069672]], [[-0.1]]], [[[0.1]], [[-0.10000000894069672]], [[-0.10000000894069672]]]]> : tensor<2x3x1x1xf32>
+  %r = bnn.relu %x : tensor<1x3x2x2xf32>
+  %s = bnn.signum %r : tensor<1x3x2x2xf32>
+  %y = bnn.conv2d %s, %w {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64} : tensor<1x3x2x2xf32>, tensor<2x3x1x1xf32> -> tensor<1x2x2x2xf32>
+  func.return %y : tensor<1x2x2x2xf32>
+}
