@@ -138,7 +138,7 @@ def check(request: dict) -> dict:
             except AssertionError as e:
                 raise AssertionError(f"onnx path (torch.onnx.export -> bnnc.compile(.onnx)): {e}") from None
     explained = any(v.explained for v in checked)
-    return {"status": "ok", "detail": "; ".join(verdicts), "onnx": onnx_ran, "explained": explained}
+    return {"status": "ok", "detail": "; ".join(verdicts), "verdicts": verdicts, "onnx": onnx_ran, "explained": explained}
 
 
 def serve() -> None:
