@@ -42,6 +42,7 @@ GRAPH_PASSES = [
     "fuse-bn-sign",
     "pack-bits",
     "channels-last",
+    "fuse-conv-maxpool",
     "canonicalize",
     "cse",
     "dce",

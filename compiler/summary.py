@@ -179,6 +179,8 @@ def _conv_like(op: Operation) -> tuple[str, int, int, int | None]:
         return BINARY, out[0] * cout * per_out * oh * ow, 0, cout * per_out
     weight = _shape(op.weight)
     macs = math.prod(out) * math.prod(weight[1:])
+    if isinstance(op, bnn.Conv2dOp) and op.max_pool() is not None:  # the conv's pixels, not the pooled ones
+        macs = out[0] * weight[0] * math.prod(op.output_hw()) * math.prod(weight[1:])
     w = _constant(op.weight)
     kind = BINARY_WEIGHT if w is not None and _is_binary_weight(w) else FLOAT
     return kind, 0, macs, None
@@ -244,6 +246,15 @@ def _channels_last(op: Operation) -> bool:
     return isinstance(op, kinds) and op.channels_last is not None
 
 
+def _fused_pool(op: Operation) -> str:
+    """` + max pool 3x3/2` on a float conv with a fused max pool (fuse-conv-maxpool)."""
+    pool = op.max_pool() if isinstance(op, bnn.Conv2dOp) else None
+    if pool is None:
+        return ""
+    (kh, kw), (sh, sw), _, _ = pool
+    return f" + max pool {kh}x{kw}/{sh if sh == sw else f'{sh}x{sw}'}"
+
+
 def _location(loc: Attribute) -> str:
     """`module.path (file.py:12)` from the frontend's NameLoc(FileLineColLoc)."""
     if isinstance(loc, NameLoc):
@@ -305,7 +316,7 @@ def summarize(module: ModuleOp, name: str | None = None) -> ModelSummary:
                 op=op.name,
                 location=_location(op.location),
                 inputs=[_type_text(v.type) for v in op.operands if not isinstance(v.owner, arith.ConstantOp)],
-                output=_type_text(op.results[0].type) + (" (NHWC)" if _channels_last(op) else ""),
+                output=_type_text(op.results[0].type) + (" (NHWC)" if _channels_last(op) else "") + _fused_pool(op),
                 kind=kind,
                 params=params,
                 param_bytes=param_bytes,

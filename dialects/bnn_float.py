@@ -43,11 +43,14 @@ from bnnc.dialects.bnn import (
     _check_channel_vector,
     _check_float,
     _check_rank,
+    _pair,
     _PoolOp,
     _shape,
     _wants_ceil,
     _WindowOp,
+    conv_output_size,
     i64_array,
+    pool_output_size,
 )
 
 # ----------------------------------------------------------------- float ops
@@ -66,6 +69,13 @@ class Conv2dOp(_WindowOp):
     `channels_last_input` the input is N x H x W x Cin (set by the
     channels-last pass where the neighbours are NHWC: the values are the same,
     only where they are stored changes).
+
+    With `pool_kernel`, `pool_strides` and `pool_padding` (set together by
+    fuse-conv-maxpool, only on a `channels_last` conv) the result is PyTorch's
+    max_pool2d (dilation 1, `pool_ceil_mode` for ceil mode) of that conv's
+    output: the N x OH x OW x Cout conv output is never stored.
+    `output_hw()` stays the conv's size (the MACs), `result_nchw()` the
+    pooled result's.
     """
 
     name = "bnn.conv2d"
@@ -78,6 +88,10 @@ class Conv2dOp(_WindowOp):
     groups = prop_def(IntegerAttr[I64])
     channels_last = opt_prop_def(UnitAttr)
     channels_last_input = opt_prop_def(UnitAttr)
+    pool_kernel = opt_prop_def(DenseArrayBase[I64])
+    pool_strides = opt_prop_def(DenseArrayBase[I64])
+    pool_padding = opt_prop_def(DenseArrayBase[I64])
+    pool_ceil_mode = opt_prop_def(UnitAttr)
     irdl_options = (AttrSizedOperandSegments(as_property=True), ParsePropInAttrDict())
     traits = traits_def(Pure())
     assembly_format = (
@@ -121,14 +135,51 @@ class Conv2dOp(_WindowOp):
         n, a, b, c = _check_rank(self.result, 4, "bnn.conv2d result")
         return (n, c, a, b) if self.channels_last is not None else (n, a, b, c)
 
+    def max_pool(self) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], bool] | None:
+        """(kernel, strides, padding, ceil_mode) of a fused max pool, or None."""
+        if self.pool_kernel is None or self.pool_strides is None or self.pool_padding is None:
+            return None
+        return (
+            _pair(self.pool_kernel, "pool_kernel", 1),
+            _pair(self.pool_strides, "pool_strides", 1),
+            _pair(self.pool_padding, "pool_padding", 0),
+            self.pool_ceil_mode is not None,
+        )
+
     def output_hw(self) -> tuple[int, int]:
-        """(OH, OW) of the result, whatever its layout."""
-        return self.result_nchw()[2:]
+        """(OH, OW) of the convolution, whatever its layout (with a fused max
+        pool: of the conv output the pool reads, not of the result)."""
+        if self.max_pool() is None:
+            return self.result_nchw()[2:]
+        _, _, h, w = self.input_nchw()
+        _, _, kh, kw = _check_rank(self.weight, 4, "bnn.conv2d weight")
+        (sh, sw), (ph, pw), (dh, dw) = self.window()
+        return conv_output_size(h, kh, sh, ph, dh), conv_output_size(w, kw, sw, pw, dw)
+
+    def _verify_pool(self) -> tuple[int, int]:
+        """The conv's output size when a fused max pool's result is this op's."""
+        pool = self.max_pool()
+        present = [p is not None for p in (self.pool_kernel, self.pool_strides, self.pool_padding)]
+        if pool is None:
+            if any(present) or self.pool_ceil_mode is not None:
+                raise VerifyException("bnn.conv2d pool_kernel, pool_strides and pool_padding come together")
+            return self.result_nchw()[2:]
+        if self.channels_last is None:
+            raise VerifyException("bnn.conv2d with a fused max pool must be channels_last")
+        (pkh, pkw), (psh, psw), (pph, ppw), ceil = pool
+        if 2 * pph > pkh or 2 * ppw > pkw:
+            raise VerifyException("fused max pool: pad should be at most half of the kernel size")
+        oh, ow = self.output_hw()
+        pooled = (pool_output_size(oh, pkh, psh, pph, 1, ceil), pool_output_size(ow, pkw, psw, ppw, 1, ceil))
+        if pooled[0] < 1 or pooled[1] < 1 or self.result_nchw()[2:] != pooled:
+            raise VerifyException(f"result spatial size must be the fused max pool's {pooled}")
+        return oh, ow
 
     def verify_(self) -> None:
         n, c, h, w = self.input_nchw()
         co, ci, kh, kw = _check_rank(self.weight, 4, "bnn.conv2d weight")
-        on, oc, oh, ow = self.result_nchw()
+        on, oc, _, _ = self.result_nchw()
+        oh, ow = self._verify_pool()
         for v, what in ((self.input, "input"), (self.weight, "weight"), (self.result, "result")):
             _check_float(v, f"bnn.conv2d {what}")
         groups = self.groups.value.data

@@ -209,11 +209,14 @@ def _channel_conv(
     (sh, sw), (ph, pw), (dh, dw) = op.window()
     co, cg, kh, kw = memref_shape(args[1])
     cog = co // groups
-    n_, _, oh, ow = op.result_nchw()
+    n_ = op.result_nchw()[0]
+    oh, ow = op.output_hw()
     nhwc_in, nhwc_out = op.channels_last_input is not None, op.channels_last is not None
     vty = VectorType(f32, [tile.lanes])
     weights, bias = tables.weights, tables.bias
-    rows = lowerer.padded_rows(oh, sh, kh, dh, op.input_nchw()[2] + 2 * ph)
+    pool = _FusedMaxPool.of(lowerer, op, out) if op.max_pool() is not None else None
+    conv_rows = lowerer.row_range(oh) if pool is None else pool.conv_rows(oh)
+    rows = lowerer.padded_rows(oh, sh, kh, dh, op.input_nchw()[2] + 2 * ph, conv_rows)
     if nhwc_in:
         source, fresh = _zero_padded_nhwc(lowerer, args[0], ph, pw, rows)
     else:
@@ -222,6 +225,8 @@ def _channel_conv(
     cin = op.input_nchw()[1]
     threaded = lowerer.thread is not None
     join = pixel_rows(oh, ow, (kh, kw), (sh, sw), (ph, pw), 4 if threaded else 1) if nhwc_in and nhwc_out else 1
+    if pool is not None:
+        join = 1
     if join > 1:  # rows of join * ow pixels over flat views of both buffers
         oh, ow = oh // join, ow * join
         source, out = collapse_trailing(lb, source, 4, 0), collapse_trailing(lb, out, 4, 0)
@@ -256,10 +261,14 @@ def _channel_conv(
                 if tables.scale is not None and tables.shift is not None:
                     scale, shift = lb.vload(tables.scale, [g, oc], vty), lb.vload(tables.shift, [g, oc], vty)
                     acc = _fma(lb, shift, acc, scale)
-                if nhwc_out and (v + 1) * tile.lanes <= valid:
+                if nhwc_out and pool is None and (v + 1) * tile.lanes <= valid:
                     lb.vstore(acc, out, out_index(n, lb.affine([(g, cog), (oc, 1)]), oy, ox0, t))
                 else:
                     lb.vstore(acc, sums, [t, v * tile.lanes])
+        if pool is not None:
+            for t in range(pixels):
+                pool.fold(n, lb.affine([(g, cog), (oc0, 1)]), oy, lb.addi(ox0, t), sums, t, valid)
+            return
         stored = valid - valid % tile.lanes if nhwc_out else 0  # channels already in `out`
         if valid > stored:
             with lb.loops([pixels, valid - stored]) as (t, c):
@@ -278,10 +287,81 @@ def _channel_conv(
         interior_cols=(0, ow),
         split_border=False,
         emit=emit,
-        rows=lowerer.row_range(oh),
+        rows=conv_rows,
     )
     if fresh:
         lb.dealloc(source)
+
+
+def _imax(lb: LoopBuilder, a: IndexLike, b: IndexLike) -> IndexLike:
+    return max(a, b) if isinstance(a, int) and isinstance(b, int) else lb.emit(arith.MaxSIOp(lb.index(a), lb.index(b)))
+
+
+def _imin(lb: LoopBuilder, a: IndexLike, b: IndexLike) -> IndexLike:
+    return min(a, b) if isinstance(a, int) and isinstance(b, int) else lb.emit(arith.MinSIOp(lb.index(a), lb.index(b)))
+
+
+@dataclass
+class _FusedMaxPool:
+    """A conv's fused max pool (fuse-conv-maxpool), NHWC result `out`.
+    Threads split the pooled rows; a thread computes the conv rows its pooled
+    rows read (the one row two neighbours' windows share is computed by both)
+    and folds only into its own pooled rows, which it first sets to -inf.
+    Each conv value is folded into every pooled output whose window holds it
+    with PyTorch's rule (take v if v > max or v is NaN); the conv produces a
+    channel's values row by row, left to right, which is window order, so
+    the result is the unfused pool's bits."""
+
+    lowerer: Lowerer
+    out: SSAValue
+    kernel: tuple[int, int]
+    strides: tuple[int, int]
+    padding: tuple[int, int]
+    pooled_rows: Rows
+
+    @classmethod
+    def of(cls, lowerer: Lowerer, op: bnn.Conv2dOp, out: SSAValue) -> _FusedMaxPool:
+        pool = op.max_pool()
+        assert pool is not None
+        kernel, strides, padding, _ = pool
+        n_, poh, pow_, c_ = memref_shape(out)
+        lb = lowerer.lb
+        p0, p1 = lowerer.row_range(poh)
+        with lb.loop(n_) as n, lb.loop(p1, lb.index(p0)) as r, lb.loops([pow_, c_]) as (x, ch):
+            lb.store(lb.f32(float("-inf")), out, [n.iv, r.iv, x, ch])
+        return cls(lowerer, out, kernel, strides, padding, (p0, p1))
+
+    def conv_rows(self, oh: int) -> Rows:
+        """The conv rows [lo, hi) this thread's pooled rows read."""
+        lb = self.lowerer.lb
+        (k, _), (s, _), (p, _) = self.kernel, self.strides, self.padding
+        p0, p1 = self.pooled_rows
+        if isinstance(p0, int) and isinstance(p1, int):
+            lo, hi = max(0, p0 * s - p), min(oh, p1 * s - p - s + k)
+            return lo, max(lo, hi)
+        lo = _imax(lb, 0, lb.affine([(p0, s)], -p))
+        return lo, _imax(lb, lo, _imin(lb, oh, lb.affine([(p1, s)], k - p - s)))
+
+    def _windows(self, at: IndexLike, axis: int, bounds: Rows) -> Rows:
+        """The pooled positions [lo, hi) along `axis` whose windows hold conv position `at`,
+        within `bounds`: ceil((at + p - k + 1) / s) .. floor((at + p) / s), offset by
+        k s so the unsigned division sees a non-negative numerator."""
+        lb = self.lowerer.lb
+        k, s, p = self.kernel[axis], self.strides[axis], self.padding[axis]
+        first = lb.subi(lb.divui(lb.affine([(at, 1)], p - k + s + k * s), s), lb.index(k))
+        last = lb.divui(lb.affine([(at, 1)], p + s), s)  # one past
+        return _imax(lb, bounds[0], first), _imin(lb, bounds[1], last)
+
+    def fold(self, n: IndexLike, channel0: IndexLike, oy: IndexLike, ox: IndexLike, sums: SSAValue, t: int, valid: int) -> None:
+        """Fold conv pixel (oy, ox)'s `valid` channels (row t of `sums`) into the pooled outputs."""
+        lb = self.lowerer.lb
+        r0, r1 = self._windows(oy, 0, self.pooled_rows)
+        c0, c1 = self._windows(ox, 1, (0, memref_shape(self.out)[2]))
+        with lb.loop(r1, lb.index(r0)) as r, lb.loop(c1, lb.index(c0)) as c, lb.loop(valid) as ch:
+            at = [n, r.iv, c.iv, lb.addi(channel0, ch.iv)]
+            v, m = lb.load(sums, [t, ch.iv]), lb.load(self.out, at)
+            take = lb.or_(lb.cmpf(v, m, "ogt"), lb.cmpf(v, v, "uno"))
+            lb.store(lb.select(take, v, m), self.out, at)
 
 
 def _column_conv(

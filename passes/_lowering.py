@@ -73,15 +73,21 @@ class Lowerer:
         return begin, end
 
     def padded_rows(
-        self, out_rows: int, stride: int, kernel: int, dilation: int, padded: int
+        self,
+        out_rows: int,
+        stride: int,
+        kernel: int,
+        dilation: int,
+        padded: int,
+        rows: tuple[IndexLike, IndexLike] | None = None,
     ) -> tuple[IndexLike, IndexLike]:
         """The rows [lo, hi) of a padded input that this block's output rows
-        read (all of them on one thread): a block fills only these rows of
-        its padded copy."""
+        (`rows`, default its row_range) read (all of them on one thread): a
+        block fills only these rows of its padded copy."""
         if self.thread is None or self.threads is None:
             return 0, padded
         lb = self.lb
-        begin, end = self.row_range(out_rows)
+        begin, end = self.row_range(out_rows) if rows is None else rows
         lo = lb.muli(begin, stride)
         hi = lb.emit(arith.MinSIOp(lb.affine([(end, stride)], (kernel - 1) * dilation + 1 - stride), lb.index(padded)))
         return lo, lb.emit(arith.MaxSIOp(hi, lo))

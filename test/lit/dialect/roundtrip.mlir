@@ -44,6 +44,9 @@ func.func @all_ops(%x: tensor<1x3x8x8xf32>, %w: tensor<4x3x3x1xi64>, %m: tensor<
   %fn = bnn.conv2d %xn, %fw {strides = array<i64: 1, 1>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64, channels_last, channels_last_input} : tensor<1x8x8x3xf32>, tensor<4x3x3x3xf32> -> tensor<1x8x8x4xf32>
   // CHECK: bnn.max_pool2d {{.*}}channels_last{{.*}} : (tensor<1x8x8x4xf32>) -> tensor<1x4x4x4xf32>
   %mn = bnn.max_pool2d %fn {kernel = array<i64: 3, 3>, strides = array<i64: 2, 2>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, channels_last} : (tensor<1x8x8x4xf32>) -> tensor<1x4x4x4xf32>
+  // a conv with a fused max pool (fuse-conv-maxpool): the result is the pooled size
+  // CHECK: bnn.conv2d {{.*}}channels_last, channels_last_input, pool_kernel = array<i64: 3, 3>, pool_strides = array<i64: 2, 2>, pool_padding = array<i64: 0, 0>, pool_ceil_mode} : tensor<1x8x8x3xf32>, tensor<4x3x3x3xf32> -> tensor<1x4x4x4xf32>
+  %fp = bnn.conv2d %xn, %fw {strides = array<i64: 1, 1>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64, channels_last, channels_last_input, pool_kernel = array<i64: 3, 3>, pool_strides = array<i64: 2, 2>, pool_padding = array<i64: 0, 0>, pool_ceil_mode} : tensor<1x8x8x3xf32>, tensor<4x3x3x3xf32> -> tensor<1x4x4x4xf32>
   // CHECK: bnn.avg_pool2d {{.*}}channels_last{{.*}} : (tensor<1x4x4x4xf32>) -> tensor<1x2x2x4xf32>
   %an = bnn.avg_pool2d %mn {kernel = array<i64: 2, 2>, strides = array<i64: 2, 2>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, count_include_pad = true, channels_last} : (tensor<1x4x4x4xf32>) -> tensor<1x2x2x4xf32>
   // CHECK: bnn.adaptive_avg_pool2d

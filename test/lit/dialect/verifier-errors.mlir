@@ -98,3 +98,29 @@ func.func @nhwc_conv_input(%x: tensor<1x8x8x3xf32>, %w: tensor<4x8x1x1xf32>) -> 
   func.return %y : tensor<1x4x8x8xf32>
 }
 // CHECK: weight 4x8x1x1 does not match 3 input channels in 1 groups
+
+// -----
+
+// A fused max pool's result has the pooled size (8x8 conv, 3x3/2 pad 1 -> 4x4).
+func.func @fused_pool_size(%x: tensor<1x3x8x8xf32>, %w: tensor<4x3x1x1xf32>) -> tensor<1x8x8x4xf32> {
+  %y = bnn.conv2d %x, %w {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64, channels_last, pool_kernel = array<i64: 3, 3>, pool_strides = array<i64: 2, 2>, pool_padding = array<i64: 1, 1>} : tensor<1x3x8x8xf32>, tensor<4x3x1x1xf32> -> tensor<1x8x8x4xf32>
+  func.return %y : tensor<1x8x8x4xf32>
+}
+// CHECK: result spatial size must be the fused max pool's (4, 4)
+
+// -----
+
+// A fused max pool needs all three window properties and an NHWC result.
+func.func @fused_pool_partial(%x: tensor<1x3x8x8xf32>, %w: tensor<4x3x1x1xf32>) -> tensor<1x4x4x4xf32> {
+  %y = bnn.conv2d %x, %w {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64, channels_last, pool_kernel = array<i64: 3, 3>, pool_strides = array<i64: 2, 2>} : tensor<1x3x8x8xf32>, tensor<4x3x1x1xf32> -> tensor<1x4x4x4xf32>
+  func.return %y : tensor<1x4x4x4xf32>
+}
+// CHECK: pool_kernel, pool_strides and pool_padding come together
+
+// -----
+
+func.func @fused_pool_nchw(%x: tensor<1x3x8x8xf32>, %w: tensor<4x3x1x1xf32>) -> tensor<1x4x4x4xf32> {
+  %y = bnn.conv2d %x, %w {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64, pool_kernel = array<i64: 3, 3>, pool_strides = array<i64: 2, 2>, pool_padding = array<i64: 1, 1>} : tensor<1x3x8x8xf32>, tensor<4x3x1x1xf32> -> tensor<1x4x4x4xf32>
+  func.return %y : tensor<1x4x4x4xf32>
+}
+// CHECK: bnn.conv2d with a fused max pool must be channels_last
