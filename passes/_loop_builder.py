@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from xdsl.builder import Builder
 from xdsl.dialects import arith, math, memref, scf, vector
 from xdsl.dialects.builtin import (
+    DenseArrayBase,
     DenseIntOrFPElementsAttr,
     FloatAttr,
     IndexType,
@@ -154,6 +155,33 @@ class LoopBuilder:
         typ = vec.type
         assert isinstance(typ, VectorType)
         return self.emit(vector.ExtractOp(vec, [lane], typ.element_type))
+
+    def shuffle(self, a: SSAValue, b: SSAValue, mask: Sequence[int]) -> SSAValue:
+        """vector.shuffle: lane i of the result is lane mask[i] of a ++ b."""
+        typ = a.type
+        assert isinstance(typ, VectorType)
+        result = VectorType(typ.element_type, [len(mask)])
+        return self.emit(vector.ShuffleOp(a, b, DenseArrayBase.from_list(i64, list(mask)), result_type=result))
+
+    def transpose(self, rows: Sequence[SSAValue]) -> list[SSAValue]:
+        """The L x L transpose of L vectors of L lanes (L a power of two):
+        result[i][j] = rows[j][i]. log2(L) butterfly stages of L two-input
+        shuffles, each swapping the off-diagonal s x s blocks of every
+        2s x 2s block (LLVM lowers them to unpack / permute instructions:
+        L log2 L shuffles per L^2 elements instead of a scalar per element)."""
+        vs = list(rows)
+        n = len(vs)
+        assert n and n & (n - 1) == 0 and all(v.type == vs[0].type for v in vs)
+        assert isinstance(vs[0].type, VectorType) and vs[0].type.get_shape() == (n,)
+        s = 1
+        while s < n:
+            low = [lane if not lane & s else n + lane - s for lane in range(n)]
+            high = [lane + s if not lane & s else n + lane for lane in range(n)]
+            for p in range(n):
+                if not p & s:
+                    vs[p], vs[p + s] = self.shuffle(vs[p], vs[p + s], low), self.shuffle(vs[p], vs[p + s], high)
+            s *= 2
+        return vs
 
     def reduce(self, vec: SSAValue, kind: str) -> SSAValue:
         return self.emit(vector.ReductionOp(vec, vector.CombiningKindAttr(vector.CombiningKindFlag(kind))))
@@ -331,3 +359,10 @@ def memref_shape(value: SSAValue) -> tuple[int, ...]:
     typ = value.type
     assert isinstance(typ, MemRefType)
     return tuple(typ.get_shape())
+
+
+def memref_element(value: SSAValue) -> Attribute:
+    """The element type of a memref value."""
+    typ = value.type
+    assert isinstance(typ, MemRefType)
+    return typ.element_type

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from xdsl.dialects import arith
-from xdsl.dialects.builtin import IndexType
-from xdsl.ir import Operation, SSAValue
+from xdsl.dialects.builtin import AnyFloat, IndexType, IntegerType, VectorType
+from xdsl.ir import Attribute, Operation, SSAValue
 
 from bnnc.dialects import bnn
-from bnnc.passes._loop_builder import LoopBuilder, memref_shape
+from bnnc.passes._loop_builder import IndexLike, LoopBuilder, memref_element, memref_shape
 from bnnc.passes._lowering import Lowerer, Lowering, WorkOf, collapse_trailing
 
 # An axis-table entry meaning "this output element is the fill value": far
@@ -189,11 +189,24 @@ def transposed_pair(axes: list[Axis]) -> bool:
     return inner[1] not in (0, 1) and before[1] == 1 and axes[-1].size > 1
 
 
+def transpose_lanes(vector_bits: int, element: Attribute) -> int:
+    """Lanes of the square register blocks a transpose of `element`s moves
+    (0: none, scalar copies): 32- and 64-bit elements, at least 4 lanes."""
+    bits = element.bitwidth if isinstance(element, IntegerType | AnyFloat) else 0
+    lanes = vector_bits // bits if bits in (32, 64) else 0
+    return lanes if lanes >= 4 else 0
+
+
 def _lower_transpose(lowerer: Lowerer, src: SSAValue, out: SSAValue, base: int, axes: list[Axis]) -> None:
-    """A separable gather swapping its two innermost axes, as a blocked copy:
-    for a block of TRANSPOSE_BLOCK rows of the contiguous input axis, the
-    column loop outside and the row loop inside (contiguous loads). Threads
-    split the rows."""
+    """A separable gather swapping its two innermost axes (element (r, c) at
+    src[r + c * stride], out[r * cols + c]). Square blocks of L x L elements
+    go through registers: L vector loads along r, an in-register transpose
+    (lb.transpose), L vector stores along c. Blocks of 4L rows outside the
+    column loop, so the lines a block reads and writes stay in L1. What the
+    blocks leave (rows and columns past a multiple of L) is the scalar
+    blocked copy: for a block of TRANSPOSE_BLOCK rows, the column loop
+    outside and the row loop inside (contiguous loads). Threads split the
+    rows."""
     lb = lowerer.lb
     src_flat, out_flat = _flat(lb, src), _flat(lb, out)
     assert src_flat is not None and out_flat is not None
@@ -201,16 +214,42 @@ def _lower_transpose(lowerer: Lowerer, src: SSAValue, out: SSAValue, base: int, 
     (r0, _), (c0, col_stride) = rows_axis.affine(), cols_axis.affine()  # type: ignore[misc]
     rows, cols = rows_axis.size, cols_axis.size
     begin, end = lowerer.row_range(rows)
+    lanes = transpose_lanes(lowerer.vector_bits, memref_element(out))
+    full_cols = cols // lanes * lanes if lanes else 0
+    blocked = bool(full_cols) and rows >= lanes
+    # rows [begin, vec_end) go through registers, the rest is scalar
+    vec_end: IndexLike = begin
+    if blocked and isinstance(begin, int) and isinstance(end, int):
+        vec_end = begin + (end - begin) // lanes * lanes
+    elif blocked:
+        vec_end = lb.addi(begin, lb.muli(lb.divui(lb.subi(lb.index(end), lb.index(begin)), lanes), lanes))
+    vty = VectorType(memref_element(out), [lanes]) if lanes else None
+
+    def scalar(partial: SSAValue, out_base: SSAValue, row_lo: IndexLike, row_hi: IndexLike, col_lo: int) -> None:
+        with lb.loop(row_hi, row_lo, TRANSPOSE_BLOCK) as block:
+            stop = lb.emit(arith.MinSIOp(lb.addi(block.iv, TRANSPOSE_BLOCK), lb.index(row_hi)))
+            with lb.loop(cols, col_lo) as c, lb.loop(stop, block.iv) as r:
+                value = lb.load(src_flat, [lb.addi(partial, lb.affine([(r.iv, 1), (c.iv, col_stride)]))])
+                lb.store(value, out_flat, [lb.addi(out_base, lb.affine([(r.iv, cols), (c.iv, 1)]))])
+
     with lb.loop(math.prod(a.size for a in outer)) as o:
         partial = _outer_offset(
             lb, outer, o.iv, base + r0 + c0, lambda axis, iv: lb.affine([(iv, axis.affine()[1])], axis.affine()[0])
         )
         out_base = lb.muli(o.iv, rows * cols)
-        with lb.loop(end, begin, TRANSPOSE_BLOCK) as block:
-            stop = lb.emit(arith.MinSIOp(lb.addi(block.iv, TRANSPOSE_BLOCK), lb.index(end)))
-            with lb.loop(cols) as c, lb.loop(stop, block.iv) as r:
-                value = lb.load(src_flat, [lb.addi(partial, lb.affine([(r.iv, 1), (c.iv, col_stride)]))])
-                lb.store(value, out_flat, [lb.addi(out_base, lb.affine([(r.iv, cols), (c.iv, 1)]))])
+        if blocked:
+            assert vty is not None
+            span = 4 * lanes
+            with lb.loop(vec_end, begin, span) as block:
+                stop = lb.emit(arith.MinSIOp(lb.addi(block.iv, span), lb.index(vec_end)))
+                with lb.loop(full_cols, 0, lanes) as c, lb.loop(stop, block.iv, lanes) as r:
+                    at = lb.addi(partial, lb.affine([(r.iv, 1), (c.iv, col_stride)]))
+                    loaded = [lb.vload(src_flat, [lb.addi(at, j * col_stride)], vty) for j in range(lanes)]
+                    for i, v in enumerate(lb.transpose(loaded)):
+                        lb.vstore(v, out_flat, [lb.addi(out_base, lb.affine([(r.iv, cols), (c.iv, 1)], i * cols))])
+            if full_cols < cols:
+                scalar(partial, out_base, begin, vec_end, full_cols)
+        scalar(partial, out_base, vec_end, end, 0)
 
 
 def _lower_table(

@@ -13,6 +13,7 @@ Lowerings follow MLIR's VectorToLLVM:
   neutral -0.0 / 1.0) as start value and the op's fast-math flags (without
   `reassoc` LLVM keeps the sequential order); an integer or min/max
   accumulator is combined after the reduction.
+- vector.shuffle of two 1-D vectors -> llvm.shufflevector (the same mask, as i32).
 - vector.fma -> llvm.intr.fma; vector.bitcast -> llvm.bitcast;
   vector.extract / vector.insert of a 1-D vector at a static or dynamic
   position -> llvm.extractelement / llvm.insertelement.
@@ -145,6 +146,12 @@ class VectorToLLVM(RewritePattern):
                 else:
                     ops.append(combine(red.results[0], acc))
             replace_with_llvm(rewriter, op, ops)
+        elif isinstance(op, vector.ShuffleOp):
+            vt = _one_d(llvm_type(op.result.type))
+            _one_d(op.v1.type)
+            a, b = cast_all(rewriter, [op.v1, op.v2])
+            mask = DenseArrayBase.from_list(i32, list(op.mask.get_values()))
+            replace_with_llvm(rewriter, op, [llvm.ShuffleVectorOp(a, b, mask, vt)])
         elif isinstance(op, vector.FMAOp):
             _one_d(op.lhs.type)
             a, b, c = cast_all(rewriter, op.operands)

@@ -113,6 +113,10 @@ MOVES = {
     # the blocked transpose (rows not a multiple of its block, a batch outside)
     "nchw_to_nhwc_blocks": (lambda x: x.permute(0, 2, 3, 1), (2, 5, 7, 9)),
     "nhwc_to_nchw_blocks": (lambda x: x.permute(0, 3, 1, 2), (1, 6, 5, 37)),
+    # register blocks (16 x 16 with 512-bit vectors): several row spans and
+    # column blocks, rows and columns left over for the scalar copy
+    "nhwc_to_nchw_register_blocks": (lambda x: x.permute(0, 3, 1, 2), (2, 9, 8, 70)),
+    "nchw_to_nhwc_register_blocks": (lambda x: x.permute(0, 2, 3, 1), (1, 35, 9, 11)),
 }
 
 

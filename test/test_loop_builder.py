@@ -77,3 +77,24 @@ def test_loop_must_yield_every_carried_value():
     f, b = _function()
     with pytest.raises(AssertionError, match="one value per carried value"), b.loop(4, carried=[b.i64(0)]):
         pass
+
+
+@pytest.mark.parametrize("lanes", [2, 4, 8, 16])
+def test_transpose_shuffles_compute_a_transpose(lanes):
+    """lb.transpose's shuffles, followed lane by lane: result[i] lane j is
+    rows[j] lane i, in lanes * log2(lanes) two-input shuffles."""
+    from xdsl.dialects import vector
+
+    vty = VectorType(f32, [lanes])
+    f = func.FuncOp("f", ([vty] * lanes, ()))
+    b = LoopBuilder(f.body.block)
+    rows = list(f.body.block.args)
+    result = b.transpose(rows)
+    _finish(f)
+    lanes_of = {row: [(j, i) for i in range(lanes)] for j, row in enumerate(rows)}
+    shuffles = [op for op in f.body.block.ops if isinstance(op, vector.ShuffleOp)]
+    for op in shuffles:
+        both = lanes_of[op.v1] + lanes_of[op.v2]
+        lanes_of[op.result] = [both[k] for k in op.mask.get_values()]
+    assert len(shuffles) == lanes * (lanes.bit_length() - 1)
+    assert [lanes_of[v] for v in result] == [[(j, i) for j in range(lanes)] for i in range(lanes)]

@@ -33,8 +33,11 @@ func.func @f(%x: f32, %a: i64, %v: vector<8xi64>, %w: vector<8xf32>, %i: index, 
   %bc = vector.bitcast %v : vector<8xi64> to vector<16xi32>
   // CHECK: llvm.call_intrinsic "llvm.vector.reduce.smax.v16i32"(%[[BC]]) : (vector<16xi32>) -> i32
   %mx = vector.reduction <maxsi>, %bc : vector<16xi32> into i32
-  // CHECK: llvm.insertelement %{{.*}}, %[[F]][%{{.*}} : i64] : vector<8xf32>
-  %ins = vector.insert %x, %f [0] : f32 into vector<8xf32>
+  // shuffle of two vectors: llvm.shufflevector with the same mask
+  // CHECK: %[[SH:.*]] = llvm.shufflevector %[[F]], %{{.*}} [0, 8, 2, 10, 4, 12, 6, 14] : vector<8xf32>
+  %sh = vector.shuffle %f, %w [0, 8, 2, 10, 4, 12, 6, 14] : vector<8xf32>, vector<8xf32>
+  // CHECK: llvm.insertelement %{{.*}}, %[[SH]][%{{.*}} : i64] : vector<8xf32>
+  %ins = vector.insert %x, %sh [0] : f32 into vector<8xf32>
   // vector.load/store belong to convert-memref-to-llvm
   // CHECK: vector.load
   %ld = vector.load %m[%i] : memref<8xf32>, vector<8xf32>
