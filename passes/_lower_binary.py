@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from xdsl.dialects import arith
-from xdsl.dialects.builtin import VectorType, i64
+from xdsl.dialects.builtin import VectorType, f32, i64
 from xdsl.ir import Operation, SSAValue
 
 from bnnc.dialects import bnn
@@ -384,6 +384,10 @@ def lower_bconv2d(lowerer: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out
     k_total = kh * kw * cg
     threshold_out = op.threshold is not None
     rows = lowerer.row_range(oh)
+    # NCHW float results go through a row buffer (see _store_row_nchw)
+    row_buffer = None
+    if not threshold_out and not channels_last and ow * tile.channels * 4 <= ROW_BUFFER_BYTES:
+        row_buffer = lb.alloca_entry([ow, tile.channels], f32)
     if threshold_out:
         out_groups = op.out_groups.value.data if op.out_groups is not None else 1
         cog_out, words_out = co // out_groups, words_for(co // out_groups)
@@ -426,6 +430,8 @@ def lower_bconv2d(lowerer: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out
             if threshold_out:
                 below = lb.emit(arith.ShRUIOp(lb.subi(dot, lb.load(ep.threshold, [g, oc])), lb.i64(63)))
                 _or_bit(lb, out, below, n, channel, cog_out, words_out, oy, ox)
+            elif row_buffer is not None:
+                lb.store(_float_transform(lb, ep, dot, g, oc), row_buffer, [ox, c])
             else:
                 value = _float_transform(lb, ep, dot, g, oc)
                 at = [n, oy, ox, channel] if channels_last else [n, channel, oy, ox]
@@ -433,6 +439,12 @@ def lower_bconv2d(lowerer: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out
                     r = lb.load(residual, at)
                     value = lb.addf(r, value) if op.residual_lhs is not None else lb.addf(value, r)
                 lb.store(value, out, at)
+
+    def after_row(n: SSAValue, g: SSAValue, oc0: IndexLike, valid: int, oy: SSAValue) -> None:
+        assert row_buffer is not None
+        channel0 = lb.affine([(g, cog), (oc0, 1)]) if isinstance(oc0, SSAValue) else lb.affine([(g, cog)], oc0)
+        lhs = op.residual_lhs is not None
+        _store_row_nchw(lb, lowerer.vector_bits // 32, row_buffer, out, residual, lhs, n, channel0, oy, ow, valid)
 
     tiled_conv_loops(
         lb,
@@ -446,9 +458,73 @@ def lower_bconv2d(lowerer: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out
         split_border=correction is not None,
         emit=emit_tile,
         rows=rows,
+        after_row=None if row_buffer is None else after_row,
     )
     if fresh:
         lb.dealloc(source)
+
+
+# The largest row buffer (output columns x a channel tile of f32) an NCHW
+# float result goes through; wider rows keep the per-element strided stores.
+ROW_BUFFER_BYTES = 64 * 1024
+
+
+def _store_row_nchw(
+    lb: LoopBuilder,
+    max_lanes: int,
+    row_buffer: SSAValue,
+    out: SSAValue,
+    residual: SSAValue | None,
+    residual_lhs: bool,
+    n: SSAValue,
+    channel0: SSAValue,
+    oy: SSAValue,
+    ow: int,
+    valid: int,
+) -> None:
+    """out[n, channel0 + c, oy, x] (+ residual) = row_buffer[x, c] for x < ow,
+    c < valid: one output row of a channel tile, written NCHW.
+
+    Why: the tile's results are channel vectors (one pixel each), while NCHW
+    wants each channel's pixels contiguous; storing them element by element
+    at a stride of H x W (or writing NHWC and transposing the whole tensor
+    afterwards, another pass over a result that need not fit in cache) costs
+    more than the kernel's own epilogue. The row (ow x tile channels, in L1)
+    is transposed in L x L register blocks (lb.transpose) into whole-vector
+    stores along x, the residual read the same way; L = the widest f32
+    vector, then halves for the columns left (56 = 3 x 16 + 8, 28 = 16 + 8
+    + 4), at least 4 lanes; the few elements left are copied one by one."""
+    x0, lanes = 0, max_lanes
+
+    def finish(value: SSAValue, at: list[IndexLike], load: Callable[[list[IndexLike]], SSAValue]) -> SSAValue:
+        if residual is None:
+            return value
+        r = load(at)
+        return lb.addf(r, value) if residual_lhs else lb.addf(value, r)
+
+    def scalar(x_lo: int, x_hi: int, c_lo: int) -> None:
+        if x_hi <= x_lo or valid <= c_lo:
+            return
+        with lb.loop(valid, c_lo) as c, lb.loop(x_hi, x_lo) as x:
+            at = [n, lb.addi(channel0, c.iv), oy, x.iv]
+            value = finish(lb.load(row_buffer, [x.iv, c.iv]), at, lambda a: lb.load(residual, a))
+            lb.store(value, out, at)
+
+    while lanes >= 4:
+        count = (ow - x0) // lanes * lanes
+        full_c = valid // lanes * lanes
+        if count and full_c:
+            vty = VectorType(f32, [lanes])
+            with lb.loop(x0 + count, x0, lanes) as xb:
+                for c0 in range(0, full_c, lanes):
+                    rows = [lb.vload(row_buffer, [lb.addi(xb.iv, j), c0], vty) for j in range(lanes)]
+                    for i, v in enumerate(lb.transpose(rows)):
+                        at = [n, lb.addi(channel0, c0 + i), oy, xb.iv]
+                        lb.vstore(finish(v, at, lambda a: lb.vload(residual, a, vty)), out, at)
+            scalar(x0, x0 + count, full_c)
+            x0 += count
+        lanes //= 2
+    scalar(x0, ow, 0)
 
 
 def _border_correction(lb, correction, g, oc, oy, ox, op: bnn.BConv2dOp, hw, vty) -> SSAValue:

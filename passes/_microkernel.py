@@ -288,6 +288,8 @@ def tap_position(
 
 # emit(n, g, oc0, vectors, valid_channels, oy, ox0, pixels, at_border)
 EmitTile = Callable[[SSAValue, SSAValue, IndexLike, int, int, IndexLike, IndexLike, int, bool], None]
+# after_row(n, g, oc0, valid_channels, oy): once a row of a channel tile is done
+AfterRow = Callable[[SSAValue, SSAValue, IndexLike, int, SSAValue], None]
 
 
 def tiled_conv_loops(
@@ -303,11 +305,13 @@ def tiled_conv_loops(
     split_border: bool,
     emit: EmitTile,
     rows: tuple[IndexLike, IndexLike] | None = None,
+    after_row: AfterRow | None = None,
 ) -> None:
     """n, group, output-channel tile (weights stay in L1), row, column tile.
     With `split_border`, pixels whose window reaches into the padding are
     emitted separately with one-pixel tiles and `at_border` set. `rows`
-    restricts the output rows (a thread's share)."""
+    restricts the output rows (a thread's share); `after_row` is emitted
+    after each row of a channel tile (e.g. to store a row buffer)."""
     oh, ow = out_hw
     y_lo, y_hi = interior_rows if split_border else (0, oh)
     x_lo, x_hi = interior_cols if split_border else (0, ow)
@@ -337,6 +341,8 @@ def tiled_conv_loops(
                 hi = lb.emit(arith.MinSIOp(hi, lb.index(rows[1])))
             with lb.loop(hi, lo) as r:
                 row(n, g, oc0, vectors, valid, r.iv, split_border and border_row)
+                if after_row is not None:
+                    after_row(n, g, oc0, valid, r.iv)
 
     full_tiles, rest = divmod(channels_per_group, tile.channels)
     with lb.loops([batch, groups]) as (n, g):

@@ -2,14 +2,17 @@
 so the conv's epilogue writes, and the next pack reads, whole vectors of
 channels.
 
-Why: a bnn.bconv2d computes a tile of output pixels x channel vectors. In NCHW
-its epilogue (BN multiplier/bias, PReLU, clamp, post affine, residual add)
-stores each channel's pixels at a stride of H x W, one scalar at a time; that
-epilogue cost more than the XNOR-popcount itself in Bi-Real-style blocks.
-Channels last, the same scalar epilogue loop runs along contiguous channels
-and LLVM vectorises it, residual loads included. A transpose of the result
-(a blocked copy) costs less than the strided epilogue saved, so every
-float-result binary conv is converted, whoever reads it.
+Why: a bnn.bconv2d computes a tile of output pixels x channel vectors, and
+the ops that read its result next (the pack of the next binary conv, a
+residual add, a pool, a float conv) work on whole vectors of channels when
+they are contiguous. In NCHW those readers, and the conv's epilogue (BN
+multiplier/bias, PReLU, clamp, post affine, residual add), would need the
+tile transposed. So a float-result binary conv with such a reader, or
+whose residual comes from a converted conv, is converted. One whose readers
+all take NCHW anyway (the function's result, float ops) and whose residual
+(if any) is NCHW is not: its epilogue transposes each output row in
+registers (lower_bconv2d's row buffer), which costs less than writing NHWC
+and transposing the whole result in another pass.
 
 The float ops around the binary path follow, so that no transpose sits
 between them and it: Bi-Real's stem (conv -> max pool -> pack and residual)
@@ -17,7 +20,8 @@ and downsampling shortcut (avg pool -> 1x1 conv -> residual) cost ~1.2 ms of
 4.9 in transposes and NCHW kernels before.
 
 What it changes:
-  - every float-result bnn.bconv2d gets `channels_last`: its result (and
+  - a float-result bnn.bconv2d with a reader that takes NHWC, or with a
+    residual from such a conv, gets `channels_last`: its result (and
     residual) type becomes N x OH x OW x C;
   - a bnn.pack, bnn.max_pool2d or bnn.avg_pool2d whose input is NHWC gets
     `channels_last` and reads (a pool also writes) that layout;
@@ -67,8 +71,41 @@ MIN_ELEMENTS = 4096
 
 
 def _chosen(module: ModuleOp, min_elements: int) -> list[bnn.BConv2dOp]:
-    """The float-result binary convs with at least `min_elements` outputs, in program order."""
-    return [op for op in module.walk() if _is_float_bconv(op) and _numel(op.result) >= min_elements]
+    """The float-result binary convs with at least `min_elements` outputs
+    that some neighbour wants NHWC, in program order: a reader that takes
+    NHWC (`_some_reader_takes_nhwc`), or a residual computed by a chosen
+    conv (a chain of residual blocks stays NHWC: the transpose, if any, comes
+    once at its end). Grown from the convs with such a reader until stable."""
+    candidates = [op for op in module.walk() if _is_float_bconv(op) and _numel(op.result) >= min_elements]
+    chosen: set[Operation] = set()
+    while True:
+        grown = {
+            op
+            for op in candidates
+            if _some_reader_takes_nhwc(op.result, chosen)
+            or (op.residual is not None and op.residual.owner in chosen)
+        }
+        if grown == chosen:
+            return [op for op in candidates if op in chosen]
+        chosen = grown
+
+
+def _some_reader_takes_nhwc(value: SSAValue, bconvs: set[Operation]) -> bool:
+    """Whether a reader of `value` can read it N x H x W x C: a pack, the
+    residual of a conv in `bconvs`, a float conv's input (one group), or a
+    pool. A conv with no such reader and no NHWC residual (read only by the
+    function's result or float ops) stays NCHW: its epilogue writes NCHW rows
+    from registers (lower_bconv2d's row buffer) at about the cost of NHWC,
+    and a transpose would cost another pass over the result."""
+    for use in value.uses:
+        user = use.operation
+        if isinstance(user, (bnn.PackOp, *_POOLS)):
+            return True
+        if user in bconvs and use.index == _residual_index(user):  # type: ignore[arg-type]
+            return True
+        if isinstance(user, bnn.Conv2dOp) and use.index == 0 and user.groups.value.data == 1:
+            return True
+    return False
 
 
 def _numel(value: SSAValue) -> int:

@@ -130,6 +130,58 @@ def test_bconv2d_float_input_matches_reference(case):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
+# (cin, cout, h, w, stride, padding, pad_value, residual, threads, variant): NCHW float
+# results written a row at a time through register transposes (16, 8 and 4
+# lanes on AVX-512, 8 and 4 on AVX2, 4 on scalar, scalar leftovers), the
+# residual read the same way in either add order
+NCHW_ROW_CASES = [
+    (3, 3, 17, 19, 1, 1, 0, None, 1, "avx512"),
+    (33, 33, 20, 21, 1, 1, 0, "rhs", 3, "avx512"),
+    (65, 65, 28, 28, 1, 1, 0, "lhs", 1, "avx512"),
+    (130, 130, 14, 13, 1, 1, 1, "rhs", 3, "avx512"),
+    (64, 64, 56, 56, 1, 1, 0, "lhs", 1, "avx512"),
+    (64, 96, 23, 37, 2, 1, -1, "rhs", 3, "avx512"),
+    (65, 33, 30, 31, 1, 0, 0, None, 1, "avx2"),
+    (33, 65, 12, 26, 2, 2, 0, "lhs", 3, "scalar"),
+]
+
+
+@pytest.mark.parametrize("case", NCHW_ROW_CASES, ids=lambda c: "-".join(map(str, c)))
+def test_bconv2d_nchw_rows_bit_exact(case):
+    """A float NCHW result equals PyTorch's bits: dot * multiplier (one f32
+    rounding, as PyTorch's) plus a residual (-0.0 and infinities included)."""
+    cin, co, h, w, s, p, pad_value, residual, threads, variant = case
+    rng = np.random.default_rng(cin * 1000 + co + h)
+    oh, ow = conv_output_size(h, 3, s, p, 1), conv_output_size(w, 3, s, p, 1)
+    x = rng.standard_normal((1, cin, h, w)).astype(np.float32)
+    weights = pack_conv_weight(rng.random((co, cin, 3, 3)) < 0.5)
+    dot = reference_dot(np.where(x >= 0, 1.0, -1.0), weights, 1, s, p, 1, pad_value)
+    m = rng.uniform(-2, 2, co).astype(np.float32)
+    want = torch.from_numpy(dot.astype(np.float32)) * torch.from_numpy(m)[None, :, None, None]
+    out_t = _t([1, co, oh, ow])
+    extra, args = "", [x]
+    if residual is not None:
+        r = rng.standard_normal((1, co, oh, ow)).astype(np.float32)
+        r.reshape(-1)[:: 7] = -0.0
+        r.reshape(-1)[3 :: 101] = np.inf
+        want = torch.from_numpy(r) + want if residual == "lhs" else want + torch.from_numpy(r)
+        extra = f" residual %r : {out_t}"
+        args.append(r)
+    props = (
+        f"strides = array<i64: {s}, {s}>, padding = array<i64: {p}, {p}>, dilations = array<i64: 1, 1>, "
+        f"groups = 1 : i64, pad_value = {pad_value} : i64" + (", residual_lhs" if residual == "lhs" else "")
+    )
+    inputs = f"%x: {_t([1, cin, h, w])}" + (f", %r: {out_t}" if residual is not None else "")
+    ir = f"""func.func @forward({inputs}) -> {out_t} {{
+  %w = arith.constant {from_numpy(weights, i64)}
+  %m = arith.constant {from_numpy(m, f32)}
+  %y = bnn.bconv2d %x, %w multiplier %m : {_t([co])}{extra} {{{props}}} : {_t([1, cin, h, w])}, {_t(weights.shape, 'i64')} -> {out_t}
+  func.return %y : {out_t}
+}}"""
+    got = compile_ir(ir, VARIANTS[variant], threads)(*args)
+    np.testing.assert_array_equal(got.view(np.uint32), want.numpy().view(np.uint32))
+
+
 @settings(max_examples=25, deadline=None, phases=NO_SHRINK, suppress_health_check=[HealthCheck.filter_too_much])
 @given(conv_cases.filter(_valid), st.sampled_from([1, 2]))
 def test_bconv2d_packed_threshold_output(case, out_groups):

@@ -61,13 +61,12 @@ func.func @float_user(%x: tensor<1x1x4x4xi64>) -> (tensor<1x1x4x4xi64>, tensor<1
 
 // -----
 
-// A conv whose float result only float ops read is converted too: its
-// epilogue is vectorised, and one transpose gives the relu its NCHW input.
+// A conv whose float result only float ops read stays NCHW: no transpose.
 // CHECK-LABEL: func.func @float_only
-// CHECK:      %[[A:.*]] = bnn.bconv2d {{.*}}channels_last{{.*}} -> tensor<1x4x4x2xf32>
-// CHECK-NEXT: arith.constant
-// CHECK-NEXT: %[[T:.*]] = bnn.gather %[[A]]
-// CHECK-NEXT: bnn.relu %[[T]] : tensor<1x2x4x4xf32>
+// CHECK-NOT:  channels_last
+// CHECK-NOT:  bnn.gather
+// CHECK:      %[[A:.*]] = bnn.bconv2d {{.*}} -> tensor<1x2x4x4xf32>
+// CHECK-NEXT: bnn.relu %[[A]] : tensor<1x2x4x4xf32>
 func.func @float_only(%x: tensor<1x1x4x4xi64>) -> tensor<1x2x4x4xf32> {
   %w = arith.constant dense<0> : tensor<2x1x1x1xi64>
   %a = bnn.bconv2d %x, %w {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64, pad_value = 0 : i64, in_channels = 2 : i64} : tensor<1x1x4x4xi64>, tensor<2x1x1x1xi64> -> tensor<1x2x4x4xf32>
@@ -94,8 +93,9 @@ func.func @left_alone(%x: tensor<1x1x4x4xi64>, %f: tensor<1x2x4x4xf32>) -> (tens
 // -----
 
 // A float stem: the conv writes NHWC because its only reader, the max pool,
-// feeds only NHWC readers (a pack, a converted conv's residual); the pool
-// reads and writes NHWC. No transpose until the function's result.
+// feeds only NHWC readers (a pack, a converted conv's residual: B is
+// converted, the next block's pack reads it); the pool reads and writes
+// NHWC. No transpose until the function's result.
 // CHECK-LABEL: func.func @stem
 // CHECK:      %[[C:.*]] = bnn.conv2d %x, %{{.*}} {{{.*}}channels_last{{.*}}} : tensor<1x3x8x8xf32>, tensor<2x3x3x3xf32> -> tensor<1x4x4x2xf32>
 // CHECK-NOT:  channels_last_input
@@ -105,21 +105,24 @@ func.func @left_alone(%x: tensor<1x1x4x4xi64>, %f: tensor<1x2x4x4xf32>) -> (tens
 // CHECK:      %[[B:.*]] = bnn.bconv2d %[[P]], %{{.*}} residual %[[M]] : tensor<1x4x4x2xf32> {{{.*}}channels_last{{.*}}}
 // CHECK-NEXT: arith.constant
 // CHECK-NEXT: %[[O:.*]] = bnn.gather %[[B]]
-// CHECK-NEXT: func.return %[[O]]
-func.func @stem(%x: tensor<1x3x8x8xf32>) -> tensor<1x2x4x4xf32> {
+// CHECK-NEXT: %[[Q:.*]] = bnn.pack %[[B]] {{{.*}}channels_last{{.*}}}
+// CHECK-NEXT: func.return %[[O]], %[[Q]]
+func.func @stem(%x: tensor<1x3x8x8xf32>) -> (tensor<1x2x4x4xf32>, tensor<1x1x4x4xi64>) {
   %w = arith.constant dense<0.5> : tensor<2x3x3x3xf32>
   %c = bnn.conv2d %x, %w {strides = array<i64: 2, 2>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64} : tensor<1x3x8x8xf32>, tensor<2x3x3x3xf32> -> tensor<1x2x4x4xf32>
   %m = bnn.max_pool2d %c {kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>} : (tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
   %p = bnn.pack %m {groups = 1 : i64} : tensor<1x2x4x4xf32> -> tensor<1x1x4x4xi64>
   %wb = arith.constant dense<0> : tensor<2x1x1x1xi64>
   %b = bnn.bconv2d %p, %wb residual %m : tensor<1x2x4x4xf32> {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64, pad_value = 0 : i64, in_channels = 2 : i64} : tensor<1x1x4x4xi64>, tensor<2x1x1x1xi64> -> tensor<1x2x4x4xf32>
-  func.return %b : tensor<1x2x4x4xf32>
+  %q = bnn.pack %b {groups = 1 : i64} : tensor<1x2x4x4xf32> -> tensor<1x1x4x4xi64>
+  func.return %b, %q : tensor<1x2x4x4xf32>, tensor<1x1x4x4xi64>
 }
 
 // -----
 
 // A downsampling shortcut: the avg pool reads conv A's NHWC result, the 1x1
-// float conv reads the pool's NHWC result and writes NHWC for B's residual.
+// float conv reads the pool's NHWC result and writes NHWC for B's residual
+// (B is converted: a pack reads it).
 // CHECK-LABEL: func.func @shortcut
 // CHECK:      %[[A:.*]] = bnn.bconv2d {{.*}}channels_last{{.*}} -> tensor<1x4x4x2xf32>
 // CHECK-NOT:  bnn.gather
@@ -127,7 +130,7 @@ func.func @stem(%x: tensor<1x3x8x8xf32>) -> tensor<1x2x4x4xf32> {
 // CHECK:      %[[C:.*]] = bnn.conv2d %[[M]], %{{.*}} {{{.*}}channels_last, channels_last_input{{.*}}} : tensor<1x2x2x2xf32>, tensor<3x2x1x1xf32> -> tensor<1x2x2x3xf32>
 // CHECK-NOT:  bnn.gather
 // CHECK:      bnn.bconv2d %{{.*}}, %{{.*}} residual %[[C]] : tensor<1x2x2x3xf32> {{{.*}}channels_last{{.*}}}
-func.func @shortcut(%x: tensor<1x1x4x4xi64>) -> tensor<1x3x2x2xf32> {
+func.func @shortcut(%x: tensor<1x1x4x4xi64>) -> tensor<1x1x2x2xi64> {
   %w = arith.constant dense<0> : tensor<2x1x1x1xi64>
   %a = bnn.bconv2d %x, %w {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64, pad_value = 0 : i64, in_channels = 2 : i64} : tensor<1x1x4x4xi64>, tensor<2x1x1x1xi64> -> tensor<1x2x4x4xf32>
   %m = bnn.avg_pool2d %a {kernel = array<i64: 2, 2>, strides = array<i64: 2, 2>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, count_include_pad = true} : (tensor<1x2x4x4xf32>) -> tensor<1x2x2x2xf32>
@@ -136,14 +139,16 @@ func.func @shortcut(%x: tensor<1x1x4x4xi64>) -> tensor<1x3x2x2xf32> {
   %p = bnn.pack %a {groups = 1 : i64} : tensor<1x2x4x4xf32> -> tensor<1x1x4x4xi64>
   %w2 = arith.constant dense<0> : tensor<3x3x3x1xi64>
   %b = bnn.bconv2d %p, %w2 residual %c : tensor<1x3x2x2xf32> {strides = array<i64: 2, 2>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64, pad_value = 1 : i64, in_channels = 2 : i64} : tensor<1x1x4x4xi64>, tensor<3x3x3x1xi64> -> tensor<1x3x2x2xf32>
-  func.return %b : tensor<1x3x2x2xf32>
+  %q = bnn.pack %b {groups = 1 : i64} : tensor<1x3x2x2xf32> -> tensor<1x1x2x2xi64>
+  func.return %q : tensor<1x1x2x2xi64>
 }
 
 // -----
 
 // Left alone: a float conv whose pool feeds a float op (the PReLU needs
 // NCHW: converting would only move a transpose), and a grouped float conv.
-// The NCHW residual is transposed once, as any other.
+// The NCHW residual of B (converted: a pack reads it) is transposed once, as
+// any other.
 // CHECK-LABEL: func.func @float_readers
 // CHECK:      bnn.conv2d %x, {{.*}}groups = 1 : i64} : tensor<1x3x8x8xf32>, tensor<2x3x3x3xf32> -> tensor<1x2x8x8xf32>
 // CHECK-NEXT: bnn.max_pool2d {{.*}}dilations = array<i64: 1, 1>} : (tensor<1x2x8x8xf32>) -> tensor<1x2x4x4xf32>
@@ -153,7 +158,7 @@ func.func @shortcut(%x: tensor<1x1x4x4xi64>) -> tensor<1x3x2x2xf32> {
 // CHECK:      bnn.conv2d %x, {{.*}}groups = 3 : i64} : tensor<1x3x8x8xf32>, tensor<3x1x1x1xf32> -> tensor<1x3x8x8xf32>
 // CHECK-NEXT: bnn.pack %{{.*}} {groups = 1 : i64} : tensor<1x3x8x8xf32>
 // CHECK:      bnn.bconv2d {{.*}} residual %[[T]] : tensor<1x4x4x2xf32> {{{.*}}channels_last{{.*}}}
-func.func @float_readers(%x: tensor<1x3x8x8xf32>, %s: tensor<2xf32>) -> (tensor<1x2x4x4xf32>, tensor<1x1x8x8xi64>) {
+func.func @float_readers(%x: tensor<1x3x8x8xf32>, %s: tensor<2xf32>) -> (tensor<1x2x4x4xf32>, tensor<1x1x8x8xi64>, tensor<1x1x4x4xi64>) {
   %w = arith.constant dense<0.5> : tensor<2x3x3x3xf32>
   %c = bnn.conv2d %x, %w {strides = array<i64: 1, 1>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64} : tensor<1x3x8x8xf32>, tensor<2x3x3x3xf32> -> tensor<1x2x8x8xf32>
   %m = bnn.max_pool2d %c {kernel = array<i64: 2, 2>, strides = array<i64: 2, 2>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>} : (tensor<1x2x8x8xf32>) -> tensor<1x2x4x4xf32>
@@ -164,5 +169,6 @@ func.func @float_readers(%x: tensor<1x3x8x8xf32>, %s: tensor<2xf32>) -> (tensor<
   %p = bnn.pack %r {groups = 1 : i64} : tensor<1x2x4x4xf32> -> tensor<1x1x4x4xi64>
   %wb = arith.constant dense<0> : tensor<2x1x1x1xi64>
   %b = bnn.bconv2d %p, %wb residual %r : tensor<1x2x4x4xf32> {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64, pad_value = 0 : i64, in_channels = 2 : i64} : tensor<1x1x4x4xi64>, tensor<2x1x1x1xi64> -> tensor<1x2x4x4xf32>
-  func.return %b, %q : tensor<1x2x4x4xf32>, tensor<1x1x8x8xi64>
+  %pb = bnn.pack %b {groups = 1 : i64} : tensor<1x2x4x4xf32> -> tensor<1x1x4x4xi64>
+  func.return %b, %q, %pb : tensor<1x2x4x4xf32>, tensor<1x1x8x8xi64>, tensor<1x1x4x4xi64>
 }
