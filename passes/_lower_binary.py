@@ -11,7 +11,8 @@ kernels do): it broadcasts one activation word and XORs it against
 `lanes` output channels' words, accumulating popcounts in a tile of
 `pixels x vectors` vector registers with no horizontal sums in the K loop.
 dot = K - 2 * popcount; zero padding is exact by subtracting, for border pixels
-only, the +1-padded taps' contributions (a compile-time correction table).
+only, the +1-padded taps' contributions: a compile-time table of their sums
+per border class (which taps of a row / column fall outside the input).
 The epilogue applies the output transform while the tile is in registers.
 """
 
@@ -241,9 +242,11 @@ def _weights_k_major(weight: np.ndarray, groups: int, padded: int) -> np.ndarray
 
 
 def _correction_table(lowerer: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], groups: int, padded: int) -> SSAValue | None:
-    """correction[g, ky, kx, oc]: what an out-of-bounds tap wrongly added, for
-    zero padding computed here from the weights (the +1-padded tap's
-    contribution, Cg - 2 popcount(w)), or the op's own `correction` operand."""
+    """What a border pixel's out-of-bounds taps wrongly added, summed, per
+    border class (_border_classes): table[g, cy, cx, oc]. A tap's share is,
+    for zero padding, computed here from the weights (the +1-padded tap's
+    contribution, Cg - 2 popcount(w)), or the op's own `correction` operand
+    (correction[oc, ky, kx])."""
     pad_value = op.pad_value.value.data
     if op.correction is not None:
         corr = lowerer.constant_value(op.correction, op)
@@ -254,9 +257,34 @@ def _correction_table(lowerer: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue],
         return None
     co, kh, kw = corr.shape
     cog = co // groups
-    table = np.zeros((groups, kh, kw, padded), dtype=np.int64)
-    table[..., :cog] = corr.reshape(groups, cog, kh, kw).transpose(0, 2, 3, 1)
-    return lowerer.global_buffer(table)
+    taps = np.zeros((groups, kh, kw, padded), dtype=np.int64)
+    taps[..., :cog] = corr.reshape(groups, cog, kh, kw).transpose(0, 2, 3, 1)
+    (sh, sw), (ph, pw), (dh, dw) = op.window()
+    h, w = op.operands[0].type.get_shape()[2:]
+    outside_y = _outside_taps(op.output_hw()[0], sh, ph, dh, kh, h)  # classes x kh
+    outside_x = _outside_taps(op.output_hw()[1], sw, pw, dw, kw, w)
+    outside = outside_y[:, None, :, None] | outside_x[None, :, None, :]  # cy x cx x kh x kw
+    return lowerer.global_buffer(np.einsum("yxab,gabc->gyxc", outside.astype(np.int64), taps))
+
+
+def _outside_taps(out_size: int, stride: int, pad: int, dilation: int, kernel: int, in_size: int) -> np.ndarray:
+    """outside[class, k]: whether tap k of an output index of that border
+    class reads the padding (_border_classes; the interior class reads none)."""
+    lo, hi = interior_range(out_size, stride, pad, dilation, kernel, in_size)
+    reps = [*range(lo), None, *range(hi, out_size)]
+    taps = np.arange(kernel) * dilation - pad
+    return np.array(
+        [np.zeros(kernel, bool) if o is None else ((o * stride + taps < 0) | (o * stride + taps >= in_size)) for o in reps]
+    )
+
+
+def _border_class(lb: LoopBuilder, o: IndexLike, interior: tuple[int, int]) -> SSAValue:
+    """An output index's border class along one axis: itself below the
+    interior range [lo, hi), lo inside it, lo + 1 + (o - hi) above it."""
+    lo, hi = interior
+    below = lb.emit(arith.MinSIOp(lb.index(o), lb.index(lo)))
+    above = lb.emit(arith.MaxSIOp(lb.affine([(lb.index(o), 1)], 1 - hi), lb.index(0)))
+    return lb.addi(below, above)
 
 
 # -------------------------------------------------------------- micro-kernel
@@ -395,6 +423,9 @@ def lower_bconv2d(lowerer: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out
             with lb.loop(ow) as xx:
                 lb.store(lb.i64(0), out, [n, k, y.iv, xx.iv])
 
+    rows_inside = interior_range(oh, sh, ph, dh, kh, h)
+    cols_inside = interior_range(ow, sw, pw, dw, kw, w)
+
     def emit_tile(
         n, g, oc0: IndexLike, vectors: int, valid: int, oy: IndexLike, ox0: IndexLike, pixels: int, corrected: bool
     ):
@@ -414,13 +445,15 @@ def lower_bconv2d(lowerer: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out
         # then applies the epilogue (short IR for every tile shape). Its inner
         # loop runs along channels: channels-last results are contiguous
         # there, and LLVM vectorises the whole epilogue.
+        # border pixels subtract their class's correction (one vector load)
+        cy = _border_class(lb, oy, rows_inside) if corrected else None
         for t in range(pixels):
+            cx = _border_class(lb, lb.addi(ox0, t), cols_inside) if corrected else None
             for v in range(vectors):
                 dot = _dot(lb, accs[t][v], k_total, vty)
                 if corrected:
-                    ox = lb.addi(ox0, t)
                     oc = lb.addi(oc0, v * tile.lanes)
-                    dot = lb.subi(dot, _border_correction(lb, correction, g, oc, oy, ox, op, (h, w), vty))
+                    dot = lb.subi(dot, lb.vload(correction, [g, cy, cx, oc], vty))
                 lb.vstore(dot, dots, [t, v * tile.lanes])
         with lb.loops([pixels, valid]) as (t, c):
             dot = lb.load(dots, [t, c])
@@ -453,8 +486,8 @@ def lower_bconv2d(lowerer: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out
         groups=groups,
         channels_per_group=cog,
         out_hw=(oh, ow),
-        interior_rows=interior_range(oh, sh, ph, dh, kh, h),
-        interior_cols=interior_range(ow, sw, pw, dw, kw, w),
+        interior_rows=rows_inside,
+        interior_cols=cols_inside,
         split_border=correction is not None,
         emit=emit_tile,
         rows=rows,
@@ -525,20 +558,6 @@ def _store_row_nchw(
             x0 += count
         lanes //= 2
     scalar(x0, ow, 0)
-
-
-def _border_correction(lb, correction, g, oc, oy, ox, op: bnn.BConv2dOp, hw, vty) -> SSAValue:
-    """Sum of correction[g, ky, kx, oc..] over the taps of (oy, ox) outside the input."""
-    (sh, sw), (ph, pw), (dh, dw) = op.window()
-    kh, kw = op.kernel_size
-    with lb.reduction([kh, kw], [lb.splat(0, vty)]) as red:
-        ky, kx = red.ivs
-        iy = lb.affine([(oy, sh), (ky, dh)], -ph)
-        ix = lb.affine([(ox, sw), (kx, dw)], -pw)
-        inside = lb.and_(lb.in_range(iy, hw[0]), lb.in_range(ix, hw[1]))
-        c = lb.vload(correction, [g, ky, kx, oc], vty)
-        red.next = [lb.iadd(red.carried[0], lb.select(inside, lb.splat(0, vty), c))]
-    return red.results[0]
 
 
 # ------------------------------------------------------------------ bdense

@@ -309,7 +309,8 @@ def tiled_conv_loops(
 ) -> None:
     """n, group, output-channel tile (weights stay in L1), row, column tile.
     With `split_border`, pixels whose window reaches into the padding are
-    emitted separately with one-pixel tiles and `at_border` set. `rows`
+    emitted separately with `at_border` set: whole rows of them in full
+    tiles, the border columns of the other rows in one-pixel tiles. `rows`
     restricts the output rows (a thread's share); `after_row` is emitted
     after each row of a channel tile (e.g. to store a row buffer)."""
     oh, ow = out_hw
@@ -317,10 +318,10 @@ def tiled_conv_loops(
     x_lo, x_hi = interior_cols if split_border else (0, ow)
 
     def row(n, g, oc0, vectors, valid, oy, border_row: bool) -> None:
-        segments = [(0, ow, True)] if border_row else [(0, x_lo, True), (x_lo, x_hi, False), (x_hi, ow, True)]
+        segments = [(0, ow, False)] if border_row else [(0, x_lo, True), (x_lo, x_hi, False), (x_hi, ow, True)]
         for x0, x1, border_col in segments:
             at_border = split_border and (border_row or border_col)
-            pixels = 1 if at_border else tile.pixels
+            pixels = 1 if split_border and border_col else tile.pixels
             full = (x1 - x0) // pixels * pixels
             if full:
                 with lb.loop(x0 + full, lb.index(x0), pixels) as px:

@@ -41,9 +41,12 @@ func.func @scalar(%a: i32) -> i32 {
 
 // bconv2d: weights K-major with output channels padded to the 8-lane vector,
 // and a correction table for zero padding: Cg - 2 popcount(w) per tap
-// (weight word 7 has all 3 channel bits set: 3 - 6 = -3).
+// (taps 1 2 4 / 7 0 5 / 3 6 1: 1 1 1 / -3 3 -1 / -1 -1 1), summed over the
+// taps outside the input for each border class (top / inside / bottom row x
+// left / inside / right column): top-left 1+1+1-3-1 = -1, top 3, top-right 3,
+// left -3, inside 0, right 1, ...
 // CHECK: "memref.global"() <{sym_name = "__bnnc_const_2", type = memref<1x3x3x1x8xi64>, initial_value = dense<{{\[\[\[\[\[}}1, 1, 1, 1, 0, 0, 0, 0]]
-// CHECK: "memref.global"() <{sym_name = "__bnnc_const_3", type = memref<1x3x3x8xi64>, initial_value = dense<{{\[\[\[\[}}1, 1, 1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0, 0, 0]], {{\[\[}}-3, -3, -3, -3
+// CHECK: "memref.global"() <{sym_name = "__bnnc_const_3", type = memref<1x3x3x8xi64>, initial_value = dense<{{\[\[\[\[}}-1, -1, -1, -1, 0, 0, 0, 0], [3, 3, 3, 3, 0, 0, 0, 0], [3, 3, 3, 3, 0, 0, 0, 0]], {{\[\[}}-3, -3, -3, -3, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0, 0, 0]]
 // CHECK-LABEL: func.func private @forward_3_bconv2d(
 // The input is packed once into a padded buffer (6x6 + border = 8x8) ...
 // CHECK: memref.alloc() {alignment = 64 : i64} : memref<1x1x8x8xi64>
@@ -55,7 +58,7 @@ func.func @scalar(%a: i32) -> i32 {
 // CHECK: %[[A:.*]] = vector.broadcast %{{.*}} : i64 to vector<8xi64>
 // CHECK: %[[X:.*]] = arith.xori %[[A]], %{{.*}} : vector<8xi64>
 // CHECK: math.ctpop %[[X]] : vector<8xi64>
-// Border pixels subtract the correction of their out-of-bounds taps.
+// Border pixels subtract their class's correction: one vector load.
 // CHECK: vector.load %{{.*}} : memref<1x3x3x8xi64>, vector<8xi64>
 // The tile's dot products go through a stack buffer to one scalar epilogue
 // loop, which scales each channel's exact integer by its multiplier.
