@@ -211,14 +211,27 @@ def test_cli_table_and_error(capsys, tmp_path):
     assert err.startswith("bnnc: error:") and "Traceback" not in err
 
 
+class _ConvFeedsConvAndRelu(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = XnorConv2d(16, 16, 3, padding=1, act=BINARIZERS["sign"]())
+        self.b = XnorConv2d(16, 16, 3, padding=1, act=BINARIZERS["where"]())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.a(x)
+        return torch.relu(y) * self.b(y)
+
+
 def test_channels_last_conv_and_its_transpose():
-    """A binary conv big enough for channels-last is marked (NHWC); the
-    transpose back to NCHW is a gather whose index (a permutation) the
-    compiled code does not keep, so it adds no bytes."""
+    """A binary conv big enough for channels-last whose result a pack reads
+    is marked (NHWC); the transpose back to NCHW for its float reader is a
+    gather whose index (a permutation) the compiled code does not keep, so
+    it adds no bytes. The conv only a float op reads stays NCHW."""
     torch.manual_seed(0)
-    model = nn.Sequential(XnorConv2d(16, 16, 3, padding=1, act=BINARIZERS["sign"]()), nn.ReLU())
+    model = _ConvFeedsConvAndRelu()
     s = summarize_model(model.eval(), (torch.randn(1, 16, 32, 32),))
-    (conv,) = _rows(s, "bnn.bconv2d")
-    assert conv.output == "1x32x32x16xf32 (NHWC)"
+    first, second = _rows(s, "bnn.bconv2d")
+    assert first.output == "1x32x32x16xf32 (NHWC)"
+    assert second.output == "1x16x32x32xf32"
     (transpose,) = _rows(s, "bnn.gather")
     assert transpose.output == "1x16x32x32xf32" and transpose.param_bytes == 0
