@@ -70,13 +70,15 @@ def _is_float_bconv(op: Operation | None) -> bool:
 MIN_ELEMENTS = 4096
 
 
-def _chosen(module: ModuleOp, min_elements: int) -> list[bnn.BConv2dOp]:
+def _chosen(module: ModuleOp, min_elements: int, every: bool = False) -> list[bnn.BConv2dOp]:
     """The float-result binary convs with at least `min_elements` outputs
     that some neighbour wants NHWC, in program order: a reader that takes
     NHWC (`_some_reader_takes_nhwc`), or a residual computed by a chosen
     conv (a chain of residual blocks stays NHWC: the transpose, if any, comes
     once at its end). Grown from the convs with such a reader until stable."""
     candidates = [op for op in module.walk() if _is_float_bconv(op) and _numel(op.result) >= min_elements]
+    if every:
+        return candidates
     chosen: set[Operation] = set()
     while True:
         grown = {
@@ -156,13 +158,15 @@ def _reads_nhwc(value: SSAValue, bconvs: set[Operation]) -> bool:
     return True
 
 
-def _plan(module: ModuleOp, min_elements: int) -> tuple[list[Operation], dict[Operation, set[int]], set[SSAValue]]:
+def _plan(
+    module: ModuleOp, min_elements: int, every: bool = False
+) -> tuple[list[Operation], dict[Operation, set[int]], set[SSAValue]]:
     """The ops to convert in program order, the operands each of them reads
     NHWC, and the values that become NHWC. A float-result binary conv always
     writes NHWC; a pool and a pack follow their input; a float conv2d (one
     group) reads NHWC when its input is, and writes NHWC only when every
     reader takes NHWC, so converting it never adds a transpose."""
-    bconvs: set[Operation] = set(_chosen(module, min_elements))
+    bconvs: set[Operation] = set(_chosen(module, min_elements, every))
     order: list[Operation] = []
     slots: dict[Operation, set[int]] = {}
     nhwc: set[SSAValue] = set()
@@ -211,8 +215,8 @@ def _rebuilt(op: Operation, operands: list[SSAValue], nhwc_input: bool, nhwc_res
     )
 
 
-def convert(module: ModuleOp, min_elements: int = MIN_ELEMENTS) -> None:
-    order, slots, nhwc = _plan(module, min_elements)
+def convert(module: ModuleOp, min_elements: int = MIN_ELEMENTS, every_float_bconv: bool = False) -> None:
+    order, slots, nhwc = _plan(module, min_elements, every_float_bconv)
     new_of: dict[SSAValue, SSAValue] = {}  # a converted op's old result -> its NHWC result
     nhwc_of: dict[SSAValue, SSAValue] = {}  # NCHW value -> its NHWC transpose, made once
 
@@ -271,5 +275,10 @@ class ChannelsLastPass(ModulePass):
     min_elements: int = MIN_ELEMENTS
     """Results with fewer elements stay NCHW (0: convert every one)."""
 
+    every_float_bconv: bool = False
+    """Convert every float-result binary conv (of min_elements and up),
+    whoever reads it: the fuzzer's NHWC request, so that the NHWC epilogue
+    and the transposes run on graphs whose layers would stay NCHW."""
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        convert(op, self.min_elements)
+        convert(op, self.min_elements, self.every_float_bconv)

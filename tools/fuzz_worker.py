@@ -79,7 +79,7 @@ def bnn_stage(request: dict) -> str | None:
         return None
     from pass_helpers import pipeline_with
 
-    return pipeline_with(**{"channels-last": {"min_elements": 0}})
+    return pipeline_with(**{"channels-last": {"min_elements": 0, "every_float_bconv": "true"}})
 
 
 def _refused(e: Exception, leg: str) -> dict:

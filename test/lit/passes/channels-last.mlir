@@ -1,5 +1,6 @@
 // RUN: %bnnc-opt %s -p 'channels-last{min_elements=0}' --split-input-file | filecheck %s
 // RUN: %bnnc-opt %s -p channels-last --split-input-file | filecheck %s --check-prefix=SMALL
+// RUN: %bnnc-opt %s -p 'channels-last{min_elements=0 every_float_bconv=true}' --split-input-file | filecheck %s --check-prefix=EVERY
 
 // By default these 32-element results are too small to pay for transposes.
 // SMALL-NOT: channels_last
@@ -61,7 +62,14 @@ func.func @float_user(%x: tensor<1x1x4x4xi64>) -> (tensor<1x1x4x4xi64>, tensor<1
 
 // -----
 
-// A conv whose float result only float ops read stays NCHW: no transpose.
+// A conv whose float result only float ops read stays NCHW: no transpose
+// (but for every_float_bconv, the fuzzer's request, which converts it and
+// gives the relu a transpose).
+// EVERY-LABEL: func.func @float_only
+// EVERY:      %[[A:.*]] = bnn.bconv2d {{.*}}channels_last{{.*}} -> tensor<1x4x4x2xf32>
+// EVERY-NEXT: arith.constant
+// EVERY-NEXT: %[[T:.*]] = bnn.gather %[[A]]
+// EVERY-NEXT: bnn.relu %[[T]] : tensor<1x2x4x4xf32>
 // CHECK-LABEL: func.func @float_only
 // CHECK-NOT:  channels_last
 // CHECK-NOT:  bnn.gather
