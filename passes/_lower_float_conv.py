@@ -46,12 +46,27 @@ def _zero_padded(lowerer: Lowerer, x: SSAValue, ph: int, pw: int, rows: Rows) ->
     n_, c, h, w = memref_shape(x)
     dest = lb.alloc([n_, c, h + 2 * ph, w + 2 * pw], f32)
     src_lo, src_hi = lowerer.source_rows(rows, ph, h)
+    # Zeros go only where the copy does not write (each element is stored
+    # once): the pad columns of every row, and the rest of the rows outside
+    # the source (the copy's rows are [src_lo + ph, src_hi + ph)).
+    top = _imin(lb, rows[1], _iadd(lb, src_lo, ph))
+    bottom = _imax(lb, rows[0], _iadd(lb, src_hi, ph))
     with lb.loops([n_, c]) as (n, ch):
-        with lb.loop(rows[1], lb.index(rows[0])) as y, lb.loop(w + 2 * pw) as xx:
-            lb.store(lb.f32(0.0), dest, [n, ch, y.iv, xx.iv])
+        with lb.loop(rows[1], lb.index(rows[0])) as y:
+            for x0, x1 in ((0, pw), (w + pw, w + 2 * pw)):
+                if x1 > x0:
+                    with lb.loop(x1, x0) as xx:
+                        lb.store(lb.f32(0.0), dest, [n, ch, y.iv, xx.iv])
+        for y0, y1 in ((rows[0], top), (bottom, rows[1])):
+            with lb.loop(y1, lb.index(y0)) as y, lb.loop(w + pw, pw) as xx:
+                lb.store(lb.f32(0.0), dest, [n, ch, y.iv, xx.iv])
         with lb.loop(src_hi, lb.index(src_lo)) as y, lb.loop(w) as xx:
             lb.store(lb.load(x, [n, ch, y.iv, xx.iv]), dest, [n, ch, lb.addi(y.iv, ph), lb.addi(xx.iv, pw)])
     return dest, True
+
+
+def _iadd(lb: LoopBuilder, a: IndexLike, b: int) -> IndexLike:
+    return a + b if isinstance(a, int) else lb.addi(a, b)
 
 
 def _zero_padded_nhwc(lowerer: Lowerer, x: SSAValue, ph: int, pw: int, rows: Rows) -> tuple[SSAValue, bool]:
