@@ -97,15 +97,30 @@ def _phase_split_padded(lowerer: Lowerer, x: SSAValue, ph: int, pw: int, sw: int
     q_size = -(-wp // sw)
     dest = lb.alloc([n_, c, h + 2 * ph, sw, q_size], f32)
     src_lo, src_hi = lowerer.source_rows(rows, ph, h)
+    # source column q * sw + phase - pw must lie in [0, w): q in [q_lo, q_hi) of each phase
+    copied = []
+    for phase in range(sw):
+        q_lo = max(0, -(-(pw - phase) // sw))
+        copied.append((q_lo, max(q_lo, (w - 1 + pw - phase) // sw + 1)))
+    # zeros only where the copy does not write (as _zero_padded)
+    top = _imin(lb, rows[1], _iadd(lb, src_lo, ph))
+    bottom = _imax(lb, rows[0], _iadd(lb, src_hi, ph))
     with lb.loops([n_, c]) as (n, ch):
-        with lb.loop(rows[1], lb.index(rows[0])) as y, lb.loops([sw, q_size]) as (phase, q):
-            lb.store(lb.f32(0.0), dest, [n, ch, y.iv, phase, q])
+        with lb.loop(rows[1], lb.index(rows[0])) as y:
+            for phase, (q_lo, q_hi) in enumerate(copied):
+                for q0, q1 in ((0, q_lo), (q_hi, q_size)):
+                    if q1 > q0:
+                        with lb.loop(q1, q0) as q:
+                            lb.store(lb.f32(0.0), dest, [n, ch, y.iv, phase, q.iv])
+        for y0, y1 in ((rows[0], top), (bottom, rows[1])):
+            with lb.loop(y1, lb.index(y0)) as y:
+                for phase, (q_lo, q_hi) in enumerate(copied):
+                    if q_hi > q_lo:
+                        with lb.loop(q_hi, q_lo) as q:
+                            lb.store(lb.f32(0.0), dest, [n, ch, y.iv, phase, q.iv])
         with lb.loop(src_hi, lb.index(src_lo)) as yl:
             y = yl.iv
-            for phase in range(sw):
-                # source column q * sw + phase - pw must lie in [0, w)
-                q_lo = max(0, -(-(pw - phase) // sw))
-                q_hi = (w - 1 + pw - phase) // sw + 1
+            for phase, (q_lo, q_hi) in enumerate(copied):
                 if q_hi <= q_lo:
                     continue
                 with lb.loop(q_hi, q_lo) as q:
