@@ -28,6 +28,11 @@ def tensor_type(shape, elem: str = "f32") -> str:
     return f"tensor<{'x'.join(map(str, shape))}x{elem}>"
 
 
+def const_line(name: str, a: np.ndarray) -> str:
+    """`%name = arith.constant dense<...>` holding `a`, then the body's indent."""
+    return f"%{name} = arith.constant dense<{a.tolist()}> : {tensor_type(a.shape)}\n  "
+
+
 def forward_func(args: list[tuple[str, tuple]], body: str, out_shape, out_elem: str = "f32") -> str:
     """func.func @forward over f32 tensor arguments (name, shape) whose `body` defines %y."""
     params = ", ".join(f"%{name}: {tensor_type(shape)}" for name, shape in args)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 from bnn_models import BINARIZERS, XnorConv2d, make_bireal, make_densenet, make_resnete, randomize_
-from float_helpers import compile_ir, float_bits, forward_func, special_values, tensor_type
+from float_helpers import compile_ir, const_line, float_bits, forward_func, special_values, tensor_type
 from pass_helpers import assert_same_bits_without, pipeline_with, pipeline_without
 from torch import nn
 
@@ -329,17 +329,14 @@ def test_nhwc_float_conv_gives_the_nchw_bits(in_nhwc, out_nhwc, cin, cout, k, st
     w = rng.standard_normal((cout, cin, k, k)).astype(np.float32)
     scale, shift = rng.random(cout).astype(np.float32) + 0.5, rng.standard_normal(cout).astype(np.float32)
 
-    def const(name: str, a: np.ndarray) -> str:
-        return f"%{name} = arith.constant dense<{a.tolist()}> : {tensor_type(a.shape)}\n  "
-
     def ir(nhwc_in: bool, nhwc_out: bool) -> str:
         i = _nhwc(in_shape) if nhwc_in else in_shape
         o = _nhwc(out_shape) if nhwc_out else out_shape
         flags = (", channels_last" if nhwc_out else "") + (", channels_last_input" if nhwc_in else "")
         body = (
-            const("w", w)
-            + const("s", scale)
-            + const("t", shift)
+            const_line("w", w)
+            + const_line("s", scale)
+            + const_line("t", shift)
             + f"%y = bnn.conv2d %x, %w post_scale %s : {tensor_type((cout,))} post_shift %t : {tensor_type((cout,))} "
             f"{{strides = array<i64: {stride}, {stride}>, padding = array<i64: {pad}, {pad}>, "
             f"dilations = array<i64: 1, 1>, groups = 1 : i64{flags}}} : {tensor_type(i)}, {tensor_type(w.shape)} -> {tensor_type(o)}"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from bnn_models import BINARIZERS, XnorConv2d, randomize_
-from float_helpers import float_bits, forward_func, tensor_type
+from float_helpers import const_line, float_bits, forward_func, tensor_type
 from pass_helpers import assert_same_bits_without, pipeline_without
 from torch import nn
 from xdsl.parser import Parser
@@ -55,14 +55,11 @@ def _conv_pool_ir(cin, cout, conv, pool, hw, rng) -> tuple[str, tuple[int, ...]]
     shift = rng.standard_normal(cout).astype(np.float32)
     shift[rng.random(cout) < 0.4] = -0.0
 
-    def const(name: str, a: np.ndarray) -> str:
-        return f"%{name} = arith.constant dense<{a.tolist()}> : {tensor_type(a.shape)}\n  "
-
-    window = lambda name, v: f"{name} = array<i64: {v}, {v}>"  # noqa: E731
+    window = lambda name, v: f"{name} = array<i64: {v}, {v}>"
     body = (
-        const("w", weight)
-        + const("s", scale)
-        + const("t", shift)
+        const_line("w", weight)
+        + const_line("s", scale)
+        + const_line("t", shift)
         + f"%c = bnn.conv2d %x, %w post_scale %s : {tensor_type((cout,))} post_shift %t : {tensor_type((cout,))} "
         f"{{{window('strides', s)}, {window('padding', p)}, {window('dilations', 1)}, groups = 1 : i64, channels_last}} "
         f": {tensor_type((1, cin, h, w))}, {tensor_type(weight.shape)} -> {tensor_type((1, oh, ow, cout))}\n  "
