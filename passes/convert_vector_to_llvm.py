@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from xdsl.context import Context
 from xdsl.dialects import llvm, vector
 from xdsl.dialects.builtin import (
+    DYNAMIC_INDEX,
     DenseArrayBase,
     FloatAttr,
     IntegerAttr,
@@ -94,12 +95,22 @@ def _position(rewriter: PatternRewriter, op: Operation, static: DenseArrayBase, 
     values = list(static.iter_values())
     if len(values) != 1:
         raise _fail(f"{op.name}: only a single position into a 1-D vector is supported")
-    if values[0] < 0:  # dynamic
-        (d,) = dynamic
-        return cast_to_llvm(rewriter, d)
+    if values[0] == DYNAMIC_INDEX:
+        if len(dynamic) != 1:
+            raise _fail(f"{op.name}: a dynamic position needs one index operand, got {len(dynamic)}")
+        return cast_to_llvm(rewriter, dynamic[0])
+    size = _vector_size(op)
+    if not 0 <= values[0] < size:
+        raise _fail(f"{op.name}: position {values[0]} is outside a vector of {size} elements")
     c = llvm.ConstantOp(IntegerAttr(values[0], index_type()), index_type())
     rewriter.insert(c)
     return c.result
+
+
+def _vector_size(op: Operation) -> int:
+    """The element count of the 1-D vector a vector.extract / vector.insert indexes."""
+    vt = op.vector.type if isinstance(op, vector.ExtractOp) else op.dest.type
+    return _one_d(vt).get_shape()[0]
 
 
 class VectorToLLVM(RewritePattern):
