@@ -51,7 +51,7 @@ class FuseMaxPoolIntoConv(RewritePattern):
             return
         if not op.is_channels_last() or single_user(conv.result) is not op:
             return
-        (sh, sw), (ph, pw), (dh, dw) = op.window()
+        _, _, (dh, dw) = op.window()
         if (dh, dw) != (1, 1):
             return
         props = dict(conv.properties)
