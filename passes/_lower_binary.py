@@ -99,10 +99,14 @@ def _pad_word_value(pad_value: int, cg: int, j: int) -> int:
     return word - (1 << 64) if word >= 1 << 63 else word
 
 
-def _fill_border(lb: LoopBuilder, dest: SSAValue, groups: int, cg: int, pad: tuple[int, int], pad_value: int) -> None:
+def _fill_border(
+    lb: LoopBuilder, dest: SSAValue, groups: int, cg: int, pad: tuple[int, int], pad_value: int, extra: int = 0
+) -> None:
+    """The pad word around the input, and in the `extra` columns right of the
+    right padding (read only by the discarded lanes of a column kernel's tile)."""
     n_, total_words, hp, wp = memref_shape(dest)
     words = words_for(cg)
-    if pad == (0, 0):
+    if pad == (0, 0) and not extra:
         return
     for g in range(groups):
         for j in range(words):
@@ -112,13 +116,14 @@ def _fill_border(lb: LoopBuilder, dest: SSAValue, groups: int, cg: int, pad: tup
                 for y0, y1 in ((0, pad[0]), (hp - pad[0], hp)):
                     with lb.loops([y1 - y0, wp]) as (y, xx):
                         lb.store(value, dest, [n, word, lb.addi(y, y0), xx])
-                for x0, x1 in ((0, pad[1]), (wp - pad[1], wp)):
+                for x0, x1 in ((0, pad[1]), (wp - pad[1] - extra, wp)):
                     with lb.loops([hp - 2 * pad[0], x1 - x0]) as (y, xx):
                         lb.store(value, dest, [n, word, lb.addi(y, pad[0]), lb.addi(xx, x0)])
 
 
-def _packed_padded(lowerer: Lowerer, x: SSAValue, op: bnn.BConv2dOp) -> tuple[SSAValue, bool]:
-    """The conv's input as a padded packed buffer, and whether it is a fresh allocation."""
+def _packed_padded(lowerer: Lowerer, x: SSAValue, op: bnn.BConv2dOp, extra: int = 0) -> tuple[SSAValue, bool]:
+    """The conv's input as a padded packed buffer (`extra` more columns on the
+    right, see _fill_border), and whether it is a fresh allocation."""
     lb = lowerer.lb
     groups = op.groups.value.data
     (ph, pw) = op.window()[1]
@@ -127,10 +132,10 @@ def _packed_padded(lowerer: Lowerer, x: SSAValue, op: bnn.BConv2dOp) -> tuple[SS
     pad_value = op.pad_value.value.data
     if op.input_is_packed:
         n_, words, h, w = memref_shape(x)
-        if (ph, pw) == (0, 0):
+        if (ph, pw) == (0, 0) and not extra:
             return x, False
-        dest = lb.alloc([n_, words, h + 2 * ph, w + 2 * pw], i64)
-        _fill_border(lb, dest, groups, cg, (ph, pw), pad_value)
+        dest = lb.alloc([n_, words, h + 2 * ph, w + 2 * pw + extra], i64)
+        _fill_border(lb, dest, groups, cg, (ph, pw), pad_value, extra)
         # only the rows this block reads (all of them on one thread)
         (sh, _), _, (dh, _) = op.window()
         kh = op.kernel_size[0]
@@ -140,8 +145,8 @@ def _packed_padded(lowerer: Lowerer, x: SSAValue, op: bnn.BConv2dOp) -> tuple[SS
             lb.store(lb.load(x, [n, k, y.iv, xx.iv]), dest, [n, k, lb.addi(y.iv, ph), lb.addi(xx.iv, pw)])
         return dest, True
     n_, c, h, w = memref_shape(x)
-    dest = lb.alloc([n_, packed_words(c, groups), h + 2 * ph, w + 2 * pw], i64)
-    _fill_border(lb, dest, groups, cg, (ph, pw), pad_value)
+    dest = lb.alloc([n_, packed_words(c, groups), h + 2 * ph, w + 2 * pw + extra], i64)
+    _fill_border(lb, dest, groups, cg, (ph, pw), pad_value, extra)
     _pack_into(lb, x, groups, dest, (ph, pw))
     return dest, True
 
@@ -242,6 +247,12 @@ def _weights_k_major(weight: np.ndarray, groups: int, padded: int) -> np.ndarray
 
 
 def _correction_table(lowerer: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], groups: int, padded: int) -> SSAValue | None:
+    """_correction_classes as a global buffer."""
+    table = _correction_classes(lowerer, op, groups, padded)
+    return None if table is None else lowerer.global_buffer(table)
+
+
+def _correction_classes(lowerer: Lowerer, op: bnn.BConv2dOp, groups: int, padded: int) -> np.ndarray | None:
     """What a border pixel's out-of-bounds taps wrongly added, summed, per
     border class (_border_classes): table[g, cy, cx, oc]. A tap's share is,
     for zero padding, computed here from the weights (the +1-padded tap's
@@ -264,7 +275,7 @@ def _correction_table(lowerer: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue],
     outside_y = _outside_taps(op.output_hw()[0], sh, ph, dh, kh, h)  # classes x kh
     outside_x = _outside_taps(op.output_hw()[1], sw, pw, dw, kw, w)
     outside = outside_y[:, None, :, None] | outside_x[None, :, None, :]  # cy x cx x kh x kw
-    return lowerer.global_buffer(np.einsum("yxab,gabc->gyxc", outside.astype(np.int64), taps))
+    return np.einsum("yxab,gabc->gyxc", outside.astype(np.int64), taps)
 
 
 def _outside_taps(out_size: int, stride: int, pad: int, dilation: int, kernel: int, in_size: int) -> np.ndarray:
@@ -387,6 +398,13 @@ def _or_bit(
 
 
 def lower_bconv2d(lowerer: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out: SSAValue) -> None:
+    # imported here: the column kernel builds on this module's helpers
+    from bnnc.passes._bconv_columns import column_tile, lower_bconv2d_columns
+
+    column = column_tile(lowerer, op)
+    if column is not None:
+        lower_bconv2d_columns(lowerer, op, args, out, column)
+        return
     lb = lowerer.lb
     groups = op.groups.value.data
     (sh, sw), (ph, pw), (dh, dw) = op.window()

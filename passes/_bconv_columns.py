@@ -1,0 +1,252 @@
+"""bconv2d with a float NCHW result, vectorised over output columns.
+
+Why: the channel-vectorised micro-kernel (_lower_binary) leaves each tile's
+results as channel vectors of one pixel, while NCHW wants each channel's
+pixels contiguous, so its results go through a row buffer and register
+transposes (log2 L shuffle stages per L x L block) on the shuffle port the
+popcounts also need: at 64ch@56x56 the epilogue and transposes took about a
+quarter of the layer. Here the roles swap, as the float conv's column kernel
+(_lower_float_conv) does: one vector load brings `lanes` consecutive output
+columns' activation words (the packed input is planar per word, so a row of
+words is contiguous when the stride along x is 1), one weight word per output
+channel is broadcast, and a `channels x vectors` tile of accumulators
+(accumulate_popcount, with the roles of its operands swapped) holds each
+channel's consecutive pixels: the epilogue stores them along x straight into
+the NCHW result, no transpose.
+
+A tile's last vector may run past the row (ow not a multiple of the tile):
+the padded input copy has enough extra columns for those lanes to read, and
+only the row's pixels are stored. Zero padding's correction is a
+compile-time table per row border class, output channel and column
+(table[g, cy, oc, x], from the per-class sums of _lower_binary), subtracted in
+border rows and in the column tiles that touch a border column only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from xdsl.dialects import arith, vector
+from xdsl.dialects.builtin import IntegerType, VectorType, f32, i64
+from xdsl.ir import SSAValue
+
+from bnnc.dialects import bnn
+from bnnc.passes._loop_builder import IndexLike, LoopBuilder, memref_shape
+from bnnc.passes._lower_binary import (
+    _border_class,
+    _correction_classes,
+    _dot,
+    _Epilogue,
+    _epilogue_of,
+    _packed_padded,
+    _weights_k_major,
+)
+from bnnc.passes._lowering import Lowerer
+from bnnc.passes._microkernel import ColumnTile, accumulate_popcount, ceil_to, choose_column_tile, interior_range
+
+# Rows whose last vector would hold more than this fraction of discarded lanes
+# keep the channel-vectorised kernel (the lanes cost as much as real ones).
+MAX_WASTE = 1 / 8
+i32 = IntegerType(32)
+
+
+def column_tile(lowerer: Lowerer, op: bnn.BConv2dOp) -> ColumnTile | None:
+    """The column kernel's tile for this conv, or None where it does not apply:
+    packed (threshold) or channels-last results, a stride along x (columns
+    not contiguous), narrow popcount accumulators (NEON's channel tile is
+    sized for them), vectors of fewer than 4 words, or rows that leave too
+    many lanes of their last vector unused; and transforms with a select
+    (PReLU, clamps: xDSL's arith.select is scalar-only), or receptive fields
+    too large for _exact_f32."""
+    if op.threshold is not None or op.channels_last is not None or lowerer.popcount_bits < 64:
+        return None
+    (_, sw), _, _ = op.window()
+    lanes = lowerer.vector_bits // 64
+    ow = op.output_hw()[1]
+    if sw != 1 or lanes < 4 or ceil_to(ow, lanes) - ow > MAX_WASTE * ow:
+        return None
+    co, kh, kw, _ = op.weight.type.get_shape()
+    if 2 * kh * kw * op.channels_in // op.groups.value.data + OFFSET_BOUND >= EXACT_I32_TO_F32:
+        return None
+    if op.slope is not None or op.clamp_min is not None or op.clamp_max is not None:
+        return None
+    return choose_column_tile(lowerer.vector_bits, 64, lowerer.registers, co // op.groups.value.data)
+
+
+# |dot - correction + offset| <= 2 K + 2^20 (epilogue offsets are below 2^20)
+# must stay below 2^22 for _exact_f32.
+OFFSET_BOUND = 1 << 20
+EXACT_I32_TO_F32 = 1 << 22
+MAGIC_BITS = 0x4B400000  # the f32 1.5 * 2^23
+MAGIC = 12582912.0
+
+
+def _exact_f32(lb: LoopBuilder, dot: SSAValue) -> SSAValue:
+    """f32 lanes of an i64 vector whose values are below 2^22 in magnitude,
+    exactly (as sitofp; xDSL's arith casts are scalar-only): the low 32 bits
+    of each lane (little-endian: the even i32 lanes; the targets are
+    little-endian) added to the bits of 1.5 * 2^23 are the f32 1.5 * 2^23 + d,
+    and subtracting 1.5 * 2^23 leaves d with no rounding. LLVM emits a
+    truncation, an add and a subtract."""
+    typ = dot.type
+    assert isinstance(typ, VectorType)
+    lanes = typ.get_shape()[0]
+    halves = lb.emit(vector.BitcastOp(dot, VectorType(i32, [2 * lanes])))
+    low = lb.shuffle(halves, halves, list(range(0, 2 * lanes, 2)))
+    bits = lb.iadd(low, lb.splat(MAGIC_BITS, VectorType(i32, [lanes])))
+    fty = VectorType(f32, [lanes])
+    return lb.subf(lb.bitcast(bits, fty), lb.splat(MAGIC, fty))
+
+
+def _vector_transform(lb: LoopBuilder, ep: _Epilogue, dot: SSAValue, g: IndexLike, oc: IndexLike) -> SSAValue:
+    """_float_transform of a vector of one channel's dots (no slope or clamp:
+    column_tile excludes them), in the same order of operations and roundings."""
+    typ = dot.type
+    assert isinstance(typ, VectorType)
+    fty = VectorType(f32, typ.get_shape())
+
+    def param(table: SSAValue, ty: VectorType = fty) -> SSAValue:
+        return lb.broadcast(lb.load(table, [g, oc]), ty)
+
+    if ep.offset is not None:
+        dot = lb.iadd(dot, param(ep.offset, typ))
+    value = _exact_f32(lb, dot)
+    if ep.multiplier is not None and ep.bias is not None:
+        value = lb.fma(value, param(ep.multiplier), param(ep.bias))
+    elif ep.multiplier is not None:
+        value = lb.mulf(value, param(ep.multiplier))
+    elif ep.bias is not None:
+        value = lb.addf(value, param(ep.bias))
+    if ep.post_multiplier is not None:
+        value = lb.mulf(value, param(ep.post_multiplier))
+    if ep.post_bias is not None:
+        value = lb.addf(value, param(ep.post_bias))
+    return value
+
+
+def _add_residual(lb: LoopBuilder, op: bnn.BConv2dOp, value: SSAValue, r: SSAValue) -> SSAValue:
+    """After the whole transform, in the add's operand order (-0.0 + 0.0 differs)."""
+    return lb.addf(r, value) if op.residual_lhs is not None else lb.addf(value, r)
+
+
+def _column_correction(lowerer: Lowerer, op: bnn.BConv2dOp, groups: int, padded: int, span: int) -> SSAValue | None:
+    """table[g, cy, oc, x]: the correction of column x (of `span` computed
+    columns; 0 beyond the row) in row border class cy."""
+    classes = _correction_classes(lowerer, op, groups, padded)  # g, cy, cx, oc
+    if classes is None:
+        return None
+    _, (_, pw), (_, dw) = op.window()
+    ow, w, kw = op.output_hw()[1], op.operands[0].type.get_shape()[3], op.kernel_size[1]
+    lo, hi = interior_range(ow, 1, pw, dw, kw, w)
+    column_class = [min(x, lo) + max(x + 1 - hi, 0) for x in range(ow)]  # as _border_class
+    table = np.zeros((*classes.shape[:2], padded, span), np.int64)
+    table[..., :ow] = classes[:, :, column_class, :].transpose(0, 1, 3, 2)
+    return lowerer.global_buffer(table)
+
+
+def lower_bconv2d_columns(lowerer: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out: SSAValue, tile: ColumnTile) -> None:
+    lb = lowerer.lb
+    groups = op.groups.value.data
+    (sh, _), (ph, pw), (dh, dw) = op.window()
+    cg = op.channels_in // groups
+    co, kh, kw, words = memref_shape(args[1])
+    cog = co // groups
+    n_ = memref_shape(out)[0]
+    oh, ow = op.output_hw()
+    h, w = memref_shape(args[0])[2:]
+    lanes = tile.lanes
+    span = ceil_to(ow, lanes)
+    step = tile.vectors * lanes
+    padded = ceil_to(cog, tile.channels)
+    vty = VectorType(i64, [lanes])
+
+    weights = lowerer.global_buffer(_weights_k_major(lowerer.constant_value(op.weight, op), groups, padded))
+    correction = _column_correction(lowerer, op, groups, padded, span)
+    ep = _epilogue_of(lowerer, op, args, groups, padded)
+    residual = args[2 + (op.correction is not None)] if op.residual is not None else None
+    source, fresh = _packed_padded(lowerer, args[0], op, span - ow)
+    k_total = kh * kw * cg
+    rows_inside = interior_range(oh, sh, ph, dh, kh, h)
+    cols_inside = interior_range(ow, 1, pw, dw, kw, w)
+
+    def emit_tile(n, g, oc0: IndexLike, channels: int, oy: SSAValue, cy: SSAValue | None, x0: IndexLike, pixels: int):
+        """`channels` output channels x `pixels` columns from x0 of row oy;
+        cy: the row's border class when the tile subtracts the correction."""
+        vectors = -(-pixels // lanes)
+
+        def activation_vector(ks: list[SSAValue], v: int) -> SSAValue:
+            ky, kx, j = ks
+            iy = lb.affine([(oy, sh), (ky, dh)])
+            ix = lb.affine([(x0, 1), (kx, dw)], v * lanes)
+            return lb.vload(source, [n, lb.affine([(g, words), (j, 1)]), iy, ix], vty)
+
+        def weight_word(ks: list[SSAValue], t: int) -> SSAValue:
+            ky, kx, j = ks
+            return lb.load(weights, [g, ky, kx, j, lb.addi(oc0, t)])
+
+        accs = accumulate_popcount(
+            lb, vty, channels, vectors, [kh, kw, words], activation_vector, weight_word, lowerer.popcount_bits
+        )
+        for t in range(channels):
+            oc = lb.addi(oc0, t)
+            channel = lb.affine([(g, cog), (oc, 1)])
+            for v in range(vectors):
+                dot = _dot(lb, accs[t][v], k_total, vty)
+                if cy is not None:
+                    dot = lb.subi(dot, lb.vload(correction, [g, cy, oc, lb.affine([(x0, 1)], v * lanes)], vty))
+                value = _vector_transform(lb, ep, dot, g, oc)
+                x = lb.affine([(x0, 1)], v * lanes)
+                valid = min(lanes, pixels - v * lanes)
+                if valid == lanes:  # a whole vector along x, straight into the NCHW row
+                    at = [n, channel, oy, x]
+                    if residual is not None:
+                        value = _add_residual(lb, op, value, lb.vload(residual, at, value.type))
+                    lb.vstore(value, out, at)
+                    continue
+                for lane in range(valid):  # the row's last columns
+                    at = [n, channel, oy, lb.addi(x, lane)]
+                    element = lb.extract(value, lane)
+                    if residual is not None:
+                        element = _add_residual(lb, op, element, lb.load(residual, at))
+                    lb.store(element, out, at)
+
+    full, rest = divmod(ow, step)
+
+    def row(n, g, oc0: IndexLike, channels: int, oy: SSAValue, border_row: bool) -> None:
+        cy = _border_class(lb, oy, rows_inside) if correction is not None else None
+        # tile i covers columns [i step, (i + 1) step): inside cols_inside it needs no correction
+        if cy is None or border_row:
+            segments = [(0, full, cy)]
+        else:
+            a = min(full, -(-cols_inside[0] // step))
+            b = max(a, min(full, cols_inside[1] // step))
+            segments = [(0, a, cy), (a, b, None), (b, full, cy)]
+        for i0, i1, tile_cy in segments:
+            if i1 > i0:
+                with lb.loop(i1, i0) as i:
+                    emit_tile(n, g, oc0, channels, oy, tile_cy, lb.muli(i.iv, step), step)
+        if rest:
+            emit_tile(n, g, oc0, channels, oy, cy, full * step, rest)
+
+    rows = lowerer.row_range(oh)
+    row_ranges = ((0, rows_inside[0], True), (*rows_inside, False), (rows_inside[1], oh, True))
+    if correction is None:
+        row_ranges = ((0, oh, False),)
+
+    def channel_tile(n, g, oc0: IndexLike, channels: int) -> None:
+        for y0, y1, border_row in row_ranges:
+            if y1 <= y0:
+                continue
+            lo = lb.emit(arith.MaxSIOp(lb.index(y0), lb.index(rows[0])))
+            hi = lb.emit(arith.MinSIOp(lb.index(y1), lb.index(rows[1])))
+            with lb.loop(hi, lo) as r:
+                row(n, g, oc0, channels, r.iv, border_row)
+
+    full_tiles, rest_channels = divmod(cog, tile.channels)
+    with lb.loops([n_, groups]) as (n, g):
+        if full_tiles:
+            with lb.loop(full_tiles) as octile:
+                channel_tile(n, g, lb.muli(octile.iv, tile.channels), tile.channels)
+        if rest_channels:
+            channel_tile(n, g, full_tiles * tile.channels, rest_channels)
+    if fresh:
+        lb.dealloc(source)
