@@ -12,7 +12,7 @@ only; the translation to LLVM IR (llvmlite) is `bnnc.codegen`'s.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -85,9 +85,14 @@ def index_arith(kind: type[xllvm.AddOp | xllvm.MulOp], lhs: SSAValue, rhs: SSAVa
     return kind.create(operands=(lhs, rhs), result_types=(lhs.type,), properties={"overflowFlags": _NO_OVERFLOW_FLAGS})
 
 
+_INDEX_TYPES = {32: IntegerType(32), 64: I64}
+
+
 def index_type() -> IntegerType:
-    """The llvm type of `index` in the running conversion."""
-    return IntegerType(_INDEX_BITS.get())
+    """The llvm type of `index` in the running conversion (one shared
+    instance per width: building an IntegerType costs a verification, and
+    the conversions ask ~20k times)."""
+    return _INDEX_TYPES[_INDEX_BITS.get()]
 
 
 def llvm_type(t: Attribute) -> Attribute:
@@ -174,11 +179,35 @@ def rewrite_each(root: Operation, pattern: RewritePattern, kinds: tuple[type[Ope
     rewrites a few thousand of a module's ~30k ops (branches, functions)
     then skips queueing, matching and DCE-checking all the others. An error
     of the pattern propagates as it is (PassFailedException: the pass failed)."""
-    for op in [o for o in root.walk() if isinstance(o, kinds)]:
+    accepts = kind_filter(kinds)
+    for op in [o for o in root.walk() if accepts(o)]:
         pattern.match_and_rewrite(op, PatternRewriter(op))
 
 
-def rewrite_walk(module: ModuleOp, patterns: Sequence[RewritePattern]) -> list[Operation]:
+def kind_filter(kinds: tuple[type[Operation], ...] | Callable[[type[Operation]], bool]) -> Callable[[Operation], bool]:
+    """`isinstance(op, kinds)` (or `kinds(type(op))`) decided once per op
+    class: xDSL's op classes are ABCs, so every isinstance runs
+    ABCMeta.__instancecheck__, and the conversions ask it of ~30k ops, each
+    against a dozen kinds. The answer depends on the class only, so it is
+    the same answer."""
+    test = kinds if callable(kinds) and not isinstance(kinds, tuple) else (lambda cls: issubclass(cls, kinds))
+    memo: dict[type[Operation], bool] = {}
+
+    def accepts(op: Operation) -> bool:
+        cls = type(op)
+        hit = memo.get(cls)
+        if hit is None:
+            hit = memo[cls] = bool(test(cls))
+        return hit
+
+    return accepts
+
+
+def rewrite_walk(
+    module: ModuleOp,
+    patterns: Sequence[RewritePattern],
+    kinds: tuple[type[Operation], ...] | Callable[[type[Operation]], bool] | None = None,
+) -> list[Operation]:
     """Do what `PatternRewriteWalker(GreedyRewritePatternApplier(patterns),
     apply_recursively=False).rewrite_module(module)` does, op for op: every op
     under the module once, in walk order (ops the rewrites create are not
@@ -189,7 +218,9 @@ def rewrite_walk(module: ModuleOp, patterns: Sequence[RewritePattern]) -> list[O
     about a third of a whole-module conversion's time (memref, vector and
     arith each visit all ~30k ops of Bi-Real-Net-18). Returns the visited ops
     still in the module (a pass's leftover check reads them instead of walking
-    the module again: its rewrites create only llvm ops and casts)."""
+    the module again: its rewrites create only llvm ops and casts).
+    `kinds` (op classes, or a test of an op's class) promises that the
+    patterns act on no other op: the others only get the DCE check."""
     ops = list(module.body.walk())
     erased: set[int] = set()
 
@@ -201,10 +232,15 @@ def rewrite_walk(module: ModuleOp, patterns: Sequence[RewritePattern]) -> list[O
     rewriter = PatternRewriter(ops[0]) if ops else None
     if rewriter is not None:
         rewriter.operation_removal_handler.append(removed)
+    accepts = kind_filter(kinds) if kinds is not None else None
     for op in ops:
         if id(op) in erased:
             continue
         assert rewriter is not None
+        if accepts is not None and not accepts(op):
+            if is_trivially_dead(op):
+                rewriter.erase(op)
+            continue
         rewriter.has_done_action = False
         rewriter.current_operation = op
         rewriter.insertion_point = InsertPoint.before(op)

@@ -162,6 +162,17 @@ class ArithToLLVM(RewritePattern):
             replace_with_llvm(rewriter, op, [llvm.FNegOp(arg)])
 
 
+# Every op class the two patterns act on (rewrite_walk gives the others only DCE).
+_KINDS: tuple[type[Operation], ...] = (
+    arith.ConstantOp, *_BINOPS, *_INTRINSIC_BINOPS, *_CASTS, arith.IndexCastOp, arith.CmpiOp, arith.CmpfOp,
+    arith.SelectOp, arith.NegfOp,
+)
+
+
+def _acted_on(cls: type[Operation]) -> bool:
+    return issubclass(cls, _KINDS) or cls.name == "arith.index_castui"
+
+
 @dataclass(frozen=True)
 class ConvertArithToLLVMPass(ModulePass):
     name = "convert-arith-to-llvm"
@@ -171,7 +182,7 @@ class ConvertArithToLLVMPass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         with index_bitwidth(self.index_bitwidth):
-            kept = rewrite_walk(op, [ConstantToLLVM(), ArithToLLVM()])
+            kept = rewrite_walk(op, [ConstantToLLVM(), ArithToLLVM()], _acted_on)
             leftover = [o.name for o in kept if o.dialect_name() == "arith"]
             if leftover:
                 raise PassFailedException(f"convert-arith-to-llvm: cannot lower {sorted(set(leftover))}")

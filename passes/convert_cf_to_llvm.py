@@ -20,7 +20,7 @@ from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
 from xdsl.utils.exceptions import PassFailedException
 
-from bnnc.passes._llvm_common import cast_to_llvm, convert_block_args, index_bitwidth
+from bnnc.passes._llvm_common import cast_to_llvm, convert_block_args, index_bitwidth, kind_filter
 
 
 class CfToLLVM(RewritePattern):
@@ -56,8 +56,9 @@ class ConvertCfToLLVMPass(ModulePass):
         # neither), instead of three over the module's ~30k ops.
         branches: list[Operation] = []
         others: set[str] = set()
+        is_branch = kind_filter((cf.BranchOp, cf.ConditionalBranchOp))
         for o in op.walk():
-            if isinstance(o, cf.BranchOp | cf.ConditionalBranchOp):
+            if is_branch(o):
                 branches.append(o)
             elif o.name.startswith("cf."):
                 others.add(o.name)

@@ -163,6 +163,15 @@ def _declare(module: ModuleOp, name: str, fty: llvm.LLVMFunctionType) -> None:
         Rewriter.insert_op(decl, InsertPoint.at_start(module.body.block))
 
 
+# Every op class MemrefToLLVM acts on (rewrite_walk gives the others only DCE).
+MEMREF_KINDS: tuple[type[Operation], ...] = (
+    memref.LoadOp, memref.StoreOp, vector.LoadOp, vector.StoreOp, memref.AllocOp, memref.DeallocOp,
+    memref.AllocaOp, memref.GlobalOp, memref.GetGlobalOp, memref.SubviewOp, memref.ReinterpretCastOp,
+    memref.ViewOp, memref.CastOp, memref.CollapseShapeOp, memref.ExpandShapeOp, memref.AssumeAlignmentOp,
+    memref.CopyOp,
+)
+
+
 @dataclass
 class MemrefToLLVM(RewritePattern):
     module: ModuleOp
@@ -275,7 +284,7 @@ class ConvertMemrefToLLVMPass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         with index_bitwidth(self.index_bitwidth):
-            kept = rewrite_walk(op, [MemrefToLLVM(op, self.vector_alignment)])
+            kept = rewrite_walk(op, [MemrefToLLVM(op, self.vector_alignment)], MEMREF_KINDS)
             leftover = sorted({o.name for o in kept if o.dialect_name() == "memref"})
             if leftover:
                 raise _fail(f"cannot lower {leftover}")

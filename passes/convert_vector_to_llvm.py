@@ -113,6 +113,13 @@ def _vector_size(op: Operation) -> int:
     return _one_d(vt).get_shape()[0]
 
 
+# Every op class VectorToLLVM acts on (rewrite_walk gives the others only DCE).
+VECTOR_KINDS: tuple[type[Operation], ...] = (
+    vector.BroadcastOp, vector.ReductionOp, vector.ShuffleOp, vector.FMAOp, vector.BitcastOp, vector.ExtractOp,
+    vector.InsertOp,
+)
+
+
 class VectorToLLVM(RewritePattern):
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
         if isinstance(op, vector.BroadcastOp):
@@ -195,7 +202,7 @@ class ConvertVectorToLLVMPass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         with index_bitwidth(self.index_bitwidth):
-            kept = rewrite_walk(op, [VectorToLLVM()])
+            kept = rewrite_walk(op, [VectorToLLVM()], VECTOR_KINDS)
             names = {o.name for o in kept if o.dialect_name() == "vector"}
             leftover = sorted(names - {"vector.load", "vector.store"})
             if leftover:

@@ -23,11 +23,14 @@ from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import PatternRewriter
 from xdsl.transforms.reconcile_unrealized_casts import ReconcileUnrealizedCastsPattern
 
+from bnnc.passes._llvm_common import kind_filter
+
 
 def _sweep(module: ModuleOp, pattern: ReconcileUnrealizedCastsPattern) -> bool:
     """One pass over the module's casts; whether anything changed."""
     changed = False
-    for cast in [o for o in module.walk() if isinstance(o, UnrealizedConversionCastOp)]:
+    is_cast = kind_filter((UnrealizedConversionCastOp,))
+    for cast in [o for o in module.walk() if is_cast(o)]:
         if cast.parent is None:  # erased with an earlier cast's chain
             continue
         rewriter = PatternRewriter(cast)
