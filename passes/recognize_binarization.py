@@ -15,6 +15,14 @@ frontend alike. It reads the value-set analysis (_value_sets.py):
                                              + 0.5 * sum(W * a_c): the popcount form of a
                                              {0,1} input, when W * a_c is +-alpha per channel
 
+A comparison with a threshold, x `pred` t for a finite nonzero constant t
+(scalar or per channel), is first read as (x - t) `pred` 0, which is the same
+predicate in IEEE float32: x - t rounds to 0 only when x == t (gradual
+underflow), keeps the sign of the exact difference otherwise, and is NaN only
+when x is. So where(x >= t, 1, -1) is bnn.sign(x - t). A comparison that
+does not become a binariser gets its operands back; one the analysis reads
+as it is (a clamp's) is never shifted.
+
 torch.sign of a float is compiled as binarize (its 0 taken as +1) only where
 its result reaches a conv or linear layer and its input is not exactly 0 by
 construction; elsewhere it stays bnn.signum. A torch.sign of a value that is
@@ -223,7 +231,71 @@ def _erase_dead(fn: func.FuncOp) -> None:
                 changed = True
 
 
+@dataclass
+class _ShiftedCompare:
+    """A compare rewritten from x `pred` t to (x - t) `pred` 0, and its operands before."""
+
+    compare: bnn.CompareOp
+    sub: bnn.SubOp
+    lhs: SSAValue
+    rhs: SSAValue
+
+
+def _shift_thresholds(fn: func.FuncOp) -> list[_ShiftedCompare]:
+    """x `pred` t (or t `pred` x) with a finite nonzero constant t of x's shape
+    or broadcastable to it -> (x - t) `pred'` 0 (module docstring)."""
+    shifted: list[_ShiftedCompare] = []
+    for op in list(fn.body.walk()):
+        if not isinstance(op, bnn.CompareOp):
+            continue
+        lhs, rhs, pred = op.lhs, op.rhs, op.predicate.data
+        x, t = lhs, const_array(rhs)
+        if t is None:
+            x, t, pred = rhs, const_array(lhs), _SWAPPED.get(pred, pred)
+        if (
+            t is None or const_array(x) is not None or t.dtype != np.float32 or not np.all(np.isfinite(t))
+            or not np.any(t != 0.0) or shape_of(x) != shape_of(op.result)
+        ):
+            continue
+        b = _Builder(op)
+        sub = b.add(bnn.SubOp(x, lhs if x is rhs else rhs, x.type)).owner
+        assert isinstance(sub, bnn.SubOp)
+        zero = b.const(np.zeros([1] * len(shape_of(x)), np.float32))
+        op.operands = [sub.result, zero]
+        op.predicate = StringAttr(pred)
+        shifted.append(_ShiftedCompare(op, sub, lhs, rhs))
+    return shifted
+
+
+def _restore_thresholds(shifted: list[_ShiftedCompare], predicates: dict[bnn.CompareOp, str]) -> None:
+    """Compares still in the function (not binarisers) read x and t again."""
+    for s in shifted:
+        if s.compare.parent is None:
+            continue
+        zero = s.compare.rhs
+        s.compare.operands = [s.lhs, s.rhs]
+        s.compare.predicate = StringAttr(predicates[s.compare])
+        for dead in (s.sub, zero.owner):
+            if dead.parent is not None and not dead.results[0].uses:
+                Rewriter.erase_op(dead)
+
+
+_SWAPPED = {"ge": "le", "le": "ge", "gt": "lt", "lt": "gt"}
+
+
 def recognize(fn: func.FuncOp) -> None:
+    """Recognise the binarisers of `fn`; then, on what is left, those written
+    as a comparison with a threshold (shifted only now, so that a compare the
+    first round reads in place, as in a clamp, keeps its form)."""
+    _recognize_round(fn)
+    predicates = {op: op.predicate.data for op in fn.body.walk() if isinstance(op, bnn.CompareOp)}
+    shifted = _shift_thresholds(fn)
+    if shifted:
+        _recognize_round(fn)
+        _restore_thresholds(shifted, predicates)
+
+
+def _recognize_round(fn: func.FuncOp) -> None:
     vs = ValueSets(fn)
     replaced: dict[SSAValue, SSAValue] = {}  # rewritten layers' old results -> new
     for op in list(fn.body.walk()):

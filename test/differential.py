@@ -12,7 +12,8 @@ binarizer whose PyTorch pre-sign value is within float rounding of 0 (there
 the compiled model may legitimately decide the other sign). To find those, the
 eager run is traced with a ``TorchFunctionMode`` that records the input of
 every binarizer (``sign`` and comparisons of a tensor against 0: ``ge``,
-``gt``, ``le``, ``lt``) applied to an activation (weights, i.e. tensors that
+``gt``, ``le``, ``lt``; against a finite threshold t, the pre-sign value is
+x - t in float64) applied to an activation (weights, i.e. tensors that
 share storage with a parameter or buffer, are exact constants and ignored).
 A pre-sign element is *ambiguous* when
 
@@ -135,19 +136,47 @@ def _is_zero_scalar(v) -> bool:
 
 
 def _classify(func, args, kwargs):
-    """Return (kind, pre_sign_tensor) when func is a binarizer, else None."""
+    """Return (kind, pre_sign_tensor, activation) when func is a binarizer, else
+    None; `activation` is the operand the weight check looks at."""
     name = getattr(func, "__name__", "")
     if name in _SIGN_NAMES and args and isinstance(args[0], torch.Tensor):
-        return "sign", args[0]
+        return "sign", args[0], args[0]
     if name in _CMP_NAMES and len(args) >= 2:
         a, b = args[0], args[1]
         if isinstance(a, torch.Tensor) and a.is_floating_point() and _is_zero_scalar(b):
-            return _CMP_NAMES[name], a
+            return _CMP_NAMES[name], a, a
         if isinstance(b, torch.Tensor) and b.is_floating_point() and _is_zero_scalar(a):
             # torch.ge(0, x) == x <= 0
             flipped = {"ge": "le", "le": "ge", "gt": "lt", "lt": "gt"}[_CMP_NAMES[name]]
-            return flipped, b
+            return flipped, b, b
+        shifted = _threshold_pre_sign(a, b)
+        if shifted is not None:
+            return (_CMP_NAMES[name], *shifted)
     return None
+
+
+def _threshold_pre_sign(a, b):
+    """(a - b, the activation) for a comparison of a float activation with a
+    finite threshold (a number or a smaller tensor broadcasting to it): `a pred b`
+    is `(a - b) pred 0` in exact arithmetic, which is how bnnc binarizes it
+    (recognize-binarization), so a - b, computed in float64, is the pre-sign
+    value whose near-zero elements may legitimately decide either way."""
+    tensors = [t for t in (a, b) if isinstance(t, torch.Tensor)]
+    if not tensors or any(not t.is_floating_point() for t in tensors):
+        return None
+    if any(isinstance(v, bool) or not isinstance(v, (int, float, torch.Tensor)) for v in (a, b)):
+        return None
+    x = max(tensors, key=lambda t: t.numel())
+    if any(isinstance(v, torch.Tensor) and v is not x and v.numel() == x.numel() for v in (a, b)):
+        return None  # two activations compared: not a threshold
+    t = b if x is a else a
+    if not bool(torch.isfinite(torch.as_tensor(t)).all()) or torch.broadcast_shapes(x.shape, torch.as_tensor(t).shape) != x.shape:
+        return None
+
+    def f64(v):
+        return v.detach().to(torch.float64) if isinstance(v, torch.Tensor) else float(v)
+
+    return f64(a) - f64(b), x
 
 
 @dataclass
@@ -192,8 +221,8 @@ class _Tracer(TorchFunctionMode):
         cls = _classify(func, args, kwargs)
         if cls is None:
             return out
-        kind, x = cls
-        if x.untyped_storage().data_ptr() in self.weight_storages:
+        kind, x, activation = cls
+        if activation.untyped_storage().data_ptr() in self.weight_storages:
             return out  # weight binarisation: exact, not a rounding question
         group = self._group_of(x)
         values = x.detach().to(torch.float64).clone()

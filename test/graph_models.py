@@ -51,6 +51,25 @@ class GtFloat(nn.Module):
         return (x > 0).float()
 
 
+class WhereGeThreshold(nn.Module):
+    """where(x >= t_c, 1, -1) with a per-channel threshold t_c (bipolar)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        g = torch.Generator().manual_seed(channels + 1)
+        self.register_buffer("t", torch.empty(1, channels, 1, 1).uniform_(-0.75, 0.75, generator=g))
+
+    def forward(self, x):
+        return torch.where(x >= self.t, 1.0, -1.0)
+
+
+class GtFloatThreshold(nn.Module):
+    """(x > 0.25).float(): unipolar {0, 1} with a scalar threshold."""
+
+    def forward(self, x):
+        return (x > 0.25).float()
+
+
 class ScaledSign(nn.Module):
     """sign(x) * alpha: {-alpha, +alpha}, alpha a scalar or per channel."""
 
@@ -85,6 +104,10 @@ def _binarizer(name: str, c: int) -> nn.Module:
     }
     if name == "rsign":
         return bm.RSign(c, bm.SignBinarizer())
+    if name == "where_ge_t":
+        return WhereGeThreshold(c)
+    if name == "gt_float_t":
+        return GtFloatThreshold()
     if name in ("scaled_sign", "scaled_sign_c"):
         return ScaledSign(c, per_channel=name == "scaled_sign_c")
     return extra[name]() if name in extra else bm.BINARIZERS[name]()

@@ -33,9 +33,10 @@ T = TypeVar("T")
 SIGN_BINARIZERS = ["sign", "sign_nozero", "ste", "hardtanh_ste", "approxsign_fn", "approxsign", "rsign"]
 ZERO_SAFE_BINARIZERS = ["where", "ge"]
 # extended spellings: where/compare forms (zero-safe), sign(x) * alpha (scaled
-# {-a, +a}, through torch.sign), unipolar {0, 1} (exact zeros by construction)
+# {-a, +a}, through torch.sign), unipolar {0, 1} (exact zeros by construction),
+# comparisons with a nonzero threshold (where(x >= t_c), (x > 0.25).float())
 EXTRA_SIGN_BINARIZERS = ["scaled_sign", "scaled_sign_c"]
-EXTRA_ZERO_SAFE_BINARIZERS = ["where_lt", "where_gt", "ge_float", "sign_relu", "gt_float"]
+EXTRA_ZERO_SAFE_BINARIZERS = ["where_lt", "where_gt", "ge_float", "sign_relu", "gt_float", "where_ge_t", "gt_float_t"]
 WEIGHTS = ["xnor_mean", "nested_mean", "l1norm", "no_alpha", "weight_ste", "hardbinary", "overwrite", "pad_minus_one"]
 EXTRA_WEIGHTS = ["pad_plus_one"]
 ACTS = ["none", "relu", "prelu", "hardtanh", "rprelu"]

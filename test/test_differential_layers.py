@@ -227,6 +227,69 @@ def test_sign_after_relu_is_unipolar(bnnc_compile):
     assert str(module).count("bnn.bconv2d") == 1 and "unipolar" in str(module)
 
 
+class ThresholdBinarizer(nn.Module):
+    """A binariser with a threshold t (scalar or per channel), in one of the
+    spellings users write: where(x >= t, 1, -1), where(x > t, ...),
+    where(t <= x, ...) (the constant on the left), (x > t).float() ({0, 1})."""
+
+    def __init__(self, spelling: str, t):
+        super().__init__()
+        self.spelling = spelling
+        self.register_buffer("t", torch.as_tensor(t, dtype=torch.float32))
+
+    def forward(self, x):
+        t = self.t
+        if self.spelling == "ge":
+            return torch.where(x >= t, 1.0, -1.0)
+        if self.spelling == "gt":
+            return torch.where(x > t, 1.0, -1.0)
+        if self.spelling == "le_lhs":
+            return torch.where(t <= x, 1.0, -1.0)
+        if self.spelling == "unipolar_gt":
+            return (x > t).float()
+        raise ValueError(self.spelling)
+
+
+THRESHOLDS = {
+    "scalar": 0.375,
+    "negative": -1.25,
+    "per_channel": (torch.arange(8, dtype=torch.float32) * 0.25 - 1.0).reshape(1, 8, 1, 1),
+}
+
+
+@pytest.mark.parametrize("threshold", sorted(THRESHOLDS))
+@pytest.mark.parametrize("spelling", ["ge", "gt", "le_lhs", "unipolar_gt"])
+def test_binarizer_with_threshold(bnnc_compile, spelling, threshold):
+    """x compared with a nonzero threshold t is a binariser of x - t (exact in
+    float32): the conv after it is binary, and inputs exactly at t (ties)
+    and one ulp either side go the way PyTorch's comparison sends them."""
+    torch.manual_seed(6)
+    t = THRESHOLDS[threshold]
+    model = nn.Sequential(ThresholdBinarizer(spelling, t), bm.SignConv2d(8, 16, 3, padding=1)).eval()
+    x = torch.randn(1, 8, 7, 7)
+    at = torch.broadcast_to(torch.as_tensor(t), x.shape)
+    x[:, :, 0] = at[:, :, 0]  # exactly t
+    x[:, :, 1] = torch.nextafter(at[:, :, 1], torch.tensor(float("inf")))
+    x[:, :, 2] = torch.nextafter(at[:, :, 2], torch.tensor(float("-inf")))
+    cm = check(bnnc_compile, model, x, exact=True)
+    assert torch.equal(cm(x), model(x))
+    assert "bconv2d" in str(cm.summary()) and " conv2d " not in str(cm.summary())
+
+
+def test_threshold_compare_not_binarised_keeps_pytorch_semantics(bnnc_compile):
+    """An infinite threshold is not shifted (x - inf is NaN at x = inf), and a
+    threshold mask used for float math stays one: both compute PyTorch's values."""
+
+    class M(nn.Module):
+        def forward(self, x):
+            return torch.where(x >= float("inf"), 1.0, -1.0) + (x > 0.5).float() * torch.tanh(x)
+
+    x = torch.randn(1, 4, 5, 5)
+    x[0, 0, 0, :3] = torch.tensor([float("inf"), 0.5, float(np.nextafter(np.float32(0.5), np.float32(1)))])
+    cm = check(bnnc_compile, M().eval(), x)
+    assert cm(x)[0, 0, 0, :2].tolist() == [2.0, -1.0]  # where(inf >= inf) is 1; 0.5 > 0.5 is false
+
+
 def test_sign_of_even_accumulator_is_not_silent(bnnc_compile):
     """sign(conv(sign x, sign W)) with an even K: the integer accumulator is 0
     for some inputs, where torch.sign says 0 and a binary result cannot.

@@ -154,16 +154,18 @@ func.func @three_valued(%x: tensor<1x2x3x3xf32>) -> tensor<1x2x3x3xf32> {
 
 // -----
 
-// A comparison against a non-zero threshold is not a sign of x: left alone.
+// Equality with a threshold is not a sign of x - t: left alone, with its
+// operands back (where(x >= t) is @where_ge_threshold below).
 // CHECK-LABEL: func.func @threshold
-// CHECK: bnn.compare
+// CHECK: bnn.compare %x, %{{.*}} {predicate = "eq"}
 // CHECK: bnn.where
 // CHECK-NOT: bnn.sign
+// CHECK-NOT: bnn.sub
 func.func @threshold(%x: tensor<1x4xf32>) -> tensor<1x4xf32> {
   %t = arith.constant dense<0.5> : tensor<1x1xf32>
   %p = arith.constant dense<1.0> : tensor<1x1xf32>
   %m = arith.constant dense<-1.0> : tensor<1x1xf32>
-  %c = bnn.compare %x, %t {predicate = "ge"} : (tensor<1x4xf32>, tensor<1x1xf32>) -> tensor<1x4xf32>
+  %c = bnn.compare %x, %t {predicate = "eq"} : (tensor<1x4xf32>, tensor<1x1xf32>) -> tensor<1x4xf32>
   %w = bnn.where %c, %p, %m : (tensor<1x4xf32>, tensor<1x1xf32>, tensor<1x1xf32>) -> tensor<1x4xf32>
   func.return %w : tensor<1x4xf32>
 }
@@ -223,4 +225,60 @@ func.func @unipolar_ste_weights(%x: tensor<1x3x2x2xf32>) -> tensor<1x2x2x2xf32> 
   %s = bnn.signum %r : tensor<1x3x2x2xf32>
   %y = bnn.conv2d %s, %w {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64} : tensor<1x3x2x2xf32>, tensor<2x3x1x1xf32> -> tensor<1x2x2x2xf32>
   func.return %y : tensor<1x2x2x2xf32>
+}
+
+// -----
+
+// A threshold: where(x >= 0.25, 1, -1) is bnn.sign(x - 0.25), exact in IEEE
+// float32 (x - t is 0 only when x == t and keeps the sign of x - t otherwise).
+// CHECK-LABEL: func.func @where_ge_threshold
+// CHECK-NEXT: %[[T:.*]] = arith.constant dense<2.500000e-01> : tensor<1x1x1x1xf32>
+// CHECK-NEXT: %[[D:.*]] = bnn.sub %x, %[[T]]
+// CHECK-NEXT: %[[S:.*]] = bnn.sign %[[D]]
+// CHECK-NEXT: func.return %[[S]]
+func.func @where_ge_threshold(%x: tensor<1x2x3x3xf32>) -> tensor<1x2x3x3xf32> {
+  %t = arith.constant dense<0.25> : tensor<1x1x1x1xf32>
+  %p = arith.constant dense<1.0> : tensor<1x1x1x1xf32>
+  %m = arith.constant dense<-1.0> : tensor<1x1x1x1xf32>
+  %c = bnn.compare %x, %t {predicate = "ge"} : (tensor<1x2x3x3xf32>, tensor<1x1x1x1xf32>) -> tensor<1x2x3x3xf32>
+  %w = bnn.where %c, %p, %m : (tensor<1x2x3x3xf32>, tensor<1x1x1x1xf32>, tensor<1x1x1x1xf32>) -> tensor<1x2x3x3xf32>
+  func.return %w : tensor<1x2x3x3xf32>
+}
+
+// -----
+
+// Per-channel thresholds on the left, t < x (x > t: x == t goes to -1), into
+// a conv: a binary conv of -sign(-(x - t)).
+// CHECK-LABEL: func.func @per_channel_threshold_lhs
+// CHECK: %[[D:.*]] = bnn.sub %x, %t
+// CHECK: %[[N:.*]] = bnn.mul %[[D]], %[[M:.*]] :
+// CHECK-NEXT: %[[S:.*]] = bnn.sign %[[N]]
+// CHECK-NEXT: %[[B:.*]] = bnn.mul %[[S]], %[[M]]
+// CHECK: bnn.conv2d %[[B]]
+// CHECK-NOT: bnn.compare
+func.func @per_channel_threshold_lhs(%x: tensor<1x2x3x3xf32>) -> tensor<1x2x3x3xf32> {
+  %t = arith.constant dense<[[[[0.5]], [[-1.5]]]]> : tensor<1x2x1x1xf32>
+  %p = arith.constant dense<1.0> : tensor<1x1x1x1xf32>
+  %m = arith.constant dense<-1.0> : tensor<1x1x1x1xf32>
+  %w = arith.constant dense<1.0> : tensor<2x2x1x1xf32>
+  %c = bnn.compare %t, %x {predicate = "lt"} : (tensor<1x2x1x1xf32>, tensor<1x2x3x3xf32>) -> tensor<1x2x3x3xf32>
+  %s = bnn.where %c, %p, %m : (tensor<1x2x3x3xf32>, tensor<1x1x1x1xf32>, tensor<1x1x1x1xf32>) -> tensor<1x2x3x3xf32>
+  %y = bnn.conv2d %s, %w {strides = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64} : tensor<1x2x3x3xf32>, tensor<2x2x1x1xf32> -> tensor<1x2x3x3xf32>
+  func.return %y : tensor<1x2x3x3xf32>
+}
+
+// -----
+
+// A threshold compare that is not a binariser (a mask for float math) keeps
+// its operands and predicate.
+// CHECK-LABEL: func.func @threshold_left_alone
+// CHECK-NEXT: %[[T:.*]] = arith.constant dense<2.500000e-01>
+// CHECK-NEXT: %[[C:.*]] = bnn.compare %[[T]], %x {predicate = "le"}
+// CHECK-NEXT: %[[M:.*]] = bnn.mul %[[C]], %x
+// CHECK-NEXT: func.return %[[M]]
+func.func @threshold_left_alone(%x: tensor<1x4xf32>) -> tensor<1x4xf32> {
+  %t = arith.constant dense<0.25> : tensor<1x1xf32>
+  %c = bnn.compare %t, %x {predicate = "le"} : (tensor<1x1xf32>, tensor<1x4xf32>) -> tensor<1x4xf32>
+  %m = bnn.mul %c, %x : (tensor<1x4xf32>, tensor<1x4xf32>) -> tensor<1x4xf32>
+  func.return %m : tensor<1x4xf32>
 }
