@@ -18,6 +18,7 @@ from contextvars import ContextVar
 
 from xdsl.dialects import llvm as xllvm
 from xdsl.dialects.builtin import (
+    DenseArrayBase,
     Float16Type,
     Float32Type,
     Float64Type,
@@ -26,8 +27,10 @@ from xdsl.dialects.builtin import (
     IntegerType,
     MemRefType,
     ModuleOp,
+    UnitAttr,
     UnrealizedConversionCastOp,
     VectorType,
+    i32,
 )
 from xdsl.ir import Attribute, Block, BlockArgument, Operation, OpResult, SSAValue
 from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
@@ -78,10 +81,10 @@ def unrealized_cast(value: SSAValue, to: Attribute) -> UnrealizedConversionCastO
 _NO_OVERFLOW_FLAGS = IntegerAttr(0, 32)
 
 
-def index_arith(kind: type[xllvm.AddOp | xllvm.MulOp], lhs: SSAValue, rhs: SSAValue) -> Operation:
-    """`llvm.add` / `llvm.mul` of two values of one integer type without
-    overflow flags: the op `kind(lhs, rhs)` builds, without IRDL's argument
-    checking (the address arithmetic of every load and store)."""
+def index_arith(kind: type[xllvm.ArithmeticBinOpOverflow], lhs: SSAValue, rhs: SSAValue) -> Operation:
+    """`llvm.add` / `sub` / `mul` / `shl` of two values of one integer type
+    without overflow flags: the op `kind(lhs, rhs)` builds, without IRDL's
+    argument checking (the address arithmetic of every load and store)."""
     return kind.create(operands=(lhs, rhs), result_types=(lhs.type,), properties={"overflowFlags": _NO_OVERFLOW_FLAGS})
 
 
@@ -93,6 +96,21 @@ def index_type() -> IntegerType:
     instance per width: building an IntegerType costs a verification, and
     the conversions ask ~20k times)."""
     return _INDEX_TYPES[_INDEX_BITS.get()]
+
+
+_SSA_INDEX = DenseArrayBase.from_list(i32, [xllvm.GEP_USE_SSA_VAL])
+_NO_WRAP = IntegerAttr(0, 32)
+
+
+def gep_inbounds(ptr: SSAValue, index: SSAValue, element: Attribute) -> Operation:
+    """`getelementptr inbounds element, ptr, index`: the op
+    `GEPOp(ptr, [GEP_USE_SSA_VAL], element, ssa_indices=[index], inbounds=True)`
+    builds, without IRDL's argument checking (one per load and store)."""
+    return xllvm.GEPOp.create(
+        operands=(ptr, index),
+        result_types=(xllvm.LLVMPointerType(),),
+        properties={"rawConstantIndices": _SSA_INDEX, "elem_type": element, "noWrapFlags": _NO_WRAP, "inbounds": UnitAttr()},
+    )
 
 
 def llvm_type(t: Attribute) -> Attribute:

@@ -66,6 +66,7 @@ from xdsl.utils.exceptions import PassFailedException
 from bnnc.passes._llvm_common import (
     cast_all,
     cast_to_llvm,
+    gep_inbounds,
     index_arith,
     index_bitwidth,
     index_constant,
@@ -145,9 +146,9 @@ def element_pointer(rewriter: PatternRewriter, base: SSAValue, mtype: MemRefType
             rewriter.insert(add)
             linear = add.results[0]
     assert linear is not None
-    gep = llvm.GEPOp(ptr, [llvm.GEP_USE_SSA_VAL], llvm_type(mtype.element_type), ssa_indices=[linear], inbounds=True)
+    gep = gep_inbounds(ptr, linear, llvm_type(mtype.element_type))
     rewriter.insert(gep)
-    return gep.result
+    return gep.results[0]
 
 
 def _declare(module: ModuleOp, name: str, fty: llvm.LLVMFunctionType) -> None:
