@@ -24,6 +24,8 @@ border rows and in the column tiles that touch a border column only.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from xdsl.dialects import arith, vector
 from xdsl.dialects.builtin import IntegerType, VectorType, f32, i64
@@ -34,9 +36,9 @@ from bnnc.passes._loop_builder import IndexLike, LoopBuilder, memref_shape
 from bnnc.passes._lower_binary import (
     _border_class,
     _correction_classes,
-    _dot,
     _Epilogue,
     _epilogue_of,
+    _offsets_of,
     _packed_padded,
     _weights_k_major,
 )
@@ -56,7 +58,7 @@ def column_tile(lowerer: Lowerer, op: bnn.BConv2dOp) -> ColumnTile | None:
     sized for them), vectors of fewer than 4 words, or rows that leave too
     many lanes of their last vector unused; and transforms with a select
     (PReLU, clamps: xDSL's arith.select is scalar-only), or receptive fields
-    too large for _exact_f32."""
+    too large for the exact conversion (_bases)."""
     if op.threshold is not None or op.channels_last is not None or lowerer.popcount_bits < 64:
         return None
     (_, sw), _, _ = op.window()
@@ -72,44 +74,35 @@ def column_tile(lowerer: Lowerer, op: bnn.BConv2dOp) -> ColumnTile | None:
     return choose_column_tile(lowerer.vector_bits, 64, lowerer.registers, co // op.groups.value.data)
 
 
-# |dot - correction + offset| <= 2 K + 2^20 (epilogue offsets are below 2^20)
-# must stay below 2^22 for _exact_f32.
+# The exact i32 -> f32 conversion (_bases) needs |K - 2 popcount| < 2^22 and
+# |correction| + |offset| < 2^22 (|correction| <= K, epilogue offsets <= 2^20).
 OFFSET_BOUND = 1 << 20
 EXACT_I32_TO_F32 = 1 << 22
 MAGIC_BITS = 0x4B400000  # the f32 1.5 * 2^23
 MAGIC = 12582912.0
 
 
-def _exact_f32(lb: LoopBuilder, dot: SSAValue) -> SSAValue:
-    """f32 lanes of an i64 vector whose values are below 2^22 in magnitude,
-    exactly (as sitofp; xDSL's arith casts are scalar-only): the low 32 bits
-    of each lane (little-endian: the even i32 lanes; the targets are
-    little-endian) added to the bits of 1.5 * 2^23 are the f32 1.5 * 2^23 + d,
-    and subtracting 1.5 * 2^23 leaves d with no rounding. LLVM emits a
-    truncation, an add and a subtract."""
-    typ = dot.type
+def _low_halves(lb: LoopBuilder, accs: list[SSAValue]) -> SSAValue:
+    """One i32 vector of the low 32 bits of every lane of one or two i64
+    vectors (concatenated): the even i32 lanes on these little-endian targets.
+    One shuffle truncates both (AVX-512: one vpermt2d for 16 values, where
+    truncating each vector costs two uops), so everything after it runs on
+    twice the lanes."""
+    typ = accs[0].type
     assert isinstance(typ, VectorType)
     lanes = typ.get_shape()[0]
-    halves = lb.emit(vector.BitcastOp(dot, VectorType(i32, [2 * lanes])))
-    low = lb.shuffle(halves, halves, list(range(0, 2 * lanes, 2)))
-    bits = lb.iadd(low, lb.splat(MAGIC_BITS, VectorType(i32, [lanes])))
-    fty = VectorType(f32, [lanes])
-    return lb.subf(lb.bitcast(bits, fty), lb.splat(MAGIC, fty))
+    halves = [lb.emit(vector.BitcastOp(a, VectorType(i32, [2 * lanes]))) for a in accs]
+    return lb.shuffle(halves[0], halves[-1], list(range(0, 2 * lanes * len(accs), 2)))
 
 
-def _vector_transform(lb: LoopBuilder, ep: _Epilogue, dot: SSAValue, g: IndexLike, oc: IndexLike) -> SSAValue:
-    """_float_transform of a vector of one channel's dots (no slope or clamp:
-    column_tile excludes them), in the same order of operations and roundings."""
-    typ = dot.type
-    assert isinstance(typ, VectorType)
-    fty = VectorType(f32, typ.get_shape())
+def _vector_transform(lb: LoopBuilder, ep: _Epilogue, value: SSAValue, g: IndexLike, oc: IndexLike) -> SSAValue:
+    """_float_transform after the dot (+ offset) is a float: one channel's
+    vector, in the same order of operations and roundings (no slope or clamp:
+    column_tile excludes them; the offset is already in `value`)."""
 
-    def param(table: SSAValue, ty: VectorType = fty) -> SSAValue:
-        return lb.broadcast(lb.load(table, [g, oc]), ty)
+    def param(table: SSAValue) -> SSAValue:
+        return lb.broadcast(lb.load(table, [g, oc]), value.type)
 
-    if ep.offset is not None:
-        dot = lb.iadd(dot, param(ep.offset, typ))
-    value = _exact_f32(lb, dot)
     if ep.multiplier is not None and ep.bias is not None:
         value = lb.fma(value, param(ep.multiplier), param(ep.bias))
     elif ep.multiplier is not None:
@@ -128,22 +121,35 @@ def _add_residual(lb: LoopBuilder, op: bnn.BConv2dOp, value: SSAValue, r: SSAVal
     return lb.addf(r, value) if op.residual_lhs is not None else lb.addf(value, r)
 
 
-def _column_correction(lowerer: Lowerer, op: bnn.BConv2dOp, groups: int, padded: int, span: int) -> SSAValue | None:
-    """table[g, cy, oc, x]: the correction of column x (of `span` computed
+def _bases(
+    lowerer: Lowerer, op: bnn.BConv2dOp, groups: int, padded: int, span: int
+) -> tuple[SSAValue, SSAValue | None]:
+    """What the f32 lanes MAGIC + d (d = K - 2 popcount, from the bits
+    MAGIC_BITS + d) have subtracted to become d - correction + offset,
+    exactly (integers below 2^24 on both sides): base[g, oc] = MAGIC - k in
+    tiles without correction, and for zero padding table[g, cy, oc, x] =
+    MAGIC + correction - k: the correction of column x (of `span` computed
     columns; 0 beyond the row) in row border class cy."""
+    offsets = _offsets_of(lowerer, op)
+    k = np.zeros((groups, padded))
+    if offsets is not None:
+        k[:, : offsets.size // groups] = offsets.reshape(groups, -1)
+    base = lowerer.global_buffer((MAGIC - k).astype(np.float32))
     classes = _correction_classes(lowerer, op, groups, padded)  # g, cy, cx, oc
     if classes is None:
-        return None
+        return base, None
     _, (_, pw), (_, dw) = op.window()
     ow, w, kw = op.output_hw()[1], op.operands[0].type.get_shape()[3], op.kernel_size[1]
     lo, hi = interior_range(ow, 1, pw, dw, kw, w)
     column_class = [min(x, lo) + max(x + 1 - hi, 0) for x in range(ow)]  # as _border_class
-    table = np.zeros((*classes.shape[:2], padded, span), np.int64)
-    table[..., :ow] = classes[:, :, column_class, :].transpose(0, 1, 3, 2)
-    return lowerer.global_buffer(table)
+    correction = np.zeros((*classes.shape[:2], padded, span))
+    correction[..., :ow] = classes[:, :, column_class, :].transpose(0, 1, 3, 2)
+    return base, lowerer.global_buffer((MAGIC + correction - k[:, None, :, None]).astype(np.float32))
 
 
-def lower_bconv2d_columns(lowerer: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out: SSAValue, tile: ColumnTile) -> None:
+def lower_bconv2d_columns(
+    lowerer: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out: SSAValue, tile: ColumnTile
+) -> None:
     lb = lowerer.lb
     groups = op.groups.value.data
     (sh, _), (ph, pw), (dh, dw) = op.window()
@@ -160,8 +166,8 @@ def lower_bconv2d_columns(lowerer: Lowerer, op: bnn.BConv2dOp, args: list[SSAVal
     vty = VectorType(i64, [lanes])
 
     weights = lowerer.global_buffer(_weights_k_major(lowerer.constant_value(op.weight, op), groups, padded))
-    correction = _column_correction(lowerer, op, groups, padded, span)
-    ep = _epilogue_of(lowerer, op, args, groups, padded)
+    base, correction = _bases(lowerer, op, groups, padded, span)
+    ep = replace(_epilogue_of(lowerer, op, args, groups, padded), offset=None)  # the offset is in the bases
     residual = args[2 + (op.correction is not None)] if op.residual is not None else None
     source, fresh = _packed_padded(lowerer, args[0], op, span - ow)
     k_total = kh * kw * cg
@@ -189,14 +195,22 @@ def lower_bconv2d_columns(lowerer: Lowerer, op: bnn.BConv2dOp, args: list[SSAVal
         for t in range(channels):
             oc = lb.addi(oc0, t)
             channel = lb.affine([(g, cog), (oc, 1)])
-            for v in range(vectors):
-                dot = _dot(lb, accs[t][v], k_total, vty)
+            # whole vectors in pairs (one f32 vector of twice the lanes), then the rest one by one
+            whole = min(vectors, pixels // lanes)
+            groups_of = [(v, 2) for v in range(0, whole - 1, 2)] + [(v, 1) for v in range(whole // 2 * 2, vectors)]
+            for v, count in groups_of:
+                low = _low_halves(lb, accs[t][v : v + count])
+                ity, fty = low.type, VectorType(f32, low.type.get_shape())
+                bits = lb.subi(lb.splat(MAGIC_BITS + k_total, ity), lb.iadd(low, low))  # MAGIC + d as f32 bits
                 if cy is not None:
-                    dot = lb.subi(dot, lb.vload(correction, [g, cy, oc, lb.affine([(x0, 1)], v * lanes)], vty))
-                value = _vector_transform(lb, ep, dot, g, oc)
+                    at = [g, cy, oc, lb.affine([(x0, 1)], v * lanes)]
+                    subtract = lb.vload(correction, at, fty)
+                else:
+                    subtract = lb.broadcast(lb.load(base, [g, oc]), fty)
+                value = _vector_transform(lb, ep, lb.subf(lb.bitcast(bits, fty), subtract), g, oc)
                 x = lb.affine([(x0, 1)], v * lanes)
-                valid = min(lanes, pixels - v * lanes)
-                if valid == lanes:  # a whole vector along x, straight into the NCHW row
+                valid = min(lanes * count, pixels - v * lanes)
+                if valid == lanes * count:  # whole vectors along x, straight into the NCHW row
                     at = [n, channel, oy, x]
                     if residual is not None:
                         value = _add_residual(lb, op, value, lb.vload(residual, at, value.type))

@@ -316,15 +316,22 @@ class _Epilogue:
     offset: SSAValue | None = None  # integer added to the dot before the multiplier
 
 
+def _offsets_of(lowerer: Lowerer, op: Operation) -> np.ndarray | None:
+    """The popcount form's integer epilogue offsets per channel (epilogue_offsets), or None."""
+    if op.multiplier is None or op.bias is None:
+        return None
+    m = lowerer.constant_value(op.multiplier, op).reshape(-1).astype(np.float32)
+    b = np.broadcast_to(lowerer.constant_value(op.bias, op).reshape(-1).astype(np.float32), m.shape)
+    return epilogue_offsets(m, b, binarized_description(op))
+
+
 def _epilogue_of(lowerer: Lowerer, op: Operation, args: list[SSAValue], groups: int, padded: int) -> _Epilogue:
     lo = op.clamp_min.value.data if op.clamp_min is not None else None
     hi = op.clamp_max.value.data if op.clamp_max is not None else None
-    k = None
-    if op.multiplier is not None and op.bias is not None:
+    k = _offsets_of(lowerer, op)
+    if k is not None:  # those channels: (dot + k) * m + 0
         m = lowerer.constant_value(op.multiplier, op).reshape(-1).astype(np.float32)
         b = np.broadcast_to(lowerer.constant_value(op.bias, op).reshape(-1).astype(np.float32), m.shape)
-        k = epilogue_offsets(m, b, binarized_description(op))
-    if k is not None:  # those channels: (dot + k) * m + 0
         tables = [np.zeros((groups, padded), dtype) for dtype in (np.float32, np.int64)]
         tables[0][:, : m.size // groups] = np.where(k != 0, 0.0, b).reshape(groups, -1)
         tables[1][:, : m.size // groups] = k.reshape(groups, -1)
