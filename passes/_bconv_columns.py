@@ -16,10 +16,18 @@ the NCHW result, no transpose.
 
 A tile's last vector may run past the row (ow not a multiple of the tile):
 the padded input copy has enough extra columns for those lanes to read, and
-only the row's pixels are stored. Zero padding's correction is a
-compile-time table per row border class, output channel and column
-(table[g, cy, oc, x], from the per-class sums of _lower_binary), subtracted in
-border rows and in the column tiles that touch a border column only.
+only the row's pixels are stored (a partial vector lane by lane).
+
+The epilogue works on 32-bit lanes: the popcounts of two vectors are
+truncated by one shuffle, K - 2 popcount is added to the f32 bits of
+1.5 * 2^23 and the float has a base subtracted, exactly (_bases): 1.5 * 2^23
+minus the channel's popcount-form offset, and for zero padding plus the
+correction from a compile-time table per row border class, output channel
+and column (from the per-class sums of _lower_binary), read in border rows
+and in the column tiles that touch a border column only. The output
+transform (multiplier, bias, post affine; no PReLU or clamp) and the
+residual follow in _float_transform's order, so the bits equal the channel
+kernel's.
 """
 
 from __future__ import annotations
