@@ -113,6 +113,27 @@ def gep_inbounds(ptr: SSAValue, index: SSAValue, element: Attribute) -> Operatio
     )
 
 
+_ORDERING_NONE = IntegerAttr(0, 64)
+
+
+def llvm_load(ptr: SSAValue, result_type: Attribute, alignment: int | None = None) -> Operation:
+    """The op `llvm.LoadOp(ptr, result_type, alignment)` builds (non-atomic),
+    without IRDL's argument checking (one per memref / vector load)."""
+    props: dict[str, Attribute] = {"ordering": _ORDERING_NONE}
+    if alignment is not None:
+        props["alignment"] = IntegerAttr(alignment, 64)
+    return xllvm.LoadOp.create(operands=(ptr,), result_types=(result_type,), properties=props)
+
+
+def llvm_store(value: SSAValue, ptr: SSAValue, alignment: int | None = None) -> Operation:
+    """The op `llvm.StoreOp(value, ptr, alignment)` builds (non-atomic, not
+    volatile, temporal), without IRDL's argument checking."""
+    props: dict[str, Attribute] = {"ordering": _ORDERING_NONE}
+    if alignment is not None:
+        props["alignment"] = IntegerAttr(alignment, 64)
+    return xllvm.StoreOp.create(operands=(value, ptr), result_types=(), properties=props)
+
+
 def llvm_type(t: Attribute) -> Attribute:
     """The llvm-dialect type of a builtin type under bnnc's conventions:
     index -> i64 (i32 under index_bitwidth(32)), memref<...> -> !llvm.ptr

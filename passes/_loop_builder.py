@@ -156,10 +156,14 @@ class LoopBuilder:
         self.insert(memref.StoreOp.get(value, buffer, [self.index(i) for i in indices]))
 
     def vload(self, buffer: SSAValue, indices: Sequence[IndexLike], typ: VectorType) -> SSAValue:
-        return self.emit(vector.LoadOp(buffer, [self.index(i) for i in indices], typ))
+        # the op vector.LoadOp(buffer, indices, typ) builds, without IRDL's argument normalisation
+        operands = (SSAValue.get(buffer), *(self.index(i) for i in indices))
+        return self.emit(vector.LoadOp.create(operands=operands, result_types=(typ,)))
 
     def vstore(self, value: SSAValue, buffer: SSAValue, indices: Sequence[IndexLike]) -> None:
-        self.insert(vector.StoreOp(value, buffer, [self.index(i) for i in indices]))
+        # the op vector.StoreOp(value, buffer, indices) builds (no properties), likewise
+        operands = (SSAValue.get(value), SSAValue.get(buffer), *(self.index(i) for i in indices))
+        self.insert(vector.StoreOp.create(operands=operands))
 
     def broadcast(self, scalar: SSAValue, typ: VectorType) -> SSAValue:
         return self.emit(vector.BroadcastOp(scalar, typ))

@@ -72,6 +72,8 @@ from bnnc.passes._llvm_common import (
     index_constant,
     index_type,
     intrinsic_suffix,
+    llvm_load,
+    llvm_store,
     llvm_type,
     replace_with_llvm,
     rewrite_walk,
@@ -182,21 +184,21 @@ class MemrefToLLVM(RewritePattern):
         if isinstance(op, memref.LoadOp):
             mt = _static(op.memref.type)
             p = element_pointer(rewriter, op.memref, mt, list(op.indices))
-            replace_with_llvm(rewriter, op, [llvm.LoadOp(p, llvm_type(mt.element_type))])
+            replace_with_llvm(rewriter, op, [llvm_load(p, llvm_type(mt.element_type))])
         elif isinstance(op, memref.StoreOp):
             mt = _static(op.memref.type)
             p = element_pointer(rewriter, op.memref, mt, list(op.indices))
-            rewriter.replace(op, [llvm.StoreOp(cast_to_llvm(rewriter, op.value), p)], [])
+            rewriter.replace(op, [llvm_store(cast_to_llvm(rewriter, op.value), p)], [])
         elif isinstance(op, vector.LoadOp):
             mt = _static(op.base.type)
             p = element_pointer(rewriter, op.base, mt, list(op.indices))
             align = self.vector_alignment or byte_size(mt.element_type)
-            replace_with_llvm(rewriter, op, [llvm.LoadOp(p, llvm_type(op.result.type), alignment=align)])
+            replace_with_llvm(rewriter, op, [llvm_load(p, llvm_type(op.result.type), align)])
         elif isinstance(op, vector.StoreOp):
             mt = _static(op.base.type)
             p = element_pointer(rewriter, op.base, mt, list(op.indices))
             align = self.vector_alignment or byte_size(mt.element_type)
-            rewriter.replace(op, [llvm.StoreOp(cast_to_llvm(rewriter, op.vector), p, alignment=align)], [])
+            rewriter.replace(op, [llvm_store(cast_to_llvm(rewriter, op.vector), p, align)], [])
         elif isinstance(op, memref.AllocOp):
             mt = _static(op.memref.type)
             align = max(ALLOC_ALIGNMENT, op.alignment.value.data if op.alignment is not None else 0)
