@@ -38,6 +38,7 @@ GRAPH_PASSES = [
     "fuse-output-transform",
     "fuse-residual-add",
     "fuse-conv-bn",
+    "fuse-conv-relu",
     "zero-padding-correction",
     "binary-maxpool",
     "fuse-bn-sign",

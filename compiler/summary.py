@@ -247,12 +247,16 @@ def _channels_last(op: Operation) -> bool:
 
 
 def _fused_pool(op: Operation) -> str:
-    """` + max pool 3x3/2` on a float conv with a fused max pool (fuse-conv-maxpool)."""
-    pool = op.max_pool() if isinstance(op, bnn.Conv2dOp) else None
-    if pool is None:
+    """` + relu`, ` + max pool 3x3/2` on a float conv with a fused ReLU
+    (fuse-conv-relu) or max pool (fuse-conv-maxpool)."""
+    if not isinstance(op, bnn.Conv2dOp):
         return ""
+    relu = " + relu" if op.relu is not None else ""
+    pool = op.max_pool()
+    if pool is None:
+        return relu
     (kh, kw), (sh, sw), _, _ = pool
-    return f" + max pool {kh}x{kw}/{sh if sh == sw else f'{sh}x{sw}'}"
+    return f"{relu} + max pool {kh}x{kw}/{sh if sh == sw else f'{sh}x{sw}'}"
 
 
 def _location(loc: Attribute) -> str:

@@ -65,6 +65,10 @@ class Conv2dOp(_WindowOp):
     one rounding: an inference batch norm fused into the epilogue, computed
     exactly as the unfused bnn.batch_norm computes it (see batch_norm_affine).
 
+    With `relu` (set by fuse-conv-relu) the epilogue then applies torch.relu
+    (x < 0 ? 0 : x, so NaN stays NaN and -0.0 stays -0.0), before a fused max
+    pool reads the values.
+
     With `channels_last` the result is N x OH x OW x Cout, with
     `channels_last_input` the input is N x H x W x Cin (set by the
     channels-last pass where the neighbours are NHWC: the values are the same,
@@ -92,6 +96,7 @@ class Conv2dOp(_WindowOp):
     pool_strides = opt_prop_def(DenseArrayBase[I64])
     pool_padding = opt_prop_def(DenseArrayBase[I64])
     pool_ceil_mode = opt_prop_def(UnitAttr)
+    relu = opt_prop_def(UnitAttr)
     irdl_options = (AttrSizedOperandSegments(as_property=True), ParsePropInAttrDict())
     traits = traits_def(Pure())
     assembly_format = (
@@ -145,6 +150,11 @@ class Conv2dOp(_WindowOp):
             _pair(self.pool_padding, "pool_padding", 0),
             self.pool_ceil_mode is not None,
         )
+
+    def has_fused_epilogue(self) -> bool:
+        """Whether a fusion already folded ops after the conv into it (a batch
+        norm, a ReLU, a max pool): rewrites that rebuild the conv skip it."""
+        return self.post_scale is not None or self.relu is not None or self.pool_kernel is not None
 
     def output_hw(self) -> tuple[int, int]:
         """(OH, OW) of the convolution, whatever its layout (with a fused max

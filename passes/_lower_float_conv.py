@@ -5,7 +5,8 @@ the input. A conv has two kernel shapes (use_column_kernel picks one): the
 micro-kernel vectorised over output channels, and one vectorised over output
 columns whose epilogue stores contiguous NCHW vectors (the stem's). Both
 accumulate every output in the same order, so they give the same bits, and
-both apply a fused batch norm (post_scale / post_shift) as one fma."""
+both apply a fused batch norm (post_scale / post_shift) as one fma, then a
+fused ReLU (fuse-conv-relu)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from xdsl.dialects import arith, vector
-from xdsl.dialects.builtin import VectorType, f32
+from xdsl.dialects.builtin import VectorType, f32, i32
 from xdsl.ir import Operation, SSAValue
 
 from bnnc.dialects import bnn
@@ -32,6 +33,29 @@ from bnnc.passes._microkernel import (
 
 def _fma(lb: LoopBuilder, acc: SSAValue, a: SSAValue, w: SSAValue) -> SSAValue:
     return lb.emit(vector.FMAOp(a, w, acc))
+
+
+# f32 bit patterns: x < 0 exactly for the bits 0x80000001 (the negative
+# denormal closest to 0) through 0xFF800000 (-inf); -0.0 is 0x80000000 and
+# the negative NaNs lie above -inf.
+_FIRST_NEGATIVE = -0x7FFFFFFF  # 0x80000001 as an i32
+_NEGATIVE_COUNT = 0x7F800000  # 0xFF800000 - 0x80000001 + 1
+
+
+def relu_vector(lb: LoopBuilder, v: SSAValue) -> SSAValue:
+    """torch.relu of an f32 vector, x < 0 ? 0 : x (NaN and -0.0 unchanged),
+    with integer ops (xDSL's arith.select and vector compares are
+    scalar-only): with t = bits - 0x80000001 (wrapping), x < 0 exactly when
+    0 <= t < 0x7F800000 as signed i32, and those lanes get the bits of +0.0."""
+    typ = v.type
+    assert isinstance(typ, VectorType)
+    ity = VectorType(i32, typ.get_shape())
+    bits = lb.bitcast(v, ity)
+    t = lb.subi(bits, lb.splat(_FIRST_NEGATIVE, ity))
+    below_end = lb.shrsi(lb.subi(t, lb.splat(_NEGATIVE_COUNT, ity)), lb.splat(31, ity))  # t < count: all ones
+    from_start = lb.xor(lb.shrsi(t, lb.splat(31, ity)), lb.splat(-1, ity))  # t >= 0: all ones
+    negative = lb.and_(below_end, from_start)
+    return lb.bitcast(lb.and_(bits, lb.xor(negative, lb.splat(-1, ity))), typ)
 
 
 Rows = tuple[IndexLike, IndexLike]
@@ -291,6 +315,8 @@ def _channel_conv(
                 if tables.scale is not None and tables.shift is not None:
                     scale, shift = lb.vload(tables.scale, [g, oc], vty), lb.vload(tables.shift, [g, oc], vty)
                     acc = _fma(lb, shift, acc, scale)
+                if op.relu is not None:
+                    acc = relu_vector(lb, acc)
                 if nhwc_out and pool is None and (v + 1) * tile.lanes <= valid:
                     lb.vstore(acc, out, out_index(n, lb.affine([(g, cog), (oc, 1)]), oy, ox0, t))
                 else:
@@ -462,6 +488,8 @@ def _column_conv(
                     acc = lb.addf(acc, post[0])
                 if post[1] is not None and post[2] is not None:
                     acc = _fma(lb, post[2], acc, post[1])  # fma(acc, scale, shift)
+                if op.relu is not None:
+                    acc = relu_vector(lb, acc)
                 lb.vstore(acc, out, [n, lb.affine([(g, cog), (oc, 1)]), oy, ox0])
 
     r0, r1 = lowerer.row_range(oh)

@@ -143,7 +143,7 @@ class ConvToBinaryConv(RewritePattern):
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: bnn.Conv2dOp, rewriter: PatternRewriter) -> None:
-        if op.post_scale is not None:  # a fused epilogue (fuse-conv-bn) is not carried over
+        if op.has_fused_epilogue():  # a fused epilogue (fuse-conv-bn, -relu, -maxpool) is not carried over
             return
         src = binary_source(op.input)
         w = const_array(op.weight)
@@ -223,7 +223,7 @@ class FoldZeroPadIntoConv(RewritePattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: bnn.Conv2dOp, rewriter: PatternRewriter) -> None:
         pad = op.input.owner
-        if op.post_scale is not None or not isinstance(pad, bnn.PadOp) or pad.value.value.data != 0.0:
+        if op.has_fused_epilogue() or not isinstance(pad, bnn.PadOp) or pad.value.value.data != 0.0:
             return
         l, r, t, b = pad.padding.get_values()
         if l != r or t != b:

@@ -34,7 +34,7 @@ class FuseBatchNormIntoConv(RewritePattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: bnn.BatchNormOp, rewriter: PatternRewriter) -> None:
         conv = op.input.owner
-        if not isinstance(conv, bnn.Conv2dOp) or conv.post_scale is not None or single_user(conv.result) is not op:
+        if not isinstance(conv, bnn.Conv2dOp) or conv.has_fused_epilogue() or single_user(conv.result) is not op:
             return
         params = [const_array(v) for v in (op.mean, op.var, op.gamma, op.beta)]
         if any(p is None for p in params):

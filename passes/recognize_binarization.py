@@ -161,7 +161,7 @@ class _Layer:
 def _rewrite_layer(op: bnn.Conv2dOp | bnn.LinearOp, vs: ValueSets, replaced: dict[SSAValue, SSAValue]) -> bool:
     """Rewrite a conv/linear whose input is {-a, +a} or {0, a} per channel; True if
     done (`replaced` then maps its old result to the new one)."""
-    if isinstance(op, bnn.Conv2dOp) and op.post_scale is not None:
+    if isinstance(op, bnn.Conv2dOp) and op.has_fused_epilogue():
         return False
     tv = _live(vs.two_valued(op.input), replaced)
     weight = const_array(op.weight)
