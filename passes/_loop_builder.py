@@ -33,6 +33,9 @@ IndexLike = int | SSAValue
 
 
 _NO_OVERFLOW = arith.IntegerOverflowAttr("none")
+# One `index` type for the ~34k index values the kernels ask for (building
+# an attribute runs its verifier; equal attributes are interchangeable).
+_INDEX = IndexType()
 
 
 def _int_binop(
@@ -97,7 +100,7 @@ class LoopBuilder:
         return self._constants[key]
 
     def index(self, v: IndexLike) -> SSAValue:
-        return self.constant(v, IndexType()) if isinstance(v, int) else v
+        return self.constant(v, _INDEX) if isinstance(v, int) else v
 
     def i64(self, v: int) -> SSAValue:
         return self.constant(v, i64)
@@ -108,7 +111,7 @@ class LoopBuilder:
     # -------------------------------------------------------------- loops
     @contextmanager
     def loop(self, ub: IndexLike, lb: IndexLike = 0, step: IndexLike = 1, carried: Sequence[SSAValue] = ()) -> Iterator[Loop]:
-        block = Block(arg_types=[IndexType(), *[v.type for v in carried]])
+        block = Block(arg_types=[_INDEX, *[v.type for v in carried]])
         op = scf.ForOp(self.index(lb), self.index(ub), self.index(step), list(carried), Region(block))
         self.builder.insert(op)
         saved = self.builder.insertion_point
