@@ -242,7 +242,7 @@ def _stored_bytes(op: Operation, operand: SSAValue) -> int:
 def _channels_last(op: Operation) -> bool:
     """An op that writes its result N x H x W x C (channels-last): a binary
     conv's float result, a float conv or pool next to them."""
-    kinds = (bnn.BConv2dOp, bnn.Conv2dOp, bnn.MaxPool2dOp, bnn.AvgPool2dOp)
+    kinds = (bnn.BConv2dOp, bnn.Conv2dOp, bnn.MaxPool2dOp, bnn.AvgPool2dOp, bnn.BatchNormOp)
     return isinstance(op, kinds) and op.channels_last is not None
 
 

@@ -248,7 +248,10 @@ def batch_norm_affine(mean, var, gamma, beta, eps: float):
 
 @irdl_op_definition
 class BatchNormOp(IRDLOperation):
-    """Inference batch norm over axis 1: (x - mean) / sqrt(var + eps) * gamma + beta."""
+    """Inference batch norm over axis 1: (x - mean) / sqrt(var + eps) * gamma + beta.
+
+    With `channels_last` (set by the channels-last pass on a rank-4 tensor
+    that is N x H x W x C) the channel axis is the last one."""
 
     name = "bnn.batch_norm"
     T: ClassVar = VarConstraint("T", base(TensorType))
@@ -259,6 +262,7 @@ class BatchNormOp(IRDLOperation):
     beta = operand_def(TensorType)
     result = result_def(T)
     epsilon = prop_def(FloatAttr[AnyFloat])
+    channels_last = opt_prop_def(UnitAttr)
     irdl_options = (ParsePropInAttrDict(),)
     traits = traits_def(Pure())
     assembly_format = "$input `,` $mean `,` $var `,` $gamma `,` $beta attr-dict `:` functional-type(operands, results)"
@@ -274,8 +278,11 @@ class BatchNormOp(IRDLOperation):
         shape = _shape(self.input)
         if len(shape) < 2:
             raise VerifyException("bnn.batch_norm input must have a channel axis")
+        if self.channels_last is not None and len(shape) != 4:
+            raise VerifyException("bnn.batch_norm channels_last needs an N x H x W x C input")
+        channels = shape[-1] if self.channels_last is not None else shape[1]
         for v, what in ((self.mean, "mean"), (self.var, "var"), (self.gamma, "gamma"), (self.beta, "beta")):
-            _check_channel_vector(v, shape[1], f"bnn.batch_norm {what}")
+            _check_channel_vector(v, channels, f"bnn.batch_norm {what}")
 
 
 class _UnaryOp(IRDLOperation):

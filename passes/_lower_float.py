@@ -19,6 +19,7 @@ from bnnc.passes._lowering import (
     WorkOf,
     channel_view,
     elementwise,
+    unravel_index,
 )
 
 
@@ -76,6 +77,16 @@ def lower_batch_norm(lowerer: Lowerer, op: bnn.BatchNormOp, args: list[SSAValue]
     mean, var, gamma, beta = (lowerer.constant_value(v, op) for v in op.operands[1:])
     scale, shift = bnn.batch_norm_affine(mean, var, gamma, beta, op.epsilon.value.data)
     scale_buf, shift_buf = lowerer.global_buffer(scale), lowerer.global_buffer(shift)
+    if op.channels_last is not None:  # N x H x W x C: a contiguous loop over channels per pixel
+        lb = lowerer.lb
+        n, h, w, c = memref_shape(out)
+        begin, end = lowerer.row_range(n * h * w)
+        with lb.loop(end, begin) as pixel:
+            at = unravel_index(lb, pixel.iv, [n, h, w])
+            with lb.loop(c) as ch:
+                value = lb.load(x, [*at, ch.iv])
+                lb.store(lb.fma(value, lb.load(scale_buf, [ch.iv]), lb.load(shift_buf, [ch.iv])), out, [*at, ch.iv])
+        return
 
     def body(lb: LoopBuilder, v: list[SSAValue], ivs: list[SSAValue]) -> SSAValue:
         return lb.fma(v[0], lb.load(scale_buf, [ivs[1]]), lb.load(shift_buf, [ivs[1]]))

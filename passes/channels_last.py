@@ -23,12 +23,14 @@ What it changes:
   - a float-result bnn.bconv2d with a reader that takes NHWC, or with a
     residual from such a conv, gets `channels_last`: its result (and
     residual) type becomes N x OH x OW x C;
-  - a bnn.pack, bnn.max_pool2d or bnn.avg_pool2d whose input is NHWC gets
-    `channels_last` and reads (a pool also writes) that layout;
+  - a bnn.pack, bnn.max_pool2d, bnn.avg_pool2d or bnn.batch_norm whose
+    input is NHWC gets `channels_last` and reads (all but a pack also write)
+    that layout;
   - a float bnn.conv2d (one group) reads an NHWC input as it is
     (`channels_last_input`), and writes NHWC (`channels_last`) when every
     reader of its result takes NHWC: a pack, a converted conv's residual,
-    another float conv, or a pool whose readers all do. Otherwise it stays
+    another float conv, or a pool or batch norm whose readers all do
+    (BinaryResNetE's stem: conv -> ReLU -> max pool -> BN). Otherwise it stays
     NCHW, so converting it never adds a transpose;
   - a residual still in NCHW (a float shortcut the rule above left alone,
     an argument) is transposed once into NHWC for the convs that take it;
@@ -135,12 +137,16 @@ def _nhwc_type(typ: TensorType) -> TensorType:
 
 # The float ops that can read (and, but for a pack, write) N x H x W x C.
 _POOLS = (bnn.MaxPool2dOp, bnn.AvgPool2dOp)
+# Ops that keep their input's layout when it is NHWC: the pools, and an
+# inference batch norm (a per-channel fma, on the last axis in NHWC).
+_FOLLOWERS = (*_POOLS, bnn.BatchNormOp)
 
 
 def _reads_nhwc(value: SSAValue, bconvs: set[Operation]) -> bool:
     """Whether every reader of `value` can take it N x H x W x C with no
     transpose: a pack, a converted conv's residual, a float conv's input, or
-    a pool whose own readers all can (a pool keeps its input's layout)."""
+    a pool or batch norm whose own readers all can (they keep their input's
+    layout)."""
     uses = list(value.uses)
     if not uses:
         return False
@@ -152,7 +158,7 @@ def _reads_nhwc(value: SSAValue, bconvs: set[Operation]) -> bool:
             continue
         if isinstance(user, bnn.Conv2dOp) and use.index == 0 and user.groups.value.data == 1:
             continue
-        if isinstance(user, _POOLS) and _reads_nhwc(user.result, bconvs):
+        if isinstance(user, _FOLLOWERS) and use.index == 0 and _reads_nhwc(user.result, bconvs):
             continue
         return False
     return True
@@ -177,7 +183,7 @@ def _plan(
             nhwc.add(op.results[0])
         elif isinstance(op, bnn.PackOp) and op.channels_last is None and op.input in nhwc:
             slots[op] = {0}
-        elif isinstance(op, _POOLS) and op.channels_last is None and op.input in nhwc:
+        elif isinstance(op, _FOLLOWERS) and op.channels_last is None and op.input in nhwc:
             slots[op] = {0}
             nhwc.add(op.result)
         elif isinstance(op, bnn.Conv2dOp) and op.groups.value.data == 1 and op.channels_last is None:
@@ -202,7 +208,7 @@ def _rebuilt(op: Operation, operands: list[SSAValue], nhwc_input: bool, nhwc_res
     if isinstance(op, bnn.PackOp):
         return bnn.PackOp(operands[0], op.groups.value.data, channels_last=True)
     props = dict(op.properties)
-    if isinstance(op, _POOLS) or nhwc_result:
+    if isinstance(op, _FOLLOWERS) or nhwc_result:
         props["channels_last"] = UnitAttr()
     if isinstance(op, bnn.Conv2dOp) and nhwc_input:
         props["channels_last_input"] = UnitAttr()

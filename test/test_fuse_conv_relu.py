@@ -127,8 +127,14 @@ def test_resnete_stem_matches_the_unfused_build_and_pytorch(threads):
     randomize_(model, x, 3)
     module = lower(import_model(model, (x,)), CompileOptions(), stop_after="bnn")
     convs = [op for op in module.walk() if isinstance(op, bnn.Conv2dOp)]
-    assert len(convs) == 1 and convs[0].relu is not None  # the default pipeline fuses it
-    assert not any(isinstance(op, bnn.ReluOp) for op in module.walk())
+    # the default pipeline fuses the ReLU, lays the stem out NHWC (its max pool
+    # and batch norm follow) and fuses the max pool: the one transpose left
+    # gives the caller NCHW
+    assert len(convs) == 1 and convs[0].relu is not None and convs[0].max_pool() is not None
+    assert not any(isinstance(op, (bnn.ReluOp, bnn.MaxPool2dOp)) for op in module.walk())
+    assert sum(isinstance(op, bnn.GatherOp) for op in module.walk()) == 1
+    assert all(op.channels_last is not None for op in module.walk() if isinstance(op, bnn.BatchNormOp))
+    # unfused, everything stays NCHW until the transpose before the pack
     assert_same_bits_without(model, x, pipeline_without("fuse-conv-relu"), threads)
     stem = next(layer for layer in summarize_model(model, (x,)).layers if layer.op == "bnn.conv2d")
-    assert stem.output.endswith(" + relu")
+    assert stem.output.endswith("(NHWC) + relu + max pool 3x3/2")

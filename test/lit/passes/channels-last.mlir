@@ -128,6 +128,40 @@ func.func @stem(%x: tensor<1x3x8x8xf32>) -> (tensor<1x2x4x4xf32>, tensor<1x1x4x4
 
 // -----
 
+// BinaryResNetE's stem: conv -> max pool -> batch norm -> pack. The batch
+// norm keeps its input's layout like a pool, so the conv writes NHWC and the
+// batch norm reads and writes NHWC (its channel axis last). One that meets
+// an NCHW reader (the function's result) keeps the conv NCHW: SMALL.
+// CHECK-LABEL: func.func @stem_bn
+// CHECK:      %[[C:.*]] = bnn.conv2d %x, %{{.*}} {{{.*}}channels_last{{.*}}} : tensor<1x3x8x8xf32>, tensor<2x3x3x3xf32> -> tensor<1x4x4x2xf32>
+// CHECK-NEXT: %[[M:.*]] = bnn.max_pool2d %[[C]] {{{.*}}channels_last{{.*}}} : (tensor<1x4x4x2xf32>) -> tensor<1x4x4x2xf32>
+// CHECK-NEXT: %[[N:.*]] = bnn.batch_norm %[[M]], %{{.*}} {{{.*}}channels_last{{.*}}} : (tensor<1x4x4x2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<1x4x4x2xf32>
+// CHECK-NEXT: %[[P:.*]] = bnn.pack %[[N]] {{{.*}}channels_last{{.*}}} : tensor<1x4x4x2xf32> -> tensor<1x1x4x4xi64>
+// CHECK-NOT:  bnn.gather
+// CHECK-LABEL: func.func @stem_bn_nchw_reader
+// CHECK:      bnn.conv2d %x, %{{.*}} {strides = array<i64: 2, 2>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64} :
+// CHECK-NOT:  channels_last
+func.func @stem_bn(%x: tensor<1x3x8x8xf32>) -> tensor<1x1x4x4xi64> {
+  %w = arith.constant dense<0.5> : tensor<2x3x3x3xf32>
+  %v = arith.constant dense<[0.5, 2.0]> : tensor<2xf32>
+  %c = bnn.conv2d %x, %w {strides = array<i64: 2, 2>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64} : tensor<1x3x8x8xf32>, tensor<2x3x3x3xf32> -> tensor<1x2x4x4xf32>
+  %m = bnn.max_pool2d %c {kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>} : (tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %n = bnn.batch_norm %m, %v, %v, %v, %v {epsilon = 0.0 : f32} : (tensor<1x2x4x4xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<1x2x4x4xf32>
+  %p = bnn.pack %n {groups = 1 : i64} : tensor<1x2x4x4xf32> -> tensor<1x1x4x4xi64>
+  func.return %p : tensor<1x1x4x4xi64>
+}
+func.func @stem_bn_nchw_reader(%x: tensor<1x3x8x8xf32>) -> (tensor<1x1x4x4xi64>, tensor<1x2x4x4xf32>) {
+  %w = arith.constant dense<0.5> : tensor<2x3x3x3xf32>
+  %v = arith.constant dense<[0.5, 2.0]> : tensor<2xf32>
+  %c = bnn.conv2d %x, %w {strides = array<i64: 2, 2>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64} : tensor<1x3x8x8xf32>, tensor<2x3x3x3xf32> -> tensor<1x2x4x4xf32>
+  %m = bnn.max_pool2d %c {kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>} : (tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %n = bnn.batch_norm %m, %v, %v, %v, %v {epsilon = 0.0 : f32} : (tensor<1x2x4x4xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<1x2x4x4xf32>
+  %p = bnn.pack %n {groups = 1 : i64} : tensor<1x2x4x4xf32> -> tensor<1x1x4x4xi64>
+  func.return %p, %n : tensor<1x1x4x4xi64>, tensor<1x2x4x4xf32>
+}
+
+// -----
+
 // A downsampling shortcut: the avg pool reads conv A's NHWC result, the 1x1
 // float conv reads the pool's NHWC result and writes NHWC for B's residual
 // (B is converted: a pack reads it).
