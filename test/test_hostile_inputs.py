@@ -499,6 +499,16 @@ def test_huge_ir_types_in_process(tmp_path, kind, where):
         assert_user_error(rc, err, "too large", path.name)
 
 
+def test_unparsable_integer_width_in_ir(tmp_path):
+    """A dense array of i69 elements (a mutant of a lit file): xDSL's parser raises
+    NotImplementedError; every entry point gives one error line naming the file."""
+    path = tmp_path / "i69.mlir"
+    path.write_text('func.func @f() -> () {\n  "test.op"() {a = array<i69: 1, 2>} : () -> ()\n  func.return\n}\n')
+    for argv in (["opt", path], ["compile", path, "--emit=bnn"]):
+        rc, _, err = run_main(*argv)
+        assert_user_error(rc, err, "i69", path.name)
+
+
 def test_big_splat_refused_before_parsing(tmp_path):
     """A splat of 2^31 elements fits the 1 TiB limit but would be a 16 GiB list in the parser."""
     path = tmp_path / "splat.mlir"
