@@ -26,7 +26,6 @@ from bnnc.errors import PassError
 from bnnc.passes.registry import all_passes
 from bnnc.stages import STAGES
 from bnnc.target import Target
-from bnnc.verifier import verify_module
 
 # Graph-level passes run on the imported bnn dialect (the middle end):
 # binarisers recognised from the values tensors can take, binary ops from weight binarisation, fused epilogues, exact zero padding, pooling
@@ -278,7 +277,7 @@ def apply_passes(
         if verify and (verify_each or i == len(passes) - 1):
             start = time.perf_counter()
             try:
-                verify_module(module)
+                module.verify()
             except (VerifyException, DiagnosticException) as e:
                 what = f"pass '{p.name}'" if verify_each else f"one of the passes up to '{p.name}' (rerun with --verify-each)"
                 raise PassError(f"{what} produced invalid IR: {e}") from None
