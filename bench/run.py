@@ -194,6 +194,7 @@ def float_layer_ir(c: int, hw: int, wpacked: np.ndarray, alpha: np.ndarray) -> s
 """
 
 
+OPENMP_SETTLE_S = 0.3  # after PyTorch's all-cores calls, before bnnc's (see bench_layer)
 THREADED = False  # set in main(): whether bnnc can split work between threads (a num_threads option)
 ALL_CORES = os.cpu_count() or 1
 
@@ -295,6 +296,9 @@ def bench_layer(c: int, hw: int, runs: int, seed: int = 0) -> dict[str, Any]:
 
     # Interleave in rounds so load changes on the shared machine hit all alike; all single-thread
     # rounds first, then the all-cores ones (idle spinning worker threads would steal the core otherwise).
+    # PyTorch's OpenMP workers spin for a while after a parallel call: bnnc's 2-thread 64ch@56 layer
+    # ran 0.16 ms right after 20 torch calls on 2 threads and 0.09-0.12 ms 0.2 s later, so every
+    # all-cores PyTorch timing is followed by a pause before bnnc is timed again.
     samples: dict[str, list[float]] = {name: [] for name in (*calls, *threaded_torch)}
     rounds = 3
     single = {k: v for k, v in calls.items() if not k.endswith("_mt_ms")}
@@ -309,6 +313,7 @@ def bench_layer(c: int, hw: int, runs: int, seed: int = 0) -> dict[str, Any]:
             with torch_threads(ALL_CORES):
                 for name, fn in threaded_torch.items():
                     samples[name].append(median_ms(fn, max(1, runs // rounds), warmup=2))
+            time.sleep(OPENMP_SETTLE_S)
     for name, values in samples.items():
         row[name] = statistics.median(values)
     for kind in ("packed", "float", "packed_mt", "float_mt"):
