@@ -185,6 +185,7 @@ class _Record:
     group: int  # index of the first record binarizing the same tensor
     tensor: torch.Tensor  # keeps the pre-sign tensor alive (stable identity)
     values: torch.Tensor  # float64 copy of the pre-sign values
+    threshold: bool = False  # a comparison with a nonzero threshold (x - t): a binarizer, or a clamp's or mask's test
 
 
 class _Tracer(TorchFunctionMode):
@@ -226,7 +227,7 @@ class _Tracer(TorchFunctionMode):
             return out  # weight binarisation: exact, not a rounding question
         group = self._group_of(x)
         values = x.detach().to(torch.float64).clone()
-        self.records.append(_Record(kind, group, x, values))
+        self.records.append(_Record(kind, group, x, values, threshold=x is not activation))
         forced = self.overrides.get(group)
         if self.snap_rtol is not None and values.numel():
             near = _exact_zero64(values, _channel_scale(values).expand_as(values), self.snap_rtol)
