@@ -208,7 +208,7 @@ def compile_ir(text: str, threads: int = 1) -> Any:
 
     module = Parser(bnnc.context.make_context(), text).parse_module()
     options = CompileOptions(name="forward", num_threads=threads) if THREADED else CompileOptions(name="forward")
-    return bnnc.driver.jit(bnnc.driver.build(module, options=options))
+    return bnnc.driver.jit(bnnc.driver.build(module, options=options, for_jit=True))
 
 
 class WrongResult(AssertionError):
@@ -418,7 +418,7 @@ def bench_networks(names: list[str], runs: int, shape=(1, 3, 224, 224)) -> tuple
             t0 = time.perf_counter()
             # = bnnc.compile(model, (x,), num_threads=1), with the imported IR kept for the all-cores build
             imported = bnnc.driver.import_model(model, (x,))
-            fast = bnnc.driver.jit(bnnc.driver.build(imported.clone(), options=_net_options(1)))
+            fast = bnnc.driver.jit(bnnc.driver.build(imported.clone(), options=_net_options(1), for_jit=True))
             row["compile_s"] = time.perf_counter() - t0
             got = fast(xn)
             scale = float(np.abs(want).max())
@@ -428,7 +428,7 @@ def bench_networks(names: list[str], runs: int, shape=(1, 3, 224, 224)) -> tuple
             # re-time PyTorch right after bnnc so both see similar machine load
             row["torch_ms"] = min(row["torch_ms"], median_ms(torch_caller(model, x), runs))
             if THREADED and ALL_CORES > 1:
-                fast_mt = bnnc.driver.jit(bnnc.driver.build(imported, options=_net_options(ALL_CORES)))
+                fast_mt = bnnc.driver.jit(bnnc.driver.build(imported, options=_net_options(ALL_CORES), for_jit=True))
                 got_mt = fast_mt(xn)
                 if not np.array_equal(got_mt, got):
                     row["mt_mismatch"] = float(np.abs(got_mt - got).max())

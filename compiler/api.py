@@ -64,7 +64,7 @@ def compile(
         example_inputs = batch_examples(model, example_inputs)
         if hasattr(model, "graph_signature"):  # an ExportedProgram
             model, example_inputs = per_sample_program(model, example_inputs), None
-    compiled = jit(build(model, example_inputs, options, trust=trust, cache=cache))
+    compiled = jit(build(model, example_inputs, options, trust=trust, cache=cache, for_jit=True))
     # compiled.summary() imports the model again and runs the graph passes, on first use only.
     from functools import partial
 

@@ -501,7 +501,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         options = CompileOptions(
             name=args.name, num_threads=args.num_threads, check_bounds=args.check_bounds, static_memory=args.static_memory
         )
-        model = jit(build(module, None, options, cache=not args.no_cache))
+        model = jit(build(module, None, options, cache=not args.no_cache, for_jit=True))
     signature = getattr(model, "signature", None)
     # (a dynamic-batch model checks its inputs' batch size itself)
     if signature is not None and len(signature.inputs) == len(inputs) and not signature.dynamic_batch:

@@ -18,8 +18,6 @@ module (or llvmlite).
 
 from __future__ import annotations
 
-import re
-
 import llvmlite.binding as llvm
 import llvmlite.ir as ir
 from xdsl.backend.llvm import convert as _xconv
@@ -34,6 +32,7 @@ from xdsl.ir import Block, Operation, SSAValue
 from bnnc import progress
 from bnnc.dialects.llvm_extra import ExtractElementOp, FPToSIOp, FPToUIOp, UIToFPOp
 from bnnc.errors import TargetError
+from bnnc.machine_code import _target_machine, emit_assembly, emit_object, narrow_size_t, optimize  # noqa: F401  (bnnc.codegen's API)
 from bnnc.parallel_runtime import define_thread_pool
 from bnnc.runtime.signature import llvm_string_literal
 from bnnc.target import Target, _init_llvm
@@ -176,11 +175,17 @@ def _convert_func(op: xllvm.FuncOp, module: ir.Module) -> None:
 
 def to_llvmlite_ir(module: ModuleOp, triple: str = "", profile_entry: str | None = None) -> str:
     """Translate an llvm-dialect module (only llvm.func / llvm.mlir.global at top
-    level) to LLVM IR text. Upstream's per-op converter is reused through a
-    dispatcher that adds the ops it lacks; function linkage is applied.
-    `triple` (or the module's llvm.target_triple) picks the thread pool's
-    spin-wait hint. With `profile_entry`, that function times each of its
-    layer calls (add_layer_timers); without it the output is unchanged."""
+    level) to LLVM IR text (see `to_llvmlite_module`)."""
+    return str(to_llvmlite_module(module, triple, profile_entry))
+
+
+def to_llvmlite_module(module: ModuleOp, triple: str = "", profile_entry: str | None = None) -> ir.Module:
+    """Translate an llvm-dialect module to an llvmlite IR module. Upstream's
+    per-op converter is reused through a dispatcher that adds the ops it
+    lacks; function linkage is applied, and every layer function (internal)
+    is `noinline`. `triple` (or the module's llvm.target_triple) picks the
+    thread pool's spin-wait hint. With `profile_entry`, that function times
+    each of its layer calls (add_layer_timers); without it the output is unchanged."""
     llvm_module = ir.Module()
     triple_attr = module.attributes.get("llvm.target_triple")
     if isinstance(triple_attr, StringAttr):
@@ -218,7 +223,7 @@ def to_llvmlite_ir(module: ModuleOp, triple: str = "", profile_entry: str | None
     define_thread_pool(llvm_module, triple_attr.data if isinstance(triple_attr, StringAttr) else triple)
     if profile_entry is not None:
         add_layer_timers(llvm_module, profile_entry)
-    return str(llvm_module)
+    return llvm_module
 
 
 # Per-layer timing (bnnc profile). The counters are globals the runtime reads:
@@ -288,76 +293,8 @@ def add_layer_timers(module: ir.Module, entry: str) -> int:
 
 
 # --------------------------------------------------------------------------
-# LLVM IR -> optimised module -> object / assembly / JIT
+# optimised module -> JIT (optimisation and objects: bnnc.machine_code)
 # --------------------------------------------------------------------------
-
-
-def _target_machine(target: Target, *, opt_level: int = 3, jit: bool = False) -> llvm.TargetMachine:
-    _init_llvm()
-    try:
-        t = llvm.Target.from_triple(target.triple)
-    except RuntimeError as e:
-        raise TargetError(f"LLVM has no backend for triple '{target.triple}': {e}") from e
-    return t.create_target_machine(
-        cpu=target.cpu,
-        features=target.features,
-        opt=opt_level,
-        reloc="static" if target.is_bare_metal else "pic",  # firmware is linked at fixed addresses
-        codemodel="jitdefault" if jit else "default",
-        jit=jit,
-    )
-
-
-_ALIGNED_ALLOC = re.compile(r'^declare (\S+) @"?aligned_alloc"?\(i64[^,]*, i64[^)]*\)[^\n]*$', re.M)
-
-
-def narrow_size_t(ir_text: str, target: Target) -> str:
-    """aligned_alloc takes size_t, the lowering's `index`. The default pipeline
-    converts `index` to the target's pointer width (pipeline.llvm_passes), so
-    this is a no-op for it; an llvm stage given with --pipeline and without
-    `index_bitwidth=32` passes i64 sizes where size_t is 32 bits (armv7), which
-    would split each across two registers. Route such calls through an
-    always-inlined shim that truncates (one model's sizes fit in 32 bits there)."""
-    m = _ALIGNED_ALLOC.search(ir_text)
-    if target.pointer_bits == 64 or m is None:
-        return ir_text
-    ptr = m.group(1)
-    body = ir_text[: m.start()] + ir_text[m.end() :]
-    body = re.sub(r'@"?aligned_alloc"?\(', '@"__bnnc_aligned_alloc"(', body)
-    shim = (
-        f'define internal {ptr} @"__bnnc_aligned_alloc"(i64 %a, i64 %n) alwaysinline {{\n'
-        "  %a32 = trunc i64 %a to i32\n  %n32 = trunc i64 %n to i32\n"
-        f"  %p = call {ptr} @aligned_alloc(i32 %a32, i32 %n32)\n  ret {ptr} %p\n}}\n"
-        f"declare {ptr} @aligned_alloc(i32, i32)\n"
-    )
-    return f"{body}\n{shim}"
-
-
-def optimize(ir_text: str, target: Target, *, opt_level: int = 3) -> llvm.ModuleRef:
-    """Parse and verify `ir_text`, set the target's triple and data layout, and
-    run LLVM's new-pass-manager pipeline at `opt_level` for the target machine."""
-    _init_llvm()
-    mod = llvm.parse_assembly(narrow_size_t(ir_text, target))
-    mod.verify()
-    tm = _target_machine(target, opt_level=opt_level)
-    mod.triple = target.triple
-    mod.data_layout = str(tm.target_data)
-    if opt_level > 0:
-        pto = llvm.PipelineTuningOptions(speed_level=min(opt_level, 3))
-        pb = llvm.create_pass_builder(tm, pto)
-        pb.getModulePassManager().run(mod, pb)
-    mod.verify()
-    return mod
-
-
-def emit_object(mod: llvm.ModuleRef, target: Target) -> bytes:
-    """A relocatable (PIC) object file for `target`."""
-    return _target_machine(target).emit_object(mod)
-
-
-def emit_assembly(mod: llvm.ModuleRef, target: Target) -> str:
-    """Assembly text for `target` (AT&T syntax on x86)."""
-    return _target_machine(target).emit_assembly(mod)
 
 
 class JitModule:

@@ -13,7 +13,7 @@ Key: SHA-256 over
     file, the contents of its zip members (`torch.export.save` writes the same
     members on every save, but not the same zip bytes), its example input shapes
     and `trust`; a file key is an alias of the IR key it was compiled under;
-  - every `CompileOptions` field but the instrumentation, the resolved target
+  - every `CompileOptions` field but the instrumentation and `jobs`, the resolved target
     (triple, CPU, full feature string) and thread count, the contents of pass
     plugin files, and what the code is for (JIT or artifact);
   - bnnc's version and the SHA-256 of bnnc's own source files, and the versions
@@ -35,12 +35,13 @@ import struct
 import sys
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-MAGIC = b"BNNCC01\n"  # 8 bytes; the digits are the format version
+MAGIC = b"BNNCC02\n"  # 8 bytes; the digits are the format version
 _HEADER = struct.Struct("<8sI")  # magic (padded to 8), header-JSON length
 _MAX_HEADER = 1 << 20
 _SUFFIX = ".bnncc"
@@ -108,9 +109,10 @@ def environment_digest() -> str:
 
 
 def options_digest(options: Any, purpose: str) -> str:
-    """Every field of a CompileOptions but the instrumentation (new fields are
+    """Every field of a CompileOptions but the instrumentation and `jobs` (new fields are
     covered without a change here), plus what they resolve to on this machine."""
-    fields = {f.name: getattr(options, f.name) for f in dataclasses.fields(options) if f.name != "instrument"}
+    # (`jobs` changes how fast LLVM runs, not the code: bnnc.llvm_split)
+    fields = {f.name: getattr(options, f.name) for f in dataclasses.fields(options) if f.name not in ("instrument", "jobs")}
     target = options.resolved_target()
     h = hashlib.sha256()
     h.update(json.dumps(
@@ -189,11 +191,12 @@ def _key(kind: str, model_part: str, options: Any, purpose: str) -> str:
 @dataclass(frozen=True)
 class Entry:
     """A cached compile: the model's signature (JSON), the target triple, and
-    the object code bnnc emitted; `meta` holds what else a consumer needs."""
+    the object code bnnc emitted (one object per part of a split module:
+    bnnc.llvm_split); `meta` holds what else a consumer needs."""
 
     signature_json: str
     triple: str
-    object_code: bytes
+    objects: tuple[bytes, ...]
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
@@ -266,7 +269,12 @@ def load(key: str) -> Entry | None:
     try:
         if "alias" in header:
             return None
-        return Entry(str(header["signature"]), str(header["triple"]), payload, dict(header.get("meta", {})))
+        sizes = [int(n) for n in header["objects"]]
+        if sum(sizes) != len(payload) or min(sizes, default=-1) < 0:
+            return None
+        ends = [sum(sizes[: i + 1]) for i in range(len(sizes))]
+        objects = tuple(payload[end - n : end] for n, end in zip(sizes, ends))
+        return Entry(str(header["signature"]), str(header["triple"]), objects, dict(header.get("meta", {})))
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -274,9 +282,10 @@ def load(key: str) -> Entry | None:
 def store(key: str, entry: Entry) -> None:
     """Save `entry` under `key`; a cache that cannot be written is not an error
     (the compile already succeeded)."""
-    header = {"signature": entry.signature_json, "triple": entry.triple, "meta": entry.meta}
+    header = {"signature": entry.signature_json, "triple": entry.triple, "meta": entry.meta,
+              "objects": [len(o) for o in entry.objects]}
     try:
-        _write_atomic(_path(key), _encode(key, header, entry.object_code))
+        _write_atomic(_path(key), _encode(key, header, b"".join(entry.objects)))
     except OSError:
         pass
 
@@ -295,23 +304,26 @@ def store_alias(key: str, target_key: str) -> None:
 
 
 class ObjectJit:
-    """Links object code bnnc emitted for the host JIT (`emit_jit_object`) into
-    this process with MCJIT, as `JitModule` does for a module. Keep it alive
-    while addresses from it are in use."""
+    """Links the object code bnnc emitted for the host JIT (`driver.jit_objects`:
+    one object per part, which call each other) into this process with MCJIT,
+    as `JitModule` does for a module. Keep it alive while addresses from it
+    are in use."""
 
-    def __init__(self, object_code: bytes, target: Any):
+    def __init__(self, objects: Sequence[bytes], target: Any):
         import llvmlite.binding as llvm
 
         from bnnc.errors import TargetError
+        from bnnc.machine_code import _target_machine
 
         if target.triple != llvm.get_process_triple():
             raise TargetError(f"cannot JIT for '{target.triple}' on a '{llvm.get_process_triple()}' host")
         self.target = target
-        self._tm = _jit_target_machine(target)
+        self._tm = _target_machine(target, jit=True)  # (llvmlite only: a cache hit loads no xDSL)
         empty = llvm.parse_assembly(f'target triple = "{target.triple}"\n')
         self._engine = llvm.create_mcjit_compiler(empty, self._tm)
-        self._object = llvm.ObjectFileRef.from_data(object_code)
-        self._engine.add_object_file(self._object)
+        self._objects = [llvm.ObjectFileRef.from_data(code) for code in objects]
+        for obj in self._objects:
+            self._engine.add_object_file(obj)
         self._engine.finalize_object()
 
     def address_of(self, symbol: str) -> int:
@@ -321,25 +333,6 @@ class ObjectJit:
         if not addr:
             raise KeyError(f"symbol '{symbol}' not found in the cached object")
         return addr
-
-
-def _jit_target_machine(target: Any) -> Any:
-    """The target machine `bnnc.codegen.JitModule` gives MCJIT (opt 3, PIC, JIT
-    code model), built here so that a cache hit need not import the code generator."""
-    import llvmlite.binding as llvm
-
-    from bnnc.target import _init_llvm
-
-    _init_llvm()
-    return llvm.Target.from_triple(target.triple).create_target_machine(
-        cpu=target.cpu, features=target.features, opt=3, reloc="pic", codemodel="jitdefault", jit=True
-    )
-
-
-def emit_jit_object(llvm_module: Any, target: Any) -> bytes:
-    """Object code for the host JIT, made by the target machine MCJIT uses when
-    it compiles a module itself."""
-    return _jit_target_machine(target).emit_object(llvm_module)
 
 
 def _lookup(key: str, file_key: str | None, from_entry: Any) -> Any | None:
@@ -373,7 +366,7 @@ def cached_build(model: Any, example_inputs: Any, options: Any, *, trust: bool) 
 
     target = options.resolved_target()
     if _instrumented(options) or not target.is_host or disabled():
-        return driver.build(model, example_inputs, options, trust=trust)
+        return driver.build(model, example_inputs, options, trust=trust, for_jit=True)
 
     def from_entry(entry: Entry) -> Any | None:
         if entry.triple != target.triple:
@@ -382,7 +375,7 @@ def cached_build(model: Any, example_inputs: Any, options: Any, *, trust: bool) 
             signature = Signature.from_json(entry.signature_json)
         except Exception:  # a malformed signature is a corrupt entry
             return None
-        return driver.Build(signature, target, None, entry.object_code)
+        return driver.Build(signature, target, None, entry.objects)
 
     try:
         progress.stage("compile cache")
@@ -396,11 +389,10 @@ def cached_build(model: Any, example_inputs: Any, options: Any, *, trust: bool) 
         key = ir_key(module, options, purpose="jit")
         if (hit := _lookup(key, file_key, from_entry)) is not None:
             return hit
-        built = driver.build(module, None, options)
-        progress.stage("machine code")
-        code = emit_jit_object(built.llvm_module, target)
-        _store(key, Entry(built.signature.to_json(), target.triple, code), file_key)
-        return driver.Build(built.signature, target, None, code)
+        built = driver.build(module, None, options, for_jit=True)
+        assert built.objects is not None
+        _store(key, Entry(built.signature.to_json(), target.triple, built.objects), file_key)
+        return built
     finally:
         progress.done()
 
@@ -427,7 +419,9 @@ def artifact_build(model: Any, options: Any, importer: Any, *, trust: bool = Fal
         try:
             if entry.triple != target.triple:
                 return None
-            return Signature.from_json(entry.signature_json), entry.object_code, artifacts.ArtifactFacts(
+            if len(entry.objects) != 1:
+                return None
+            return Signature.from_json(entry.signature_json), entry.objects[0], artifacts.ArtifactFacts(
                 scratch_bytes=entry.meta["scratch_bytes"],
                 scratch_allocations=int(entry.meta["scratch_allocations"]),
                 mutable_globals=tuple(entry.meta["mutable_globals"]),
@@ -461,7 +455,7 @@ def artifact_build(model: Any, options: Any, importer: Any, *, trust: bool = Fal
                 "mutable_globals": list(facts.mutable_globals),
                 "creates_threads": facts.creates_threads,
             }
-            _store(key, Entry(built.signature.to_json(), target.triple, code, meta), file_key)
+            _store(key, Entry(built.signature.to_json(), target.triple, (code,), meta), file_key)
         return built.signature, code, facts
     finally:
         progress.done()

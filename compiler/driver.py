@@ -72,6 +72,10 @@ class CompileOptions:
     # One entry point for any batch size N (bnnc.dynamic_batch): the model is
     # the per-sample network (import it at batch 1), called in a batch loop.
     dynamic_batch: bool = False
+    # Processes that optimise and compile a host-JIT build's parts in
+    # parallel (bnnc.llvm_jobs); None: the cores available, at most 8. The
+    # machine code does not depend on it (bnnc.llvm_split).
+    jobs: int | None = None
     instrument: Instrumentation = field(default_factory=Instrumentation)
 
     def resolved_target(self) -> Target:
@@ -83,6 +87,15 @@ class CompileOptions:
         if not 1 <= self.num_threads <= MAX_THREADS:
             raise BnncError(f"num_threads must be 1..{MAX_THREADS}, got {self.num_threads}")
         return self.num_threads
+
+    def resolved_jobs(self) -> int:
+        from bnnc.llvm_jobs import default_jobs
+
+        if self.jobs is None:
+            return default_jobs()
+        if self.jobs < 1:
+            raise BnncError(f"jobs must be at least 1, got {self.jobs}")
+        return self.jobs
 
     def resolved_pipeline(self) -> Pipeline:
         target = self.resolved_target()
@@ -248,8 +261,8 @@ class Build:
 
     signature: Signature
     target: Target
-    llvm_module: Any  # llvmlite.binding.ModuleRef; None for a build from the compile cache
-    object_code: bytes | None = None  # host-JIT object code (bnnc.compile_cache)
+    llvm_module: Any  # llvmlite.binding.ModuleRef; None for a build of JIT objects
+    objects: tuple[bytes, ...] | None = None  # host-JIT object code, one per part (bnnc.llvm_split)
 
 
 @_without_gc
@@ -260,9 +273,12 @@ def build(
     *,
     trust: bool = False,
     cache: bool = False,
+    for_jit: bool = False,
 ) -> Build:
-    """Compile `model`; with `cache`, a host-JIT build goes through the
-    persistent compile cache (bnnc.compile_cache) and carries object code."""
+    """Compile `model`. With `for_jit`, a host build is object code for `jit`,
+    made by parallel processes (bnnc.llvm_jobs); with `cache` it goes through
+    the persistent compile cache (bnnc.compile_cache) as well. Otherwise it
+    is an optimised LLVM module (for artifacts and assembly)."""
     from bnnc.codegen import optimize
 
     options = options or CompileOptions()
@@ -287,11 +303,27 @@ def build(
         lower(module, options, "llvm", verify_result=False)  # codegen.optimize verifies the LLVM IR
         signature = with_arena(signature, module)
         progress.stage("LLVM IR")
+        if for_jit and target.is_host:
+            return Build(signature, target, None, jit_objects(module, signature, target, options))
         text = llvm_ir(module, signature, target.triple, profile_layers=options.profile_layers)
         progress.stage("LLVM optimisation", f"-O{options.opt_level}")
         return Build(signature, target, optimize(text, target, opt_level=options.opt_level))
     finally:
         progress.done()
+
+
+def jit_objects(module: ModuleOp, signature: Signature, target: Target, options: CompileOptions) -> tuple[bytes, ...]:
+    """JIT object code for an llvm-dialect `module`: its LLVM module split into
+    parts (bnnc.llvm_split) that LLVM optimises and compiles in parallel."""
+    from bnnc.codegen import to_llvmlite_module
+    from bnnc.llvm_jobs import compile_parts
+    from bnnc.llvm_split import split_module
+
+    entry = signature.name if options.profile_layers else None
+    llvm_module = to_llvmlite_module(module, target.triple, profile_entry=entry)
+    parts = split_module(llvm_module, options.resolved_jobs(), signature.llvm_global())
+    progress.stage("LLVM optimisation and code generation", f"-O{options.opt_level}, {len(parts)} parts")
+    return tuple(compile_parts(parts, target, options.opt_level, jit=True))
 
 
 def jit(built: Build) -> Any:
@@ -304,10 +336,10 @@ def jit(built: Build) -> Any:
             f"a model built for target '{built.target.name}' cannot run in this process; "
             "write an artifact with `bnnc compile --emit=obj|so` instead"
         )
-    if built.llvm_module is None and built.object_code is not None:
+    if built.llvm_module is None and built.objects is not None:
         from bnnc.compile_cache import ObjectJit
 
-        engine: Any = ObjectJit(built.object_code, built.target)
+        engine: Any = ObjectJit(built.objects, built.target)
     else:
         engine = JitModule(built.llvm_module, built.target)
     return CompiledModel(engine.address_of(built.signature.name), built.signature, engine)

@@ -461,6 +461,6 @@ def test_progress_shown_on_a_real_terminal_and_erased(cache, tmp_path):
     os.close(master)
     assert proc.wait(timeout=600) == 0
     text = b"".join(chunks).decode(errors="replace")
-    for stage in ("bnnc: import", "bnnc: passes: loops", "bnnc: LLVM optimisation", "bnnc: machine code"):
+    for stage in ("bnnc: import", "bnnc: passes: loops", "bnnc: LLVM IR", "bnnc: LLVM optimisation and code generation"):
         assert stage in text, text
     assert text.endswith("\r\x1b[K"), repr(text[-40:])

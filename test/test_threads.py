@@ -7,7 +7,6 @@ compiled model is collected: no thread outlives its model."""
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import os
 import threading
@@ -20,7 +19,6 @@ import torch
 import bnn_models as bm
 from differential import assert_matches_torch
 
-from bnnc.compile_cache import emit_jit_object
 from bnnc.driver import CompileOptions, build, import_model, jit
 
 FACTORIES = {f.__name__.removeprefix("make_"): f for f in bm.MODEL_FACTORIES}
@@ -92,9 +90,8 @@ def test_the_pool_outlives_a_call_sleeps_between_calls_and_goes_with_its_model()
     spinning; dropping the compiled model joins them, also for many models
     made and dropped in a loop (no thread leaks)."""
     model, x = FACTORIES["bireal"](0)
-    built = build(import_model(model, (x,)), options=CompileOptions(num_threads=3, thread_min_work=0))
-    code = emit_jit_object(built.llvm_module, built.target)  # one compile, many loads
-    cached = dataclasses.replace(built, llvm_module=None, object_code=code)
+    # one compile (JIT objects), many loads
+    cached = build(import_model(model, (x,)), options=CompileOptions(num_threads=3, thread_min_work=0), for_jit=True)
     xn = x.numpy()
     before = _threads_of_this_process()
 

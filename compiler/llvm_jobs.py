@@ -1,0 +1,110 @@
+"""Run LLVM's optimisation and code generation on the parts of a split module
+(`bnnc.llvm_split`) in parallel: part 0 in this process, each other part in
+a child Python process that loads only llvmlite and `bnnc.machine_code`
+(about 0.15 s to start). LLVM holds no lock Python could share, so threads
+would not help, and forking a process that may run threads (PyTorch's,
+a compiled model's pool) is unsafe.
+
+Protocol of a child: one JSON line on stdin (target, optimisation level,
+whether the object is for the JIT), then the part's IR text; it writes the
+object code to stdout and exits 0, or writes an error to stderr and exits 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+
+from bnnc.target import Target
+
+# More parts than this cost more in process start-up and duplicated
+# declarations than they save on today's networks (Bi-Real-Net-18: 16 layer
+# functions after dedupe-layer-functions).
+MAX_JOBS = 8
+
+
+def default_jobs() -> int:
+    """The cores this process may run on, at most MAX_JOBS."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_JOBS))
+
+
+def compile_part(text: str, target: Target, opt_level: int, jit: bool) -> bytes:
+    """Object code for one part (the same steps as a whole module's build)."""
+    from bnnc.machine_code import _target_machine, optimize
+
+    return _target_machine(target, jit=jit).emit_object(optimize(text, target, opt_level=opt_level))
+
+
+def compile_parts(texts: Sequence[str], target: Target, opt_level: int, *, jit: bool) -> list[bytes]:
+    """Object code for every part, in order; the parts after the first run in
+    child processes while this one compiles the first."""
+    request = json.dumps(
+        {"target": [target.name, target.triple, target.cpu, target.features], "opt_level": opt_level, "jit": jit}
+    )
+    children = [_start(request, text) for text in texts[1:]]
+    objects = [compile_part(texts[0], target, opt_level, jit)]
+    for child, text in zip(children, texts[1:]):
+        code = None if child is None else _finish(child)
+        # (a child that could not run, e.g. with no Python to start, or
+        # failed: compile here, which gives the error LLVM gives)
+        objects.append(compile_part(text, target, opt_level, jit) if code is None else code)
+    return objects
+
+
+def _start(request: str, text: str) -> tuple[subprocess.Popen, threading.Thread] | None:
+    """A child compiling `text`, or None if no process can be started (the
+    part is then compiled here)."""
+    if not os.path.basename(sys.executable or "").startswith(("python", "pypy")):
+        return None  # embedded in another program: sys.executable is not a Python to start
+    code = f"import sys; sys.path[:0] = {json.dumps(sys.path)}; from bnnc.llvm_jobs import main; main()"
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+    except OSError:
+        return None
+    stdin = child.stdin
+    assert stdin is not None
+
+    def feed() -> None:  # (in a thread: the child reads only once Python has started)
+        try:
+            stdin.write(request.encode() + b"\n" + text.encode())
+            stdin.close()
+        except OSError:  # it died; _finish reports why
+            pass
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    return child, feeder
+
+
+def _finish(started: tuple[subprocess.Popen, threading.Thread]) -> bytes | None:
+    """The child's object code, or None if it failed."""
+    child, feeder = started
+    feeder.join()
+    child.stdin = None  # (closed by the feeder; communicate would flush it)
+    out, _ = child.communicate()
+    return out if child.returncode == 0 and out else None
+
+
+def main() -> None:
+    """A child: compile the part on stdin, write its object code to stdout."""
+    data = sys.stdin.buffer.read()
+    line, _, text = data.partition(b"\n")
+    try:
+        request = json.loads(line)
+        target = Target(*request["target"])
+        obj = compile_part(text.decode(), target, int(request["opt_level"]), bool(request["jit"]))
+    except Exception as e:  # noqa: BLE001  (reported to the parent, which raises it)
+        sys.stderr.write(f"{type(e).__name__}: {e}\n")
+        sys.exit(1)
+    sys.stdout.buffer.write(obj)
+    sys.stdout.buffer.flush()
