@@ -185,7 +185,8 @@ def _request(args: argparse.Namespace, index: int) -> dict:
         given = json.loads(Path(args.recipe).read_text())
         return {"recipe": given["recipe"], "threads": given.get("threads", 1),
                 "thread_min_work": given.get("thread_min_work"), "aarch64": given.get("aarch64", False),
-                "onnx": given.get("onnx", False), "nhwc": given.get("nhwc", False), "inject": args.inject}
+                "onnx": given.get("onnx", False), "nhwc": given.get("nhwc", False), "jobs": given.get("jobs"),
+                "inject": args.inject}
     recipe = random_recipe(args.seed, index)
     rng = random.Random(f"bnnc-fuzz-threads:{args.seed}:{index}")
     aarch64 = bool(args.aarch64_every) and index % args.aarch64_every == args.aarch64_every - 1
@@ -194,8 +195,11 @@ def _request(args: argparse.Namespace, index: int) -> dict:
     # every layer threaded (0) in most graphs: they are too small for the default threshold
     min_work = rng.choice([0, 0, 0, None])
     nhwc = rng.choice([True, False])
+    # how the JIT code is built: a module split into 1-3 parts compiled in
+    # parallel (bnnc.compile's way), or one module MCJIT compiles (None)
+    jobs = rng.choice([1, 2, 3, None])
     return {"recipe": recipe, "threads": threads, "thread_min_work": min_work, "aarch64": aarch64, "onnx": onnx,
-            "nhwc": nhwc, "inject": args.inject}
+            "nhwc": nhwc, "jobs": jobs, "inject": args.inject}
 
 
 def _handle_failure(args, worker: Worker, stats: Stats, index: int, request: dict, answer: dict) -> None:
@@ -252,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"graph {index}: {answer['status']} {answer.get('seconds', 0):.1f}s threads={request['threads']}"
                 f"{' (every layer)' if request['threads'] > 1 and request['thread_min_work'] == 0 else ''}"
-                f"{' +nhwc' if request.get('nhwc') else ''}{' +aarch64' if request['aarch64'] else ''}{' +onnx' if request['onnx'] else ''} [{blocks}]",
+                f"{' +nhwc' if request.get('nhwc') else ''}{'' if request.get('jobs') is None else ' jobs=' + str(request['jobs'])}"
+                f"{' +aarch64' if request['aarch64'] else ''}{' +onnx' if request['onnx'] else ''} [{blocks}]",
                 flush=True,
             )
             if answer["status"] in FAILURES:

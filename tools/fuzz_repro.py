@@ -42,13 +42,14 @@ RECIPE = json.loads({recipe!r})
 THREADS = {threads}
 MIN_WORK = {min_work}  # 0: every layer threaded; None: bnnc's default threshold
 NHWC = {nhwc}  # True: every float-result layer channels-last, however small
+JOBS = {jobs}  # N: the JIT code is a module split into N parts (bnnc.compile's way); None: one module
 PIPELINE = pipeline_with(**{{"channels-last": {{"min_elements": 0}}}}) if NHWC else None
 
 model, x = build(RECIPE)
 xs = [x, second_input(x, RECIPE)]
 print(model)
-options = CompileOptions(num_threads=THREADS, thread_min_work=MIN_WORK, check_bounds=True, pipeline=PIPELINE)
-compiled = jit(bnnc_build(model, (x,), options))
+options = CompileOptions(num_threads=THREADS, thread_min_work=MIN_WORK, check_bounds=True, pipeline=PIPELINE, jobs=JOBS)
+compiled = jit(bnnc_build(model, (x,), options, for_jit=JOBS is not None))
 for xi in xs:
     print("jit:", assert_matches_torch(model, (xi,), compiled(xi)))
 {extra}print("OK: bnnc matches PyTorch")
@@ -77,7 +78,7 @@ import tempfile  # noqa: E402
 
 with tempfile.TemporaryDirectory() as tmp:
     torch.onnx.export(model, (x,), tmp + "/fuzz.onnx", dynamo=True, external_data=False)
-    from_onnx = jit(bnnc_build(tmp + "/fuzz.onnx", None, options))
+    from_onnx = jit(bnnc_build(tmp + "/fuzz.onnx", None, options, for_jit=JOBS is not None))
     for xi in xs:
         print("onnx:", assert_matches_torch(model, (xi,), from_onnx(xi)))
 '''
@@ -89,7 +90,7 @@ def write_repro(out_dir: Path, *, kind: str, request: dict, seed: int, index: in
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{kind}_s{seed}_g{index}"
     recipe, threads = request["recipe"], request["threads"]
-    keep = {k: request[k] for k in ("recipe", "threads", "thread_min_work", "aarch64", "onnx", "nhwc") if k in request}
+    keep = {k: request[k] for k in ("recipe", "threads", "thread_min_work", "aarch64", "onnx", "nhwc", "jobs") if k in request}
     (out_dir / f"{stem}.json").write_text(json.dumps(keep, indent=1))
     extra = (AARCH64 if request.get("aarch64") else "") + (ONNX if request.get("onnx") else "")
     body = "\n".join("    " + line for line in detail.strip().splitlines()[:40]).replace('"""', "'''")
@@ -97,7 +98,7 @@ def write_repro(out_dir: Path, *, kind: str, request: dict, seed: int, index: in
         title=f"{kind} on a {len(recipe['blocks'])}-block graph at {threads} thread(s)",
         seed=seed, index=index, name=f"{stem}.py", detail=body, repo=str(repo),
         recipe=json.dumps(recipe, sort_keys=True), threads=threads, extra=extra, min_work=request.get("thread_min_work"),
-        nhwc=bool(request.get("nhwc")),
+        nhwc=bool(request.get("nhwc")), jobs=request.get("jobs"),
     )
     path = out_dir / f"{stem}.py"
     path.write_text(script)

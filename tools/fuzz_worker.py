@@ -6,7 +6,9 @@ build aborts (SIGABRT); the parent (tools/fuzz.py) sees the worker die, reads
 its stderr (where __bnnc_bounds_fail writes the location) and starts another.
 
 Request: {"recipe": {...}, "threads": N, "thread_min_work": int|null, "aarch64": bool,
-"onnx": bool, "nhwc": bool, "inject": str|null}; "nhwc" compiles with every
+"onnx": bool, "nhwc": bool, "jobs": int|null, "inject": str|null}; "jobs" N builds the JIT
+code as bnnc.compile does, a module split into N parts compiled in parallel
+(null: one module that MCJIT compiles); "nhwc" compiles with every
 float-result layer channels-last however small (fuzz graphs are below
 channels-last's default min_elements, so they would all stay NCHW). thread_min_work 0 threads every layer, however
 small (the fuzz graphs are small; the default threshold would leave most of
@@ -69,7 +71,7 @@ def _onnx(model, x, xs, options) -> list | str:
             return f"export failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         from bnnc.driver import build, jit
 
-        compiled = jit(build(path, None, options))
+        compiled = jit(build(path, None, options, for_jit=options.jobs is not None))
         return [compiled(xi) for xi in xs]
 
 
@@ -102,10 +104,11 @@ def check(request: dict) -> dict:
     recipe, threads = request["recipe"], int(request["threads"])
     model, x = build(recipe)
     xs = [x, second_input(x, recipe)]
+    jobs = request.get("jobs")
     options = CompileOptions(num_threads=threads, thread_min_work=request.get("thread_min_work"), check_bounds=True,
-                             pipeline=bnn_stage(request))
+                             pipeline=bnn_stage(request), jobs=jobs)
     try:
-        compiled = jit(bnnc_build(model, (x,), options))
+        compiled = jit(bnnc_build(model, (x,), options, for_jit=jobs is not None))
     except bnnc.UnsupportedError as e:
         return _refused(e, "")
     outs = [compiled(xi) for xi in xs]
