@@ -19,6 +19,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
+import bnnc
 from bnnc.target import Target
 
 # More parts than this cost more in process start-up and duplicated
@@ -59,12 +60,29 @@ def compile_parts(texts: Sequence[str], target: Target, opt_level: int, *, jit: 
     return objects
 
 
+# A child runs the bnnc package this process runs, loaded from where this
+# one's came from (not whatever `import bnnc` finds from the current
+# directory, which `python -c` searches first), with this import path less "".
+_CHILD = """import importlib.util, sys
+sys.path[:] = {paths!r}
+spec = importlib.util.spec_from_file_location("bnnc", {init!r}, submodule_search_locations={package!r})
+sys.modules["bnnc"] = bnnc = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bnnc)
+from bnnc.llvm_jobs import main
+main()
+"""
+
+
 def _start(request: str, text: str) -> tuple[subprocess.Popen, threading.Thread] | None:
     """A child compiling `text`, or None if no process can be started (the
     part is then compiled here)."""
     if not os.path.basename(sys.executable or "").startswith(("python", "pypy")):
         return None  # embedded in another program: sys.executable is not a Python to start
-    code = f"import sys; sys.path[:0] = {json.dumps(sys.path)}; from bnnc.llvm_jobs import main; main()"
+    code = _CHILD.format(
+        paths=[os.path.abspath(p) for p in sys.path if p],
+        init=os.path.abspath(bnnc.__file__ or ""),
+        package=[os.path.abspath(p) for p in bnnc.__path__],
+    )
     try:
         child = subprocess.Popen(
             [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE

@@ -123,3 +123,21 @@ def test_default_jobs_follow_the_cores_this_process_may_use(monkeypatch):
     assert llvm_jobs.default_jobs() == 1
     with pytest.raises(Exception, match="jobs must be at least 1"):
         CompileOptions(jobs=0).resolved_jobs()
+
+
+def test_children_import_the_bnnc_this_process_runs(monkeypatch, tmp_path):
+    """A child is started with this process's import path made absolute: a
+    `bnnc` package in the current directory (where `python -c` would look
+    first) is not what it runs."""
+    llvm_module, signature, options = _llvm_module("odd_shapes")
+    texts = split_module(llvm_module, 2, signature.llvm_global())
+    (tmp_path / "bnnc").mkdir()
+    (tmp_path / "bnnc" / "__init__.py").write_text("raise SystemExit(3)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", ["", *sys.path])
+    here = []
+    real_compile_part = llvm_jobs.compile_part
+    monkeypatch.setattr(llvm_jobs, "compile_part", lambda *a: here.append(1) or real_compile_part(*a))
+    objects = llvm_jobs.compile_parts(texts, options.resolved_target(), 2, jit=True)
+    assert len(here) == 1, "part 1 was compiled here: its child failed"
+    assert objects[1] == real_compile_part(texts[1], options.resolved_target(), 2, True)
