@@ -332,18 +332,43 @@ def tiled_conv_loops(
                 with lb.loop(x1, lb.index(x0 + full)) as px:
                     emit(n, g, oc0, vectors, valid, oy, px.iv, 1, at_border)
 
+    def clipped(y0: int, y1: int, counted: bool = False) -> tuple[IndexLike, IndexLike]:
+        """Rows [y0, y1) of this kernel's share as [lo, hi); hi >= lo if `counted`."""
+        if rows is None:
+            return y0, y1
+        lo = lb.emit(arith.MaxSIOp(lb.index(y0), lb.index(rows[0])))
+        hi = lb.emit(arith.MinSIOp(lb.index(y1), lb.index(rows[1])))
+        return lo, lb.emit(arith.MaxSIOp(lo, hi)) if counted else hi
+
+    def row_body(n, g, oc0, vectors, valid, oy: SSAValue, border_row: bool) -> None:
+        row(n, g, oc0, vectors, valid, oy, split_border and border_row)
+        if after_row is not None:
+            after_row(n, g, oc0, valid, oy)
+
+    def border_rows(n, g, oc0, vectors, valid) -> None:
+        """The top and bottom border rows in one loop: they run the same code
+        (an unrolled tile per copy), so it is emitted once, not twice."""
+        (t0, t1), (b0, b1) = clipped(0, y_lo, True), clipped(y_hi, oh, True)
+        if all(isinstance(v, int) for v in (t0, t1, b0, b1)):
+            top, count = lb.index(t1 - t0), b1 - b0 + t1 - t0
+        else:
+            top = lb.subi(lb.index(t1), lb.index(t0))
+            count = lb.addi(top, lb.subi(lb.index(b1), lb.index(b0)))
+        with lb.loop(count) as r:
+            in_top = lb.cmpi(r.iv, top, "ult")
+            oy = lb.select(in_top, lb.addi(r.iv, t0), lb.addi(lb.subi(r.iv, top), b0))
+            row_body(n, g, oc0, vectors, valid, oy, True)
+
     def channel_tile(n, g, oc0, vectors, valid) -> None:
+        merged = split_border and 0 < y_lo <= y_hi < oh
+        if merged:
+            border_rows(n, g, oc0, vectors, valid)
         for y0, y1, border_row in ((0, y_lo, True), (y_lo, y_hi, False), (y_hi, oh, True)):
-            if y1 <= y0:
+            if y1 <= y0 or (merged and border_row):
                 continue
-            lo, hi = lb.index(y0), lb.index(y1)
-            if rows is not None:
-                lo = lb.emit(arith.MaxSIOp(lo, lb.index(rows[0])))
-                hi = lb.emit(arith.MinSIOp(hi, lb.index(rows[1])))
-            with lb.loop(hi, lo) as r:
-                row(n, g, oc0, vectors, valid, r.iv, split_border and border_row)
-                if after_row is not None:
-                    after_row(n, g, oc0, valid, r.iv)
+            lo, hi = clipped(y0, y1)
+            with lb.loop(hi, lb.index(lo)) as r:
+                row_body(n, g, oc0, vectors, valid, r.iv, border_row)
 
     full_tiles, rest = divmod(channels_per_group, tile.channels)
     with lb.loops([batch, groups]) as (n, g):
