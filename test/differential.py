@@ -284,6 +284,8 @@ class _Tracer(TorchFunctionMode):
 
 
     def _record_linear(self, out, x, weight, bias=None):
+        if not all(isinstance(t, torch.Tensor) for t in (x, weight, *([] if bias is None else [bias]))):
+            return  # (a quantizer library's tensor-like, e.g. Brevitas' QuantTensor)
         with torch.no_grad():
             b = None if bias is None else bias.detach().abs().double()
             mag = torch.nn.functional.linear(x.detach().abs().double(), weight.detach().abs().double(), b)
