@@ -299,9 +299,15 @@ class ValueSets:
             return self._pointwise([of(op.input)], sign)
         if isinstance(op, bnn.HardtanhOp):
             lo, hi = op.min_val.value.data, op.max_val.value.data
-            if lo < 0 < hi:
-                return self._pointwise([of(op.input)], lambda a: _map_region(a, lambda v: np.clip(v, lo, hi), lambda s: [s]))
-            return None
+            if lo > hi:
+                return None
+            # a value of sign s lands at a value of sign sign(clip(s, lo, hi)) for
+            # any lo <= hi: with lo = 0 (ONNX's Clip(0, 1) for relu(hardtanh(x)))
+            # every x <= 0 becomes an exact 0, as under relu
+            return self._pointwise(
+                [of(op.input)],
+                lambda a: _map_region(a, lambda v: np.clip(v, lo, hi), lambda s: [int(np.sign(np.clip(float(s), lo, hi)))]),
+            )
         if isinstance(op, bnn.MulOp):
             return self._pointwise([of(op.lhs), of(op.rhs)], _mul_region)
         if isinstance(op, bnn.DivOp):

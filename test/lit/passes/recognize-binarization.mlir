@@ -111,6 +111,22 @@ func.func @unipolar(%x: tensor<1x2x3x3xf32>) -> tensor<1x2x3x3xf32> {
 
 // -----
 
+// hardtanh(x, 0, 1) (ONNX's Clip(0, 1), which torch.onnx's optimiser makes of
+// relu(hardtanh(x))) is 0 wherever x <= 0, as relu is: its sign is {0, 1}, not
+// {-1, +1} (fuzz seed 20261317 graph 197 compiled it as {-1, +1} through ONNX).
+// CHECK-LABEL: func.func @unipolar_clip
+// CHECK: bnn.conv2d {{.*}}bnnc.binarized = "input {0, 1}: x > 0 ? 1 : 0; {0, a} unipolar
+// CHECK-NOT: {-1, +1}
+func.func @unipolar_clip(%x: tensor<1x2x3x3xf32>) -> tensor<1x2x3x3xf32> {
+  %w = arith.constant dense<[[[[1.0, -1.0, 1.0], [1.0, 1.0, 1.0], [-1.0, -1.0, 1.0]], [[1.0, -1.0, 1.0], [1.0, 1.0, 1.0], [-1.0, -1.0, 1.0]]], [[[1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0]], [[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]]]> : tensor<2x2x3x3xf32>
+  %r = bnn.hardtanh %x {min_val = 0.0 : f32, max_val = 1.0 : f32} : tensor<1x2x3x3xf32>
+  %s = bnn.signum %r : tensor<1x2x3x3xf32>
+  %y = bnn.conv2d %s, %w {strides = array<i64: 1, 1>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64} : tensor<1x2x3x3xf32>, tensor<2x2x3x3xf32> -> tensor<1x2x3x3xf32>
+  func.return %y : tensor<1x2x3x3xf32>
+}
+
+// -----
+
 // A binarizer of a layer rewritten earlier in the same pass reads the rewrite
 // (the value sets were computed before it, with the old conv's result, which is
 // erased: the pass used to leave a bnn.sign of it, invalid IR).
