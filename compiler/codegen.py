@@ -32,7 +32,7 @@ from xdsl.ir import Block, Operation, SSAValue
 from bnnc import progress
 from bnnc.dialects.llvm_extra import ExtractElementOp, FPToSIOp, FPToUIOp, UIToFPOp
 from bnnc.errors import TargetError
-from bnnc.machine_code import _target_machine, emit_assembly, emit_object, narrow_size_t, optimize  # noqa: F401  (bnnc.codegen's API)
+from bnnc.machine_code import emit_assembly, emit_object, narrow_size_t, optimize, target_machine  # noqa: F401  (bnnc.codegen's API)
 from bnnc.parallel_runtime import define_thread_pool
 from bnnc.runtime.signature import llvm_string_literal
 from bnnc.target import Target, _init_llvm
@@ -311,7 +311,7 @@ class JitModule:
         if target.triple != llvm.get_process_triple():
             raise TargetError(f"cannot JIT for '{target.triple}' on a '{llvm.get_process_triple()}' host")
         self.target = target
-        self._tm = _target_machine(target, jit=True)
+        self._tm = target_machine(target, jit=True)
         self._engine = llvm.create_mcjit_compiler(mod, self._tm)
         self._engine.finalize_object()
         self._engine.run_static_constructors()

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib.util
+import itertools
 import json
 import os
 import struct
@@ -272,8 +273,7 @@ def load(key: str) -> Entry | None:
         sizes = [int(n) for n in header["objects"]]
         if sum(sizes) != len(payload) or min(sizes, default=-1) < 0:
             return None
-        ends = [sum(sizes[: i + 1]) for i in range(len(sizes))]
-        objects = tuple(payload[end - n : end] for n, end in zip(sizes, ends))
+        objects = tuple(payload[end - n : end] for n, end in zip(sizes, itertools.accumulate(sizes)))
         return Entry(str(header["signature"]), str(header["triple"]), objects, dict(header.get("meta", {})))
     except (KeyError, TypeError, ValueError):
         return None
@@ -313,12 +313,12 @@ class ObjectJit:
         import llvmlite.binding as llvm
 
         from bnnc.errors import TargetError
-        from bnnc.machine_code import _target_machine
+        from bnnc.machine_code import target_machine
 
         if target.triple != llvm.get_process_triple():
             raise TargetError(f"cannot JIT for '{target.triple}' on a '{llvm.get_process_triple()}' host")
         self.target = target
-        self._tm = _target_machine(target, jit=True)  # (llvmlite only: a cache hit loads no xDSL)
+        self._tm = target_machine(target, jit=True)  # (llvmlite only: a cache hit loads no xDSL)
         empty = llvm.parse_assembly(f'target triple = "{target.triple}"\n')
         self._engine = llvm.create_mcjit_compiler(empty, self._tm)
         self._objects = [llvm.ObjectFileRef.from_data(code) for code in objects]

@@ -39,9 +39,9 @@ def default_jobs() -> int:
 
 def compile_part(text: str, target: Target, opt_level: int, jit: bool) -> bytes:
     """Object code for one part (the same steps as a whole module's build)."""
-    from bnnc.machine_code import _target_machine, optimize
+    from bnnc.machine_code import optimize, target_machine
 
-    return _target_machine(target, jit=jit).emit_object(optimize(text, target, opt_level=opt_level))
+    return target_machine(target, jit=jit).emit_object(optimize(text, target, opt_level=opt_level))
 
 
 def compile_parts(texts: Sequence[str], target: Target, opt_level: int, *, jit: bool) -> list[bytes]:

@@ -50,6 +50,7 @@ def split_module(module: ir.Module, parts: int, extra_text: str = "") -> list[st
     layer = [v for v in module.globals.values() if isinstance(v, ir.Function) and is_layer_function(v)]
     if not layer:
         return [f"{module}\n{extra_text}"]
+    layer_refs = {fn.get_reference() for fn in layer}
     for fn in layer:
         fn.linkage = ""
     functions = [v for v in module.globals.values() if isinstance(v, ir.Function) and not v.is_declaration]
@@ -71,18 +72,17 @@ def split_module(module: ir.Module, parts: int, extra_text: str = "") -> list[st
     # A non-layer function a layer function calls is reached from other parts.
     for fn in functions:
         ref = fn.get_reference()
-        if not is_layer_function(fn) and fn.linkage in _INTERNAL and any(
-            u in texts and u != ref and not _is_main(u, layer) for u in users.get(ref, ())
+        if ref not in layer_refs and fn.linkage in _INTERNAL and any(
+            u in layer_refs for u in users.get(ref, ())
         ):
             fn.linkage = ""
             texts[ref] = str(fn)
 
     split = [_Part() for _ in range(max(1, min(parts, len(layer))))]
     home: dict[str, int] = {}
-    for fn in functions:
-        if fn not in layer:
-            home[fn.get_reference()] = 0
-            split[0].size += len(texts[fn.get_reference()])
+    for ref in texts.keys() - layer_refs:
+        home[ref] = 0
+        split[0].size += len(texts[ref])
     for fn in sorted(layer, key=lambda f: (-len(texts[f.get_reference()]), f.name)):
         i = min(range(len(split)), key=lambda k: (split[k].size, k))
         home[fn.get_reference()] = i
@@ -119,10 +119,6 @@ def split_module(module: ir.Module, parts: int, extra_text: str = "") -> list[st
         tail = extra_text if i == 0 else ""
         out.append("\n".join([*header, *needed, *part.definitions, *metadata, tail]))
     return out
-
-
-def _is_main(ref: str, layer: list[ir.Function]) -> bool:
-    return all(ref != fn.get_reference() for fn in layer)
 
 
 def _is_plain_data(var: ir.GlobalVariable) -> bool:

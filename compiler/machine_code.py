@@ -15,7 +15,8 @@ from bnnc.errors import TargetError
 from bnnc.target import Target, _init_llvm
 
 
-def _target_machine(target: Target, *, opt_level: int = 3, jit: bool = False) -> llvm.TargetMachine:
+def target_machine(target: Target, *, opt_level: int = 3, jit: bool = False) -> llvm.TargetMachine:
+    """The LLVM target machine for `target`: objects and assembly, or the JIT's."""
     _init_llvm()
     try:
         t = llvm.Target.from_triple(target.triple)
@@ -66,7 +67,7 @@ def optimize(ir_text: str, target: Target, *, opt_level: int = 3) -> llvm.Module
     _init_llvm()
     mod = llvm.parse_assembly(narrow_size_t(ir_text, target))
     mod.verify()
-    tm = _target_machine(target, opt_level=opt_level)
+    tm = target_machine(target, opt_level=opt_level)
     mod.triple = target.triple
     mod.data_layout = str(tm.target_data)
     if opt_level > 0:
@@ -79,9 +80,9 @@ def optimize(ir_text: str, target: Target, *, opt_level: int = 3) -> llvm.Module
 
 def emit_object(mod: llvm.ModuleRef, target: Target) -> bytes:
     """A relocatable (PIC) object file for `target`."""
-    return _target_machine(target).emit_object(mod)
+    return target_machine(target).emit_object(mod)
 
 
 def emit_assembly(mod: llvm.ModuleRef, target: Target) -> str:
     """Assembly text for `target` (AT&T syntax on x86)."""
-    return _target_machine(target).emit_assembly(mod)
+    return target_machine(target).emit_assembly(mod)
