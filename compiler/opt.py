@@ -99,9 +99,13 @@ class BnncOptMain(xDSLOptMain):
             module = super().parse_chunk(chunk, file_extension, start_offset)
         except (ParseError, BnncError):
             raise
-        except (KeyError, IndexError, AttributeError, TypeError, ValueError, RecursionError, NotImplementedError) as e:
+        except (
+            KeyError, IndexError, AttributeError, TypeError, ValueError, RecursionError, NotImplementedError,
+            ArithmeticError,
+        ) as e:
             # xDSL's parser fails this way on some malformed inputs (e.g. a duplicated block
-            # label; a dense array of i69 elements: "Format not implemented for i69")
+            # label; a dense array of i69 elements: "Format not implemented for i69"; an
+            # integer literal wider than its type: OverflowError in int.to_bytes)
             raise IRError(f"malformed IR in {self.get_input_name()}: {type(e).__name__}: {e}") from None
         if module is not None and not self.args.disable_verify:
             module.verify()

@@ -499,14 +499,23 @@ def test_huge_ir_types_in_process(tmp_path, kind, where):
         assert_user_error(rc, err, "too large", path.name)
 
 
-def test_unparsable_integer_width_in_ir(tmp_path):
-    """A dense array of i69 elements (a mutant of a lit file): xDSL's parser raises
-    NotImplementedError; every entry point gives one error line naming the file."""
-    path = tmp_path / "i69.mlir"
-    path.write_text('func.func @f() -> () {\n  "test.op"() {a = array<i69: 1, 2>} : () -> ()\n  func.return\n}\n')
+@pytest.mark.parametrize(
+    "attr, named",
+    [
+        ("array<i69: 1, 2>", "i69"),  # xDSL: NotImplementedError "Format not implemented for i69"
+        ("0xFFFFFFFFFFFFFF : f32", "too big"),  # hex float wider than f32: OverflowError in int.to_bytes
+        ("3.0e40 : f16", "too large"),  # OverflowError packing an f16
+    ],
+)
+def test_unparsable_attribute_in_ir(tmp_path, attr, named):
+    """Attributes xDSL's parser fails on with an exception that is not a ParseError
+    (each found as a mutant of a lit file): every entry point gives one error line
+    naming the file."""
+    path = tmp_path / "attr.mlir"
+    path.write_text('func.func @f() -> () {\n  "test.op"() {a = %s} : () -> ()\n  func.return\n}\n' % attr)
     for argv in (["opt", path], ["compile", path, "--emit=bnn"]):
         rc, _, err = run_main(*argv)
-        assert_user_error(rc, err, "i69", path.name)
+        assert_user_error(rc, err, named, path.name)
 
 
 def test_big_splat_refused_before_parsing(tmp_path):
