@@ -44,27 +44,33 @@ class ArtifactFacts:
     creates_threads: bool = False
 
 
-def measure(mod: Any) -> ArtifactFacts:
-    """Scratch allocations and mutable globals of an optimised LLVM module."""
-    text = str(mod)
-    sizes = re.findall(r"call [^\n]*@(?:aligned_alloc|malloc)\(([^)]*)\)", text)
+def measure(*modules: Any) -> ArtifactFacts:
+    """Scratch allocations and mutable globals of an optimised LLVM module, or
+    of the parts of a split one (modules or IR texts; a global defined in one
+    part and declared in others counts once)."""
     total: int | None = 0
-    for args in sizes:
-        m = re.search(r"i(?:32|64) (\d+)\s*$", args)  # size_t is i32 on 32-bit targets
-        if m is None:
-            total = None
-        elif total is not None:
-            total += int(m.group(1))
-    mutable = tuple(
-        m.group(1)
-        for m in re.finditer(r'^@("?[^\s=]+"?) = (?![^\n]*\bconstant\b)[^\n]*\bglobal\b', text, re.M)
-        if not _thread_pool_state(m.group(1).strip('"'))
-    )
+    allocations = 0
+    mutable: dict[str, None] = {}
+    threads = False
+    for mod in modules:
+        text = str(mod)
+        sizes = re.findall(r"call [^\n]*@(?:aligned_alloc|malloc)\(([^)]*)\)", text)
+        allocations += len(sizes)
+        for args in sizes:
+            m = re.search(r"i(?:32|64) (\d+)\s*$", args)  # size_t is i32 on 32-bit targets
+            if m is None:
+                total = None
+            elif total is not None:
+                total += int(m.group(1))
+        for m in re.finditer(r'^@("?[^\s=]+"?) = (?![^\n]*\bconstant\b)[^\n]*\bglobal\b', text, re.M):
+            if not _thread_pool_state(m.group(1).strip('"')):
+                mutable.setdefault(m.group(1))
+        threads = threads or "@pthread_create" in text
     return ArtifactFacts(
         scratch_bytes=total,
-        scratch_allocations=len(sizes),
-        mutable_globals=mutable,
-        creates_threads="@pthread_create" in text,
+        scratch_allocations=allocations,
+        mutable_globals=tuple(mutable),
+        creates_threads=threads,
     )
 
 
@@ -266,14 +272,32 @@ def find_linker(target: Target) -> list[str]:
     )
 
 
+def find_relocatable_linker(target: Target) -> list[str] | None:
+    """The command that links objects into one relocatable object for
+    `target` (GNU ld -r), or None: an object artifact is then compiled as one
+    module."""
+    from bnnc.runtime.artifact_loader import host_arch
+    from bnnc.runtime.emulated_run import elf_arch, gnu_triple
+
+    if target.is_bare_metal:
+        return None
+    arch = elf_arch(target.arch)
+    candidates = [f"{gnu_triple(arch)}-ld", *(["ld"] if arch == host_arch() else [])]
+    for tool in candidates:
+        if (path := shutil.which(tool)) is not None:
+            return [path, "-r"]
+    return None
+
+
 def write_artifact(
     mod: Any, target: Target, signature: Signature, output: str, *, kind: str,
-    compiled: tuple[bytes, ArtifactFacts] | None = None,
+    compiled: tuple[tuple[bytes, ...], ArtifactFacts] | None = None,
 ) -> list[str]:
     """Write `output` (an ELF object for kind "obj", a shared library for "so")
     and its C header next to it (same stem, .h); return the paths written.
-    `compiled` is the object code and facts of `mod` when they are known
-    already (from the compile cache; `mod` is then unused)."""
+    `compiled` is the object code (one object, or the parts of a split
+    module: linked into one, bnnc.driver.parallel_objects) and the facts of
+    `mod` when they are known already (`mod` is then unused)."""
     from bnnc.codegen import emit_object
     from bnnc.runtime.artifact_loader import undefined_symbols
 
@@ -283,19 +307,26 @@ def write_artifact(
     header = out.with_suffix(".h")
     if header == out:
         raise TargetError(f"the artifact {out} would overwrite its own header; give it a .o or .so name")
-    obj_bytes = emit_object(mod, target) if compiled is None else compiled[0]
+    objects = (emit_object(mod, target),) if compiled is None else compiled[0]
     with tempfile.TemporaryDirectory(prefix="bnnc-") as tmp:
-        obj = Path(tmp) / f"{signature.name}.o"
-        obj.write_bytes(obj_bytes)
-        built = obj
+        paths = []
+        for i, code in enumerate(objects):
+            paths.append(Path(tmp) / (f"{signature.name}.o" if len(objects) == 1 else f"{signature.name}.part{i}.o"))
+            paths[-1].write_bytes(code)
+        built = paths[0]
         if kind == "so":
             cmd = find_linker(target)
             built = Path(tmp) / f"lib{signature.name}.so"
             # The soname is the file name, so programs linked against it find it by name.
             soname = [f"-Wl,-soname,{out.name}"] if not cmd[0].endswith("-ld") else ["-soname", out.name]
-            result = subprocess.run([*cmd, *soname, "-o", str(built), str(obj)], capture_output=True, text=True)
-            if result.returncode != 0:
-                raise TargetError(f"{cmd[0]} failed to link {out}:\n{result.stderr.strip()}")
+            _link([*cmd, *soname], built, paths, out)
+        elif len(paths) > 1:
+            cmd = find_relocatable_linker(target)
+            if cmd is None:
+                raise TargetError(f"linking the {len(paths)} parts of {out} into one object needs GNU ld for "
+                                  f"{target.arch}; compile it with jobs=1")
+            built = Path(tmp) / f"{signature.name}.o"
+            _link(cmd, built, paths, out)
         facts = measure(mod) if compiled is None else compiled[1]
         libc = tuple(sorted({sym.split("@")[0] for sym in undefined_symbols(str(built))}))
         facts = replace(facts, libc_symbols=libc)  # (keeps creates_threads)
@@ -305,3 +336,9 @@ def write_artifact(
             out.chmod(0o755)
     header.write_text(c_header(signature, target, facts))
     return [str(out), str(header)]
+
+
+def _link(cmd: list[str], built: Path, objects: list[Path], out: Path) -> None:
+    result = subprocess.run([*cmd, "-o", str(built), *map(str, objects)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise TargetError(f"{cmd[0]} failed to link {out}:\n{result.stderr.strip()}")

@@ -106,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--static-memory", action="store_true", help=_STATIC_MEMORY_HELP)
     c.add_argument(
+        "-j", "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="for --emit=obj|so: LLVM processes that optimise and compile the model's parts in parallel "
+        "(default: the cores this process may use, at most 8; the machine code is the same for any N)",
+    )
+    c.add_argument(
         "--no-cache",
         action="store_true",
         help="for --emit=obj|so: neither read nor write the compile cache ($BNNC_CACHE_DIR, else $XDG_CACHE_HOME/bnnc)",
@@ -365,9 +373,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
         static_memory=args.static_memory,
         dynamic_batch=args.dynamic_batch,
         instrument=instrumentation_from_args(args),
+        jobs=args.jobs,
     )
     target = options.resolved_target()
     artifacts.check_features(target)
+    options.resolved_jobs()  # (a bad --jobs is an error before any work)
     pipeline = options.resolved_pipeline()
     if args.print_pipeline:
         print(pipeline.describe())
@@ -406,7 +416,9 @@ def _compile_artifact(args: argparse.Namespace, options) -> int:
         return module
 
     model = args.model if not args.input_shape else None  # shapes given: key the imported IR
-    signature, code, facts = artifact_build(model, options, importer, trust=args.trust, cache=not args.no_cache)
+    signature, code, facts = artifact_build(
+        model, options, importer, kind=args.emit, trust=args.trust, cache=not args.no_cache
+    )
     if options.instrument.timing:
         sys.stderr.write(options.instrument.report())
     out = args.output or f"{Path(args.model).stem}.{'o' if args.emit == 'obj' else 'so'}"

@@ -402,26 +402,32 @@ def cached_build(model: Any, example_inputs: Any, options: Any, *, trust: bool) 
 # --------------------------------------------------------------------------
 
 
-def artifact_build(model: Any, options: Any, importer: Any, *, trust: bool = False, cache: bool = True) -> tuple[Any, bytes, Any]:
+def artifact_build(
+    model: Any, options: Any, importer: Any, *, kind: str = "obj", trust: bool = False, cache: bool = True
+) -> tuple[Any, tuple[bytes, ...], Any]:
     """The signature, relocatable object code and measured facts
-    (artifacts.ArtifactFacts) of an artifact for `options`' target, through
-    the cache as for the JIT: a `.pt2`/`.pt` `model` path is looked up before
-    `importer()` imports it, anything else by the imported IR. The object is what
-    `codegen.emit_object` writes (purpose "object": JIT code is other code);
-    linking a `.so` and writing the header stay with the caller."""
+    (artifacts.ArtifactFacts) of a `kind` ("obj" or "so") artifact for
+    `options`' target, through the cache as for the JIT: a `.pt2`/`.pt`
+    `model` path is looked up before `importer()` imports it, anything else by
+    the imported IR. The object code is the parts of a split module, compiled
+    in parallel (driver.parallel_objects), when the artifact's linker can join
+    them: always for a `.so`, for an object if GNU ld -r is there; else one
+    object, what `codegen.emit_object` writes (purpose "object": JIT code is
+    other code). Linking and writing the header stay with the caller."""
     from bnnc import artifacts, driver, progress
     from bnnc.runtime.signature import Signature
 
     target = options.resolved_target()
     use_cache = cache and not disabled() and not _instrumented(options)
+    linkable = kind == "so" or artifacts.find_relocatable_linker(target) is not None
 
-    def from_entry(entry: Entry) -> tuple[Any, bytes, Any] | None:
+    def from_entry(entry: Entry) -> tuple[Any, tuple[bytes, ...], Any] | None:
         try:
             if entry.triple != target.triple:
                 return None
-            if len(entry.objects) != 1:
+            if not entry.objects or (len(entry.objects) > 1 and not linkable):
                 return None
-            return Signature.from_json(entry.signature_json), entry.objects[0], artifacts.ArtifactFacts(
+            return Signature.from_json(entry.signature_json), entry.objects, artifacts.ArtifactFacts(
                 scratch_bytes=entry.meta["scratch_bytes"],
                 scratch_allocations=int(entry.meta["scratch_allocations"]),
                 mutable_globals=tuple(entry.meta["mutable_globals"]),
@@ -444,10 +450,13 @@ def artifact_build(model: Any, options: Any, importer: Any, *, trust: bool = Fal
             return hit
         from bnnc.codegen import emit_object
 
-        built = driver.build(module, None, options)
-        progress.stage("machine code")
-        code = emit_object(built.llvm_module, target)
-        facts = artifacts.measure(built.llvm_module)
+        built = driver.build(module, None, options, for_linker=linkable)
+        if built.objects is not None:
+            assert built.optimized_ir is not None
+            code, facts = built.objects, artifacts.measure(*built.optimized_ir)
+        else:  # (a dynamic-batch build is one module)
+            progress.stage("machine code")
+            code, facts = (emit_object(built.llvm_module, target),), artifacts.measure(built.llvm_module)
         if key is not None:
             meta = {
                 "scratch_bytes": facts.scratch_bytes,
@@ -455,7 +464,7 @@ def artifact_build(model: Any, options: Any, importer: Any, *, trust: bool = Fal
                 "mutable_globals": list(facts.mutable_globals),
                 "creates_threads": facts.creates_threads,
             }
-            _store(key, Entry(built.signature.to_json(), target.triple, (code,), meta), file_key)
+            _store(key, Entry(built.signature.to_json(), target.triple, code, meta), file_key)
         return built.signature, code, facts
     finally:
         progress.done()

@@ -261,8 +261,9 @@ class Build:
 
     signature: Signature
     target: Target
-    llvm_module: Any  # llvmlite.binding.ModuleRef; None for a build of JIT objects
-    objects: tuple[bytes, ...] | None = None  # host-JIT object code, one per part (bnnc.llvm_split)
+    llvm_module: Any  # llvmlite.binding.ModuleRef; None for a build of objects
+    objects: tuple[bytes, ...] | None = None  # object code, one per part (bnnc.llvm_split)
+    optimized_ir: tuple[str, ...] | None = None  # the parts' optimised IR, for a linker's build
 
 
 @_without_gc
@@ -274,11 +275,14 @@ def build(
     trust: bool = False,
     cache: bool = False,
     for_jit: bool = False,
+    for_linker: bool = False,
 ) -> Build:
     """Compile `model`. With `for_jit`, a host build is object code for `jit`,
     made by parallel processes (bnnc.llvm_jobs); with `cache` it goes through
-    the persistent compile cache (bnnc.compile_cache) as well. Otherwise it
-    is an optimised LLVM module (for artifacts and assembly)."""
+    the persistent compile cache (bnnc.compile_cache) as well. With
+    `for_linker`, it is object code in parts for an artifact's linker, with
+    their optimised IR (bnnc.artifacts). Otherwise it is an optimised LLVM
+    module (for artifacts and assembly)."""
     from bnnc.codegen import optimize
 
     options = options or CompileOptions()
@@ -305,6 +309,9 @@ def build(
         progress.stage("LLVM IR")
         if for_jit and target.is_host:
             return Build(signature, target, None, jit_objects(module, signature, target, options))
+        if for_linker:
+            parts = parallel_objects(module, signature, target, options, jit=False, keep_ir=True)
+            return Build(signature, target, None, tuple(c for c, _ in parts), tuple(t or "" for _, t in parts))
         text = llvm_ir(module, signature, target.triple, profile_layers=options.profile_layers)
         progress.stage("LLVM optimisation", f"-O{options.opt_level}")
         return Build(signature, target, optimize(text, target, opt_level=options.opt_level))
@@ -313,17 +320,28 @@ def build(
 
 
 def jit_objects(module: ModuleOp, signature: Signature, target: Target, options: CompileOptions) -> tuple[bytes, ...]:
-    """JIT object code for an llvm-dialect `module`: its LLVM module split into
-    parts (bnnc.llvm_split) that LLVM optimises and compiles in parallel."""
+    """JIT object code for an llvm-dialect `module` (parallel_objects)."""
+    return tuple(code for code, _ in parallel_objects(module, signature, target, options, jit=True))
+
+
+def parallel_objects(
+    module: ModuleOp, signature: Signature, target: Target, options: CompileOptions, *, jit: bool,
+    keep_ir: bool = False,
+) -> list[tuple[bytes, str | None]]:
+    """Object code for an llvm-dialect `module`: its LLVM module split into
+    parts (bnnc.llvm_split) that LLVM optimises and compiles in parallel,
+    each with its optimised IR text if `keep_ir`. JIT parts are linked by
+    the JIT; an artifact's (`jit` false: position-independent, the symbols
+    the split makes external hidden) by the linker (bnnc.artifacts)."""
     from bnnc.codegen import to_llvmlite_module
     from bnnc.llvm_jobs import compile_parts
     from bnnc.llvm_split import split_module
 
     entry = signature.name if options.profile_layers else None
     llvm_module = to_llvmlite_module(module, target.triple, profile_entry=entry)
-    parts = split_module(llvm_module, options.resolved_jobs(), signature.llvm_global())
+    parts = split_module(llvm_module, options.resolved_jobs(), signature.llvm_global(), hidden=not jit)
     progress.stage("LLVM optimisation and code generation", f"-O{options.opt_level}, {len(parts)} parts")
-    return tuple(compile_parts(parts, target, options.opt_level, jit=True))
+    return compile_parts(parts, target, options.opt_level, jit=jit, keep_ir=keep_ir)
 
 
 def jit(built: Build) -> Any:

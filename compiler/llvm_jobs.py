@@ -6,14 +6,17 @@ would not help, and forking a process that may run threads (PyTorch's,
 a compiled model's pool) is unsafe.
 
 Protocol of a child: one JSON line on stdin (target, optimisation level,
-whether the object is for the JIT), then the part's IR text; it writes the
-object code to stdout and exits 0, or writes an error to stderr and exits 1.
+whether the object is for the JIT, whether to return the optimised IR),
+then the part's IR text; it writes the object code's length (8 bytes,
+little-endian), the object code and, if asked, the optimised IR text to
+stdout and exits 0, or writes an error to stderr and exits 1.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
 import threading
@@ -37,27 +40,33 @@ def default_jobs() -> int:
     return max(1, min(cores, MAX_JOBS))
 
 
-def compile_part(text: str, target: Target, opt_level: int, jit: bool) -> bytes:
-    """Object code for one part (the same steps as a whole module's build)."""
+def compile_part(text: str, target: Target, opt_level: int, jit: bool, keep_ir: bool = False) -> tuple[bytes, str | None]:
+    """Object code for one part (the same steps as a whole module's build),
+    and its optimised IR text if `keep_ir`."""
     from bnnc.machine_code import optimize, target_machine
 
-    return target_machine(target, jit=jit).emit_object(optimize(text, target, opt_level=opt_level))
+    optimized = optimize(text, target, opt_level=opt_level)
+    return target_machine(target, jit=jit).emit_object(optimized), str(optimized) if keep_ir else None
 
 
-def compile_parts(texts: Sequence[str], target: Target, opt_level: int, *, jit: bool) -> list[bytes]:
-    """Object code for every part, in order; the parts after the first run in
-    child processes while this one compiles the first."""
-    request = json.dumps(
-        {"target": [target.name, target.triple, target.cpu, target.features], "opt_level": opt_level, "jit": jit}
-    )
+def compile_parts(
+    texts: Sequence[str], target: Target, opt_level: int, *, jit: bool, keep_ir: bool = False
+) -> list[tuple[bytes, str | None]]:
+    """Object code (and optimised IR text, if `keep_ir`) for every part, in
+    order; the parts after the first run in child processes while this one
+    compiles the first."""
+    request = json.dumps({
+        "target": [target.name, target.triple, target.cpu, target.features], "opt_level": opt_level, "jit": jit,
+        "ir": keep_ir,
+    })
     children = [_start(request, text) for text in texts[1:]]
-    objects = [compile_part(texts[0], target, opt_level, jit)]
+    results = [compile_part(texts[0], target, opt_level, jit, keep_ir)]
     for child, text in zip(children, texts[1:]):
-        code = None if child is None else _finish(child)
+        done = None if child is None else _finish(child)
         # (a child that could not run, e.g. with no Python to start, or
         # failed: compile here, which gives the error LLVM gives)
-        objects.append(compile_part(text, target, opt_level, jit) if code is None else code)
-    return objects
+        results.append(compile_part(text, target, opt_level, jit, keep_ir) if done is None else done)
+    return results
 
 
 # A child runs the bnnc package this process runs, loaded from where this
@@ -104,13 +113,19 @@ def _start(request: str, text: str) -> tuple[subprocess.Popen, threading.Thread]
     return child, feeder
 
 
-def _finish(started: tuple[subprocess.Popen, threading.Thread]) -> bytes | None:
-    """The child's object code, or None if it failed."""
+def _finish(started: tuple[subprocess.Popen, threading.Thread]) -> tuple[bytes, str | None] | None:
+    """The child's object code and optimised IR (if asked), or None if it failed."""
     child, feeder = started
     feeder.join()
     child.stdin = None  # (closed by the feeder; communicate would flush it)
     out, _ = child.communicate()
-    return out if child.returncode == 0 and out else None
+    if child.returncode != 0 or len(out) < 8:
+        return None
+    (size,) = struct.unpack_from("<Q", out)
+    if size == 0 or 8 + size > len(out):
+        return None
+    rest = out[8 + size:]
+    return out[8:8 + size], rest.decode() if rest else None
 
 
 def main() -> None:
@@ -120,9 +135,11 @@ def main() -> None:
     try:
         request = json.loads(line)
         target = Target(*request["target"])
-        obj = compile_part(text.decode(), target, int(request["opt_level"]), bool(request["jit"]))
+        obj, ir_text = compile_part(
+            text.decode(), target, int(request["opt_level"]), bool(request["jit"]), bool(request.get("ir"))
+        )
     except Exception as e:  # noqa: BLE001  (reported to the parent, which raises it)
         sys.stderr.write(f"{type(e).__name__}: {e}\n")
         sys.exit(1)
-    sys.stdout.buffer.write(obj)
+    sys.stdout.buffer.write(struct.pack("<Q", len(obj)) + obj + (ir_text or "").encode())
     sys.stdout.buffer.flush()

@@ -43,16 +43,22 @@ def is_layer_function(fn: ir.Function) -> bool:
     return not fn.is_declaration and fn.linkage in _INTERNAL and "noinline" in fn.attributes
 
 
-def split_module(module: ir.Module, parts: int, extra_text: str = "") -> list[str]:
+def split_module(module: ir.Module, parts: int, extra_text: str = "", *, hidden: bool = False) -> list[str]:
     """The IR text of up to `parts` modules that together define what `module`
     does; `extra_text` (top-level IR) goes into part 0. Changes the linkage of
-    `module`'s layer functions and shared globals to external."""
+    `module`'s layer functions and shared globals to external; with `hidden`,
+    external with hidden visibility (an artifact's parts: linked into one
+    object or library, they export only what the unsplit module exports, and
+    position-independent code reaches them directly, not through the GOT)."""
     layer = [v for v in module.globals.values() if isinstance(v, ir.Function) and is_layer_function(v)]
     if not layer:
         return [f"{module}\n{extra_text}"]
+    # (llvmlite has no visibility field; "hidden" in the linkage's place prints
+    # as `define hidden` / `@g = hidden global`, LLVM's syntax for it)
+    external = "hidden" if hidden else ""
     layer_refs = {fn.get_reference() for fn in layer}
     for fn in layer:
-        fn.linkage = ""
+        fn.linkage = external
     functions = [v for v in module.globals.values() if isinstance(v, ir.Function) and not v.is_declaration]
     texts = {fn.get_reference(): str(fn) for fn in functions}
     uses = {ref: set(_REFERENCE.findall(text)) for ref, text in texts.items()}
@@ -75,7 +81,7 @@ def split_module(module: ir.Module, parts: int, extra_text: str = "") -> list[st
         if ref not in layer_refs and fn.linkage in _INTERNAL and any(
             u in layer_refs for u in users.get(ref, ())
         ):
-            fn.linkage = ""
+            fn.linkage = external
             texts[ref] = str(fn)
 
     split = [_Part() for _ in range(max(1, min(parts, len(layer))))]
@@ -95,8 +101,8 @@ def split_module(module: ir.Module, parts: int, extra_text: str = "") -> list[st
             i = home[owner]
         else:
             i = 0
-            if var.linkage in _INTERNAL:
-                var.linkage = ""
+            if owners and var.linkage in _INTERNAL:  # (an unused one stays internal: LLVM drops it)
+                var.linkage = external
         split[i].definitions.append(str(var))
         split[i].defined.add(ref)
     for fn in functions:
@@ -104,7 +110,8 @@ def split_module(module: ir.Module, parts: int, extra_text: str = "") -> list[st
         split[home[ref]].definitions.append(texts[ref])
         split[home[ref]].defined.add(ref)
 
-    declarations = _declarations(module)
+    made_hidden = {v.get_reference() for v in (*functions, *variables) if hidden and v.linkage == "hidden"}
+    declarations = _declarations(module, made_hidden)
     header = [
         f'target triple = "{module.triple}"\ntarget datalayout = "{module.data_layout}"\n',
         *(t.get_declaration() for t in module.get_identified_types().values()),
@@ -126,8 +133,9 @@ def _is_plain_data(var: ir.GlobalVariable) -> bool:
     return isinstance(var.value_type, ir.ArrayType) and not isinstance(var.value_type.element, (ir.PointerType, ir.BaseStructType))
 
 
-def _declarations(module: ir.Module) -> dict[str, str]:
-    """A declaration of every global symbol of `module`, by reference."""
+def _declarations(module: ir.Module, hidden: set[str]) -> dict[str, str]:
+    """A declaration of every global symbol of `module`, by reference; those
+    in `hidden` (defined in another part) with hidden visibility."""
     scratch = ir.Module()
     out: dict[str, str] = {}
     for v in module.globals.values():
@@ -139,5 +147,8 @@ def _declarations(module: ir.Module) -> dict[str, str]:
             decl.align = v.align
         else:
             continue
-        out[v.get_reference()] = str(decl)
+        text = str(decl)
+        if v.get_reference() in hidden:
+            text = re.sub(r"^(declare|@\S+ = external) ", r"\1 hidden ", text, count=1)
+        out[v.get_reference()] = text
     return out

@@ -49,7 +49,7 @@ GRAPH_PASSES = [
     "dce",
 ]
 # Bufferize and lower bnn to loops over memrefs (LLVM cleans the loops up).
-LOOP_PASSES = ["convert-bnn-to-loops", "dedupe-layer-functions"]
+LOOP_PASSES = ["convert-bnn-to-loops", "remove-dead-arguments", "dedupe-layer-functions"]
 # Loops to the llvm dialect; MLIR's pass names and order.
 LLVM_PASSES = [
     "convert-scf-to-cf",

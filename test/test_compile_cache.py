@@ -406,7 +406,7 @@ def test_artifact_entries_are_keyed_by_target(cache, pt2):
     signature, code, facts = compile_cache.artifact_build(
         str(pt2), CompileOptions(target="aarch64"), lambda: pytest.fail("imported on a hit")
     )
-    assert code[:4] == b"\x7fELF" and code[18] == 183  # EM_AARCH64
+    assert all(part[:4] == b"\x7fELF" and part[18] == 183 for part in code)  # EM_AARCH64
     assert signature.name == "forward" and not facts.creates_threads
     host_key = compile_cache.source_key(str(pt2), None, CompileOptions(), trust=False, purpose="object")
     assert compile_cache.load(host_key) is None

@@ -103,7 +103,7 @@ def test_parts_compile_in_this_process_when_no_python_can_be_started(monkeypatch
     started = []
     monkeypatch.setattr(llvm_jobs.subprocess, "Popen", lambda *a, **k: started.append(a))
     objects = llvm_jobs.compile_parts(texts, target, 2, jit=True)
-    assert not started and len(objects) == len(texts) and all(objects)
+    assert not started and len(objects) == len(texts) and all(code and ir is None for code, ir in objects)
 
 
 def test_a_failing_child_leaves_its_part_to_this_process(monkeypatch):
@@ -114,6 +114,7 @@ def test_a_failing_child_leaves_its_part_to_this_process(monkeypatch):
     monkeypatch.setattr(llvm_jobs, "_start", lambda request, text: real_start("not json", text))
     objects = llvm_jobs.compile_parts(texts, target, 2, jit=True)
     assert objects == [llvm_jobs.compile_part(t, target, 2, True) for t in texts]
+    assert all(ir is None for _, ir in objects)
 
 
 def test_default_jobs_follow_the_cores_this_process_may_use(monkeypatch):
@@ -141,3 +142,79 @@ def test_children_import_the_bnnc_this_process_runs(monkeypatch, tmp_path):
     objects = llvm_jobs.compile_parts(texts, options.resolved_target(), 2, jit=True)
     assert len(here) == 1, "part 1 was compiled here: its child failed"
     assert objects[1] == real_compile_part(texts[1], options.resolved_target(), 2, True)
+
+
+# --------------------------------------------------------------------------
+# artifacts: the parts of a split module linked into one .so or .o
+# --------------------------------------------------------------------------
+
+
+def test_an_artifacts_split_makes_its_symbols_hidden():
+    """An artifact's parts are linked into one library that exports only what
+    the unsplit one does: what the split makes external is hidden, where it
+    is defined and where it is declared; the entry point is not."""
+    llvm_module, signature, _ = _llvm_module("bireal", threads=2)
+    layer = {f.name for f in llvm_module.functions if is_layer_function(f)}
+    texts = split_module(llvm_module, 3, signature.llvm_global(), hidden=True)
+    for name in layer:
+        (where,) = [t for t in texts if re.search(rf'^define hidden [^@]*@"{name}"\(', t, re.M)]
+        assert all(re.search(rf'^declare hidden [^@]*@"{name}"\(', t, re.M) for t in texts if t is not where and f'@"{name}"(' in t)
+    assert f'define void @"{signature.name}"(' in texts[0]
+    shared = re.findall(r'^(@"[^"]+") = hidden (?:global|constant)', texts[0], re.M)
+    for ref in shared:
+        assert all(f"{ref} = external hidden" in t for t in texts[1:] if ref in t)
+
+
+def _optimized_globals(text: str) -> set[str]:
+    return set(re.findall(r'^(@"?[^\s=]+"?) = (?!external)', text, re.M))
+
+
+def test_a_split_keeps_no_global_the_unsplit_build_drops():
+    """Every global an optimised part defines, the optimised whole module
+    defines too. (Bi-Real-Net-18's classifier kept its 2 MB of float weights
+    twice: its kernel reads its own repacked copy, and the original, still a
+    parameter of the now external kernel, could no longer be dropped; the
+    pipeline's remove-dead-arguments drops such parameters.)"""
+    llvm_module, signature, options = _llvm_module("bireal")
+    target = options.resolved_target()
+    whole = _optimized_globals(str(optimize(f"{llvm_module}\n{signature.llvm_global()}", target, opt_level=2)))
+    llvm_module, signature, options = _llvm_module("bireal")
+    texts = split_module(llvm_module, 2, signature.llvm_global(), hidden=True)
+    parts = set().union(*(_optimized_globals(ir) for _, ir in llvm_jobs.compile_parts(texts, target, 2, jit=False, keep_ir=True)))
+    assert parts == whole
+
+
+@pytest.mark.parametrize(("kind", "target"), [("so", "host"), ("obj", "host"), ("so", "aarch64")])
+def test_artifact_parts_link_into_the_unsplit_artifact(tmp_path, kind, target):
+    """`bnnc compile --emit=so|obj` compiles the parts of a split module in
+    parallel and links them (a .o with ld -r): the artifact computes the
+    unsplit one's bits, its header (scratch memory, mutable globals, libc
+    symbols, threads) is the same, and it exports the same symbols."""
+    from bnnc import artifacts
+    from bnnc.runtime.artifact_loader import elf_symbols
+    from bnnc.runtime.emulated_run import run_artifact
+
+    if kind == "obj" and artifacts.find_relocatable_linker(CompileOptions(target=target).resolved_target()) is None:
+        pytest.fail("GNU ld is missing (binutils; scripts/test.sh installs it)")
+    model, x = FACTORIES["bireal"](0)
+    module = import_model(model, (x,))
+    paths = {}
+    for jobs in (None, 3):  # None: one module, as --emit=asm builds it
+        options = CompileOptions(target=target, num_threads=2, thread_min_work=0, jobs=jobs)
+        built = build(module.clone(), options=options, for_linker=jobs is not None)
+        path = tmp_path / f"{jobs}.{'o' if kind == 'obj' else 'so'}"
+        compiled = None if jobs is None else (built.objects, artifacts.measure(*built.optimized_ir))
+        artifacts.write_artifact(built.llvm_module, built.target, built.signature, str(path), kind=kind, compiled=compiled)
+        assert jobs is None or len(built.objects) == 3
+        paths[jobs] = path
+    inputs = [x.numpy(), torch.randn_like(x).numpy()]
+    for xi in inputs:
+        want, got = (run_artifact(str(paths[j]), [xi]) for j in (None, 3))
+        assert all(np.array_equal(a, b) for a, b in zip(want, got))
+    assert paths[3].with_suffix(".h").read_text() == paths[None].with_suffix(".h").read_text()
+
+    def exported(path):
+        return sorted(s.name for s in elf_symbols(str(path)) if s.defined and s.binding == 1)
+
+    if kind == "so":
+        assert exported(paths[3]) == exported(paths[None])
