@@ -339,6 +339,6 @@ def write_artifact(
 
 
 def _link(cmd: list[str], built: Path, objects: list[Path], out: Path) -> None:
-    result = subprocess.run([*cmd, "-o", str(built), *map(str, objects)], capture_output=True, text=True)
+    result = subprocess.run([*cmd, "-o", str(built), *map(str, objects)], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise TargetError(f"{cmd[0]} failed to link {out}:\n{result.stderr.strip()}")

@@ -236,19 +236,21 @@ class _Tables:
 
 
 def pixel_rows(
-    oh: int, ow: int, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int], min_rows: int = 1
+    oh: int, ow: int, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int], blocks: int = 1
 ) -> int:
     """For a 1x1, stride-1, unpadded conv with NHWC input and result, every
     output pixel reads the input pixel at the same flat offset, so the
     OH x OW pixels can be tiled as fewer, longer rows: a row's last pixels
     that do not fill a register tile run one at a time (a 28-wide row:
     4 x 6 + 4 single pixels), so k rows joined into one leave k times fewer.
-    The rows joined (k divides OH) stay at most 128 pixels long, and at
-    least `min_rows` rows remain (a threaded kernel's threads split rows).
-    Returns k."""
+    The rows joined (k divides OH) stay at most 128 pixels long. A threaded
+    kernel's `blocks` split the rows, so k keeps the largest block's pixels
+    least (28 rows of 28 on 2 blocks: 14 rows of 56, 7 + 7, not 7 rows of
+    112, 4 + 3), then the fewest rows. Returns k."""
     if kernel != (1, 1) or stride != (1, 1) or padding != (0, 0):
         return 1
-    return max(k for k in range(1, oh + 1) if oh % k == 0 and (k == 1 or (k * ow <= 128 and oh // k >= min_rows)))
+    joins = [k for k in range(1, oh + 1) if oh % k == 0 and (k == 1 or k * ow <= 128)]
+    return min(joins, key=lambda k: (-(-(oh // k) // blocks) * k * ow, -k))
 
 
 def _channel_conv(
@@ -269,21 +271,27 @@ def _channel_conv(
     vty = VectorType(f32, [tile.lanes])
     weights, bias = tables.weights, tables.bias
     pool = _FusedMaxPool.of(lowerer, op, out) if op.max_pool() is not None else None
-    conv_rows = lowerer.row_range(oh) if pool is None else pool.conv_rows(oh)
-    rows = lowerer.padded_rows(oh, sh, kh, dh, op.input_nchw()[2] + 2 * ph, conv_rows)
-    if nhwc_in:
-        source, fresh = _zero_padded_nhwc(lowerer, args[0], ph, pw, rows)
-    else:
-        source, fresh = _zero_padded(lowerer, args[0], ph, pw, rows)
-    sums = lb.alloca_entry([tile.pixels, tile.channels], f32)
-    cin = op.input_nchw()[1]
     threaded = lowerer.thread is not None
-    join = pixel_rows(oh, ow, (kh, kw), (sh, sw), (ph, pw), 4 if threaded else 1) if nhwc_in and nhwc_out else 1
-    if pool is not None:
-        join = 1
-    if join > 1:  # rows of join * ow pixels over flat views of both buffers
+    join = 1
+    if nhwc_in and nhwc_out and pool is None:
+        join = pixel_rows(oh, ow, (kh, kw), (sh, sw), (ph, pw), lowerer.blocks if threaded else 1)
+    cin = op.input_nchw()[1]
+    if join > 1:
+        # rows of join * ow pixels over flat views of both buffers (a 1x1
+        # unpadded conv: the input is read in place); the threads split the
+        # joined rows (splitting the unjoined ones gave one thread them all)
         oh, ow = oh // join, ow * join
-        source, out = collapse_trailing(lb, source, 4, 0), collapse_trailing(lb, out, 4, 0)
+        conv_rows = lowerer.row_range(oh)
+        source, fresh = collapse_trailing(lb, args[0], 4, 0), False
+        out = collapse_trailing(lb, out, 4, 0)
+    else:
+        conv_rows = lowerer.row_range(oh) if pool is None else pool.conv_rows(oh)
+        rows = lowerer.padded_rows(oh, sh, kh, dh, op.input_nchw()[2] + 2 * ph, conv_rows)
+        if nhwc_in:
+            source, fresh = _zero_padded_nhwc(lowerer, args[0], ph, pw, rows)
+        else:
+            source, fresh = _zero_padded(lowerer, args[0], ph, pw, rows)
+    sums = lb.alloca_entry([tile.pixels, tile.channels], f32)
 
     def in_index(n, channel, oy, ox0, t, ky, kx) -> list[IndexLike]:
         if join > 1:  # pixel oy * ow + ox0 + t of the flat N x P x C input

@@ -60,6 +60,7 @@ class Lowerer:
     # (index values), or on one thread when these are None.
     thread: SSAValue | None = None
     threads: SSAValue | None = None
+    blocks: int = 1  # the static value of `threads` (the call's bnnc.blocks)
     thread_min_work: int = 0
 
     def row_range(self, rows: int) -> tuple[IndexLike, IndexLike]:

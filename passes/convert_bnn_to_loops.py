@@ -130,17 +130,17 @@ def _kernel(lowerer: Lowerer, op: Operation, fn_name: str, args: list[SSAValue],
     arg_types = [a.type for a in args] + [out.type] + ([IndexType(), IndexType()] if threaded else [])
     block = Block(arg_types=arg_types)
     saved, lowerer.lb = lowerer.lb, LoopBuilder(block)
+    blocks = num_threads * BLOCKS_PER_THREAD
     if threaded:
-        lowerer.thread, lowerer.threads = block.args[-2], block.args[-1]
+        lowerer.thread, lowerer.threads, lowerer.blocks = block.args[-2], block.args[-1], blocks
     try:
         LOWERINGS[type(op)](lowerer, op, list(block.args[: len(args)]), block.args[len(args)])
         lowerer.lb.insert(func.ReturnOp())
     finally:
-        lowerer.lb, lowerer.thread, lowerer.threads = saved, None, None
+        lowerer.lb, lowerer.thread, lowerer.threads, lowerer.blocks = saved, None, None, 1
     kernel = func.FuncOp(fn_name, FunctionType.from_lists(arg_types, []), Region(block), visibility="private")
     kernel.location = op.location
     lowerer.module.body.block.add_op(kernel)
-    blocks = num_threads * BLOCKS_PER_THREAD
     extra = [lowerer.lb.index(0), lowerer.lb.index(blocks)] if threaded else []
     call = func.CallOp(fn_name, [*args, out, *extra], [])
     if threaded:

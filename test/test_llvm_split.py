@@ -157,16 +157,16 @@ def test_an_artifacts_split_makes_its_symbols_hidden():
     layer = {f.name for f in llvm_module.functions if is_layer_function(f)}
     texts = split_module(llvm_module, 3, signature.llvm_global(), hidden=True)
     for name in layer:
-        (where,) = [t for t in texts if re.search(rf'^define hidden [^@]*@"{name}"\(', t, re.M)]
-        assert all(re.search(rf'^declare hidden [^@]*@"{name}"\(', t, re.M) for t in texts if t is not where and f'@"{name}"(' in t)
+        (where,) = [t for t in texts if re.search(rf'^define hidden [^@]*@"{name}"\(', t, re.MULTILINE)]
+        assert all(re.search(rf'^declare hidden [^@]*@"{name}"\(', t, re.MULTILINE) for t in texts if t is not where and f'@"{name}"(' in t)
     assert f'define void @"{signature.name}"(' in texts[0]
-    shared = re.findall(r'^(@"[^"]+") = hidden (?:global|constant)', texts[0], re.M)
+    shared = re.findall(r'^(@"[^"]+") = hidden (?:global|constant)', texts[0], re.MULTILINE)
     for ref in shared:
         assert all(f"{ref} = external hidden" in t for t in texts[1:] if ref in t)
 
 
 def _optimized_globals(text: str) -> set[str]:
-    return set(re.findall(r'^(@"?[^\s=]+"?) = (?!external)', text, re.M))
+    return set(re.findall(r'^(@"?[^\s=]+"?) = (?!external)', text, re.MULTILINE))
 
 
 def test_a_split_keeps_no_global_the_unsplit_build_drops():
