@@ -378,11 +378,18 @@ def lower_adaptive_max_pool2d(lowerer: Lowerer, op: bnn.AdaptiveMaxPool2dOp, arg
 
 
 def lower_mean(lowerer: Lowerer, op: bnn.MeanOp, args: list[SSAValue], out: SSAValue) -> None:
+    """Each output is its elements' sum in index order, divided by their count.
+    Threads split the first output axis longer than 1 (XNOR-Net's channel
+    mean |x| of every pixel: 10% of its time, on one thread before); each
+    output's sum is unchanged, so the bits are too."""
     lb, x = lowerer.lb, args[0]
-    shape = memref_shape(x)
+    shape, out_shape = memref_shape(x), memref_shape(out)
     dims = list(op.dims.get_values())
     count = lb.f32(float(pymath.prod(shape[d] for d in dims)))
-    with lb.loops(memref_shape(out)) as ivs:
+    axis = next((i for i, size in enumerate(out_shape) if size > 1), 0)
+    first, last = lowerer.row_range(out_shape[axis])
+    with lb.loops(out_shape[:axis]) as outer, lb.loop(last, first) as split, lb.loops(out_shape[axis + 1 :]) as inner:
+        ivs = [*outer, split.iv, *inner]
         with lb.reduction([shape[d] for d in dims], [lb.f32(0.0)]) as red:
             idx = list(ivs)
             for d, iv in zip(dims, red.ivs):
@@ -423,6 +430,13 @@ def _window_work(op: Operation) -> int:
     return _numel(op.results[0]) * kh * kw
 
 
+def _mean_work(op: Operation) -> int:
+    """A mean reads its input one strided scalar at a time: XNOR-Net's
+    channel mean of 128 x 28 x 28 takes 45 us on one thread, what a
+    vectorised elementwise op touching ~4x as many elements takes."""
+    return 4 * _numel(op.operands[0])
+
+
 def _elementwise_work(op: Operation) -> int:
     """Elements an elementwise kernel touches: its output and its operands."""
     return sum(_numel(v) for v in (*op.operands, op.results[0]))
@@ -435,6 +449,7 @@ FLOAT_THREADED: dict[type[Operation], WorkOf] = {
     bnn.AvgPool2dOp: _window_work,
     bnn.AdaptiveAvgPool2dOp: lambda op: _numel(op.operands[0]),
     bnn.AdaptiveMaxPool2dOp: lambda op: _numel(op.operands[0]),
+    bnn.MeanOp: _mean_work,
     **{
         kind: _elementwise_work
         for kind in (

@@ -163,3 +163,26 @@ def test_thread_count_out_of_range_is_refused(threads):
     model, x = FACTORIES["binary_mlp"]()
     with pytest.raises(bnnc.BnncError, match=r"num_threads must be 1\.\.1024, got"):
         bnnc.compile(model.eval(), (x,), num_threads=threads)
+
+
+class _Means(torch.nn.Module):
+    """XNOR-Net's K map (channel mean of |x| at every pixel), a global mean,
+    and a mean whose first output axis longer than 1 is the last."""
+
+    def forward(self, x):
+        k = x.abs().mean(dim=1, keepdim=True)
+        return k * 2.0, x.mean(dim=(2, 3)), x[:, :1].mean(dim=(1, 2))
+
+
+@pytest.mark.parametrize("shape", [(1, 64, 28, 28), (2, 5, 7, 3), (1, 3, 1, 9)])
+def test_threaded_means_give_the_single_thread_bits(shape):
+    """A mean splits its first output axis longer than 1 between threads
+    (threaded however small here: thread_min_work=0); every output's sum is
+    the same, so every thread count gives the same bits."""
+    model = _Means()
+    x = torch.randn(*shape)
+    expected = [np.asarray(o) for o in _compiled(model, x, 1)(x.numpy())]
+    for threads in (2, 3, 8):
+        got = [np.asarray(o) for o in _compiled(model, x, threads)(x.numpy())]
+        assert all(np.array_equal(g, w) for g, w in zip(got, expected)), f"{threads} threads"
+    assert_matches_torch(model, (x,), [torch.from_numpy(w) for w in expected])
