@@ -29,18 +29,18 @@ from xdsl.passes import ModulePass
 
 
 def _symbol_refs(op: Operation) -> set[str]:
-    """Root names of the symbol references among `op`'s attributes and properties."""
+    """Root names of the symbol references among `op`'s attributes and
+    properties (exact type tests: isinstance on xDSL's generic attribute
+    classes is slow, and this runs on every op of a module)."""
     found: set[str] = set()
-
-    def visit(attr: Attribute) -> None:
-        if isinstance(attr, SymbolRefAttr):
-            found.add(attr.root_reference.data)
-        elif isinstance(attr, ArrayAttr):
-            for a in attr.data:
-                visit(a)
-
-    for attr in (*op.attributes.values(), *op.properties.values()):
-        visit(attr)
+    stack: list[Attribute] = [*op.attributes.values(), *op.properties.values()]
+    while stack:
+        attr = stack.pop()
+        kind = type(attr)
+        if kind is SymbolRefAttr:
+            found.add(attr.root_reference.data)  # type: ignore[attr-defined]
+        elif kind is ArrayAttr:
+            stack.extend(attr.data)  # type: ignore[attr-defined]
     return found
 
 
