@@ -54,7 +54,7 @@ def _remove(fn: func.FuncOp, dead: list[int], calls: list[func.CallOp]) -> None:
     for call in calls:
         gone = [call.operands[i] for i in dead]
         call.operands = [v for i, v in enumerate(call.operands) if i not in dead]
-        for value in gone:
+        for value in set(gone):  # (a value passed for two removed parameters is erased once)
             producer = value.owner
             if isinstance(producer, memref.GetGlobalOp) and not producer.memref.uses:
                 producer.parent_block().erase_op(producer)

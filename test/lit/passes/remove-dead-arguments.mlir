@@ -16,6 +16,7 @@
 // CHECK-NEXT: func.call @forward_2_add(%[[X]], %[[Y]], %[[K]]) : (memref<4xf32>, memref<4xf32>, memref<4xf32>) -> ()
 // CHECK-NEXT: func.call @forward_3_referenced(%[[X]], %[[Y]])
 // CHECK-NEXT: func.call @public_kernel(%[[X]], %[[Y]])
+// CHECK-NEXT: func.call @forward_4_twice(%[[X]], %[[Y]]) : (memref<4xf32>, memref<4xf32>) -> ()
 func.func @forward(%x: memref<4xf32>, %y: memref<4xf32>) {
   %t0 = arith.constant 0 : index
   %t2 = arith.constant 2 : index
@@ -25,6 +26,8 @@ func.func @forward(%x: memref<4xf32>, %y: memref<4xf32>) {
   func.call @forward_2_add(%x, %y, %k) : (memref<4xf32>, memref<4xf32>, memref<4xf32>) -> ()
   func.call @forward_3_referenced(%x, %y) : (memref<4xf32>, memref<4xf32>) -> ()
   func.call @public_kernel(%x, %y) : (memref<4xf32>, memref<4xf32>) -> ()
+  %w2 = memref.get_global @w : memref<4xf32>
+  func.call @forward_4_twice(%x, %w2, %w2, %y) : (memref<4xf32>, memref<4xf32>, memref<4xf32>, memref<4xf32>) -> ()
   "test.op"() {ref = @forward_3_referenced} : () -> ()
   func.return
 }
@@ -62,5 +65,16 @@ func.func private @forward_3_referenced(%a: memref<4xf32>, %out: memref<4xf32>) 
 // Public: its signature is an interface, unchanged.
 // CHECK-LABEL: func.func @public_kernel(%{{.*}}: memref<4xf32>, %{{.*}}: memref<4xf32>)
 func.func @public_kernel(%a: memref<4xf32>, %out: memref<4xf32>) {
+  func.return
+}
+
+// One value passed for two parameters that are both unread (a batch norm
+// whose mean, variance, weight and bias are one constant): both go, and the
+// get_global once.
+// CHECK-LABEL: func.func private @forward_4_twice(%{{.*}}: memref<4xf32>, %{{.*}}: memref<4xf32>)
+func.func private @forward_4_twice(%a: memref<4xf32>, %w1: memref<4xf32>, %w2: memref<4xf32>, %out: memref<4xf32>) {
+  %c0 = arith.constant 0 : index
+  %x = memref.load %a[%c0] : memref<4xf32>
+  memref.store %x, %out[%c0] : memref<4xf32>
   func.return
 }
