@@ -101,8 +101,7 @@ def test_terminal_shows_stage_pass_and_layer_and_pipes_see_nothing(tmp_path):
         "_bconv2d",  # a layer function by name
         "bnnc: passes: llvm: convert-memref-to-llvm",
         "bnnc: LLVM IR: function 1/",
-        "bnnc: LLVM optimisation",
-        "bnnc: machine code",
+        "bnnc: LLVM optimisation and code generation",  # (the parts of the object, in parallel)
     ):
         assert shown in text, (shown, text)
     layers = [part for part in text.split("\r\x1b[K") if "convert-bnn-to-loops: layer " in part]
