@@ -61,3 +61,37 @@ func.func @f(%a: memref<4x8xf32>, %i: index, %j: index, %x: f32) -> f32 {
   func.return %z : f32
 }
 // CHECK-NOT: memref.
+
+// The accesses of one block share the terms of their linear index that they
+// have in common (a micro-kernel's loads differ in the last index only): the
+// second load adds only its last term, the third reuses the whole index; a
+// block's addresses are never reused in another block, which they might not dominate.
+// CHECK-LABEL: func.func @shared_prefix
+func.func @shared_prefix(%a: memref<2x3x8xi64>, %i: index, %j: index, %k: index, %l: index) -> i64 {
+  // CHECK: %[[I:.*]] = llvm.mul %{{.*}}, %[[C24:.*]] : i64
+  // CHECK-NEXT: %[[J:.*]] = llvm.mul %{{.*}}, %[[C8:.*]] : i64
+  // CHECK-NEXT: %[[IJ:.*]] = llvm.add %[[I]], %[[J]] : i64
+  // CHECK-NEXT: %[[IJK:.*]] = llvm.add %[[IJ]], %[[K:.*]] : i64
+  // CHECK-NEXT: llvm.getelementptr inbounds %{{.*}}[%[[IJK]]]
+  %x = memref.load %a[%i, %j, %k] : memref<2x3x8xi64>
+  // CHECK-NEXT: llvm.load
+  // CHECK-NEXT: %[[IJL:.*]] = llvm.add %[[IJ]], %{{.*}} : i64
+  // CHECK-NEXT: llvm.getelementptr inbounds %{{.*}}[%[[IJL]]]
+  %y = memref.load %a[%i, %j, %l] : memref<2x3x8xi64>
+  // CHECK-NEXT: llvm.load
+  // CHECK-NEXT: arith.addi
+  // CHECK-NEXT: llvm.getelementptr inbounds %{{.*}}[%[[IJK]]]
+  // CHECK-NEXT: llvm.store
+  %s = arith.addi %x, %y : i64
+  memref.store %s, %a[%i, %j, %k] : memref<2x3x8xi64>
+  cf.br ^next
+^next:
+  // CHECK: ^{{.*}}:
+  // CHECK-NEXT: llvm.mul %{{.*}}, %[[C24]] : i64
+  // CHECK-NEXT: llvm.mul %{{.*}}, %[[C8]] : i64
+  // CHECK-NEXT: llvm.add
+  // CHECK-NEXT: llvm.add
+  // CHECK-NEXT: llvm.getelementptr
+  %z = memref.load %a[%i, %j, %k] : memref<2x3x8xi64>
+  func.return %z : i64
+}
