@@ -50,3 +50,25 @@ def test_bench_packed_layer_compiles(bench_result):
     (row,) = result["layers"]
     assert "packed" in row["verified"], f"packed layer failed: {row.get('errors')}"
     assert row["bnnc_packed_ms"] > 0
+
+
+def test_bench_measures_this_hosts_roofline(bench_result):
+    """The `% roof` columns are against the ceiling measured on this host
+    (bench/roofline.py), and the run says which ceiling it used."""
+    proc, result = bench_result
+    assert "roofline" in proc.stdout and "measured on this host" in proc.stdout
+    assert result["roofline_bitmac_per_s"] > 0
+    assert result["roofline_bitmac_per_s"] != result["anchor_roofline_bitmac_per_s"]
+
+
+def test_roofline_loop_counts_what_it_times():
+    """The roofline loop's accumulators equal numpy's popcount of the same
+    words (measure() raises otherwise): a loop LLVM simplified away would
+    be caught, not reported as a fast ceiling."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import roofline
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    for rows, cols in ((1, 1), (3, 2)):
+        assert roofline._measure_tile(rows, cols, 0.02) > 0
