@@ -326,11 +326,9 @@ def tiled_conv_loops(
             if full:
                 with lb.loop(x0 + full, lb.index(x0), pixels) as px:
                     emit(n, g, oc0, vectors, valid, oy, px.iv, pixels, at_border)
-            if x1 - x0 - full == 1:
-                emit(n, g, oc0, vectors, valid, oy, x0 + full, 1, at_border)
-            elif x1 > x0 + full:
-                with lb.loop(x1, lb.index(x0 + full)) as px:
-                    emit(n, g, oc0, vectors, valid, oy, px.iv, 1, at_border)
+            if x1 > x0 + full:  # the rest in one narrower tile (not pixel by pixel: a
+                # 1-pixel tile loads as many weight vectors as it does popcounts)
+                emit(n, g, oc0, vectors, valid, oy, x0 + full, x1 - x0 - full, at_border)
 
     def clipped(y0: int, y1: int, counted: bool = False) -> tuple[IndexLike, IndexLike]:
         """Rows [y0, y1) of this kernel's share as [lo, hi); hi >= lo if `counted`."""
