@@ -40,7 +40,7 @@ def _kernel_ir(rows: int, cols: int) -> str:
     v = f"<{LANES} x i64>"
     steps = WORDS // LANES
     lines = [
-        f"define i64 @roof(ptr %x, ptr %w, i64 %reps) {{",
+        "define i64 @roof(ptr %x, ptr %w, i64 %reps) {",
         "entry:",
         "  br label %outer",
         "outer:",

@@ -14,13 +14,13 @@ import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from bnnc import __version__
+from bnnc.artifact_facts import ArtifactFacts, measure  # (ArtifactFacts: part of this module's API)
 from bnnc.errors import TargetError
-from bnnc.passes._parallel_contract import pool_global
 from bnnc.runtime.signature import ARENA_ALIGNMENT, Signature
 from bnnc.target import Target
 
@@ -31,53 +31,6 @@ _PROVIDERS = {
     "arm": "the Debian package gcc-arm-linux-gnueabihf (apt-get install gcc-arm-linux-gnueabihf libc6-dev-armhf-cross)",
     "riscv64": "the Debian package gcc-riscv64-linux-gnu (apt-get install gcc-riscv64-linux-gnu libc6-dev-riscv64-cross)",
 }
-
-
-@dataclass(frozen=True)
-class ArtifactFacts:
-    """What the header documents beyond the signature, measured on the artifact."""
-
-    libc_symbols: tuple[str, ...] = ()
-    scratch_bytes: int | None = None  # sum of the scratch allocations; None: not all sizes are constant
-    scratch_allocations: int = 0
-    mutable_globals: tuple[str, ...] = ()
-    creates_threads: bool = False
-
-
-def measure(*modules: Any) -> ArtifactFacts:
-    """Scratch allocations and mutable globals of an optimised LLVM module, or
-    of the parts of a split one (modules or IR texts; a global defined in one
-    part and declared in others counts once)."""
-    total: int | None = 0
-    allocations = 0
-    mutable: dict[str, None] = {}
-    threads = False
-    for mod in modules:
-        text = str(mod)
-        sizes = re.findall(r"call [^\n]*@(?:aligned_alloc|malloc)\(([^)]*)\)", text)
-        allocations += len(sizes)
-        for args in sizes:
-            m = re.search(r"i(?:32|64) (\d+)\s*$", args)  # size_t is i32 on 32-bit targets
-            if m is None:
-                total = None
-            elif total is not None:
-                total += int(m.group(1))
-        for m in re.finditer(r'^@("?[^\s=]+"?) = (?![^\n]*\bconstant\b)[^\n]*\bglobal\b', text, re.M):
-            if not _thread_pool_state(m.group(1).strip('"')):
-                mutable.setdefault(m.group(1))
-        threads = threads or "@pthread_create" in text
-    return ArtifactFacts(
-        scratch_bytes=total,
-        scratch_allocations=allocations,
-        mutable_globals=tuple(mutable),
-        creates_threads=threads,
-    )
-
-
-def _thread_pool_state(name: str) -> bool:
-    """The thread pool's own globals (its state, taken by one call at a time,
-    and the destructor list that joins its workers) keep calls reentrant."""
-    return name.endswith(pool_global("")) or name == "llvm.global_dtors"
 
 
 def _dims(shape: tuple[int, ...]) -> str:

@@ -452,8 +452,8 @@ def artifact_build(
 
         built = driver.build(module, None, options, for_linker=linkable)
         if built.objects is not None:
-            assert built.optimized_ir is not None
-            code, facts = built.objects, artifacts.measure(*built.optimized_ir)
+            assert built.facts is not None
+            code, facts = built.objects, built.facts
         else:  # (a dynamic-batch build is one module)
             progress.stage("machine code")
             code, facts = (emit_object(built.llvm_module, target),), artifacts.measure(built.llvm_module)

@@ -263,7 +263,7 @@ class Build:
     target: Target
     llvm_module: Any  # llvmlite.binding.ModuleRef; None for a build of objects
     objects: tuple[bytes, ...] | None = None  # object code, one per part (bnnc.llvm_split)
-    optimized_ir: tuple[str, ...] | None = None  # the parts' optimised IR, for a linker's build
+    facts: Any = None  # bnnc.artifact_facts.ArtifactFacts of a linker's build, measured on its parts
 
 
 @_without_gc
@@ -281,7 +281,7 @@ def build(
     made by parallel processes (bnnc.llvm_jobs); with `cache` it goes through
     the persistent compile cache (bnnc.compile_cache) as well. With
     `for_linker`, it is object code in parts for an artifact's linker, with
-    their optimised IR (bnnc.artifacts). Otherwise it is an optimised LLVM
+    the artifact facts measured on them (bnnc.artifacts). Otherwise it is an optimised LLVM
     module (for artifacts and assembly)."""
     from bnnc.codegen import optimize
 
@@ -310,8 +310,10 @@ def build(
         if for_jit and target.is_host:
             return Build(signature, target, None, jit_objects(module, signature, target, options))
         if for_linker:
-            parts = parallel_objects(module, signature, target, options, jit=False, keep_ir=True)
-            return Build(signature, target, None, tuple(c for c, _ in parts), tuple(t or "" for _, t in parts))
+            from bnnc.artifact_facts import combine
+
+            parts = parallel_objects(module, signature, target, options, jit=False, facts=True)
+            return Build(signature, target, None, tuple(c for c, _ in parts), combine([f for _, f in parts if f]))
         text = llvm_ir(module, signature, target.triple, profile_layers=options.profile_layers)
         progress.stage("LLVM optimisation", f"-O{options.opt_level}")
         return Build(signature, target, optimize(text, target, opt_level=options.opt_level))
@@ -326,11 +328,11 @@ def jit_objects(module: ModuleOp, signature: Signature, target: Target, options:
 
 def parallel_objects(
     module: ModuleOp, signature: Signature, target: Target, options: CompileOptions, *, jit: bool,
-    keep_ir: bool = False,
-) -> list[tuple[bytes, str | None]]:
+    facts: bool = False,
+) -> list[tuple[bytes, Any]]:
     """Object code for an llvm-dialect `module`: its LLVM module split into
     parts (bnnc.llvm_split) that LLVM optimises and compiles in parallel,
-    each with its optimised IR text if `keep_ir`. JIT parts are linked by
+    each with its artifact facts (bnnc.artifact_facts) if `facts`. JIT parts are linked by
     the JIT; an artifact's (`jit` false: position-independent, the symbols
     the split makes external hidden) by the linker (bnnc.artifacts)."""
     from bnnc.codegen import to_llvmlite_module
@@ -341,7 +343,7 @@ def parallel_objects(
     llvm_module = to_llvmlite_module(module, target.triple, profile_entry=entry)
     parts = split_module(llvm_module, options.resolved_jobs(), signature.llvm_global(), hidden=not jit)
     progress.stage("LLVM optimisation and code generation", f"-O{options.opt_level}, {len(parts)} parts")
-    return compile_parts(parts, target, options.opt_level, jit=jit, keep_ir=keep_ir)
+    return compile_parts(parts, target, options.opt_level, jit=jit, facts=facts)
 
 
 def jit(built: Build) -> Any:

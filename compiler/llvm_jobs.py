@@ -6,10 +6,11 @@ would not help, and forking a process that may run threads (PyTorch's,
 a compiled model's pool) is unsafe.
 
 Protocol of a child: one JSON line on stdin (target, optimisation level,
-whether the object is for the JIT, whether to return the optimised IR),
-then the part's IR text; it writes the object code's length (8 bytes,
-little-endian), the object code and, if asked, the optimised IR text to
-stdout and exits 0, or writes an error to stderr and exits 1.
+whether the object is for the JIT, whether to measure the artifact facts
+of the optimised part), then the part's IR text; it writes the object
+code's length (8 bytes, little-endian), the object code and, if asked, the
+facts as JSON (bnnc.artifact_facts) to stdout and exits 0, or writes an
+error to stderr and exits 1.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import threading
 from collections.abc import Sequence
 
 import bnnc
+from bnnc.artifact_facts import ArtifactFacts, measure_module
 from bnnc.target import Target
 
 # More parts than this cost more in process start-up and duplicated
@@ -40,32 +42,35 @@ def default_jobs() -> int:
     return max(1, min(cores, MAX_JOBS))
 
 
-def compile_part(text: str, target: Target, opt_level: int, jit: bool, keep_ir: bool = False) -> tuple[bytes, str | None]:
+Compiled = tuple[bytes, ArtifactFacts | None]
+
+
+def compile_part(text: str, target: Target, opt_level: int, jit: bool, facts: bool = False) -> Compiled:
     """Object code for one part (the same steps as a whole module's build),
-    and its optimised IR text if `keep_ir`."""
+    and the artifact facts of its optimised IR if `facts`."""
     from bnnc.machine_code import optimize, target_machine
 
     optimized = optimize(text, target, opt_level=opt_level)
-    return target_machine(target, jit=jit).emit_object(optimized), str(optimized) if keep_ir else None
+    return target_machine(target, jit=jit).emit_object(optimized), measure_module(optimized) if facts else None
 
 
 def compile_parts(
-    texts: Sequence[str], target: Target, opt_level: int, *, jit: bool, keep_ir: bool = False
-) -> list[tuple[bytes, str | None]]:
-    """Object code (and optimised IR text, if `keep_ir`) for every part, in
+    texts: Sequence[str], target: Target, opt_level: int, *, jit: bool, facts: bool = False
+) -> list[Compiled]:
+    """Object code (and artifact facts, if `facts`) for every part, in
     order; the parts after the first run in child processes while this one
     compiles the first."""
     request = json.dumps({
         "target": [target.name, target.triple, target.cpu, target.features], "opt_level": opt_level, "jit": jit,
-        "ir": keep_ir,
+        "facts": facts,
     })
     children = [_start(request, text) for text in texts[1:]]
-    results = [compile_part(texts[0], target, opt_level, jit, keep_ir)]
+    results = [compile_part(texts[0], target, opt_level, jit, facts)]
     for child, text in zip(children, texts[1:]):
         done = None if child is None else _finish(child)
         # (a child that could not run, e.g. with no Python to start, or
         # failed: compile here, which gives the error LLVM gives)
-        results.append(compile_part(text, target, opt_level, jit, keep_ir) if done is None else done)
+        results.append(compile_part(text, target, opt_level, jit, facts) if done is None else done)
     return results
 
 
@@ -113,8 +118,8 @@ def _start(request: str, text: str) -> tuple[subprocess.Popen, threading.Thread]
     return child, feeder
 
 
-def _finish(started: tuple[subprocess.Popen, threading.Thread]) -> tuple[bytes, str | None] | None:
-    """The child's object code and optimised IR (if asked), or None if it failed."""
+def _finish(started: tuple[subprocess.Popen, threading.Thread]) -> Compiled | None:
+    """The child's object code and artifact facts (if asked), or None if it failed."""
     child, feeder = started
     feeder.join()
     child.stdin = None  # (closed by the feeder; communicate would flush it)
@@ -125,7 +130,10 @@ def _finish(started: tuple[subprocess.Popen, threading.Thread]) -> tuple[bytes, 
     if size == 0 or 8 + size > len(out):
         return None
     rest = out[8 + size:]
-    return out[8:8 + size], rest.decode() if rest else None
+    try:
+        return out[8:8 + size], ArtifactFacts.from_json(rest.decode()) if rest else None
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def main() -> None:
@@ -135,11 +143,11 @@ def main() -> None:
     try:
         request = json.loads(line)
         target = Target(*request["target"])
-        obj, ir_text = compile_part(
-            text.decode(), target, int(request["opt_level"]), bool(request["jit"]), bool(request.get("ir"))
+        obj, facts = compile_part(
+            text.decode(), target, int(request["opt_level"]), bool(request["jit"]), bool(request.get("facts"))
         )
     except Exception as e:  # noqa: BLE001  (reported to the parent, which raises it)
         sys.stderr.write(f"{type(e).__name__}: {e}\n")
         sys.exit(1)
-    sys.stdout.buffer.write(struct.pack("<Q", len(obj)) + obj + (ir_text or "").encode())
+    sys.stdout.buffer.write(struct.pack("<Q", len(obj)) + obj + (facts.to_json().encode() if facts else b""))
     sys.stdout.buffer.flush()

@@ -180,7 +180,8 @@ def test_a_split_keeps_no_global_the_unsplit_build_drops():
     whole = _optimized_globals(str(optimize(f"{llvm_module}\n{signature.llvm_global()}", target, opt_level=2)))
     llvm_module, signature, options = _llvm_module("bireal")
     texts = split_module(llvm_module, 2, signature.llvm_global(), hidden=True)
-    parts = set().union(*(_optimized_globals(ir) for _, ir in llvm_jobs.compile_parts(texts, target, 2, jit=False, keep_ir=True)))
+    # (each part optimised as llvm_jobs.compile_part optimises it)
+    parts = set().union(*(_optimized_globals(str(optimize(text, target, opt_level=2))) for text in texts))
     assert parts == whole
 
 
@@ -203,7 +204,7 @@ def test_artifact_parts_link_into_the_unsplit_artifact(tmp_path, kind, target):
         options = CompileOptions(target=target, num_threads=2, thread_min_work=0, jobs=jobs)
         built = build(module.clone(), options=options, for_linker=jobs is not None)
         path = tmp_path / f"{jobs}.{'o' if kind == 'obj' else 'so'}"
-        compiled = None if jobs is None else (built.objects, artifacts.measure(*built.optimized_ir))
+        compiled = None if jobs is None else (built.objects, built.facts)
         artifacts.write_artifact(built.llvm_module, built.target, built.signature, str(path), kind=kind, compiled=compiled)
         assert jobs is None or len(built.objects) == 3
         paths[jobs] = path
@@ -218,3 +219,26 @@ def test_artifact_parts_link_into_the_unsplit_artifact(tmp_path, kind, target):
 
     if kind == "so":
         assert exported(paths[3]) == exported(paths[None])
+
+
+def test_a_child_measures_its_part_as_this_process_would(monkeypatch):
+    """An artifact's parts come back from the processes of llvm_jobs with
+    their artifact facts (scratch memory, mutable globals, threads), not
+    their optimised IR: the facts a child sends equal those measured here on
+    the same part, and the combined facts equal the whole module's."""
+    from bnnc.artifact_facts import combine, measure, measure_module
+
+    llvm_module, signature, options = _llvm_module("bireal")
+    target = options.resolved_target()
+    whole = measure(optimize(f"{llvm_module}\n{signature.llvm_global()}", target, opt_level=2))
+    llvm_module, signature, options = _llvm_module("bireal")
+    texts = split_module(llvm_module, 2, signature.llvm_global(), hidden=True)
+    calls_here = []
+    real = llvm_jobs.compile_part
+    monkeypatch.setattr(llvm_jobs, "compile_part", lambda *a: calls_here.append(a) or real(*a))
+    compiled = llvm_jobs.compile_parts(texts, target, 2, jit=False, facts=True)
+    assert len(calls_here) == 1  # part 0 here, part 1 in a child (not recompiled here after a failure)
+    here = [measure_module(optimize(text, target, opt_level=2)) for text in texts]
+    assert [facts for _, facts in compiled] == here
+    assert here[1].scratch_allocations > 0  # (the child's part has something to measure)
+    assert combine(here) == whole
