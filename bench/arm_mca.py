@@ -25,7 +25,7 @@ bound of the instruction mix on the model's pipes (85.3 on the A76 model).
 
 For x86 the loop comes from `-target=x86_64 -cpu=icelake-server` with 512-bit
 vectors, and the measured column is the same layer JIT-compiled for the host,
-timed single-thread (median), at ROOF_GHZ from bench/run.py: so the model can
+timed single-thread (median), at ANCHOR_GHZ from bench/run.py: so the model can
 be checked against this machine.
 """
 
@@ -194,8 +194,8 @@ def mca(body: list[str], triple: str, cpu: str) -> dict[str, float]:
 
 def measured_x86(text: str, c: int, hw: int, runs: int = 30) -> float:
     """The layer JIT-compiled for the host, single thread: bit-MAC per cycle
-    at bench/run.py's ROOF_GHZ."""
-    from run import ROOF_GHZ, WORD, direct_caller, median_ms
+    at bench/run.py's ANCHOR_GHZ (the Intel class's clock under load)."""
+    from run import ANCHOR_GHZ, WORD, direct_caller, median_ms
     from xdsl.parser import Parser
 
     import bnnc.context
@@ -205,7 +205,7 @@ def measured_x86(text: str, c: int, hw: int, runs: int = 30) -> float:
     model = jit(build(module, options=CompileOptions(name="forward", num_threads=1)))
     x = np.random.default_rng(1).integers(-(1 << 62), 1 << 62, size=(1, c // WORD, hw, hw), dtype=np.int64)
     ms = median_ms(direct_caller(model, [x]), runs)
-    return hw * hw * c * c * 9 / (ms * 1e-3) / (ROOF_GHZ * 1e9)
+    return hw * hw * c * c * 9 / (ms * 1e-3) / (ANCHOR_GHZ * 1e9)
 
 
 def main(argv: list[str] | None = None) -> int:

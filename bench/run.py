@@ -59,7 +59,8 @@ from bnnc.dialects import bitpack
 # machine class: ~326 bit-MAC/cycle per core at ~3.0 GHz under load. The
 # `% roof` columns use this host's ceiling, measured by roofline.py at the
 # start of a run (--anchor-roof: this constant instead).
-ANCHOR_ROOF = 326 * 3.0e9  # bit-MAC/s per core
+ANCHOR_GHZ = 3.0  # (bench/arm_mca.py turns measured times into cycles at it)
+ANCHOR_ROOF = 326 * ANCHOR_GHZ * 1e9  # bit-MAC/s per core
 ROOF = ANCHOR_ROOF  # main() sets the one in use
 
 LAYER_SHAPES = [(64, 56), (128, 28), (256, 14), (512, 7)]  # channels, spatial size (ANCHORS.md)
