@@ -313,7 +313,7 @@ def build(
             from bnnc.artifact_facts import combine
 
             parts = parallel_objects(module, signature, target, options, jit=False, facts=True)
-            return Build(signature, target, None, tuple(c for c, _ in parts), combine([f for _, f in parts if f]))
+            return Build(signature, target, None, tuple(c for c, _ in parts), combine([f for _, f in parts if f is not None]))
         text = llvm_ir(module, signature, target.triple, profile_layers=options.profile_layers)
         progress.stage("LLVM optimisation", f"-O{options.opt_level}")
         return Build(signature, target, optimize(text, target, opt_level=options.opt_level))

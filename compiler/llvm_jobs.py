@@ -69,8 +69,10 @@ def compile_parts(
     for child, text in zip(children, texts[1:]):
         done = None if child is None else _finish(child)
         # (a child that could not run, e.g. with no Python to start, or
-        # failed: compile here, which gives the error LLVM gives)
-        results.append(compile_part(text, target, opt_level, jit, facts) if done is None else done)
+        # failed, or sent no facts when asked: compile here, which gives
+        # the error LLVM gives)
+        ok = done is not None and (done[1] is not None or not facts)
+        results.append(done if ok else compile_part(text, target, opt_level, jit, facts))
     return results
 
 
