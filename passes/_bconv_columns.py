@@ -23,8 +23,8 @@ truncated by one shuffle, K - 2 popcount is added to the f32 bits of
 1.5 * 2^23 and the float has a base subtracted, exactly (_bases): 1.5 * 2^23
 minus the channel's popcount-form offset, and for zero padding plus the
 correction from a compile-time table per row border class, output channel
-and column (from the per-class sums of _lower_binary), read in border rows
-and in the column tiles that touch a border column only. The output
+and column (from the per-class sums of _lower_binary), read by every tile
+(0 inside: one copy of the tile serves border and interior). The output
 transform (multiplier, bias, post affine; no PReLU or clamp) and the
 residual follow in _float_transform's order, so the bits equal the channel
 kernel's.
@@ -131,28 +131,28 @@ def _add_residual(lb: LoopBuilder, op: bnn.BConv2dOp, value: SSAValue, r: SSAVal
 
 def _bases(
     lowerer: Lowerer, op: bnn.BConv2dOp, groups: int, padded: int, span: int
-) -> tuple[SSAValue, SSAValue | None]:
+) -> tuple[SSAValue | None, SSAValue | None]:
     """What the f32 lanes MAGIC + d (d = K - 2 popcount, from the bits
     MAGIC_BITS + d) have subtracted to become d - correction + offset,
-    exactly (integers below 2^24 on both sides): base[g, oc] = MAGIC - k in
-    tiles without correction, and for zero padding table[g, cy, oc, x] =
+    exactly (integers below 2^24 on both sides): base[g, oc] = MAGIC - k
+    without padding correction (and no table), or for zero padding (and no
+    base) table[g, cy, oc, x] =
     MAGIC + correction - k: the correction of column x (of `span` computed
     columns; 0 beyond the row) in row border class cy."""
     offsets = _offsets_of(lowerer, op)
     k = np.zeros((groups, padded))
     if offsets is not None:
         k[:, : offsets.size // groups] = offsets.reshape(groups, -1)
-    base = lowerer.global_buffer((MAGIC - k).astype(np.float32))
     classes = _correction_classes(lowerer, op, groups, padded)  # g, cy, cx, oc
     if classes is None:
-        return base, None
+        return lowerer.global_buffer((MAGIC - k).astype(np.float32)), None
     _, (_, pw), (_, dw) = op.window()
     ow, w, kw = op.output_hw()[1], op.operands[0].type.get_shape()[3], op.kernel_size[1]
     lo, hi = interior_range(ow, 1, pw, dw, kw, w)
     column_class = [min(x, lo) + max(x + 1 - hi, 0) for x in range(ow)]  # as _border_class
     correction = np.zeros((*classes.shape[:2], padded, span))
     correction[..., :ow] = classes[:, :, column_class, :].transpose(0, 1, 3, 2)
-    return base, lowerer.global_buffer((MAGIC + correction - k[:, None, :, None]).astype(np.float32))
+    return None, lowerer.global_buffer((MAGIC + correction - k[:, None, :, None]).astype(np.float32))
 
 
 def lower_bconv2d_columns(
@@ -180,7 +180,6 @@ def lower_bconv2d_columns(
     source, fresh = _packed_padded(lowerer, args[0], op, span - ow)
     k_total = kh * kw * cg
     rows_inside = interior_range(oh, sh, ph, dh, kh, h)
-    cols_inside = interior_range(ow, 1, pw, dw, kw, w)
 
     def emit_tile(n, g, oc0: IndexLike, channels: int, oy: SSAValue, cy: SSAValue | None, x0: IndexLike, pixels: int):
         """`channels` output channels x `pixels` columns from x0 of row oy;
@@ -233,35 +232,22 @@ def lower_bconv2d_columns(
 
     full, rest = divmod(ow, step)
 
-    def row(n, g, oc0: IndexLike, channels: int, oy: SSAValue, border_row: bool) -> None:
+    def row(n, g, oc0: IndexLike, channels: int, oy: SSAValue) -> None:
+        # with zero padding every tile reads its row class's correction (a
+        # vector load, as the base's broadcast is): one copy of the tile
+        # serves the border and the interior
         cy = _border_class(lb, oy, rows_inside) if correction is not None else None
-        # tile i covers columns [i step, (i + 1) step): inside cols_inside it needs no correction
-        if cy is None or border_row:
-            segments = [(0, full, cy)]
-        else:
-            a = min(full, -(-cols_inside[0] // step))
-            b = max(a, min(full, cols_inside[1] // step))
-            segments = [(0, a, cy), (a, b, None), (b, full, cy)]
-        for i0, i1, tile_cy in segments:
-            if i1 > i0:
-                with lb.loop(i1, i0) as i:
-                    emit_tile(n, g, oc0, channels, oy, tile_cy, lb.muli(i.iv, step), step)
+        if full:
+            with lb.loop(full) as i:
+                emit_tile(n, g, oc0, channels, oy, cy, lb.muli(i.iv, step), step)
         if rest:
             emit_tile(n, g, oc0, channels, oy, cy, full * step, rest)
 
     rows = lowerer.row_range(oh)
-    row_ranges = ((0, rows_inside[0], True), (*rows_inside, False), (rows_inside[1], oh, True))
-    if correction is None:
-        row_ranges = ((0, oh, False),)
 
     def channel_tile(n, g, oc0: IndexLike, channels: int) -> None:
-        for y0, y1, border_row in row_ranges:
-            if y1 <= y0:
-                continue
-            lo = lb.emit(arith.MaxSIOp(lb.index(y0), lb.index(rows[0])))
-            hi = lb.emit(arith.MinSIOp(lb.index(y1), lb.index(rows[1])))
-            with lb.loop(hi, lo) as r:
-                row(n, g, oc0, channels, r.iv, border_row)
+        with lb.loop(rows[1], lb.index(rows[0])) as r:
+            row(n, g, oc0, channels, r.iv)
 
     full_tiles, rest_channels = divmod(cog, tile.channels)
     with lb.loops([n_, groups]) as (n, g):

@@ -452,7 +452,7 @@ def lower_bconv2d(lowerer: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out
     cols_inside = interior_range(ow, sw, pw, dw, kw, w)
 
     def emit_tile(
-        n, g, oc0: IndexLike, vectors: int, valid: int, oy: IndexLike, ox0: IndexLike, pixels: int, corrected: bool
+        n, g, oc0: IndexLike, vectors: int, valid: int, oy: IndexLike, ox0: IndexLike, pixels: int
     ):
         def weight_vector(ks: list[SSAValue], v: int) -> SSAValue:
             ky, kx, j = ks
@@ -470,7 +470,10 @@ def lower_bconv2d(lowerer: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out
         # then applies the epilogue (short IR for every tile shape). Its inner
         # loop runs along channels: channels-last results are contiguous
         # there, and LLVM vectorises the whole epilogue.
-        # border pixels subtract their class's correction (one vector load)
+        # with zero padding every pixel subtracts its border class's
+        # correction (one vector load; 0 inside), so one copy of the tile
+        # serves the border and the interior
+        corrected = correction is not None
         cy = _border_class(lb, oy, rows_inside) if corrected else None
         for t in range(pixels):
             cx = _border_class(lb, lb.addi(ox0, t), cols_inside) if corrected else None
@@ -511,9 +514,6 @@ def lower_bconv2d(lowerer: Lowerer, op: bnn.BConv2dOp, args: list[SSAValue], out
         groups=groups,
         channels_per_group=cog,
         out_hw=(oh, ow),
-        interior_rows=rows_inside,
-        interior_cols=cols_inside,
-        split_border=correction is not None,
         emit=emit_tile,
         rows=rows,
         after_row=None if row_buffer is None else after_row,

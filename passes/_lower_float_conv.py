@@ -304,7 +304,7 @@ def _channel_conv(
             return [lb.affine([(n, oh * ow * co), (oy, ow * co), (ox0, co), (t, co), (channel, 1)])]
         return [n, oy, lb.addi(ox0, t), channel] if nhwc_out else [n, channel, oy, lb.addi(ox0, t)]
 
-    def emit(n, g, oc0: IndexLike, vectors: int, valid: int, oy: IndexLike, ox0: IndexLike, pixels: int, _: bool):
+    def emit(n, g, oc0: IndexLike, vectors: int, valid: int, oy: IndexLike, ox0: IndexLike, pixels: int):
         def weight_vector(ks: list[SSAValue], v: int) -> SSAValue:
             ic, ky, kx = ks
             return lb.vload(weights, [g, ic, ky, kx, lb.addi(oc0, v * tile.lanes)], vty)
@@ -347,9 +347,6 @@ def _channel_conv(
         groups=groups,
         channels_per_group=cog,
         out_hw=(oh, ow),
-        interior_rows=(0, oh),
-        interior_cols=(0, ow),
-        split_border=False,
         emit=emit,
         rows=conv_rows,
     )

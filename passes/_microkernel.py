@@ -5,8 +5,7 @@ Vectorised over output channels: each step loads `vectors` weight vectors
 broadcasts one input element per output pixel, and combines them into a
 `pixels x vectors` tile of vector accumulators carried in registers through the
 K loops (no horizontal sums). `tiled_conv_loops` walks the output in such
-tiles: rows and columns whose window reaches into the padding can be told
-apart (for binary convs' zero-padding correction) and use one-pixel tiles.
+tiles.
 `choose_column_tile` sizes the other shape float convs use, vectorised over
 output columns (see _lower_float_conv).
 """
@@ -286,8 +285,8 @@ def tap_position(
     return iy, ix
 
 
-# emit(n, g, oc0, vectors, valid_channels, oy, ox0, pixels, at_border)
-EmitTile = Callable[[SSAValue, SSAValue, IndexLike, int, int, IndexLike, IndexLike, int, bool], None]
+# emit(n, g, oc0, vectors, valid_channels, oy, ox0, pixels)
+EmitTile = Callable[[SSAValue, SSAValue, IndexLike, int, int, IndexLike, IndexLike, int], None]
 # after_row(n, g, oc0, valid_channels, oy): once a row of a channel tile is done
 AfterRow = Callable[[SSAValue, SSAValue, IndexLike, int, SSAValue], None]
 
@@ -300,73 +299,31 @@ def tiled_conv_loops(
     groups: int,
     channels_per_group: int,
     out_hw: tuple[int, int],
-    interior_rows: tuple[int, int],
-    interior_cols: tuple[int, int],
-    split_border: bool,
     emit: EmitTile,
     rows: tuple[IndexLike, IndexLike] | None = None,
     after_row: AfterRow | None = None,
 ) -> None:
-    """n, group, output-channel tile (weights stay in L1), row, column tile.
-    With `split_border`, pixels whose window reaches into the padding are
-    emitted separately with `at_border` set: whole rows of them in full
-    tiles, the border columns of the other rows in one-pixel tiles. `rows`
-    restricts the output rows (a thread's share); `after_row` is emitted
-    after each row of a channel tile (e.g. to store a row buffer)."""
+    """n, group, output-channel tile (weights stay in L1), row, column tile;
+    each row in full tiles, then its last columns in one narrower tile.
+    Every pixel runs the same code (a binary conv's border pixels subtract
+    their class's correction, which is 0 inside: one copy of the unrolled
+    tile, not one per border). `rows` restricts the output rows (a thread's
+    share); `after_row` is emitted after each row of a channel tile (e.g. to
+    store a row buffer)."""
     oh, ow = out_hw
-    y_lo, y_hi = interior_rows if split_border else (0, oh)
-    x_lo, x_hi = interior_cols if split_border else (0, ow)
-
-    def row(n, g, oc0, vectors, valid, oy, border_row: bool) -> None:
-        segments = [(0, ow, False)] if border_row else [(0, x_lo, True), (x_lo, x_hi, False), (x_hi, ow, True)]
-        for x0, x1, border_col in segments:
-            at_border = split_border and (border_row or border_col)
-            pixels = 1 if split_border and border_col else tile.pixels
-            full = (x1 - x0) // pixels * pixels
-            if full:
-                with lb.loop(x0 + full, lb.index(x0), pixels) as px:
-                    emit(n, g, oc0, vectors, valid, oy, px.iv, pixels, at_border)
-            if x1 > x0 + full:  # the rest in one narrower tile (not pixel by pixel: a
-                # 1-pixel tile loads as many weight vectors as it does popcounts)
-                emit(n, g, oc0, vectors, valid, oy, x0 + full, x1 - x0 - full, at_border)
-
-    def clipped(y0: int, y1: int, counted: bool = False) -> tuple[IndexLike, IndexLike]:
-        """Rows [y0, y1) of this kernel's share as [lo, hi); hi >= lo if `counted`."""
-        if rows is None:
-            return y0, y1
-        lo = lb.emit(arith.MaxSIOp(lb.index(y0), lb.index(rows[0])))
-        hi = lb.emit(arith.MinSIOp(lb.index(y1), lb.index(rows[1])))
-        return lo, lb.emit(arith.MaxSIOp(lo, hi)) if counted else hi
-
-    def row_body(n, g, oc0, vectors, valid, oy: SSAValue, border_row: bool) -> None:
-        row(n, g, oc0, vectors, valid, oy, split_border and border_row)
-        if after_row is not None:
-            after_row(n, g, oc0, valid, oy)
-
-    def border_rows(n, g, oc0, vectors, valid) -> None:
-        """The top and bottom border rows in one loop: they run the same code
-        (an unrolled tile per copy), so it is emitted once, not twice."""
-        (t0, t1), (b0, b1) = clipped(0, y_lo, True), clipped(y_hi, oh, True)
-        if all(isinstance(v, int) for v in (t0, t1, b0, b1)):
-            top, count = lb.index(t1 - t0), b1 - b0 + t1 - t0
-        else:
-            top = lb.subi(lb.index(t1), lb.index(t0))
-            count = lb.addi(top, lb.subi(lb.index(b1), lb.index(b0)))
-        with lb.loop(count) as r:
-            in_top = lb.cmpi(r.iv, top, "ult")
-            oy = lb.select(in_top, lb.addi(r.iv, t0), lb.addi(lb.subi(r.iv, top), b0))
-            row_body(n, g, oc0, vectors, valid, oy, True)
+    full = ow // tile.pixels * tile.pixels
 
     def channel_tile(n, g, oc0, vectors, valid) -> None:
-        merged = split_border and 0 < y_lo <= y_hi < oh
-        if merged:
-            border_rows(n, g, oc0, vectors, valid)
-        for y0, y1, border_row in ((0, y_lo, True), (y_lo, y_hi, False), (y_hi, oh, True)):
-            if y1 <= y0 or (merged and border_row):
-                continue
-            lo, hi = clipped(y0, y1)
-            with lb.loop(hi, lb.index(lo)) as r:
-                row_body(n, g, oc0, vectors, valid, r.iv, border_row)
+        lo, hi = (0, oh) if rows is None else rows
+        with lb.loop(hi, lb.index(lo)) as r:
+            if full:
+                with lb.loop(full, step=tile.pixels) as px:
+                    emit(n, g, oc0, vectors, valid, r.iv, px.iv, tile.pixels)
+            if ow > full:  # one narrower tile, not pixel by pixel: a 1-pixel
+                # tile loads as many weight vectors as it does popcounts
+                emit(n, g, oc0, vectors, valid, r.iv, full, ow - full)
+            if after_row is not None:
+                after_row(n, g, oc0, valid, r.iv)
 
     full_tiles, rest = divmod(channels_per_group, tile.channels)
     with lb.loops([batch, groups]) as (n, g):

@@ -20,7 +20,7 @@ WITHOUT = pipeline_without("fuse-residual-add")
 
 class ResidualFirst(nn.Module):
     """shortcut + clamp(prelu(bn(bconv))): the residual is the add's lhs, after
-    a PReLU and a clamp, on a grouped 3x3 conv with zero padding (border tiles)."""
+    a PReLU and a clamp, on a grouped 3x3 conv with zero padding (corrected border pixels)."""
 
     def __init__(self) -> None:
         super().__init__()

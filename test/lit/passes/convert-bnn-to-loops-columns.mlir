@@ -5,13 +5,15 @@
 // vectors, the third with 7 columns of the row.
 
 // Each float lane starts as the f32 bits of 1.5 * 2^23 + d (d = K - 2
-// popcount) and has a base subtracted: 1.5 * 2^23 (0x4B400000) in tiles away
-// from the border; with zero padding, 1.5 * 2^23 + the correction per row
-// class (3) x channel (4) x column (24 computed), top-left first: -1 (taps
-// 1 2 4 / 7 0 5 / 3 6 1 give 1 1 1 / -3 3 -1 / -1 -1 1; top-left's outside
-// taps sum to -1: 0x4B3FFFFF), then 3 (0x4B400003) for the rest of the top row ...
-// CHECK: "memref.global"() <{sym_name = "__bnnc_const_3", type = memref<1x4xf32>, initial_value = dense<0x4B400000>
-// CHECK: "memref.global"() <{sym_name = "__bnnc_const_4", type = memref<1x3x4x24xf32>, initial_value = dense<"0xFFFF3F4B0300404B0300404B
+// popcount) and has a base subtracted. With zero padding every tile reads it
+// from one table, 1.5 * 2^23 + the correction per row class (3) x channel
+// (4) x column (24 computed; 0 inside, so border and interior tiles are one
+// copy of the code), top-left first: -1 (taps 1 2 4 / 7 0 5 / 3 6 1 give
+// 1 1 1 / -3 3 -1 / -1 -1 1; top-left's outside taps sum to -1: 0x4B3FFFFF),
+// then 3 (0x4B400003) for the rest of the top row ...; there is no
+// per-channel base of 1.5 * 2^23 (0x4B400000) alone.
+// CHECK-NOT: type = memref<1x4xf32>, initial_value = dense<0x4B400000>
+// CHECK: "memref.global"() <{sym_name = "__bnnc_const_3", type = memref<1x3x4x24xf32>, initial_value = dense<"0xFFFF3F4B0300404B0300404B
 // CHECK-LABEL: func.func private @forward_2_bconv2d(
 // The packed input is copied into a padded buffer one column wider than the
 // padding needs (6 x (23 + 2 + 1)): the last vector's eighth lane reads it.

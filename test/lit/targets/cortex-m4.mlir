@@ -12,7 +12,7 @@
 // CHECK-NOT: {{aligned_alloc|malloc|__popcount|__aeabi_l2f|__floatdisf|__aeabi_[ul]div}}
 // CHECK-LABEL: bconv_{{[0-9]+}}_bconv2d:
 // CHECK-NOT: {{aligned_alloc|malloc|__popcount|__aeabi_l2f|__floatdisf|__aeabi_[ul]div}}
-// CHECK-DAG: mov.w {{r[0-9]+}}, #1431655765
+// CHECK-DAG: mov.w {{r[0-9]+|lr}}, #1431655765
 // CHECK-DAG: mov.w [[M:r[0-9]+]], #16843009
 // CHECK: eor{{s|.w}} {{r[0-9]+}}, {{r[0-9]+}}
 // CHECK: mul {{r[0-9]+}}, {{r[0-9]+}}, [[M]]
