@@ -314,6 +314,10 @@ class LoopBuilder:
         """Arithmetic shift right (scalars or vectors): sign masks for branch-free selects."""
         return self.emit(arith.ShRSIOp(a, b))
 
+    def shrui(self, a: SSAValue, b: SSAValue) -> SSAValue:
+        """Logical shift right (scalars or vectors)."""
+        return self.emit(arith.ShRUIOp(a, b))
+
     def maxsi(self, a: SSAValue, b: SSAValue) -> SSAValue:
         """Signed integer max of same-typed scalars or vectors (one instruction on every target)."""
         return self.emit(arith.MaxSIOp(a, b))

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from xdsl.dialects import arith
-from xdsl.dialects.builtin import VectorType, f32, i64
+from xdsl.dialects import arith, vector
+from xdsl.dialects.builtin import IntegerType, VectorType, f32, i64
 from xdsl.ir import Operation, SSAValue
 
 from bnnc.dialects import bnn
@@ -47,6 +47,7 @@ from bnnc.passes._microkernel import (
 )
 
 WORD = WORD_BITS
+i32 = IntegerType(32)
 
 
 # ------------------------------------------------------------------ packing
@@ -89,36 +90,34 @@ def _pack_into(lb: LoopBuilder, x: SSAValue, groups: int, dest: SSAValue, pad: t
                 lb.store(lb.or_(old, lb.shl(negative, shift)), dest, [n, word, py, px])
 
 
-def _pad_word_value(pad_value: int, cg: int, j: int) -> int:
-    """The packed word of a padded tap: +1 (and 0, corrected later) is all
-    zeros; -1 sets the valid bits of word j (as a signed i64)."""
+def _pad_word(lb: LoopBuilder, pad_value: int, cg: int, k: SSAValue) -> SSAValue:
+    """The packed word k (of a group's words_for(cg), then the next group's)
+    of a padded tap: +1 (and 0, corrected later) is all zeros; -1 sets the
+    valid bits of the word, min(64, cg - 64 j) for its index j in its group:
+    all ones shifted right by 64 minus that."""
     if pad_value >= 0:
-        return 0
-    bits = min(WORD, cg - WORD * j)
-    word = (1 << bits) - 1
-    return word - (1 << 64) if word >= 1 << 63 else word
+        return lb.i64(0)
+    j = lb.remui(k, words_for(cg))
+    unused = lb.maxsi(lb.affine([(j, WORD)], WORD - cg), lb.index(0))
+    return lb.shrui(lb.i64(-1), lb.index_to_i64(unused))
 
 
 def _fill_border(
-    lb: LoopBuilder, dest: SSAValue, groups: int, cg: int, pad: tuple[int, int], pad_value: int, extra: int = 0
+    lb: LoopBuilder, dest: SSAValue, cg: int, pad: tuple[int, int], pad_value: int, extra: int = 0
 ) -> None:
     """The pad word around the input, and in the `extra` columns right of the
     right padding (read only by the discarded lanes of a column kernel's tile)."""
     n_, total_words, hp, wp = memref_shape(dest)
-    words = words_for(cg)
     if pad == (0, 0) and not extra:
         return
-    for g in range(groups):
-        for j in range(words):
-            value = lb.i64(_pad_word_value(pad_value, cg, j))
-            word = g * words + j
-            with lb.loops([n_]) as (n,):
-                for y0, y1 in ((0, pad[0]), (hp - pad[0], hp)):
-                    with lb.loops([y1 - y0, wp]) as (y, xx):
-                        lb.store(value, dest, [n, word, lb.addi(y, y0), xx])
-                for x0, x1 in ((0, pad[1]), (wp - pad[1] - extra, wp)):
-                    with lb.loops([hp - 2 * pad[0], x1 - x0]) as (y, xx):
-                        lb.store(value, dest, [n, word, lb.addi(y, pad[0]), lb.addi(xx, x0)])
+    with lb.loops([n_, total_words]) as (n, k):
+        value = _pad_word(lb, pad_value, cg, k)
+        for y0, y1 in ((0, pad[0]), (hp - pad[0], hp)):
+            with lb.loops([y1 - y0, wp]) as (y, xx):
+                lb.store(value, dest, [n, k, lb.addi(y, y0), xx])
+        for x0, x1 in ((0, pad[1]), (wp - pad[1] - extra, wp)):
+            with lb.loops([hp - 2 * pad[0], x1 - x0]) as (y, xx):
+                lb.store(value, dest, [n, k, lb.addi(y, pad[0]), lb.addi(xx, x0)])
 
 
 def _packed_padded(lowerer: Lowerer, x: SSAValue, op: bnn.BConv2dOp, extra: int = 0) -> tuple[SSAValue, bool]:
@@ -135,7 +134,7 @@ def _packed_padded(lowerer: Lowerer, x: SSAValue, op: bnn.BConv2dOp, extra: int 
         if (ph, pw) == (0, 0) and not extra:
             return x, False
         dest = lb.alloc([n_, words, h + 2 * ph, w + 2 * pw + extra], i64)
-        _fill_border(lb, dest, groups, cg, (ph, pw), pad_value, extra)
+        _fill_border(lb, dest, cg, (ph, pw), pad_value, extra)
         # only the rows this block reads (all of them on one thread)
         (sh, _), _, (dh, _) = op.window()
         kh = op.kernel_size[0]
@@ -146,18 +145,40 @@ def _packed_padded(lowerer: Lowerer, x: SSAValue, op: bnn.BConv2dOp, extra: int 
         return dest, True
     n_, c, h, w = memref_shape(x)
     dest = lb.alloc([n_, packed_words(c, groups), h + 2 * ph, w + 2 * pw + extra], i64)
-    _fill_border(lb, dest, groups, cg, (ph, pw), pad_value, extra)
+    _fill_border(lb, dest, cg, (ph, pw), pad_value, extra)
     _pack_into(lb, x, groups, dest, (ph, pw))
     return dest, True
 
 
+# The f32 bits u of a value x < 0.0 (not -0.0, not NaN) are the unsigned
+# range [0x80000001, 0xFF800000]: t = u - 0x80000001 (mod 2^32) is below
+# 0x7F800000 exactly then, and (t - 0x7F800000) & ~t has its top bit set
+# exactly then (the subtraction borrows and t's top bit is clear).
+NEGATIVE_BIAS = 0x7FFFFFFF  # + this = - 0x80000001 (mod 2^32)
+NEGATIVE_LIMIT = 0x7F800000
+
+
+def _negative_flags(lb: LoopBuilder, x: SSAValue) -> SSAValue:
+    """1 in each i32 lane whose f32 lane of `x` is < 0.0, else 0: what cmpf
+    olt 0.0 gives (-0.0 and NaN give 0), from integer ops on the bits
+    (xDSL's arith compares and casts are scalar-only)."""
+    ity = VectorType(i32, x.type.get_shape())
+    t = lb.iadd(lb.bitcast(x, ity), lb.splat(NEGATIVE_BIAS, ity))
+    below = lb.and_(lb.subi(t, lb.splat(NEGATIVE_LIMIT, ity)), lb.xor(t, lb.splat(-1, ity)))
+    return lb.shrui(below, lb.splat(31, ity))
+
+
 def lower_pack(lowerer: Lowerer, op: bnn.PackOp, args: list[SSAValue], out: SSAValue) -> None:
-    """Sign bits of x (N x C x H x W f32) into out[n, g*Wg + j, y, x], one
-    word at a time in a register: for each pixel of a flat H*W loop (which
-    LLVM vectorises), the word's channels are ORed in (statically unrolled;
-    the full words loop over one copy of that body), then the word is stored
-    once. Threads split the rows, so each thread's
-    share is one contiguous span of pixels."""
+    """Sign bits of x (N x C x H x W f32) into out[n, g*Wg + j, y, x].
+    Vectorised over pixels (a word's channels are H*W apart, its pixels
+    contiguous): per vector of pixels, a loop over the word's channels, from
+    its last to its first, shifts two i32 accumulators (channels 0-31 and
+    32-63) left and ORs in each lane's sign; one shuffle interleaves them
+    into the i64 words (little-endian targets), stored as one vector. The
+    loops stay rolled, so the IR is a few dozen ops whatever the channel
+    count. Pixels after the last whole vector take the same loop per pixel
+    with scalars. Threads split the rows, so each thread's share is one
+    contiguous span of pixels."""
     lb = lowerer.lb
     if op.channels_last is not None:
         _lower_pack_channels_last(lowerer, op, args[0], out)
@@ -169,20 +190,43 @@ def lower_pack(lowerer: Lowerer, op: bnn.PackOp, args: list[SSAValue], out: SSAV
     src, dest = collapse_trailing(lb, args[0], 4, 2), collapse_trailing(lb, out, 4, 2)
     begin, end = lowerer.row_range(h)
     lo, hi = (lb.muli(v, w) if isinstance(v, SSAValue) else v * w for v in (begin, end))
+    lanes = max(2, lowerer.vector_bits // 32)  # f32 pixels per vector
+    fty, ity = VectorType(f32, [lanes]), VectorType(i32, [lanes])
+    if isinstance(lo, int) and isinstance(hi, int):
+        vectors_end: IndexLike = lo + (hi - lo) // lanes * lanes
+    else:
+        span = lb.subi(lb.index(hi), lb.index(lo))
+        vectors_end = lb.addi(lo, lb.muli(lb.divui(span, lanes), lanes))
+
+    def signs(first: SSAValue, bits: int, load: Callable[[SSAValue], SSAValue], zero: SSAValue) -> SSAValue:
+        """acc = (acc << 1) | sign over channels first + bits - 1 down to first."""
+        last = lb.affine([(first, 1)], bits - 1)
+        with lb.loop(bits, carried=[zero]) as k:
+            acc = k.carried[0]
+            k.next = [lb.or_(lb.iadd(acc, acc), load(lb.subi(last, k.iv)))]
+        return k.results[0]
 
     def pack_word(n: SSAValue, g: SSAValue, j: IndexLike, bits: int) -> None:
         first = lb.affine([(g, cg), (j, WORD)])
         word = lb.affine([(g, words), (j, 1)])
-        with lb.loop(hi, lo) as pixel:
-            acc = None
-            for bit in range(bits):
-                v = lb.load(src, [n, lb.addi(first, bit), pixel.iv])
-                negative = lb.bool_to_i64(lb.cmpf(v, 0.0, "olt"))  # bit 1 = -1; -0.0 and NaN give +1
-                term = lb.shl(negative, lb.i64(bit)) if bit else negative
-                acc = term if acc is None else lb.or_(acc, term)
-            lb.store(acc, dest, [n, word, pixel.iv])
+        with lb.loop(vectors_end, lb.index(lo), lanes) as p:
 
-    # full words share one unrolled body in a loop (the IR stays one word long)
+            def flags(channel: SSAValue) -> SSAValue:
+                return _negative_flags(lb, lb.vload(src, [n, channel, p.iv], fty))
+
+            zero = lb.splat(0, ity)
+            low = signs(first, min(bits, 32), flags, zero)
+            high = signs(lb.addi(first, 32), bits - 32, flags, zero) if bits > 32 else zero
+            pairs = lb.shuffle(low, high, [i for lane in range(lanes) for i in (lane, lanes + lane)])
+            lb.vstore(lb.emit(vector.BitcastOp(pairs, VectorType(i64, [lanes]))), dest, [n, word, p.iv])
+        with lb.loop(lb.index(hi), lb.index(vectors_end)) as p:
+
+            def sign(channel: SSAValue) -> SSAValue:  # bit 1 = -1; -0.0 and NaN give +1
+                return lb.bool_to_i64(lb.cmpf(lb.load(src, [n, channel, p.iv]), 0.0, "olt"))
+
+            lb.store(signs(first, bits, sign, lb.i64(0)), dest, [n, word, p.iv])
+
+    # full words share one body in a loop
     full, rest = divmod(cg, WORD)
     with lb.loops([n_, groups]) as (n, g):
         if full == 1:
@@ -573,12 +617,13 @@ def _store_row_nchw(
         full_c = valid // lanes * lanes
         if count and full_c:
             vty = VectorType(f32, [lanes])
-            with lb.loop(x0 + count, x0, lanes) as xb:
-                for c0 in range(0, full_c, lanes):
-                    rows = [lb.vload(row_buffer, [lb.addi(xb.iv, j), c0], vty) for j in range(lanes)]
-                    for i, v in enumerate(lb.transpose(rows)):
-                        at = [n, lb.addi(channel0, c0 + i), oy, xb.iv]
-                        lb.vstore(finish(v, at, lambda a: lb.vload(residual, a, vty)), out, at)
+            # (the channel blocks in a loop, not unrolled: one copy of the
+            # transpose per block size keeps the IR short)
+            with lb.loop(x0 + count, x0, lanes) as xb, lb.loop(full_c, 0, lanes) as cb:
+                rows = [lb.vload(row_buffer, [lb.addi(xb.iv, j), cb.iv], vty) for j in range(lanes)]
+                for i, v in enumerate(lb.transpose(rows)):
+                    at = [n, lb.affine([(channel0, 1), (cb.iv, 1)], i), oy, xb.iv]
+                    lb.vstore(finish(v, at, lambda a: lb.vload(residual, a, vty)), out, at)
             scalar(x0, x0 + count, full_c)
             x0 += count
         lanes //= 2

@@ -251,6 +251,43 @@ def test_packing_and_binary_maxpool():
     np.testing.assert_array_equal(compile_ir(ir, None, 1)(x), expected)
 
 
+# By their bits: the zeros, NaNs at both ends of both signs' payloads, the
+# infinities, the subnormals' and normals' ends, -1.
+SPECIAL_F32 = np.array(
+    [0x80000000, 0x00000000, 0x7FC00000, 0xFFC00000, 0xFF800001, 0xFFFFFFFF, 0x7F800001, 0x7FFFFFFF, 0x7F800000,
+     0xFF800000, 0x00000001, 0x80000001, 0x807FFFFF, 0x80800000, 0xFF7FFFFF, 0x7F7FFFFF, 0xBF800000],
+    dtype=np.uint32,
+).view(np.float32)
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize(
+    ("c", "groups", "hw", "threads"),
+    [(1, 1, (1, 1), 1), (31, 1, (3, 5), 1), (32, 1, (4, 4), 2), (33, 1, (5, 7), 3), (64, 1, (4, 8), 1),
+     (65, 1, (7, 7), 2), (100, 2, (2, 9), 3), (130, 1, (6, 11), 2), (192, 3, (3, 3), 1)],
+)
+def test_pack_sets_the_bit_of_every_value_below_zero(c, groups, hw, threads, variant):
+    """bnn.pack of NCHW floats: bit 1 exactly where x < 0.0, as a compare
+    gives it (-0.0 and NaN of either sign are +1; -inf, the negative
+    subnormals and -FLT_MAX are -1), for channel counts around the 32-bit
+    halves and the 64-bit words, pixel counts below, at and past a vector's,
+    and shares of rows on several threads."""
+    rng = np.random.default_rng(c * 131 + hw[0] * 7 + hw[1])
+    shape = (2, c, *hw)
+    x = rng.standard_normal(shape).astype(np.float32)
+    special = rng.random(shape) < 0.3
+    x[special] = rng.choice(SPECIAL_F32, int(special.sum()))
+    x.reshape(-1)[: SPECIAL_F32.size] = SPECIAL_F32[: x.size]
+    words = packed_words(c, groups)
+    out = _t([2, words, *hw], "i64")
+    ir = f"""func.func @forward(%x: {_t(shape)}) -> {out} {{
+  %p = bnn.pack %x {{groups = {groups} : i64}} : {_t(shape)} -> {out}
+  func.return %p : {out}
+}}"""
+    expected = pack_activations(np.where(x < 0, -1.0, 1.0), groups)
+    np.testing.assert_array_equal(compile_ir(ir, VARIANTS[variant], threads)(x), expected)
+
+
 # ----------------------------------------------------------------------------
 # Float convolutions: the channel-vectorised and the column-vectorised kernel
 
