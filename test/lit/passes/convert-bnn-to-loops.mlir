@@ -67,9 +67,13 @@ func.func @scalar(%a: i32) -> i32 {
 // CHECK: arith.mulf
 // The NCHW result goes through a row buffer (6 columns x the 8-channel tile):
 // after each row, 4 x 4 blocks are transposed in registers (two butterfly
-// stages of shuffles) and stored along x; columns 4 and 5 are copied one by one.
+// stages of shuffles) and stored along x, in a loop over blocks of 4 of the
+// 4 channels (one copy of the transpose, however many channel blocks);
+// columns 4 and 5 are copied one by one.
 // CHECK: memref.store %{{.*}}, %[[RB:.*]][%{{.*}}, %{{.*}}] : memref<6x8xf32>
-// CHECK: %[[R0:.*]] = vector.load %[[RB]][%{{.*}}, %{{.*}}] : memref<6x8xf32>, vector<4xf32>
+// CHECK: scf.for %[[XB:.*]] = %{{.*}} to %[[FOUR:.*]] step %[[FOUR]] {
+// CHECK-NEXT: scf.for %[[CB:.*]] = %{{.*}} to %[[FOUR]] step %[[FOUR]] {
+// CHECK-NEXT: %[[R0:.*]] = vector.load %[[RB]][%[[XB]], %[[CB]]] : memref<6x8xf32>, vector<4xf32>
 // CHECK: %[[R1:.*]] = vector.load %[[RB]][%{{.*}}, %{{.*}}] : memref<6x8xf32>, vector<4xf32>
 // CHECK: vector.shuffle %[[R0]], %[[R1]] [0, 4, 2, 6] : vector<4xf32>, vector<4xf32>
 // CHECK: vector.shuffle %{{.*}}, %{{.*}} [0, 1, 4, 5] : vector<4xf32>, vector<4xf32>
