@@ -35,7 +35,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from xdsl.dialects import arith, vector
+from xdsl.dialects import vector
 from xdsl.dialects.builtin import IntegerType, VectorType, f32, i64
 from xdsl.ir import SSAValue
 
@@ -160,13 +160,13 @@ def lower_bconv2d_columns(
 ) -> None:
     lb = lowerer.lb
     groups = op.groups.value.data
-    (sh, _), (ph, pw), (dh, dw) = op.window()
+    (sh, _), (ph, _), (dh, dw) = op.window()
     cg = op.channels_in // groups
     co, kh, kw, words = memref_shape(args[1])
     cog = co // groups
     n_ = memref_shape(out)[0]
     oh, ow = op.output_hw()
-    h, w = memref_shape(args[0])[2:]
+    h = memref_shape(args[0])[2]
     lanes = tile.lanes
     span = ceil_to(ow, lanes)
     step = tile.vectors * lanes
