@@ -42,6 +42,7 @@ GRAPH_PASSES = [
     "binary-maxpool",
     "fuse-bn-sign",
     "pack-bits",
+    "fuse-bn-pack",
     "channels-last",
     "fuse-conv-maxpool",
     "canonicalize",

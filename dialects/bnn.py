@@ -504,18 +504,34 @@ class PackOp(IRDLOperation):
     """binarize and bit-pack along channels: f32 N x C x H x W (N x H x W x C
     with `channels_last`) -> i64 N x packed_words(C, groups) x H x W; bit i of
     word g*words(C/groups)+j is channel g*C/groups + 64j + i, set when the value
-    is < 0 (binarize = -1)."""
+    is < 0 (binarize = -1).
+
+    With per-channel f32 `threshold` t and `direction` d (+1 or -1; set by
+    fuse-bn-pack), the bit of channel c is x * d[c] < t[c] instead: an
+    inference batch norm then sign folded into the pack (x * d is exact)."""
 
     name = "bnn.pack"
     input = operand_def(TensorType)
+    threshold = opt_operand_def(TensorType)
+    direction = opt_operand_def(TensorType)
     result = result_def(TensorType)
     groups = prop_def(IntegerAttr[I64])
     channels_last = opt_prop_def(UnitAttr)
-    irdl_options = (ParsePropInAttrDict(),)
+    irdl_options = (AttrSizedOperandSegments(as_property=True), ParsePropInAttrDict())
     traits = traits_def(Pure())
-    assembly_format = "$input attr-dict `:` type($input) `->` type($result)"
+    assembly_format = (
+        "$input (`threshold` $threshold^ `:` type($threshold))? (`direction` $direction^ `:` type($direction))? "
+        "attr-dict `:` type($input) `->` type($result)"
+    )
 
-    def __init__(self, input: SSAValue, groups: int = 1, channels_last: bool = False):
+    def __init__(
+        self,
+        input: SSAValue,
+        groups: int = 1,
+        channels_last: bool = False,
+        threshold: SSAValue | None = None,
+        direction: SSAValue | None = None,
+    ):
         if channels_last:
             n, h, w, c = _shape(input)
         else:
@@ -524,7 +540,7 @@ class PackOp(IRDLOperation):
         props: dict[str, Attribute] = {"groups": IntegerAttr(groups, i64)}
         if channels_last:
             props["channels_last"] = UnitAttr()
-        super().__init__(operands=[input], result_types=[result], properties=props)
+        super().__init__(operands=[input, threshold, direction], result_types=[result], properties=props)
 
     def input_nchw(self) -> tuple[int, int, int, int]:
         """(N, C, H, W) of the input, whatever its layout."""
@@ -543,6 +559,10 @@ class PackOp(IRDLOperation):
             raise VerifyException(f"bnn.pack groups={groups} must divide {c} channels")
         if _check_packed(self.result, "bnn.pack result") != (n, packed_words(c, groups), h, w):
             raise VerifyException(f"bnn.pack result must be {n}x{packed_words(c, groups)}x{h}x{w}xi64")
+        if (self.threshold is None) != (self.direction is None):
+            raise VerifyException("bnn.pack takes a threshold and a direction together, or neither")
+        _check_channel_vector(self.threshold, c, "bnn.pack threshold")
+        _check_channel_vector(self.direction, c, "bnn.pack direction")
 
 
 def pool_output_size(size: int, kernel: int, stride: int, pad: int, dilation: int, ceil_mode: bool) -> int:

@@ -94,7 +94,7 @@ def binary_consumers(value: SSAValue) -> tuple[list[Operation], int] | None:
         op = use.operation
         if isinstance(op, bnn.BConv2dOp) and use.index == 0 and not op.input_is_packed:
             groups.add(op.groups.value.data)
-        elif isinstance(op, bnn.PackOp):
+        elif isinstance(op, bnn.PackOp) and op.threshold is None:
             groups.add(op.groups.value.data)
         else:
             return None
@@ -124,6 +124,7 @@ def find_or_make_pack(rewriter: PatternRewriter, source: SSAValue, groups: int, 
         op = use.operation
         if (
             isinstance(op, bnn.PackOp)
+            and op.threshold is None
             and op.groups.value.data == groups
             and op.parent_block() is user.parent_block()
             and op.is_before_in_block(user)

@@ -178,10 +178,14 @@ def lower_pack(lowerer: Lowerer, op: bnn.PackOp, args: list[SSAValue], out: SSAV
     loops stay rolled, so the IR is a few dozen ops whatever the channel
     count. Pixels after the last whole vector take the same loop per pixel
     with scalars. Threads split the rows, so each thread's share is one
-    contiguous span of pixels."""
+    contiguous span of pixels. With thresholds (fuse-bn-pack) the sign is
+    that of x * d[c] - t[c], whose f32 rounding is < 0 exactly when
+    x * d[c] < t[c] (x * d is exact, a difference of distinct floats is
+    never rounded to 0, and inf - inf and NaN give NaN, which is not < 0)."""
     lb = lowerer.lb
+    centred = _centred(lb, op, args)
     if op.channels_last is not None:
-        _lower_pack_channels_last(lowerer, op, args[0], out)
+        _lower_pack_channels_last(lowerer, op, args[0], out, centred)
         return
     groups = op.groups.value.data
     n_, c, h, w = memref_shape(args[0])
@@ -212,7 +216,7 @@ def lower_pack(lowerer: Lowerer, op: bnn.PackOp, args: list[SSAValue], out: SSAV
         with lb.loop(vectors_end, lb.index(lo), lanes) as p:
 
             def flags(channel: SSAValue) -> SSAValue:
-                return _negative_flags(lb, lb.vload(src, [n, channel, p.iv], fty))
+                return _negative_flags(lb, centred(lb.vload(src, [n, channel, p.iv], fty), channel))
 
             zero = lb.splat(0, ity)
             low = signs(first, min(bits, 32), flags, zero)
@@ -222,7 +226,7 @@ def lower_pack(lowerer: Lowerer, op: bnn.PackOp, args: list[SSAValue], out: SSAV
         with lb.loop(lb.index(hi), lb.index(vectors_end)) as p:
 
             def sign(channel: SSAValue) -> SSAValue:  # bit 1 = -1; -0.0 and NaN give +1
-                return lb.bool_to_i64(lb.cmpf(lb.load(src, [n, channel, p.iv]), 0.0, "olt"))
+                return lb.bool_to_i64(lb.cmpf(centred(lb.load(src, [n, channel, p.iv]), channel), 0.0, "olt"))
 
             lb.store(signs(first, bits, sign, lb.i64(0)), dest, [n, word, p.iv])
 
@@ -238,7 +242,25 @@ def lower_pack(lowerer: Lowerer, op: bnn.PackOp, args: list[SSAValue], out: SSAV
             pack_word(n, g, full, rest)
 
 
-def _lower_pack_channels_last(lowerer: Lowerer, op: bnn.PackOp, x: SSAValue, out: SSAValue) -> None:
+def _centred(lb: LoopBuilder, op: bnn.PackOp, args: list[SSAValue]) -> Callable[[SSAValue, SSAValue], SSAValue]:
+    """centred(x, channel): what bnn.pack takes the sign of, x (a scalar or a
+    vector of one channel's values), or x * d[c] - t[c] with thresholds."""
+    if op.threshold is None:
+        return lambda x, channel: x
+    threshold, direction = args[1], args[2]
+
+    def centred(x: SSAValue, channel: SSAValue) -> SSAValue:
+        d, t = lb.load(direction, [channel]), lb.load(threshold, [channel])
+        if isinstance(x.type, VectorType):
+            d, t = lb.broadcast(d, x.type), lb.broadcast(t, x.type)
+        return lb.subf(lb.mulf(x, d), t)
+
+    return centred
+
+
+def _lower_pack_channels_last(
+    lowerer: Lowerer, op: bnn.PackOp, x: SSAValue, out: SSAValue, centred: Callable[[SSAValue, SSAValue], SSAValue]
+) -> None:
     """bnn.pack of an N x H x W x C input: a word's channels are contiguous, so
     each word is an OR-reduction over a loop of its bits (LLVM vectorises it:
     compare, shift and OR a vector of channels at a time). Threads split the rows."""
@@ -251,7 +273,11 @@ def _lower_pack_channels_last(lowerer: Lowerer, op: bnn.PackOp, x: SSAValue, out
 
     def pack_word(n: SSAValue, y: SSAValue, xx: SSAValue, g: SSAValue, j: IndexLike, bits: int) -> None:
         first = lb.affine([(g, cg), (j, WORD)])
-        word = _sign_bits(lb, bits, lambda i: lb.load(x, [n, y, xx, lb.addi(first, i)]))
+        def element(i: SSAValue) -> SSAValue:
+            channel = lb.addi(first, i)
+            return centred(lb.load(x, [n, y, xx, channel]), channel)
+
+        word = _sign_bits(lb, bits, element)
         lb.store(word, out, [n, lb.affine([(g, words), (j, 1)]), y, xx])
 
     full, rest = divmod(cg, WORD)

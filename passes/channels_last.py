@@ -206,7 +206,8 @@ def _rebuilt(op: Operation, operands: list[SSAValue], nhwc_input: bool, nhwc_res
         residual = operands[_residual_index(op)] if op.residual is not None else None
         return op.clone_with(result_type=_nhwc_type(op.result.type), residual=residual, channels_last=True)
     if isinstance(op, bnn.PackOp):
-        return bnn.PackOp(operands[0], op.groups.value.data, channels_last=True)
+        extra = {"threshold": operands[1], "direction": operands[2]} if op.threshold is not None else {}
+        return bnn.PackOp(operands[0], op.groups.value.data, channels_last=True, **extra)
     props = dict(op.properties)
     if isinstance(op, _FOLLOWERS) or nhwc_result:
         props["channels_last"] = UnitAttr()

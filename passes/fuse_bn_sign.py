@@ -117,7 +117,7 @@ class BinaryConvWritesBits(RewritePattern):
                 signs.append(user)
                 consumers.append((user, found[0]))
                 groups.add(found[1])
-            elif isinstance(user, bnn.PackOp):
+            elif isinstance(user, bnn.PackOp) and user.threshold is None:
                 consumers.append((None, [user]))
                 groups.add(user.groups.value.data)
             else:
