@@ -26,18 +26,23 @@ def binarize(x):
     return torch.where(x >= 0, 1.0, -1.0)
 
 
+def batch_norm(c, gamma, beta, mean, var) -> nn.BatchNorm2d:
+    bn = nn.BatchNorm2d(c)
+    with torch.no_grad():
+        bn.weight.copy_(gamma)
+        bn.bias.copy_(beta)
+        bn.running_mean.copy_(mean)
+        bn.running_var.copy_(var)
+    return bn
+
+
 class BnSignNet(nn.Module):
     def __init__(self, cin, cmid, gamma, beta, mean, var, seed=0):
         super().__init__()
         g = torch.Generator().manual_seed(seed)
         self.w1 = nn.Parameter(torch.randn(cmid, cin, 3, 3, generator=g))
         self.w2 = nn.Parameter(torch.randn(4, cmid, 3, 3, generator=g))
-        self.bn = nn.BatchNorm2d(cmid)
-        with torch.no_grad():
-            self.bn.weight.copy_(gamma)
-            self.bn.bias.copy_(beta)
-            self.bn.running_mean.copy_(mean)
-            self.bn.running_var.copy_(var)
+        self.bn = batch_norm(cmid, gamma, beta, mean, var)
 
     def forward(self, x):
         y = F.conv2d(binarize(x), torch.sign(self.w1), padding=1)
@@ -103,12 +108,7 @@ class BnPackNet(nn.Module):
         super().__init__()
         g = torch.Generator().manual_seed(seed)
         self.w = nn.Parameter(torch.randn(4, 2 * cin, 3, 3, generator=g))
-        self.bn = nn.BatchNorm2d(2 * cin)
-        with torch.no_grad():
-            self.bn.weight.copy_(gamma)
-            self.bn.bias.copy_(beta)
-            self.bn.running_mean.copy_(mean)
-            self.bn.running_var.copy_(var)
+        self.bn = batch_norm(2 * cin, gamma, beta, mean, var)
 
     def forward(self, x):
         y = binarize(self.bn(torch.cat([x, 3 * x], 1)))
@@ -205,22 +205,13 @@ def test_pack_thresholds_refuse_a_constant_bit_for_finite_values_only():
     assert pack_thresholds(np.float32([1.0]), np.float32([np.nan])) is None
 
 
-class ResidualBnPackNet(nn.Module):
+class ResidualBnPackNet(BnSignNet):
     """binary conv + shortcut -> BN -> binarize -> binary conv (the
     batch-norm-before-sign block of ResNetE): the shortcut's sum is written
     channels-last, so the thresholded pack reads N x H x W x C."""
 
     def __init__(self, c, gamma, beta, mean, var, seed=1):
-        super().__init__()
-        g = torch.Generator().manual_seed(seed)
-        self.w1 = nn.Parameter(torch.randn(c, c, 3, 3, generator=g))
-        self.w2 = nn.Parameter(torch.randn(4, c, 3, 3, generator=g))
-        self.bn = nn.BatchNorm2d(c)
-        with torch.no_grad():
-            self.bn.weight.copy_(gamma)
-            self.bn.bias.copy_(beta)
-            self.bn.running_mean.copy_(mean)
-            self.bn.running_var.copy_(var)
+        super().__init__(c, c, gamma, beta, mean, var, seed)
 
     def forward(self, x):
         y = F.conv2d(binarize(x), torch.sign(self.w1), padding=1) * 0.25 + x
