@@ -110,6 +110,11 @@ MOVES = {
     "unfold": (lambda x: x.unfold(3, 2, 1), (1, 2, 2, 4)),
     "chain": (lambda x: x.permute(0, 3, 1, 2)[:, 1:].flip(1).repeat(1, 1, 2, 1)[..., ::2], (1, 3, 4, 5)),
     "select_to_scalar": (lambda x: x[0, 1, 2], (1, 2, 3)),
+    # bnn.cat: one flat run per source and outer index, split between threads
+    "cat_channels": (lambda x: torch.cat([x[:, 1:], x, x[:, :1]], 1), (2, 3, 4, 5)),
+    "cat_batch": (lambda x: torch.cat([x, x[:1]], 0), (2, 3, 4, 5)),
+    "cat_rows": (lambda x: torch.cat([x[:, :, 1:], x], 2), (2, 3, 4, 5)),
+    "cat_last_axis": (lambda x: torch.cat([x, x[..., :2]], 3), (2, 3, 4, 5)),
     # the blocked transpose (rows not a multiple of its block, a batch outside)
     "nchw_to_nhwc_blocks": (lambda x: x.permute(0, 2, 3, 1), (2, 5, 7, 9)),
     "nhwc_to_nchw_blocks": (lambda x: x.permute(0, 3, 1, 2), (1, 6, 5, 37)),
