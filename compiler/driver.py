@@ -114,7 +114,7 @@ def load_ir(path: str) -> ModuleOp:
     from xdsl.utils.exceptions import ParseError
 
     from bnnc.context import make_context
-    from bnnc.opt import check_defined_before_use  # (also hardens xDSL's lexer)
+    from bnnc.opt import check_all_values_defined, check_defined_before_use  # (also hardens xDSL's lexer)
     from bnnc.runtime.signature import check_ir_text_sizes
 
     try:
@@ -126,6 +126,7 @@ def load_ir(path: str) -> ModuleOp:
     check_ir_text_sizes(text, path)
     try:
         module = Parser(make_context(), text, path).parse_module()
+        check_all_values_defined(module, path)
         module.verify()
         check_defined_before_use(module, path)
     except (ParseError, IRError) as e:

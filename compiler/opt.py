@@ -36,6 +36,22 @@ def _harden_xdsl_lexer() -> None:
 _harden_xdsl_lexer()
 
 
+def check_all_values_defined(module: ModuleOp, where: str) -> None:
+    """Refuse a use that xDSL's parser left as a forward reference: a name used
+    in an outer region and defined only inside a nested one passes its check
+    for undefined names, and the verifier then fails on the value's owner
+    (ValueError, not a diagnostic)."""
+    from xdsl.parser.core import ForwardDeclaredValue
+
+    from bnnc.errors import IRError
+
+    for user in module.walk():
+        for i, value in enumerate(user.operands):
+            if isinstance(value, ForwardDeclaredValue):
+                name = f"%{value.name_hint}" if value.name_hint else "a value"
+                raise IRError(f"{where}: {user.name} (operand {i}) uses {name} that is not defined in its scope")
+
+
 def check_defined_before_use(module: ModuleOp, where: str) -> None:
     """Refuse a value used before its definition in the same block (xDSL's verifier
     does not check dominance; passes assume it). Multi-block CFGs are not judged."""
@@ -107,6 +123,8 @@ class BnncOptMain(xDSLOptMain):
             # label; a dense array of i69 elements: "Format not implemented for i69"; an
             # integer literal wider than its type: OverflowError in int.to_bytes)
             raise IRError(f"malformed IR in {self.get_input_name()}: {type(e).__name__}: {e}") from None
+        if module is not None:
+            check_all_values_defined(module, self.get_input_name())
         if module is not None and not self.args.disable_verify:
             module.verify()
             check_defined_before_use(module, self.get_input_name())

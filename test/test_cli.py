@@ -248,6 +248,28 @@ def test_garbage_onnx_is_a_clear_error(capsys, files):
     assert_user_error(rc, err, "model.onnx", "truncated or corrupt")
 
 
+# A name used in an outer region and defined only inside a nested one:
+# xDSL's parser leaves the use as a forward reference (found by the mutation
+# fuzzer of test_hostile_inputs, on a max pool's loops).
+OUT_OF_SCOPE_IR = """func.func @f(%a: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  scf.for %i = %c0 to %n step %c1 {
+    %n = arith.constant 8 : index
+  }
+  func.return
+}
+"""
+
+
+@pytest.mark.parametrize("command", [["opt", "-p", "convert-scf-to-cf"], ["compile", "--emit=llvm", "-o", "-"]])
+def test_value_defined_only_in_a_nested_region_is_refused(capsys, tmp_path, command):
+    path = tmp_path / "scope.mlir"
+    path.write_text(OUT_OF_SCOPE_IR)
+    rc, _, err = run_main(capsys, command[0], path, *command[1:])
+    assert_user_error(rc, err, "scope.mlir", "scf.for (operand 1)", "not defined in its scope")
+
+
 def test_truncated_pt2_subprocess(files):
     r = run_sub("compile", files["truncated"], "--emit=bnn")
     assert_user_error(r.returncode, r.stderr, "truncated.pt2", "truncated or corrupt")
