@@ -314,6 +314,19 @@ class LoopBuilder:
         """Arithmetic shift right (scalars or vectors): sign masks for branch-free selects."""
         return self.emit(arith.ShRSIOp(a, b))
 
+    def negative_sign_bit(self, v: SSAValue) -> SSAValue:
+        """An i32 vector whose top bit is set exactly in the lanes where the
+        f32 vector `v` is < 0.0 (-0.0 and NaN are not), from integer ops on
+        the bits (xDSL's vector compares and selects are scalar-only). x < 0
+        exactly for the bits u in [0x80000001 (the negative subnormal nearest
+        0), 0xFF800000 (-inf)]: t = u - 0x80000001 (mod 2^32) is then below
+        0x7F800000, and (t - 0x7F800000) & ~t has its top bit set exactly
+        then (the subtraction borrows and t's top bit is clear). Shift it
+        right logically for 0/1, arithmetically for a mask."""
+        ity = VectorType(i32, v.type.get_shape())
+        t = self.iadd(self.bitcast(v, ity), self.splat(0x7FFFFFFF, ity))  # + 0x7FFFFFFF = - 0x80000001
+        return self.and_(self.subi(t, self.splat(0x7F800000, ity)), self.xor(t, self.splat(-1, ity)))
+
     def shrui(self, a: SSAValue, b: SSAValue) -> SSAValue:
         """Logical shift right (scalars or vectors)."""
         return self.emit(arith.ShRUIOp(a, b))

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from xdsl.dialects import arith, vector
-from xdsl.dialects.builtin import IntegerType, VectorType, f32, i64
+from xdsl.dialects import arith
+from xdsl.dialects.builtin import VectorType, f32, i64
 from xdsl.ir import Operation, SSAValue
 
 from bnnc.dialects import bnn
@@ -36,7 +36,7 @@ from bnnc.dialects.bitpack import (
     words_for,
 )
 from bnnc.passes._loop_builder import IndexLike, LoopBuilder, memref_shape
-from bnnc.passes._lowering import Lowerer, Lowering, WorkOf, collapse_trailing, conv_macs
+from bnnc.passes._lowering import Lowerer, Lowering, WorkOf, conv_macs
 from bnnc.passes._microkernel import (
     accumulate_popcount,
     ceil_to,
@@ -47,7 +47,6 @@ from bnnc.passes._microkernel import (
 )
 
 WORD = WORD_BITS
-i32 = IntegerType(32)
 
 
 # ------------------------------------------------------------------ packing
@@ -148,147 +147,6 @@ def _packed_padded(lowerer: Lowerer, x: SSAValue, op: bnn.BConv2dOp, extra: int 
     _fill_border(lb, dest, cg, (ph, pw), pad_value, extra)
     _pack_into(lb, x, groups, dest, (ph, pw))
     return dest, True
-
-
-# The f32 bits u of a value x < 0.0 (not -0.0, not NaN) are the unsigned
-# range [0x80000001, 0xFF800000]: t = u - 0x80000001 (mod 2^32) is below
-# 0x7F800000 exactly then, and (t - 0x7F800000) & ~t has its top bit set
-# exactly then (the subtraction borrows and t's top bit is clear).
-NEGATIVE_BIAS = 0x7FFFFFFF  # + this = - 0x80000001 (mod 2^32)
-NEGATIVE_LIMIT = 0x7F800000
-
-
-def _negative_flags(lb: LoopBuilder, x: SSAValue) -> SSAValue:
-    """1 in each i32 lane whose f32 lane of `x` is < 0.0, else 0: what cmpf
-    olt 0.0 gives (-0.0 and NaN give 0), from integer ops on the bits
-    (xDSL's arith compares and casts are scalar-only)."""
-    ity = VectorType(i32, x.type.get_shape())
-    t = lb.iadd(lb.bitcast(x, ity), lb.splat(NEGATIVE_BIAS, ity))
-    below = lb.and_(lb.subi(t, lb.splat(NEGATIVE_LIMIT, ity)), lb.xor(t, lb.splat(-1, ity)))
-    return lb.shrui(below, lb.splat(31, ity))
-
-
-def lower_pack(lowerer: Lowerer, op: bnn.PackOp, args: list[SSAValue], out: SSAValue) -> None:
-    """Sign bits of x (N x C x H x W f32) into out[n, g*Wg + j, y, x].
-    Vectorised over pixels (a word's channels are H*W apart, its pixels
-    contiguous): per vector of pixels, a loop over the word's channels, from
-    its last to its first, shifts two i32 accumulators (channels 0-31 and
-    32-63) left and ORs in each lane's sign; one shuffle interleaves them
-    into the i64 words (little-endian targets), stored as one vector. The
-    loops stay rolled, so the IR is a few dozen ops whatever the channel
-    count. Pixels after the last whole vector take the same loop per pixel
-    with scalars. Threads split the rows, so each thread's share is one
-    contiguous span of pixels. With thresholds (fuse-bn-pack) the sign is
-    that of x * d[c] - t[c], whose f32 rounding is < 0 exactly when
-    x * d[c] < t[c] (x * d is exact, a difference of distinct floats is
-    never rounded to 0, and inf - inf and NaN give NaN, which is not < 0)."""
-    lb = lowerer.lb
-    centred = _centred(lb, op, args)
-    if op.channels_last is not None:
-        _lower_pack_channels_last(lowerer, op, args[0], out, centred)
-        return
-    groups = op.groups.value.data
-    n_, c, h, w = memref_shape(args[0])
-    cg = c // groups
-    words = words_for(cg)
-    src, dest = collapse_trailing(lb, args[0], 4, 2), collapse_trailing(lb, out, 4, 2)
-    begin, end = lowerer.row_range(h)
-    lo, hi = (lb.muli(v, w) if isinstance(v, SSAValue) else v * w for v in (begin, end))
-    lanes = max(2, lowerer.vector_bits // 32)  # f32 pixels per vector
-    fty, ity = VectorType(f32, [lanes]), VectorType(i32, [lanes])
-    if isinstance(lo, int) and isinstance(hi, int):
-        vectors_end: IndexLike = lo + (hi - lo) // lanes * lanes
-    else:
-        span = lb.subi(lb.index(hi), lb.index(lo))
-        vectors_end = lb.addi(lo, lb.muli(lb.divui(span, lanes), lanes))
-
-    def signs(first: SSAValue, bits: int, load: Callable[[SSAValue], SSAValue], zero: SSAValue) -> SSAValue:
-        """acc = (acc << 1) | sign over channels first + bits - 1 down to first."""
-        last = lb.affine([(first, 1)], bits - 1)
-        with lb.loop(bits, carried=[zero]) as k:
-            acc = k.carried[0]
-            k.next = [lb.or_(lb.iadd(acc, acc), load(lb.subi(last, k.iv)))]
-        return k.results[0]
-
-    def pack_word(n: SSAValue, g: SSAValue, j: IndexLike, bits: int) -> None:
-        first = lb.affine([(g, cg), (j, WORD)])
-        word = lb.affine([(g, words), (j, 1)])
-        with lb.loop(vectors_end, lb.index(lo), lanes) as p:
-
-            def flags(channel: SSAValue) -> SSAValue:
-                return _negative_flags(lb, centred(lb.vload(src, [n, channel, p.iv], fty), channel))
-
-            zero = lb.splat(0, ity)
-            low = signs(first, min(bits, 32), flags, zero)
-            high = signs(lb.addi(first, 32), bits - 32, flags, zero) if bits > 32 else zero
-            pairs = lb.shuffle(low, high, [i for lane in range(lanes) for i in (lane, lanes + lane)])
-            lb.vstore(lb.emit(vector.BitcastOp(pairs, VectorType(i64, [lanes]))), dest, [n, word, p.iv])
-        with lb.loop(lb.index(hi), lb.index(vectors_end)) as p:
-
-            def sign(channel: SSAValue) -> SSAValue:  # bit 1 = -1; -0.0 and NaN give +1
-                return lb.bool_to_i64(lb.cmpf(centred(lb.load(src, [n, channel, p.iv]), channel), 0.0, "olt"))
-
-            lb.store(signs(first, bits, sign, lb.i64(0)), dest, [n, word, p.iv])
-
-    # full words share one body in a loop
-    full, rest = divmod(cg, WORD)
-    with lb.loops([n_, groups]) as (n, g):
-        if full == 1:
-            pack_word(n, g, 0, WORD)
-        elif full:
-            with lb.loop(full) as j:
-                pack_word(n, g, j.iv, WORD)
-        if rest:
-            pack_word(n, g, full, rest)
-
-
-def _centred(lb: LoopBuilder, op: bnn.PackOp, args: list[SSAValue]) -> Callable[[SSAValue, SSAValue], SSAValue]:
-    """centred(x, channel): what bnn.pack takes the sign of, x (a scalar or a
-    vector of one channel's values), or x * d[c] - t[c] with thresholds."""
-    if op.threshold is None:
-        return lambda x, channel: x
-    threshold, direction = args[1], args[2]
-
-    def centred(x: SSAValue, channel: SSAValue) -> SSAValue:
-        d, t = lb.load(direction, [channel]), lb.load(threshold, [channel])
-        if isinstance(x.type, VectorType):
-            d, t = lb.broadcast(d, x.type), lb.broadcast(t, x.type)
-        return lb.subf(lb.mulf(x, d), t)
-
-    return centred
-
-
-def _lower_pack_channels_last(
-    lowerer: Lowerer, op: bnn.PackOp, x: SSAValue, out: SSAValue, centred: Callable[[SSAValue, SSAValue], SSAValue]
-) -> None:
-    """bnn.pack of an N x H x W x C input: a word's channels are contiguous, so
-    each word is an OR-reduction over a loop of its bits (LLVM vectorises it:
-    compare, shift and OR a vector of channels at a time). Threads split the rows."""
-    lb = lowerer.lb
-    groups = op.groups.value.data
-    n_, h, w, c = memref_shape(x)
-    cg = c // groups
-    words = words_for(cg)
-    begin, end = lowerer.row_range(h)
-
-    def pack_word(n: SSAValue, y: SSAValue, xx: SSAValue, g: SSAValue, j: IndexLike, bits: int) -> None:
-        first = lb.affine([(g, cg), (j, WORD)])
-        def element(i: SSAValue) -> SSAValue:
-            channel = lb.addi(first, i)
-            return centred(lb.load(x, [n, y, xx, channel]), channel)
-
-        word = _sign_bits(lb, bits, element)
-        lb.store(word, out, [n, lb.affine([(g, words), (j, 1)]), y, xx])
-
-    full, rest = divmod(cg, WORD)
-    with lb.loop(n_) as n, lb.loop(end, begin) as y, lb.loop(w) as xx, lb.loop(groups) as g:
-        if full == 1:
-            pack_word(n.iv, y.iv, xx.iv, g.iv, 0, WORD)
-        elif full:
-            with lb.loop(full) as j:
-                pack_word(n.iv, y.iv, xx.iv, g.iv, j.iv, WORD)
-        if rest:
-            pack_word(n.iv, y.iv, xx.iv, g.iv, full, rest)
 
 
 # -------------------------------------------------------- compile-time tables
@@ -730,7 +588,6 @@ def lower_bmax_pool2d(lowerer: Lowerer, op: bnn.BMaxPool2dOp, args: list[SSAValu
 BINARY_LOWERINGS: dict[type[Operation], Lowering] = {
     bnn.BConv2dOp: lower_bconv2d,
     bnn.BDenseOp: lower_bdense,
-    bnn.PackOp: lower_pack,
     bnn.BMaxPool2dOp: lower_bmax_pool2d,
 }
 
@@ -738,5 +595,4 @@ BINARY_LOWERINGS: dict[type[Operation], Lowering] = {
 BINARY_THREADED: dict[type[Operation], WorkOf] = {
     bnn.BConv2dOp: lambda op: conv_macs(op) * 16,
     # memory-bound: the float elements it reads
-    bnn.PackOp: lambda op: int(np.prod(op.operands[0].type.get_shape())),
 }

@@ -35,27 +35,16 @@ def _fma(lb: LoopBuilder, acc: SSAValue, a: SSAValue, w: SSAValue) -> SSAValue:
     return lb.emit(vector.FMAOp(a, w, acc))
 
 
-# f32 bit patterns: x < 0 exactly for the bits 0x80000001 (the negative
-# denormal closest to 0) through 0xFF800000 (-inf); -0.0 is 0x80000000 and
-# the negative NaNs lie above -inf.
-_FIRST_NEGATIVE = -0x7FFFFFFF  # 0x80000001 as an i32
-_NEGATIVE_COUNT = 0x7F800000  # 0xFF800000 - 0x80000001 + 1
-
-
 def relu_vector(lb: LoopBuilder, v: SSAValue) -> SSAValue:
     """torch.relu of an f32 vector, x < 0 ? 0 : x (NaN and -0.0 unchanged),
-    with integer ops (xDSL's arith.select and vector compares are
-    scalar-only): with t = bits - 0x80000001 (wrapping), x < 0 exactly when
-    0 <= t < 0x7F800000 as signed i32, and those lanes get the bits of +0.0."""
+    with integer ops (xDSL's arith.select is scalar-only): the lanes below 0
+    get the bits of +0.0."""
     typ = v.type
     assert isinstance(typ, VectorType)
     ity = VectorType(i32, typ.get_shape())
-    bits = lb.bitcast(v, ity)
-    t = lb.subi(bits, lb.splat(_FIRST_NEGATIVE, ity))
-    below_end = lb.shrsi(lb.subi(t, lb.splat(_NEGATIVE_COUNT, ity)), lb.splat(31, ity))  # t < count: all ones
-    from_start = lb.xor(lb.shrsi(t, lb.splat(31, ity)), lb.splat(-1, ity))  # t >= 0: all ones
-    negative = lb.and_(below_end, from_start)
-    return lb.bitcast(lb.and_(bits, lb.xor(negative, lb.splat(-1, ity))), typ)
+    negative = lb.shrsi(lb.negative_sign_bit(v), lb.splat(31, ity))
+    keep = lb.xor(negative, lb.splat(-1, ity))
+    return lb.bitcast(lb.and_(lb.bitcast(v, ity), keep), typ)
 
 
 Rows = tuple[IndexLike, IndexLike]

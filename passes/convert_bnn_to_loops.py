@@ -44,6 +44,7 @@ from bnnc.passes._lower_linalg import LINALG_LOWERINGS, LINALG_THREADED
 from bnnc.passes._lower_linear import LINEAR_LOWERINGS, LINEAR_THREADED
 from bnnc.passes._lower_math import MATH_LOWERINGS, MATH_THREADED
 from bnnc.passes._lower_movement import MOVEMENT_LOWERINGS, MOVEMENT_THREADED
+from bnnc.passes._lower_pack import PACK_LOWERINGS, PACK_THREADED
 from bnnc.passes._lower_reduce import REDUCE_LOWERINGS, REDUCE_THREADED
 from bnnc.passes._lowering import Lowerer, Lowering, WorkOf, memref_of
 from bnnc.passes._parallel_contract import BLOCKS_ATTR, THREADS_ATTR
@@ -67,6 +68,7 @@ LOWERINGS: dict[type[Operation], Lowering] = _merge(
     FLOAT_CONV_LOWERINGS,
     LINEAR_LOWERINGS,
     BINARY_LOWERINGS,
+    PACK_LOWERINGS,
     COMPARE_LOWERINGS,
     LINALG_LOWERINGS,
     MATH_LOWERINGS,
@@ -92,6 +94,7 @@ def _last_uses(ops: list[Operation]) -> dict[Operation, list[SSAValue]]:
 # elements moved for the memory-bound ops.
 THREADED_WORK: dict[type[Operation], WorkOf] = _merge(
     BINARY_THREADED,
+    PACK_THREADED,
     FLOAT_CONV_THREADED,
     LINEAR_THREADED,
     FLOAT_THREADED,
